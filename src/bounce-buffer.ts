@@ -1,0 +1,70 @@
+/**
+ * BounceBuffer: page-aligned, zeroed native memory of exactly `size` bytes that the kernel can
+ * always do direct IO with, used when the guest's own buffers cannot be handed over.
+ *
+ * It is one iovec (`iovecs()`); its bytes are visible to JS through `bytes`. The memory is
+ * freed deterministically by `release()` or `using`: idempotent, and any later use throws
+ * `ReleasedError` (a `bytes` view taken earlier becomes empty rather than dangling).
+ */
+import { PAGE_SIZE } from "./constants";
+import { InvalidInputError } from "./errors";
+import { CHUNK_BYTES, IovecArray, NativeRegion, type Address } from "./native";
+
+/** Largest single bounce buffer: one JS view (1 GiB). Bounce budgets are far smaller. */
+export const MAX_BOUNCE_BYTES = CHUNK_BYTES;
+
+export class BounceBuffer implements Disposable {
+  readonly #region: NativeRegion;
+  #iovecs: IovecArray | undefined;
+  readonly size: number;
+
+  constructor(size: number) {
+    if (!(Number.isSafeInteger(size) && size > 0 && size <= MAX_BOUNCE_BYTES)) {
+      throw new InvalidInputError(`bounce buffer size ${size} is not a whole number of bytes in 1 .. ${MAX_BOUNCE_BYTES}`);
+    }
+    this.size = size;
+    this.#region = NativeRegion.anonymous(size, "bounce buffer");
+  }
+
+  /** Pages the buffer occupies: `ceil(size / 4096)`. */
+  get pages(): number {
+    return Math.ceil(this.size / PAGE_SIZE);
+  }
+
+  get released(): boolean {
+    return this.#region.released;
+  }
+
+  /** The buffer's bytes; the view aliases native memory and is emptied on release. */
+  get bytes(): Uint8Array {
+    return this.#region.view(0, this.size);
+  }
+
+  /** Host address of the first byte (page-aligned); valid until release. */
+  address(): Address {
+    return this.#region.address(0);
+  }
+
+  /**
+   * The buffer as a one-entry iovec array `{ address, size }`, owned by the buffer: valid until
+   * release, do not release it separately.
+   */
+  iovecs(): IovecArray {
+    if (this.#iovecs === undefined) {
+      const iovecs = new IovecArray(1);
+      iovecs.push(this.address(), this.size);
+      this.#iovecs = iovecs;
+    }
+    return this.#iovecs;
+  }
+
+  /** Frees the memory. Idempotent. */
+  release(): void {
+    this.#iovecs?.release();
+    this.#region.release();
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Creating the files bounce-bench works on (guest images, disk files) without ever destroying
+ * one the user did not mean to replace.
+ *
+ * A new file is created sparse (`ftruncate`), with `O_EXCL` so that an existing file is never
+ * touched; replacing one needs `force`, and even then only a regular file is replaced (never a
+ * directory, a device or anything under /dev).
+ */
+import { unlinkSync } from "node:fs";
+import { InvalidInputError } from "./errors";
+import { closeFd, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, openFile, OsError, statx, truncateFd, type FileStatus } from "./native";
+
+export interface CreateFileOptions {
+  /** Replace an existing regular file. Without it an existing path is an error. */
+  force?: boolean;
+}
+
+/** statx of `path`, or null when nothing is there. */
+export function statusOrNull(path: string): FileStatus | null {
+  try {
+    return statx(path);
+  } catch (error) {
+    if (error instanceof OsError && error.code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+/**
+ * Creates a sparse file of `size` bytes at `path` and returns its open descriptor (read-write),
+ * which the caller must close.
+ */
+export function createSparseFile(path: string, size: number, options: CreateFileOptions = {}): number {
+  if (!Number.isSafeInteger(size) || size <= 0) {
+    throw new InvalidInputError(`${path}: size ${size} is not a positive whole number of bytes`);
+  }
+  if (path.startsWith("/dev/")) {
+    throw new InvalidInputError(`${path}: bounce-bench never creates or replaces anything under /dev`);
+  }
+  const existing = statusOrNull(path);
+  if (existing !== null) {
+    if (!options.force) throw new InvalidInputError(`${path}: already exists (use --force to replace it)`);
+    if (existing.type !== "file") {
+      throw new InvalidInputError(`${path}: is a ${existing.type}, not a regular file; refusing to replace it`);
+    }
+  }
+  const flags = O_RDWR | O_CREAT | (existing === null ? O_EXCL : O_TRUNC);
+  const fd = openFile(path, flags, 0o644);
+  try {
+    truncateFd(fd, size);
+    return fd;
+  } catch (error) {
+    closeFd(fd);
+    if (existing === null) unlinkSync(path); // leave nothing behind that we created
+    throw error;
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * GuestMemory: a guest's physical memory, backed by a guest image file mapped `MAP_SHARED`.
+ *
+ *   image file:  | page 0 | page 1 | page 2 | ... | page N-1 |
+ *                  GPN 0    GPN 1    GPN 2          GPN N-1
+ *   GPN n = guest physical bytes n*4096 .. n*4096+4095 = the same bytes of the file
+ *
+ * Whatever an IO writes into guest memory is visible in the image file afterwards, so tests and
+ * users prepare and inspect guest memory with ordinary file reads and writes.
+ *
+ * Invariant: the image is a non-empty whole number of pages. Every access is checked against it
+ * before any byte moves: a GPN past the end, or a guest physical range that does not fit, is a
+ * `GuestAccessError` naming the guest physical address, and no memory outside the mapping is
+ * ever touched (or handed to the kernel). Images beyond 4 GiB work: the mapping is seen through
+ * 1 GiB views (see `NativeRegion`).
+ */
+import { PAGE_SHIFT, PAGE_SIZE } from "./constants";
+import { formatSpan, GuestAccessError, hex, InvalidInputError } from "./errors";
+import { createSparseFile, type CreateFileOptions } from "./files";
+import { closeFd, NativeRegion, O_RDWR, openFile, statx, type Address } from "./native";
+
+export class GuestMemory implements Disposable {
+  readonly #region: NativeRegion;
+  /** Path of the guest image. */
+  readonly path: string;
+  /** Size in bytes, a whole number of pages. */
+  readonly size: number;
+  /** Number of guest pages; valid GPNs are `0 .. pageCount-1`. */
+  readonly pageCount: number;
+
+  private constructor(path: string, region: NativeRegion) {
+    this.path = path;
+    this.#region = region;
+    this.size = region.length;
+    this.pageCount = region.length / PAGE_SIZE;
+  }
+
+  /**
+   * Maps an existing guest image, read-write (guest memory is always writable: a read-only
+   * mapping would turn a stray store into a crash instead of an error).
+   */
+  static open(path: string): GuestMemory {
+    const fd = openFile(path, O_RDWR);
+    try {
+      return GuestMemory.#map(path, fd);
+    } finally {
+      closeFd(fd); // the mapping keeps the file alive
+    }
+  }
+
+  /** Creates a sparse guest image of `size` bytes (a whole number of pages) and maps it. */
+  static create(path: string, size: number, options: CreateFileOptions = {}): GuestMemory {
+    checkImageSize(path, size);
+    const fd = createSparseFile(path, size, options);
+    try {
+      return GuestMemory.#map(path, fd);
+    } finally {
+      closeFd(fd);
+    }
+  }
+
+  static #map(path: string, fd: number): GuestMemory {
+    const status = statx(fd);
+    if (status.type !== "file") {
+      throw new InvalidInputError(`${path}: a guest image must be a regular file, not a ${status.type}`);
+    }
+    checkImageSize(path, status.size);
+    return new GuestMemory(path, NativeRegion.mapFile(fd, status.size, true, `guest memory ${path}`));
+  }
+
+  get released(): boolean {
+    return this.#region.released;
+  }
+
+  /** True when `gpn` names a page of this guest. */
+  hasPage(gpn: number): boolean {
+    return Number.isInteger(gpn) && gpn >= 0 && gpn < this.pageCount;
+  }
+
+  /** Throws `GuestAccessError` unless `gpn` names a page of this guest. */
+  checkPage(gpn: number, operation: string): void {
+    if (!this.hasPage(gpn)) throw this.#pageError(gpn, operation);
+  }
+
+  /**
+   * Host address of byte `offset` of page `gpn`, for an iovec. Valid while this GuestMemory is
+   * alive (not released); whoever hands it to the kernel keeps it alive until the IO completes.
+   */
+  hostAddress(gpn: number, offset = 0): Address {
+    this.checkPage(gpn, "lock");
+    return this.#region.address(gpn * PAGE_SIZE + offset);
+  }
+
+  /** The guest physical address that a host address from `hostAddress` points to. */
+  guestAddressOf(address: number): number {
+    return address - this.#region.address(0);
+  }
+
+  /** Copies guest physical bytes `[gpa, gpa+target.length)` into `target`. */
+  read(gpa: number, target: Uint8Array): void {
+    this.#checkSpan("read", gpa, target.length);
+    this.#region.copyOut(gpa, target);
+  }
+
+  /** Copies `source` into guest physical bytes `[gpa, gpa+source.length)`. */
+  write(gpa: number, source: Uint8Array): void {
+    this.#checkSpan("write", gpa, source.length);
+    this.#region.copyIn(gpa, source);
+  }
+
+  /** Sets guest physical bytes `[gpa, gpa+len)` to `value`. */
+  fill(gpa: number, len: number, value: number): void {
+    this.#checkSpan("fill", gpa, len);
+    this.#region.fill(gpa, len, value);
+  }
+
+  /** Guest page `gpn` as a 4096-byte view (aliases the mapping; empty after release). */
+  page(gpn: number): Uint8Array {
+    this.checkPage(gpn, "page");
+    return this.#region.view(gpn * PAGE_SIZE, PAGE_SIZE);
+  }
+
+  /** msync: every store so far is in the image file when this returns. */
+  sync(): void {
+    this.#region.sync();
+  }
+
+  /** Unmaps the image. Idempotent; later use throws `ReleasedError`. */
+  release(): void {
+    this.#region.release();
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  #checkSpan(operation: string, gpa: number, len: number): void {
+    if (!(Number.isSafeInteger(gpa) && gpa >= 0)) {
+      throw new GuestAccessError(operation, String(gpa), "not a guest physical address");
+    }
+    if (gpa + len > this.size) {
+      const why = `past the end of guest memory (${this.pageCount} pages, ${hex(this.size)} bytes)`;
+      throw new GuestAccessError(operation, formatSpan(gpa, len), why);
+    }
+  }
+
+  #pageError(gpn: number, operation: string): GuestAccessError {
+    if (!Number.isSafeInteger(gpn) || gpn < 0) {
+      return new GuestAccessError(operation, `GPN ${gpn}`, "not a page number");
+    }
+    const gpa = BigInt(gpn) << BigInt(PAGE_SHIFT);
+    const why = `GPN ${gpn} is past the end of guest memory (${this.pageCount} pages)`;
+    return new GuestAccessError(operation, formatSpan(gpa, PAGE_SIZE), why);
+  }
+}
+
+function checkImageSize(path: string, size: number): void {
+  if (size === 0) throw new InvalidInputError(`${path}: the guest image is empty`);
+  if (!Number.isSafeInteger(size) || size < 0 || size % PAGE_SIZE !== 0) {
+    throw new InvalidInputError(`${path}: a guest image must be a whole number of ${PAGE_SIZE}-byte pages, not ${size} bytes`);
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * bounce-bench's library: guest memory over a mapped guest image, request buffers laid over
+ * guest pages, their alignment, and the bounce buffers (with a shared page budget) used when
+ * the kernel's direct-IO rules would reject them.
+ *
+ *   import { GuestMemory, OwnedRequestBuffers } from "bounce-bench";
+ *   using memory = GuestMemory.create("/tmp/guest.img", 1 << 20);
+ *   const request = OwnedRequestBuffers.linear(4000, 200, true).buffer(memory);
+ *   request.isAligned(512); // false: memory offset 4000 is not a multiple of 512
+ */
+export { BounceBuffer, MAX_BOUNCE_BYTES } from "./bounce-buffer";
+export { BounceBufferTracker, TrackedBounceBuffer, type BounceStats } from "./bounce-tracker";
+export { DEFAULT_BOUNCE_PAGES_PER_THREAD, IOV_MAX, PAGE_SIZE } from "./constants";
+export {
+  BounceBenchError,
+  BounceBudgetError,
+  GuestAccessError,
+  InvalidAlignmentError,
+  InvalidInputError,
+  InvalidRangeError,
+  OutOfRangeError,
+  ReadOnlyError,
+  ReleasedError,
+  type ErrorKind,
+} from "./errors";
+export { createSparseFile, type CreateFileOptions } from "./files";
+export { GuestMemory } from "./guest-memory";
+export { IovecArray, OsError, errnoName } from "./native";
+export { PagedRange, type PageRun } from "./paged-range";
+export { PagedRangeReader, PagedRangeWriter } from "./range-io";
+export { checkAlignment, isPowerOfTwo, memoryAlignmentReasons, OwnedRequestBuffers, RequestBuffers } from "./request-buffers";

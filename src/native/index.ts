@@ -1,0 +1,30 @@
+/**
+ * The native boundary, as the rest of the library sees it: typed wrappers, owners of native
+ * memory, errno. Nothing outside `src/native/` imports `bun:ffi`; everything goes through here.
+ */
+export { errnoName, errnoNumber, isErrnoName, OsError, EINVAL, EOPNOTSUPP } from "./errno";
+export { IovecArray } from "./iovec";
+export { CHUNK_BYTES, NativeRegion } from "./region";
+export {
+  allocateFd,
+  blockDeviceLogicalSize,
+  closeFd,
+  fsyncFd,
+  openFile,
+  preadv,
+  pwritev,
+  statx,
+  truncateFd,
+  O_CREAT,
+  O_DIRECT,
+  O_DSYNC,
+  O_EXCL,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+  O_WRONLY,
+  RWF_DSYNC,
+  type Address,
+  type FileStatus,
+  type FileType,
+} from "./os";

@@ -1,0 +1,241 @@
+/**
+ * Typed wrappers over the libc calls of `libc.ts`: files, mappings, vectored IO, statx.
+ *
+ * Every wrapper either returns a plain value or throws an `OsError` naming the errno, the call
+ * and what it was doing. `EINTR` is retried here, once and for all. No wrapper keeps a
+ * pointer: an `Address` passed in must stay valid for the duration of the call only, and the
+ * caller says what keeps it alive (see `NativeRegion` and `IovecArray`, the two owners of
+ * native memory).
+ */
+import { type Pointer } from "bun:ffi";
+import { InvalidInputError } from "../errors";
+import { EINTR, OsError } from "./errno";
+import { lastErrno, libc } from "./libc";
+
+/**
+ * A host virtual address inside native memory owned by a `NativeRegion` or `IovecArray`.
+ * Only valid while its owner is alive; only this directory dereferences it.
+ */
+export type Address = number & { readonly __address: unique symbol };
+
+const isArm64 = process.arch === "arm64";
+
+export const O_RDONLY = 0;
+export const O_WRONLY = 0o1;
+export const O_RDWR = 0o2;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_TRUNC = 0o1000;
+export const O_DSYNC = 0o10000;
+export const O_DIRECT = isArm64 ? 0o200000 : 0o40000;
+export const O_CLOEXEC = 0o2000000;
+
+/** `pwritev2` flag: this write is durable when it completes (FUA where the device has it). */
+export const RWF_DSYNC = 0x2;
+
+const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
+const MAP_SHARED = 0x1;
+const MAP_PRIVATE = 0x2;
+const MAP_ANONYMOUS = 0x20;
+const MAP_NORESERVE = 0x4000;
+const MS_SYNC = 0x4;
+
+const AT_FDCWD = -100;
+const AT_EMPTY_PATH = 0x1000;
+const STATX_BASIC_STATS = 0x7ff;
+export const STATX_DIOALIGN = 0x2000;
+export const STATX_DIO_READ_ALIGN = 0x20000;
+const STATX_SIZE = 256;
+
+const BLKSSZGET = 0x1268;
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFBLK = 0o060000;
+const S_IFCHR = 0o020000;
+
+function cString(path: string, call: string): Buffer {
+  if (path.length === 0 || path.includes("\0")) {
+    throw new InvalidInputError(`${call}: invalid path ${JSON.stringify(path)}`);
+  }
+  return Buffer.from(`${path}\0`);
+}
+
+function fail(call: string, detail: string, hint?: string): never {
+  throw new OsError(lastErrno(), call, detail, hint);
+}
+
+/** open(2). Returns the file descriptor; the caller owns it and must `closeFd` it. */
+export function openFile(path: string, flags: number, mode = 0o644): number {
+  const name = cString(path, "open");
+  for (;;) {
+    const fd = libc.open(name, flags | O_CLOEXEC, mode);
+    if (fd >= 0) return fd;
+    if (lastErrno() !== EINTR) fail("open", path);
+  }
+}
+
+export function closeFd(fd: number): void {
+  // close(2) must not be retried on EINTR on Linux: the descriptor is already gone.
+  if (libc.close(fd) !== 0 && lastErrno() !== EINTR) fail("close", `fd ${fd}`);
+}
+
+export function fsyncFd(fd: number): void {
+  for (;;) {
+    if (libc.fsync(fd) === 0) return;
+    if (lastErrno() !== EINTR) fail("fsync", `fd ${fd}`);
+  }
+}
+
+/** ftruncate(2): sets the file's size; growing it leaves a hole (a sparse file). */
+export function truncateFd(fd: number, size: number): void {
+  for (;;) {
+    if (libc.ftruncate(fd, size) === 0) return;
+    if (lastErrno() !== EINTR) fail("ftruncate", `fd ${fd}, ${size} bytes`);
+  }
+}
+
+/** fallocate(2) mode 0: allocates blocks for `[offset, offset+len)` so writes do not. */
+export function allocateFd(fd: number, offset: number, len: number): void {
+  for (;;) {
+    if (libc.fallocate(fd, 0, offset, len) === 0) return;
+    if (lastErrno() !== EINTR) fail("fallocate", `fd ${fd}, ${len} bytes at ${offset}`);
+  }
+}
+
+/** The logical block size of a block device (`BLKSSZGET`). */
+export function blockDeviceLogicalSize(fd: number): number {
+  const out = new Int32Array(1);
+  if (libc.ioctl(fd, BLKSSZGET, out) !== 0) fail("ioctl", `fd ${fd}, BLKSSZGET`);
+  return out[0]!;
+}
+
+export type FileType = "file" | "directory" | "block-device" | "char-device" | "other";
+
+/** The fields of `struct statx` that bounce-bench uses. */
+export interface FileStatus {
+  type: FileType;
+  size: number;
+  /** Preferred IO size (`stx_blksize`). */
+  blockSize: number;
+  devMajor: number;
+  devMinor: number;
+  /**
+   * Direct-IO alignment from `STATX_DIOALIGN`, or null when the kernel did not report it.
+   * All zeros means the file does not support direct IO. `readOffsetAlign` is
+   * `stx_dio_read_offset_align` (0 when absent: reads use `offsetAlign`).
+   */
+  dio: { memAlign: number; offsetAlign: number; readOffsetAlign: number } | null;
+}
+
+/** statx(2) of a path (following symlinks), or of an open descriptor when `path` is a number. */
+export function statx(target: string | number): FileStatus {
+  const buffer = new Uint8Array(STATX_SIZE);
+  const mask = STATX_BASIC_STATS | STATX_DIOALIGN | STATX_DIO_READ_ALIGN;
+  const byFd = typeof target === "number";
+  const dirfd = byFd ? target : AT_FDCWD;
+  const path = byFd ? Buffer.from("\0") : cString(target, "statx");
+  for (;;) {
+    if (libc.statx(dirfd, path, byFd ? AT_EMPTY_PATH : 0, mask, buffer) === 0) break;
+    if (lastErrno() !== EINTR) fail("statx", byFd ? `fd ${target}` : String(target));
+  }
+  const view = new DataView(buffer.buffer);
+  const u32 = (at: number) => view.getUint32(at, true);
+  const u64 = (at: number) => u32(at) + u32(at + 4) * 2 ** 32;
+  const returned = u32(0);
+  const mode = view.getUint16(28, true);
+  return {
+    type: fileType(mode),
+    size: u64(40),
+    blockSize: u32(4),
+    devMajor: u32(136),
+    devMinor: u32(140),
+    dio:
+      (returned & STATX_DIOALIGN) === 0
+        ? null
+        : {
+            memAlign: u32(152),
+            offsetAlign: u32(156),
+            readOffsetAlign: (returned & STATX_DIO_READ_ALIGN) === 0 ? 0 : u32(180),
+          },
+  };
+}
+
+function fileType(mode: number): FileType {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return "file";
+    case S_IFDIR:
+      return "directory";
+    case S_IFBLK:
+      return "block-device";
+    case S_IFCHR:
+      return "char-device";
+    default:
+      return "other";
+  }
+}
+
+/**
+ * mmap(2) of `length` bytes of `fd` from offset 0, `MAP_SHARED`: stores reach the file.
+ * The caller owns the mapping and must `unmap` it with the same length.
+ */
+export function mapFile(fd: number, length: number, writable: boolean): Address {
+  const prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+  const address = libc.mmap(null, length, prot, MAP_SHARED, fd, 0) as number;
+  if (address === -1) fail("mmap", `fd ${fd}, ${length} bytes, MAP_SHARED`);
+  return address as Address;
+}
+
+/**
+ * Anonymous private memory: page-aligned and zero-filled by the kernel, which is exactly what
+ * a bounce buffer needs. The caller owns it and must `unmap` it with the same length.
+ */
+export function mapAnonymous(length: number): Address {
+  const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  const address = libc.mmap(null, length, PROT_READ | PROT_WRITE, flags, -1, 0) as number;
+  if (address === -1) fail("mmap", `${length} bytes, anonymous`);
+  return address as Address;
+}
+
+export function unmap(address: Address, length: number): void {
+  if (libc.munmap(address as number as Pointer, length) !== 0) fail("munmap", `${length} bytes`);
+}
+
+/** msync(MS_SYNC): the mapping's dirty pages reach the file before this returns. */
+export function syncMapping(address: Address, length: number): void {
+  if (libc.msync(address as number as Pointer, length, MS_SYNC) !== 0) fail("msync", `${length} bytes`);
+}
+
+/**
+ * preadv(2): reads into the `count` iovecs at `iovecs` from file offset `offset`.
+ * Returns the bytes transferred, which may be short (end of file, or a partial transfer);
+ * continuing is the caller's business. The iovec array and every buffer it points to must
+ * stay alive until this returns.
+ */
+export function preadv(fd: number, iovecs: Address, count: number, offset: number): number {
+  for (;;) {
+    const n = libc.preadv(fd, iovecs as number as Pointer, count, offset) as number;
+    if (n >= 0) return n;
+    if (lastErrno() !== EINTR) fail("preadv", `fd ${fd}, ${count} iovecs at offset ${offset}`);
+  }
+}
+
+/**
+ * pwritev(2), or pwritev2(2) when `flags` (`RWF_DSYNC`) are given. Same contract as `preadv`.
+ */
+export function pwritev(fd: number, iovecs: Address, count: number, offset: number, flags = 0): number {
+  for (;;) {
+    const n = (
+      flags === 0
+        ? libc.pwritev(fd, iovecs as number as Pointer, count, offset)
+        : libc.pwritev2(fd, iovecs as number as Pointer, count, offset, flags)
+    ) as number;
+    if (n >= 0) return n;
+    if (lastErrno() !== EINTR) {
+      fail(flags === 0 ? "pwritev" : "pwritev2", `fd ${fd}, ${count} iovecs at offset ${offset}`);
+    }
+  }
+}

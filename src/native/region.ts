@@ -1,0 +1,167 @@
+/**
+ * NativeRegion: one mapping of native memory (a guest image or a bounce buffer) and the JS
+ * views through which bounce-bench reads and writes it.
+ *
+ *   address ─┬─ chunk 0 (1 GiB) ─┬─ chunk 1 ─┬─ ... ─┬─ last chunk ─┐
+ *            │   Uint8Array view │   view    │       │   view       │ length
+ *
+ * A single JS ArrayBuffer over native memory is limited to 4 GiB, so the region is seen through
+ * lazily created views of at most `CHUNK_BYTES` each. Chunks are page multiples, so a page never
+ * straddles two views; copies that span chunks are split here.
+ *
+ * Ownership: the region owns the mapping from construction until `release()` (or `using`
+ * disposal), which unmaps it. Release first detaches every view it handed out (their length
+ * becomes 0), so a stale view can never touch unmapped memory, then unmaps; any later use of
+ * the region throws `ReleasedError`. Addresses from `address()` are valid until release: whoever
+ * hands one to the kernel must keep the region alive until the call returns.
+ *
+ * Offsets are checked by callers (GuestMemory checks GPNs, BounceBuffer its length); the
+ * region re-checks only cheaply, with `RangeError`, as a last line of defence.
+ */
+import { toArrayBuffer, type Pointer } from "bun:ffi";
+import { PAGE_SIZE } from "../constants";
+import { ReleasedError } from "../errors";
+import { mapAnonymous, mapFile, syncMapping, unmap, type Address } from "./os";
+
+/** Size of one JS view over a region: 1 GiB, well under the 4 GiB ArrayBuffer limit. */
+export const CHUNK_BYTES = 2 ** 30;
+const CHUNK_SHIFT = 30;
+
+export class NativeRegion implements Disposable {
+  #address: number;
+  #mappedLength: number;
+  #chunks: (Uint8Array | undefined)[];
+  readonly length: number;
+  readonly #what: string;
+
+  private constructor(address: Address, length: number, mappedLength: number, what: string) {
+    this.#address = address;
+    this.length = length;
+    this.#mappedLength = mappedLength;
+    this.#what = what;
+    this.#chunks = new Array(Math.ceil(length / CHUNK_BYTES)).fill(undefined);
+  }
+
+  /** Zeroed, page-aligned anonymous memory of `length` bytes (rounded up to pages). */
+  static anonymous(length: number, what: string): NativeRegion {
+    const mapped = Math.max(PAGE_SIZE, Math.ceil(length / PAGE_SIZE) * PAGE_SIZE);
+    return new NativeRegion(mapAnonymous(mapped), length, mapped, what);
+  }
+
+  /**
+   * `length` bytes of an open file mapped `MAP_SHARED`. The descriptor may be closed afterwards:
+   * the mapping keeps the file alive.
+   */
+  static mapFile(fd: number, length: number, writable: boolean, what: string): NativeRegion {
+    return new NativeRegion(mapFile(fd, length, writable), length, length, what);
+  }
+
+  get released(): boolean {
+    return this.#mappedLength === 0;
+  }
+
+  /** Host address of byte `offset`; valid until `release()`. */
+  address(offset: number): Address {
+    this.#check(offset, 0);
+    return (this.#address + offset) as Address;
+  }
+
+  /**
+   * The bytes `[offset, offset+len)` as a view; they must lie within one chunk (a page always
+   * does). The view aliases native memory and becomes empty when the region is released.
+   */
+  view(offset: number, len: number): Uint8Array {
+    this.#check(offset, len);
+    const index = Math.floor(offset / CHUNK_BYTES);
+    const within = offset - index * CHUNK_BYTES;
+    if (within + len > CHUNK_BYTES) throw new RangeError(`${this.#what}: view crosses a ${CHUNK_BYTES}-byte chunk`);
+    const chunk = this.#chunk(index);
+    return chunk.subarray(within, within + len);
+  }
+
+  /** Copies `target.length` bytes from `[offset, ...)` into `target`. */
+  copyOut(offset: number, target: Uint8Array): void {
+    this.#check(offset, target.length);
+    this.#forEachChunkSpan(offset, target.length, (chunk, at, done, len) => {
+      target.set(chunk.subarray(at, at + len), done);
+    });
+  }
+
+  /** Copies `source` into `[offset, offset+source.length)`. */
+  copyIn(offset: number, source: Uint8Array): void {
+    this.#check(offset, source.length);
+    this.#forEachChunkSpan(offset, source.length, (chunk, at, done, len) => {
+      chunk.set(source.subarray(done, done + len), at);
+    });
+  }
+
+  /** Sets `[offset, offset+len)` to `value`. */
+  fill(offset: number, len: number, value: number): void {
+    this.#check(offset, len);
+    this.#forEachChunkSpan(offset, len, (chunk, at, _done, n) => {
+      chunk.fill(value, at, at + n);
+    });
+  }
+
+  /** Copies `len` bytes from this region at `offset` to `target` at `targetOffset`. */
+  copyTo(offset: number, target: NativeRegion, targetOffset: number, len: number): void {
+    this.#check(offset, len);
+    this.#forEachChunkSpan(offset, len, (chunk, at, done, n) => {
+      target.copyIn(targetOffset + done, chunk.subarray(at, at + n));
+    });
+  }
+
+  /** msync(MS_SYNC) of a file mapping: stores reach the file before this returns. */
+  sync(): void {
+    this.#check(0, 0);
+    syncMapping(this.#address as Address, this.#mappedLength);
+  }
+
+  /** Detaches every view, then unmaps. Idempotent. */
+  release(): void {
+    if (this.released) return;
+    for (const chunk of this.#chunks) (chunk?.buffer as ArrayBuffer | undefined)?.transfer(0);
+    this.#chunks.fill(undefined);
+    const length = this.#mappedLength;
+    this.#mappedLength = 0;
+    unmap(this.#address as Address, length);
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  #check(offset: number, len: number): void {
+    if (this.#mappedLength === 0) throw new ReleasedError(this.#what);
+    if (!(offset >= 0 && len >= 0 && offset + len <= this.length)) {
+      throw new RangeError(`${this.#what}: bytes ${offset}+${len} outside its ${this.length} bytes`);
+    }
+  }
+
+  #chunk(index: number): Uint8Array {
+    let chunk = this.#chunks[index];
+    if (chunk === undefined) {
+      const start = index * CHUNK_BYTES;
+      const len = Math.min(CHUNK_BYTES, this.length - start);
+      chunk = new Uint8Array(toArrayBuffer((this.#address + start) as Pointer, 0, len));
+      this.#chunks[index] = chunk;
+    }
+    return chunk;
+  }
+
+  #forEachChunkSpan(
+    offset: number,
+    len: number,
+    body: (chunk: Uint8Array, at: number, done: number, len: number) => void,
+  ): void {
+    let done = 0;
+    while (done < len) {
+      const position = offset + done;
+      const index = position >>> 0 === position ? position >>> CHUNK_SHIFT : Math.floor(position / CHUNK_BYTES);
+      const at = position - index * CHUNK_BYTES;
+      const n = Math.min(len - done, CHUNK_BYTES - at);
+      body(this.#chunk(index), at, done, n);
+      done += n;
+    }
+  }
+}
