@@ -1,0 +1,28 @@
+/**
+ * `bounce-bench image create PATH --size N [--force]`: a sparse guest image or disk file.
+ */
+import type { Command } from "commander";
+import { createSparseFile } from "../../src/files";
+import { closeFd } from "../../src/native";
+import { parseSize } from "../../src/values";
+import type { Context } from "../main";
+
+export function registerImage(program: Command, context: Context): void {
+  const image = program.command("image").description("create guest images and disk files");
+  image
+    .command("create")
+    .description(
+      "Create a sparse file of --size bytes (a guest image must be a whole number of 4096-byte pages). " +
+        "An existing file is never replaced without --force, and nothing under /dev is ever touched.",
+    )
+    .argument("<path>", "file to create")
+    .requiredOption("--size <n>", "size in bytes: 4096, 0x1000, 4k, 64MiB, 1G")
+    .option("--force", "replace an existing regular file")
+    .option("--json", "print one JSON document on stdout")
+    .action((path: string, options: { size: string; force?: boolean; json?: boolean }) => {
+      const size = parseSize(options.size, "--size");
+      closeFd(createSparseFile(path, size, { force: options.force ?? false }));
+      if (options.json) context.io.stdout(`${JSON.stringify({ path, size, sparse: true })}\n`);
+      else context.io.stdout(`created ${path}: ${size} bytes (sparse)\n`);
+    });
+}

@@ -1,0 +1,96 @@
+/**
+ * The command-line front end: builds the commander program and owns the one top-level catch.
+ *
+ * Outcome of a run, as an exit code:
+ *   0  success
+ *   1  the IO or a check failed (an errno from the kernel, a data mismatch)
+ *   2  bad input or usage; nothing was read or written
+ * Errors are one line on stderr, `bounce-bench: <what>: <why>`; with `--json`, stdout carries
+ * `{"error": {"code", "message"}}` instead. Anything that is not a `BounceBenchError` is a bug:
+ * its stack is shown with `--debug`.
+ *
+ * `main` takes argv and the output streams as parameters so tests can run it in-process.
+ */
+import { Command, CommanderError } from "commander";
+import { BounceBenchError } from "../src/index";
+import { registerImage } from "./commands/image";
+import { VERSION } from "./version";
+
+export interface Io {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+export const processIo: Io = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+/** What every command's action receives besides its own options. */
+export interface Context {
+  io: Io;
+  /** Set by the action: the exit code when it returns normally (default 0). */
+  exitCode: number;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+/** Runs bounce-bench with `argv` (without the node/bun and script entries). */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const context: Context = { io, exitCode: EXIT_OK };
+  const program = buildProgram(context);
+  const json = argv.includes("--json");
+  const debug = argv.includes("--debug");
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return context.exitCode;
+  } catch (error) {
+    return report(error, io, json, debug);
+  }
+}
+
+function buildProgram(context: Context): Command {
+  const program = new Command("bounce-bench")
+    .description(
+      "Disk IO experiments where guest memory meets O_DIRECT.\n\n" +
+        "Builds request buffers over a memory-mapped guest image, decides between direct IO " +
+        "and a bounce buffer, performs the IO, verifies the bytes and explains every decision.\n\n" +
+        "Exit codes: 0 success, 1 an IO or check failed, 2 bad input (nothing read or written).",
+    )
+    .version(VERSION, "-V, --version")
+    .option("--debug", "show the stack of an internal error")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => context.io.stdout(text),
+      writeErr: (text) => context.io.stderr(text),
+      // Usage errors are printed by `report`, in the one-line format.
+      outputError: () => {},
+    });
+  registerImage(program, context);
+  return program;
+}
+
+function report(error: unknown, io: Io, json: boolean, debug: boolean): number {
+  if (error instanceof CommanderError) {
+    if (error.exitCode === 0) return EXIT_OK; // --help, --version
+    const message = error.message.replace(/^error: /, "");
+    return fail(io, json, "USAGE", `usage: ${message} (see --help)`, EXIT_USAGE);
+  }
+  if (error instanceof BounceBenchError) {
+    if (debug) io.stderr(`${error.stack}\n`);
+    return fail(io, json, error.code, error.message, error.kind === "input" ? EXIT_USAGE : EXIT_FAILED);
+  }
+  const text = error instanceof Error ? error.message : String(error);
+  if (debug) io.stderr(`${error instanceof Error ? error.stack : text}\n`);
+  const hint = debug ? "" : " (this is a bug; run with --debug for the stack)";
+  return fail(io, json, "INTERNAL", `internal error: ${text}${hint}`, EXIT_FAILED);
+}
+
+function fail(io: Io, json: boolean, code: string, message: string, exitCode: number): number {
+  const line = message.split("\n")[0]!;
+  if (json) io.stdout(`${JSON.stringify({ error: { code, message: line } })}\n`);
+  else io.stderr(`bounce-bench: ${line}\n`);
+  return exitCode;
+}
