@@ -7,8 +7,28 @@
  * directory, a device or anything under /dev).
  */
 import { unlinkSync } from "node:fs";
-import { InvalidInputError } from "./errors";
+import { BounceBenchError, InvalidInputError } from "./errors";
 import { closeFd, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, openFile, OsError, statx, truncateFd, type FileStatus } from "./native";
+
+/** errnos of open(2) that mean "the path the user gave is not a usable file". */
+const BAD_PATH_ERRNOS = new Set(["ENOENT", "ENOTDIR", "EISDIR", "EACCES", "EPERM", "ELOOP", "ENAMETOOLONG", "EROFS", "ETXTBSY"]);
+
+/**
+ * Opens a file the user named. A path that cannot be opened as asked (missing, a directory,
+ * no permission, read-only) is bad input: a `BounceBenchError` of kind `input` keeping the
+ * errno name as its code, with `role` ("guest image") in the message.
+ */
+export function openUserFile(path: string, flags: number, role: string): number {
+  try {
+    return openFile(path, flags);
+  } catch (error) {
+    if (error instanceof OsError && BAD_PATH_ERRNOS.has(error.code)) {
+      const message = `${role} ${path}: ${error.code} (${error.description})`;
+      throw new BounceBenchError(error.code, "input", message, { cause: error });
+    }
+    throw error;
+  }
+}
 
 export interface CreateFileOptions {
   /** Replace an existing regular file. Without it an existing path is an error. */

@@ -16,8 +16,8 @@
  */
 import { PAGE_SHIFT, PAGE_SIZE } from "./constants";
 import { formatSpan, GuestAccessError, hex, InvalidInputError } from "./errors";
-import { createSparseFile, type CreateFileOptions } from "./files";
-import { closeFd, NativeRegion, O_RDWR, openFile, statx, type Address } from "./native";
+import { createSparseFile, openUserFile, type CreateFileOptions } from "./files";
+import { closeFd, NativeRegion, O_RDWR, statx, type Address } from "./native";
 
 export class GuestMemory implements Disposable {
   readonly #region: NativeRegion;
@@ -40,7 +40,7 @@ export class GuestMemory implements Disposable {
    * mapping would turn a stray store into a crash instead of an error).
    */
   static open(path: string): GuestMemory {
-    const fd = openFile(path, O_RDWR);
+    const fd = openUserFile(path, O_RDWR, "guest image");
     try {
       return GuestMemory.#map(path, fd);
     } finally {

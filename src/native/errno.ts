@@ -85,6 +85,9 @@ export function isErrnoName(name: string): boolean {
  * was doing (`fd 5, 3 iovecs, 12288 bytes at 0x1000`), `hint` an optional suggestion.
  */
 export class OsError extends BounceBenchError {
+  /** strerror-like text: `Invalid argument`. */
+  readonly description: string;
+
   constructor(
     readonly errno: number,
     readonly call: string,
@@ -95,5 +98,6 @@ export class OsError extends BounceBenchError {
     const description = DESCRIPTIONS.get(errno) ?? "unknown error";
     const where = detail ? `${call}(${detail})` : call;
     super(name, "io", `${where}: ${name} (${description})${hint ? `; ${hint}` : ""}`);
+    this.description = description;
   }
 }
