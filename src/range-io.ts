@@ -55,7 +55,7 @@ export class PagedRangeReader extends PagedRangeCursor {
   }
 
   /** The next `n` bytes (all that remain by default), as a new array. */
-  readBytes(n = this.len): Uint8Array {
+  readBytes(n = this.len): Uint8Array<ArrayBuffer> {
     const bytes = new Uint8Array(n);
     this.read(bytes);
     return bytes;

@@ -16,12 +16,12 @@ export function scratchDir(label = "test"): string {
   return dir;
 }
 
-export function fileBytes(path: string): Uint8Array {
-  return new Uint8Array(readFileSync(path));
+export function fileBytes(path: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(readFileSync(path));
 }
 
 /** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
-export function randomBytes(len: number, seed: number): Uint8Array {
+export function randomBytes(len: number, seed: number): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(len);
   let x = seed | 0 || 0x9e3779b9;
   for (let i = 0; i < len; i++) {

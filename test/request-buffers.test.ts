@@ -29,7 +29,7 @@ let memory: GuestMemory;
 let diskFd: number;
 
 /** What the guest image holds: kept in step with every write the tests make. */
-let mirror: Uint8Array;
+let mirror: Uint8Array<ArrayBuffer>;
 
 function resetGuest(seed: number): void {
   mirror = randomBytes(GUEST_PAGES * PAGE, seed);
