@@ -9,6 +9,15 @@ import { join } from "node:path";
 
 export const PAGE = 4096;
 
+/** The repository root. */
+export const ROOT = join(import.meta.dir, "..");
+
+/** Runs the real `bounce-bench` executable in `cwd` and collects its exit code and output. */
+export function runCliIn(cwd: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...args], { cwd });
+  return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+}
+
 /** A fresh directory under the system temporary directory, removed after the test file. */
 export function scratchDir(label = "test"): string {
   const dir = mkdtempSync(join(tmpdir(), `bounce-bench-${label}-`));
@@ -66,4 +75,14 @@ export function thrown(fn: () => unknown): Error & { code?: string; kind?: strin
     return error as Error & { code?: string };
   }
   throw new Error("expected an error, but none was thrown");
+}
+
+/** The error a promise rejects with; fails the test if it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; kind?: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  throw new Error("expected a rejection, but the promise resolved");
 }

@@ -1,0 +1,182 @@
+/**
+ * BounceBuffer and BounceBufferTracker on one thread: alignment (proved by a real O_DIRECT
+ * read), release, budgets, FIFO order, and the reference's tracker defects.
+ */
+import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  BounceBudgetError,
+  BounceBuffer,
+  BounceBufferTracker,
+  DEFAULT_BOUNCE_PAGES_PER_THREAD,
+  ReleasedError,
+  type TrackedBounceBuffer,
+} from "../src/index";
+import { closeFd, O_DIRECT, O_RDONLY, openFile, preadv } from "../src/native";
+import { PAGE, randomBytes, rejection, scratchDir, thrown } from "./helpers";
+
+const dir = scratchDir("bounce");
+
+describe("BounceBuffer", () => {
+  test("page-aligned, zeroed, exactly `size` bytes, one iovec", () => {
+    using buffer = new BounceBuffer(3 * PAGE + 5);
+    expect(buffer.size).toBe(3 * PAGE + 5);
+    expect(buffer.pages).toBe(4);
+    expect(buffer.bytes.length).toBe(3 * PAGE + 5);
+    expect(buffer.bytes.every((b) => b === 0)).toBe(true);
+    expect((buffer.address() as number) % PAGE).toBe(0);
+    const iovecs = buffer.iovecs();
+    expect(iovecs.count).toBe(1);
+    expect(iovecs.base(0)).toBe(buffer.address() as number);
+    expect(iovecs.length(0)).toBe(3 * PAGE + 5);
+  });
+
+  test("the kernel accepts it for O_DIRECT (where /tmp supports direct IO)", () => {
+    const path = join(dir, "direct.bin");
+    const data = randomBytes(2 * PAGE, 11);
+    writeFileSync(path, data);
+    let fd: number;
+    try {
+      fd = openFile(path, O_RDONLY | O_DIRECT);
+    } catch (error) {
+      console.log(`skipped: ${dir} does not support O_DIRECT (${(error as Error).message})`);
+      return;
+    }
+    try {
+      using buffer = new BounceBuffer(2 * PAGE);
+      expect(preadv(fd, buffer.iovecs().address(), 1, 0)).toBe(2 * PAGE);
+      expect(buffer.bytes).toEqual(data);
+    } finally {
+      closeFd(fd);
+    }
+  });
+
+  test("release is deterministic and idempotent; any later use fails", () => {
+    const buffer = new BounceBuffer(PAGE);
+    const view = buffer.bytes;
+    const iovecs = buffer.iovecs();
+    buffer.release();
+    buffer.release();
+    expect(buffer.released).toBe(true);
+    expect(view.length).toBe(0);
+    expect(thrown(() => buffer.bytes)).toBeInstanceOf(ReleasedError);
+    expect(thrown(() => buffer.address())).toBeInstanceOf(ReleasedError);
+    expect(thrown(() => iovecs.address())).toBeInstanceOf(ReleasedError);
+  });
+
+  test("`using` releases at the end of the scope", () => {
+    let escaped: BounceBuffer;
+    {
+      using buffer = new BounceBuffer(10);
+      escaped = buffer;
+    }
+    expect(escaped.released).toBe(true);
+  });
+
+  test("sizes outside 1 .. 1 GiB are refused", () => {
+    for (const size of [0, -1, 1.5, 2 ** 30 + 1]) expect(() => new BounceBuffer(size)).toThrow("bounce buffer size");
+  });
+});
+
+describe("BounceBufferTracker", () => {
+  test("the default budget is 2048 pages per thread", () => {
+    const tracker = new BounceBufferTracker();
+    expect(DEFAULT_BOUNCE_PAGES_PER_THREAD).toBe(2048);
+    expect(tracker.maxPagesPerThread).toBe(2048);
+    expect(tracker.freePages(0)).toBe(2048);
+  });
+
+  test("acquire takes ceil(size/4096) pages; release returns them, once", async () => {
+    const tracker = new BounceBufferTracker(8, 2);
+    const buffer = await tracker.acquire(PAGE + 1, 1);
+    expect(buffer.size).toBe(PAGE + 1);
+    expect(tracker.freePages(1)).toBe(6);
+    expect(tracker.freePages(0)).toBe(8);
+    buffer.release();
+    buffer.release();
+    expect(tracker.freePages(1)).toBe(8);
+    expect(tracker.stats(1)).toMatchObject({ acquired: 1, waits: 0, peakPages: 2, inUsePages: 0, budgetPages: 8 });
+  });
+
+  test("a request larger than the whole budget fails at once instead of waiting forever", async () => {
+    const tracker = new BounceBufferTracker(4, 1);
+    // Awaiting it would hang the test (until its timeout) if the request were queued instead.
+    const error = await rejection(tracker.acquire(4 * PAGE + 1, 0));
+    expect(error).toBeInstanceOf(BounceBudgetError);
+    expect(error.code).toBe("BUDGET_EXCEEDED");
+    expect(error.message).toContain("16385 bytes (5 pages) exceeds the per-thread budget of 4 pages");
+    expect(thrown(() => tracker.tryAcquire(5 * PAGE, 0)).code).toBe("BUDGET_EXCEEDED");
+    expect(tracker.freePages(0)).toBe(4);
+  });
+
+  test("a thread index outside the tracker is a clear error, not a crash", async () => {
+    const tracker = new BounceBufferTracker(4, 2);
+    for (const thread of [2, -1, 0.5, Number.NaN]) {
+      const error = await rejection(tracker.acquire(PAGE, thread));
+      expect(error.code).toBe("BAD_THREAD");
+      expect(error.message).toBe(`bounce tracker: thread ${thread} does not exist (threads 0 .. 1)`);
+    }
+  });
+
+  test("bad budgets and thread counts are refused", () => {
+    expect(() => new BounceBufferTracker(0, 1)).toThrow("bounce budget");
+    expect(() => new BounceBufferTracker(4, 0)).toThrow("thread count");
+    expect(() => new BounceBufferTracker(1.5, 1)).toThrow("bounce budget");
+  });
+
+  test("waiters are served in arrival order: a large request is not starved by small ones", async () => {
+    const tracker = new BounceBufferTracker(4, 1);
+    const order: string[] = [];
+    const held = await tracker.acquire(3 * PAGE, 0); // one page left
+    const large = tracker.acquire(4 * PAGE, 0).then((b) => (order.push("large"), b));
+    // Small requests arriving later would fit in the free page, but must queue behind `large`.
+    const smalls = [1, 2, 3].map((i) => tracker.acquire(PAGE, 0).then((b) => (order.push(`small${i}`), b)));
+    expect(tracker.tryAcquire(PAGE, 0)).toBeNull(); // does not jump the queue either
+    await Bun.sleep(20);
+    expect(order).toEqual([]);
+    held.release();
+    const big = await large;
+    await Bun.sleep(5);
+    expect(order).toEqual(["large"]);
+    big.release();
+    const served = await Promise.all(smalls);
+    expect(order).toEqual(["large", "small1", "small2", "small3"]);
+    served.forEach((b) => b.release());
+    const stats = tracker.stats(0);
+    expect(stats).toMatchObject({ acquired: 5, waits: 4, peakPages: 4, inUsePages: 0 });
+    expect(stats.waitNs).toBeGreaterThan(0);
+  });
+
+  test("random acquire/release interleavings never exceed the budget or leak a page", async () => {
+    for (let round = 0; round < 20; round++) {
+      const budget = 1 + (round % 7);
+      const tracker = new BounceBufferTracker(budget, 1);
+      const random = randomBytes(200, round + 1);
+      const held: TrackedBounceBuffer[] = [];
+      const pending: Promise<void>[] = [];
+      for (let step = 0; step < 60; step++) {
+        const r = random[step]!;
+        if (r % 3 === 0 && held.length > 0) {
+          held.splice(r % held.length, 1)[0]!.release();
+        } else {
+          const size = 1 + ((r * 97) % (budget * PAGE));
+          pending.push(tracker.acquire(size, 0).then((b) => void held.push(b)));
+        }
+        await Bun.sleep(0);
+        const inUse = held.reduce((pages, b) => pages + b.pages, 0);
+        expect(inUse).toBeLessThanOrEqual(budget);
+        expect(tracker.freePages(0)).toBe(budget - inUse);
+      }
+      // Drain: keep releasing until every pending request has been served and released.
+      while (held.length > 0 || tracker.stats(0).acquired < pending.length) {
+        held.splice(0).forEach((b) => b.release());
+        await Bun.sleep(0);
+      }
+      await Promise.all(pending);
+      held.splice(0).forEach((b) => b.release());
+      expect(tracker.freePages(0)).toBe(budget);
+      expect(tracker.stats(0).peakPages).toBeLessThanOrEqual(budget);
+    }
+  });
+});
