@@ -14,6 +14,9 @@
 import { Command, CommanderError } from "commander";
 import { BounceBenchError } from "../src/index";
 import { registerImage } from "./commands/image";
+import { registerIo } from "./commands/io";
+import { registerPlan } from "./commands/plan";
+import { registerProbe } from "./commands/probe";
 import { VERSION } from "./version";
 
 export interface Io {
@@ -68,6 +71,9 @@ function buildProgram(context: Context): Command {
       // Usage errors are printed by `report`, in the one-line format.
       outputError: () => {},
     });
+  registerProbe(program, context);
+  registerPlan(program, context);
+  registerIo(program, context);
   registerImage(program, context);
   return program;
 }

@@ -18,6 +18,7 @@ import { PAGE_SHIFT, PAGE_SIZE } from "./constants";
 import { formatSpan, GuestAccessError, hex, InvalidInputError } from "./errors";
 import { createSparseFile, openUserFile, type CreateFileOptions } from "./files";
 import { closeFd, NativeRegion, O_RDWR, statx, type Address } from "./native";
+import type { PagedRange } from "./paged-range";
 
 export class GuestMemory implements Disposable {
   readonly #region: NativeRegion;
@@ -83,12 +84,33 @@ export class GuestMemory implements Disposable {
   }
 
   /**
+   * Throws `GuestAccessError`, naming the first bad GPN, unless every page covered by bytes
+   * `[from, from+len)` of `range` is in guest memory.
+   */
+  checkPages(range: PagedRange, operation: string, from = 0, len = range.len - from): void {
+    range.forEachRun(from, len, (gpn, pageOffset, runLen) => {
+      this.checkPage(gpn, operation);
+      const last = gpn + Math.ceil((pageOffset + runLen) / PAGE_SIZE) - 1;
+      if (last !== gpn) this.checkPage(last, operation);
+    });
+  }
+
+  /**
    * Host address of byte `offset` of page `gpn`, for an iovec. Valid while this GuestMemory is
    * alive (not released); whoever hands it to the kernel keeps it alive until the IO completes.
    */
   hostAddress(gpn: number, offset = 0): Address {
     this.checkPage(gpn, "lock");
     return this.#region.address(gpn * PAGE_SIZE + offset);
+  }
+
+  /**
+   * Host address of guest physical bytes `[gpa, gpa+len)`, after checking that they all lie in
+   * guest memory. Same lifetime rule as `hostAddress`.
+   */
+  hostAddressOfRange(gpa: number, len: number, operation: string): Address {
+    this.#checkSpan(operation, gpa, len);
+    return this.#region.address(gpa);
   }
 
   /** The guest physical address that a host address from `hostAddress` points to. */

@@ -34,12 +34,7 @@ abstract class PagedRangeCursor {
   /** Checks that `n` bytes remain and that every page they cover is in guest memory. */
   protected claim(operation: string, n: number): void {
     if (!(Number.isSafeInteger(n) && n >= 0) || n > this.len) throw new OutOfRangeError(operation, this.len, n);
-    const memory = this.memory;
-    this.range.forEachRun(this.position, n, (gpn, pageOffset, runLen) => {
-      memory.checkPage(gpn, operation);
-      const last = gpn + Math.ceil((pageOffset + runLen) / PAGE_SIZE) - 1;
-      if (last !== gpn) memory.checkPage(last, operation);
-    });
+    this.memory.checkPages(this.range, operation, this.position, n);
   }
 }
 

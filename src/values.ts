@@ -6,6 +6,7 @@
  * fractional, empty, trailing garbage, beyond 2^53) is an `InvalidInputError` that names the
  * option and the value.
  */
+import { PAGE_SIZE } from "./constants";
 import { InvalidInputError } from "./errors";
 
 const SIZE_PATTERN = /^(0x[0-9a-f]+|[0-9]+)\s*(k|kib|m|mib|g|gib)?$/i;
@@ -32,4 +33,79 @@ export function parseSize(text: string | number, what: string): number {
     throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is beyond 2^53`);
   }
   return Number(value);
+}
+
+/** Most GPNs one list may expand to (16 GiB of pages): a typo like `0-99999999999` is an error, not an allocation. */
+export const MAX_LIST_PAGES = 2 ** 22;
+
+const NUMBER_PATTERN = /^(0x[0-9a-f]+|[0-9]+)$/i;
+
+function parseNumber(text: string, what: string, whole: string): number {
+  if (!NUMBER_PATTERN.test(text)) {
+    throw new InvalidInputError(`${what}: ${JSON.stringify(whole)}: ${JSON.stringify(text)} is not a page number`);
+  }
+  const value = BigInt(text);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new InvalidInputError(`${what}: ${JSON.stringify(whole)}: ${text} is beyond 2^53`);
+  }
+  return Number(value);
+}
+
+/**
+ * Parses a GPN list: comma-separated items, each `N` or `A-B` (inclusive, `A <= B`), decimal
+ * or hex; spaces are ignored, order is kept, repeats are allowed: `3,7-9,0x10`.
+ */
+export function parseGpnList(text: string, what: string): number[] {
+  const compact = text.replace(/\s+/g, "");
+  if (compact === "") throw new InvalidInputError(`${what}: the GPN list is empty`);
+  const gpns: number[] = [];
+  for (const item of compact.split(",")) {
+    if (item === "") throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: empty item in the GPN list`);
+    const dash = item.indexOf("-", 1);
+    const first = parseNumber(dash < 0 ? item : item.slice(0, dash), what, text);
+    const last = dash < 0 ? first : parseNumber(item.slice(dash + 1), what, text);
+    if (last < first) throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: range ${item} runs backwards`);
+    if (gpns.length + (last - first + 1) > MAX_LIST_PAGES) {
+      throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: more than ${MAX_LIST_PAGES} pages`);
+    }
+    for (let gpn = first; gpn <= last; gpn++) gpns.push(gpn);
+  }
+  return gpns;
+}
+
+/** One element of a scatter-gather list: `len` bytes from byte `offset` of the pages `gpns`. */
+export interface SegmentSpec {
+  gpns: number[];
+  offset: number;
+  len: number;
+}
+
+const SEGMENT_PATTERN = /^([^@+]+)(?:@([^+]*))?(?:\+(.*))?$/;
+
+/**
+ * Parses a segment `GPNS[@OFFSET][+LEN]` (`0-1@512+3584`). OFFSET defaults to 0 and LEN to the
+ * rest of the pages; the range must fit in the pages.
+ */
+export function parseSegment(text: string, what: string): SegmentSpec {
+  const match = SEGMENT_PATTERN.exec(text.trim());
+  if (match === null) {
+    throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a segment (GPNS[@OFFSET][+LEN], e.g. 0-1@512+3584)`);
+  }
+  const gpns = parseGpnList(match[1]!, what);
+  const offset = match[2] === undefined ? 0 : parseSize(match[2], `${what} ${JSON.stringify(text)} offset`);
+  const pagesBytes = gpns.length * PAGE_SIZE;
+  const len = match[3] === undefined ? Math.max(0, pagesBytes - offset) : parseSize(match[3], `${what} ${JSON.stringify(text)} length`);
+  return checkSegment({ gpns, offset, len }, `${what} ${JSON.stringify(text)}`);
+}
+
+/** Checks that a segment's range fits in its pages. */
+export function checkSegment(segment: SegmentSpec, what: string): SegmentSpec {
+  const pagesBytes = segment.gpns.length * PAGE_SIZE;
+  if (segment.offset + segment.len > pagesBytes) {
+    const pages = `${segment.gpns.length} page${segment.gpns.length === 1 ? "" : "s"}`;
+    throw new InvalidInputError(
+      `${what}: ${segment.len} bytes from offset ${segment.offset} do not fit in ${pages} (${pagesBytes} bytes)`,
+    );
+  }
+  return segment;
 }

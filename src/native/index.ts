@@ -8,8 +8,10 @@ export { CHUNK_BYTES, NativeRegion } from "./region";
 export {
   allocateFd,
   blockDeviceLogicalSize,
+  blockDeviceSize,
   closeFd,
   fsyncFd,
+  nextData,
   openFile,
   preadv,
   pwritev,

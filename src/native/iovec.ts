@@ -51,6 +51,24 @@ export class IovecArray implements Disposable {
     return this.#region.address(0);
   }
 
+  /** Address of entry `index`, for a call that starts there (continuing a short transfer). */
+  addressOf(index: number): Address {
+    this.#checkLive();
+    if (!(index >= 0 && index <= this.#count)) throw new RangeError(`iovec ${index} of ${this.#count}`);
+    return this.#region.address(index * IOVEC_BYTES);
+  }
+
+  /** Rewrites entry `index` (in use) as `{ base, len }`. */
+  set(index: number, base: Address | number, len: number): void {
+    this.#checkIndex(index);
+    const at = index * 4;
+    const words = this.#words;
+    words[at] = base >>> 0;
+    words[at + 1] = (base / TWO_32) >>> 0;
+    words[at + 2] = len >>> 0;
+    words[at + 3] = (len / TWO_32) >>> 0;
+  }
+
   clear(): void {
     this.truncate(0);
   }
@@ -65,22 +83,8 @@ export class IovecArray implements Disposable {
   push(base: Address | number, len: number): void {
     this.#checkLive();
     if (this.#count === this.#capacity) this.#grow(this.#capacity * 2);
-    const at = this.#count * 4;
-    const words = this.#words;
-    words[at] = base >>> 0;
-    words[at + 1] = (base / TWO_32) >>> 0;
-    words[at + 2] = len >>> 0;
-    words[at + 3] = (len / TWO_32) >>> 0;
     this.#count++;
-  }
-
-  /** Adds `extra` bytes to the length of the last entry (merging a contiguous run). */
-  extendLast(extra: number): void {
-    this.#checkLive();
-    const at = (this.#count - 1) * 4;
-    const len = this.length(this.#count - 1) + extra;
-    this.#words[at + 2] = len >>> 0;
-    this.#words[at + 3] = (len / TWO_32) >>> 0;
+    this.set(this.#count - 1, base, len);
   }
 
   /** `iov_base` of entry `i`, as read back from native memory. */

@@ -24,6 +24,7 @@ export const libc = dlopen(LIBC_PATH, {
   close: { args: ["i32"], returns: "i32" },
   fsync: { args: ["i32"], returns: "i32" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
+  lseek: { args: ["i32", "i64", "i32"], returns: FFIType.i64_fast },
   fallocate: { args: ["i32", "i32", "i64", "i64"], returns: "i32" },
   ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
   statx: { args: ["i32", "ptr", "i32", "u32", "ptr"], returns: "i32" },

@@ -49,6 +49,7 @@ export const STATX_DIO_READ_ALIGN = 0x20000;
 const STATX_SIZE = 256;
 
 const BLKSSZGET = 0x1268;
+const BLKGETSIZE64 = 0x80081272;
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -105,11 +106,29 @@ export function allocateFd(fd: number, offset: number, len: number): void {
   }
 }
 
+const SEEK_DATA = 3;
+const ENXIO = 6;
+
+/** The offset of the first byte of data at or after `offset` (`lseek SEEK_DATA`), or null when only holes follow. */
+export function nextData(fd: number, offset: number): number | null {
+  const position = libc.lseek(fd, offset, SEEK_DATA) as number;
+  if (position >= 0) return position;
+  if (lastErrno() === ENXIO) return null;
+  fail("lseek", `fd ${fd}, SEEK_DATA from ${offset}`);
+}
+
 /** The logical block size of a block device (`BLKSSZGET`). */
 export function blockDeviceLogicalSize(fd: number): number {
   const out = new Int32Array(1);
   if (libc.ioctl(fd, BLKSSZGET, out) !== 0) fail("ioctl", `fd ${fd}, BLKSSZGET`);
   return out[0]!;
+}
+
+/** The size in bytes of a block device (`BLKGETSIZE64`); statx reports 0 for devices. */
+export function blockDeviceSize(fd: number): number {
+  const out = new Uint32Array(2);
+  if (libc.ioctl(fd, BLKGETSIZE64, out) !== 0) fail("ioctl", `fd ${fd}, BLKGETSIZE64`);
+  return out[0]! + out[1]! * 2 ** 32;
 }
 
 export type FileType = "file" | "directory" | "block-device" | "char-device" | "other";

@@ -1,0 +1,74 @@
+/**
+ * `bounce-bench plan`: the alignment decision for one IO, with no IO.
+ */
+import type { Command } from "commander";
+import { DEFAULT_ALIGNMENT, discoverAlignment, overrideAlignment } from "../../src/alignment";
+import { statusOrNull } from "../../src/files";
+import { InvalidInputError } from "../../src/errors";
+import { plan } from "../../src/planner";
+import { planJson } from "../../src/report";
+import { parseSize } from "../../src/values";
+import { compactGpns, describeAlignment, iovecText, keyValues, table } from "../format";
+import type { Context } from "../main";
+import { addSegmentOptions, modeOption, opOption, parseAlign, parseMode, parseOp, parseSegments, type SegmentOptions } from "../options";
+
+interface PlanOptions extends SegmentOptions {
+  align?: string;
+  disk?: string;
+  at?: string;
+  op?: string;
+  mode?: string;
+  json?: boolean;
+}
+
+export function registerPlan(program: Command, context: Context): void {
+  const command = program
+    .command("plan")
+    .description(
+      "Show how one IO would reach the kernel: direct, bounce, read-modify-write or split, with every reason. " +
+        "No IO is done. The alignment is --align, else the disk's (--disk), else 4096.",
+    );
+  addSegmentOptions(command)
+    .option("--align <n>", "simulate a disk with this alignment (a power of two); overrides --disk")
+    .option("--disk <path>", "take the alignment from this disk (statx, block size or a probe)")
+    .option("--at <n>", "disk offset of the IO in bytes", "0")
+    .addOption(opOption(false).default("write"))
+    .addOption(modeOption())
+    .option("--json", "print one JSON document on stdout")
+    .action((options: PlanOptions) => {
+      const { ranges } = parseSegments(options);
+      const at = parseSize(options.at ?? "0", "--at");
+      const align = parseAlign(options.align);
+      let alignment = DEFAULT_ALIGNMENT;
+      if (options.disk !== undefined) {
+        const status = statusOrNull(options.disk);
+        if (status === null) throw new InvalidInputError(`--disk ${options.disk}: no such file`);
+        alignment = discoverAlignment(options.disk, status);
+      }
+      if (align !== undefined) alignment = overrideAlignment(alignment, align);
+      const result = plan({ op: parseOp(options.op), mode: parseMode(options.mode), at, segments: ranges, alignment });
+      const json = planJson(result, alignment);
+      if (options.json) {
+        context.io.stdout(`${JSON.stringify(json)}\n`);
+        return;
+      }
+      const bounced = json.bounced.map(
+        (b) => `${b.len} bytes of segment${b.segments[0] === b.segments[1] ? ` ${b.segments[0]}` : `s ${b.segments[0]}-${b.segments[1]}`} (disk ${b.diskStart}+${b.diskLen})`,
+      );
+      context.io.stdout(
+        keyValues([
+          ["decision", json.decision],
+          ["reasons", json.reasons],
+          ["alignment", `${json.alignment} for memory; disk: ${describeAlignment(json.diskAlignment)}`],
+          ["io", `${json.op} ${json.len} bytes at disk offset ${json.at}, mode ${json.mode}`],
+          ["calls", json.calls.map((call) => `${call.iovecs} iovec${call.iovecs === 1 ? "" : "s"}, ${call.bytes} bytes at ${call.at}`)],
+          ["bounced", bounced.length === 0 ? ["nothing"] : [...bounced, `${json.bouncePages} bounce page${json.bouncePages === 1 ? "" : "s"}`]],
+        ]) +
+          table(
+            ["segment", "offset", "len", "gpns"],
+            json.segments.map((segment, i) => [i, segment.offset, segment.len, compactGpns(segment.gpns)]),
+          ) +
+          keyValues([["guest iovecs", json.iovecs.length > 8 ? [...json.iovecs.slice(0, 8).map(iovecText), `... ${json.iovecs.length} in all`] : json.iovecs.map(iovecText)]]),
+      );
+    });
+}

@@ -1,0 +1,55 @@
+/**
+ * `bounce-bench probe PATH`: how the kernel will treat direct IO on PATH.
+ */
+import type { Command } from "commander";
+import { discoverAlignment, filesystemType, probeAlignment } from "../../src/alignment";
+import { BounceBenchError } from "../../src/errors";
+import { statusOrNull } from "../../src/files";
+import { keyValues } from "../format";
+import type { Context } from "../main";
+
+export function registerProbe(program: Command, context: Context): void {
+  program
+    .command("probe")
+    .description(
+      "Show how the kernel treats direct IO on a file or block device: whether it does it at all, the memory and " +
+        "offset alignment, and where that came from (statx STATX_DIOALIGN, the block size, or an empirical probe).",
+    )
+    .argument("<path>", "file or block device; only read, never written")
+    .option("--empirical", "measure with direct reads even when the kernel reports the alignment")
+    .option("--json", "print one JSON document on stdout")
+    .action((path: string, options: { empirical?: boolean; json?: boolean }) => {
+      const status = statusOrNull(path);
+      if (status === null) throw new BounceBenchError("ENOENT", "input", `${path}: ENOENT (No such file or directory)`);
+      if (status.type !== "file" && status.type !== "block-device") {
+        throw new BounceBenchError("INVALID_INPUT", "input", `${path}: is a ${status.type}, not a regular file or block device`);
+      }
+      const alignment = options.empirical ? probeAlignment(path, status) : discoverAlignment(path, status);
+      const fsType = filesystemType(status);
+      const json = {
+        path,
+        directIo: alignment.directIo,
+        memAlign: alignment.memAlign,
+        offsetAlign: alignment.offsetAlign,
+        readOffsetAlign: alignment.readOffsetAlign,
+        source: alignment.source,
+        ...(fsType === undefined ? {} : { fsType }),
+        ...(alignment.note === undefined ? {} : { note: alignment.note }),
+      };
+      if (options.json) {
+        context.io.stdout(`${JSON.stringify(json)}\n`);
+        return;
+      }
+      context.io.stdout(
+        keyValues([
+          ["path", path],
+          ["direct IO", json.directIo ? "yes" : "no (use --mode buffered)"],
+          ["memory", String(json.memAlign)],
+          ["offset", String(json.offsetAlign)],
+          ["read offset", String(json.readOffsetAlign)],
+          ["source", json.note === undefined ? json.source : `${json.source} (${json.note})`],
+          ["filesystem", fsType ?? "unknown"],
+        ]),
+      );
+    });
+}

@@ -1,0 +1,45 @@
+/**
+ * Human-readable output: small key/value blocks and cli-table3 tables. JSON output never goes
+ * through here.
+ */
+import Table from "cli-table3";
+import { hex } from "../src/errors";
+import type { AlignmentJson } from "../src/report";
+
+/** `key  value` lines, keys padded; a list value continues on indented lines. */
+export function keyValues(rows: [string, string | string[]][]): string {
+  const width = Math.max(...rows.map(([key]) => key.length)) + 2;
+  const lines: string[] = [];
+  for (const [key, value] of rows) {
+    const values = Array.isArray(value) ? (value.length === 0 ? ["-"] : value) : [value];
+    values.forEach((text, i) => lines.push(`${(i === 0 ? key : "").padEnd(width)}${text}`));
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export function table(head: string[], rows: (string | number)[][]): string {
+  const output = new Table({ head, style: { head: [], border: [], compact: true } });
+  output.push(...rows.map((row) => row.map(String)));
+  return `${output.toString()}\n`;
+}
+
+export function describeAlignment(alignment: AlignmentJson): string {
+  const read = alignment.readOffset !== alignment.offset ? `, reads ${alignment.readOffset}` : "";
+  return `memory ${alignment.mem}, offset ${alignment.offset}${read} (${alignment.source})`;
+}
+
+/** `0,1,2,5` as `0-2,5`. */
+export function compactGpns(gpns: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < gpns.length; ) {
+    let j = i;
+    while (j + 1 < gpns.length && gpns[j + 1] === gpns[j]! + 1) j++;
+    parts.push(j === i ? String(gpns[i]) : `${gpns[i]}-${gpns[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}
+
+export function iovecText(iovec: { gpa: number; len: number }): string {
+  return `${hex(iovec.gpa)}+${iovec.len}`;
+}
