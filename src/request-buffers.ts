@@ -44,7 +44,7 @@ export function memoryAlignmentReasons(offset: number, len: number, alignment: n
     );
   }
   if (offset % alignment !== 0) reasons.push(`memory offset ${offset} is not a multiple of ${alignment}`);
-  if (len % alignment !== 0) reasons.push(`length ${len} is not a multiple of ${alignment}`);
+  if (len % alignment !== 0) reasons.push(`buffer length ${len} is not a multiple of ${alignment}`);
   return reasons;
 }
 

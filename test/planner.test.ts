@@ -35,8 +35,8 @@ describe("decisions", () => {
     expect(result.decision).toBe("bounce");
     expect(result.reasons).toEqual([
       "segment 0: memory offset 512 is not a multiple of 4096",
-      "segment 0: length 3584 is not a multiple of 4096",
-      "segment 1: length 512 is not a multiple of 4096",
+      "segment 0: buffer length 3584 is not a multiple of 4096",
+      "segment 1: buffer length 512 is not a multiple of 4096",
     ]);
     expect(result.bouncePages).toBe(1);
     expect(result.copiedBytes).toBe(PAGE);

@@ -70,7 +70,7 @@ describe("isAligned: (offset | len | 4096) & (a - 1) == 0", () => {
   test("every violated condition is named", () => {
     expect(request(100, 1000, [1]).alignmentReasons(512)).toEqual([
       "memory offset 100 is not a multiple of 512",
-      "length 1000 is not a multiple of 512",
+      "buffer length 1000 is not a multiple of 512",
     ]);
     expect(request(0, PAGE, [1]).alignmentReasons(512)).toEqual([]);
   });

@@ -1,0 +1,199 @@
+/**
+ * `probe`, `plan` and `io` through the real executable on scratch files: JSON fields of the
+ * contract, bytes on disk and in the guest image afterwards (read with plain node:fs), and bad
+ * input that gets exit 2 with one line and leaves every file as it was.
+ */
+import { beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileBytes, PAGE, randomBytes, runCliIn, scratchDir } from "./helpers";
+
+const dir = scratchDir("cli-io");
+const guestPath = join(dir, "guest.img");
+const diskPath = join(dir, "disk.bin");
+const run = (...args: string[]) => runCliIn(dir, ...args);
+const json = (...args: string[]) => {
+  const result = run(...args, "--json");
+  return { ...result, doc: JSON.parse(result.stdout) };
+};
+let guest: Uint8Array<ArrayBuffer>;
+let disk: Uint8Array<ArrayBuffer>;
+
+beforeEach(() => {
+  guest = randomBytes(32 * PAGE, 5);
+  disk = randomBytes(64 * PAGE, 6);
+  writeFileSync(guestPath, guest);
+  writeFileSync(diskPath, disk);
+});
+
+function expectUnchanged(): void {
+  expect(fileBytes(guestPath)).toEqual(guest);
+  expect(fileBytes(diskPath)).toEqual(disk);
+}
+
+describe("probe", () => {
+  test("reports how the kernel treats direct IO, with its source", () => {
+    const { code, doc } = json("probe", diskPath);
+    expect(code).toBe(0);
+    expect(Object.keys(doc)).toEqual(expect.arrayContaining(["path", "directIo", "memAlign", "offsetAlign", "readOffsetAlign", "source"]));
+    expect(doc.directIo).toBe(true);
+    expect(doc.source).toBe("statx");
+    expect(doc.offsetAlign).toBeGreaterThanOrEqual(512);
+    expect(typeof doc.fsType).toBe("string");
+    const empirical = json("probe", diskPath, "--empirical").doc;
+    expect(empirical.source).toBe("probe");
+    expect(empirical.offsetAlign).toBe(doc.offsetAlign); // the probe agrees with statx on the block size
+  });
+
+  test("a missing path or a directory is exit 2", () => {
+    expect(run("probe", join(dir, "missing")).code).toBe(2);
+    expect(run("probe", dir).code).toBe(2);
+  });
+});
+
+describe("plan", () => {
+  test("the SPEC example: a descriptor boundary inside a 4096-byte sector bounces", () => {
+    const { code, doc } = json("plan", "--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096");
+    expect(code).toBe(0);
+    expect(doc).toMatchObject({
+      alignment: 4096,
+      aligned: false,
+      decision: "bounce",
+      iovecs: [
+        { gpa: 512, len: 3584 },
+        { gpa: 8192, len: 512 },
+      ],
+      bouncePages: 1,
+      segments: [
+        { offset: 512, len: 3584, gpns: [0] },
+        { offset: 0, len: 512, gpns: [2] },
+      ],
+    });
+    expect(doc.reasons.length).toBe(3);
+  });
+
+  test("defaults to 4096 without --disk; takes the disk's alignment with --disk", () => {
+    expect(json("plan", "--gpns", "0-1", "--offset", "512", "--len", "1024").doc).toMatchObject({ alignment: 4096, decision: "rmw" });
+    expect(json("plan", "--gpns", "0-1", "--offset", "512", "--len", "1024", "--disk", diskPath).doc).toMatchObject({
+      alignment: 512,
+      decision: "direct",
+      reasons: [],
+      diskAlignment: { source: "statx" },
+    });
+  });
+
+  test("the table for people names the decision and the reasons", () => {
+    const result = run("plan", "--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096");
+    expect(result.stdout).toContain("decision   bounce");
+    expect(result.stdout).toContain("segment 0: memory offset 512 is not a multiple of 4096");
+  });
+});
+
+describe("io", () => {
+  const io = (...args: string[]) => json("io", "--guest", guestPath, "--disk", diskPath, ...args);
+
+  test("write: the JSON carries the SPEC fields and the disk holds the guest bytes", () => {
+    const { code, doc } = io("--op", "write", "--seg", "3@100+1000", "--seg", "5-6", "--at", "777");
+    expect(code).toBe(0);
+    for (const key of ["op", "mode", "decision", "reasons", "bytes", "at", "elapsedNs", "alignment"]) expect(doc).toHaveProperty(key);
+    expect(doc).toMatchObject({ op: "write", mode: "auto", decision: "rmw", bytes: 1000 + 2 * PAGE, at: 777, verified: true });
+    expect(doc.alignment).toEqual({ mem: 512, offset: 512, readOffset: 512, source: "statx" });
+    disk.set(guest.subarray(3 * PAGE + 100, 3 * PAGE + 1100), 777);
+    disk.set(guest.subarray(5 * PAGE, 7 * PAGE), 777 + 1000);
+    expectUnchanged();
+  });
+
+  test("read: the guest pages hold the disk bytes", () => {
+    const { code, doc } = io("--op", "read", "--gpns", "9,4", "--offset", "7", "--len", "5000", "--at", "4096");
+    expect(code).toBe(0);
+    expect(doc.decision).toBe("bounce");
+    guest.set(disk.subarray(PAGE, PAGE + 4089), 9 * PAGE + 7);
+    guest.set(disk.subarray(PAGE + 4089, PAGE + 5000), 4 * PAGE);
+    expectUnchanged();
+  });
+
+  for (const mode of ["auto", "direct", "bounce", "buffered"]) {
+    test(`an aligned write and read back in mode ${mode}`, () => {
+      expect(io("--op", "write", "--gpns", "1-2", "--at", "8192", "--mode", mode).code).toBe(0);
+      disk.set(guest.subarray(PAGE, 3 * PAGE), 8192);
+      expect(io("--op", "read", "--gpns", "20-21", "--at", "8192", "--mode", mode).code).toBe(0);
+      guest.set(disk.subarray(8192, 8192 + 2 * PAGE), 20 * PAGE);
+      expectUnchanged();
+    });
+  }
+
+  test("a forced direct IO the kernel refuses: exit 1 naming EINVAL and the call, nothing changed", () => {
+    for (const op of ["read", "write"]) {
+      const result = run("io", "--guest", guestPath, "--disk", diskPath, "--op", op, "--gpns", "1", "--at", "100", "--mode", "direct");
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/^bounce-bench: p(read|write)v\(.*\): EINVAL \(Invalid argument\); the kernel refused/);
+      expectUnchanged();
+    }
+  });
+
+  test("a simulated 4096-byte disk refuses what a 512-byte disk would take; auto bounces it", () => {
+    const args = ["--op", "write", "--seg", "0@512+3584", "--seg", "2@0+512", "--at", "0", "--align", "4096"];
+    const refused = io(...args, "--mode", "direct");
+    expect(refused.code).toBe(1);
+    expect(refused.doc.error.code).toBe("EINVAL");
+    expectUnchanged();
+    expect(io(...args).doc).toMatchObject({ decision: "bounce", alignment: { source: "override", offset: 4096 } });
+    disk.set(guest.subarray(512, PAGE), 0);
+    disk.set(guest.subarray(2 * PAGE, 2 * PAGE + 512), 3584);
+    expectUnchanged();
+  });
+
+  test("--fua writes land", () => {
+    expect(io("--op", "write", "--gpns", "1", "--at", "0", "--fua").code).toBe(0);
+    disk.set(guest.subarray(PAGE, 2 * PAGE), 0);
+    expectUnchanged();
+  });
+});
+
+describe("bad input: exit 2, one line, nothing read or written", () => {
+  const base = () => ["io", "--guest", guestPath, "--disk", diskPath];
+  const cases: [string, string[], string][] = [
+    ["GPN past the guest's end", [...base(), "--op", "write", "--gpns", "32", "--at", "0"], "GPN 32 is past the end of guest memory"],
+    ["length beyond the range", [...base(), "--op", "write", "--gpns", "1", "--len", "5000", "--at", "0"], "do not fit in 1 page"],
+    ["non-power-of-two alignment", [...base(), "--op", "write", "--gpns", "1", "--at", "0", "--align", "3000"], "not a power of two"],
+    ["offset past the disk's end", [...base(), "--op", "read", "--gpns", "1", "--at", String(64 * PAGE)], "past the end of disk"],
+    ["malformed segment", [...base(), "--op", "write", "--seg", "1@@2", "--at", "0"], "--seg"],
+    ["backwards GPN range", [...base(), "--op", "write", "--gpns", "5-2", "--at", "0"], "runs backwards"],
+    ["bad size", [...base(), "--op", "write", "--gpns", "1", "--at", "-5"], "--at"],
+    ["huge value", [...base(), "--op", "write", "--gpns", "1", "--at", "0x20000000000000"], "beyond 2^53"],
+    ["unknown mode", [...base(), "--op", "write", "--gpns", "1", "--at", "0", "--mode", "fast"], "--mode"],
+    ["missing --op", [...base(), "--gpns", "1", "--at", "0"], "--op"],
+    ["no buffers", [...base(), "--op", "write", "--at", "0"], "no buffers given"],
+    ["--seg with --gpns", [...base(), "--op", "write", "--seg", "1", "--gpns", "2", "--at", "0"], "cannot be combined"],
+    ["--fua on a read", [...base(), "--op", "read", "--gpns", "1", "--at", "0", "--fua"], "--fua applies to writes only"],
+    ["missing guest image", ["io", "--guest", join(dir, "none.img"), "--disk", diskPath, "--op", "write", "--gpns", "1", "--at", "0"], "ENOENT"],
+    ["a directory as disk", ["io", "--guest", guestPath, "--disk", dir, "--op", "write", "--gpns", "1", "--at", "0"], "not a regular file"],
+    ["plan: non-power-of-two alignment", ["plan", "--gpns", "1", "--align", "12"], "not a power of two"],
+    ["plan: empty IO", ["plan", "--gpns", "1", "--len", "0"], "the IO is empty"],
+  ];
+  for (const [name, args, fragment] of cases) {
+    test(name, () => {
+      const result = run(...args);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/^bounce-bench: [^\n]+\n$/);
+      expect(result.stderr).toContain(fragment);
+      expectUnchanged();
+    });
+  }
+
+  test("a guest image that is not a page multiple, or empty", () => {
+    const odd = join(dir, "odd.img");
+    writeFileSync(odd, new Uint8Array(PAGE + 3));
+    expect(run("io", "--guest", odd, "--disk", diskPath, "--op", "write", "--gpns", "0", "--at", "0").stderr).toContain("whole number of 4096-byte pages");
+    writeFileSync(odd, "");
+    expect(run("io", "--guest", odd, "--disk", diskPath, "--op", "write", "--gpns", "0", "--at", "0").code).toBe(2);
+    expectUnchanged();
+  });
+
+  test("no command creates a file it was not asked to create", () => {
+    const sub = join(dir, "empty-dir");
+    mkdirSync(sub, { recursive: true });
+    run("io", "--guest", join(sub, "g.img"), "--disk", join(sub, "d.bin"), "--op", "write", "--gpns", "0", "--at", "0");
+    expect(existsSync(join(sub, "g.img")) || existsSync(join(sub, "d.bin"))).toBe(false);
+  });
+});
