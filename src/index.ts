@@ -29,3 +29,17 @@ export { IovecArray, OsError, errnoName } from "./native";
 export { PagedRange, type PageRun } from "./paged-range";
 export { PagedRangeReader, PagedRangeWriter } from "./range-io";
 export { checkAlignment, isPowerOfTwo, memoryAlignmentReasons, OwnedRequestBuffers, RequestBuffers } from "./request-buffers";
+export {
+  DEFAULT_ALIGNMENT,
+  discoverAlignment,
+  overrideAlignment,
+  probeAlignment,
+  type AlignmentSource,
+  type DiskAlignment,
+} from "./alignment";
+export { Disk, type OpenDiskOptions } from "./disk";
+export { executePlan, type ExecuteOptions, type IoResult } from "./execute";
+export { plan, IO_MODES, IO_OPS, type Decision, type IoMode, type IoOp, type Plan, type PlanInput } from "./planner";
+export { ioJson, planJson } from "./report";
+export { parseGpnList, parseSegment, parseSize, type SegmentSpec } from "./values";
+export { compareDiskWithGuest, guestBytes, MismatchError, readDiskBytes, type Mismatch } from "./verify";
