@@ -13,6 +13,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { BounceBenchError } from "../src/index";
+import { registerBench } from "./commands/bench";
 import { registerImage } from "./commands/image";
 import { registerIo } from "./commands/io";
 import { registerPlan } from "./commands/plan";
@@ -74,6 +75,7 @@ function buildProgram(context: Context): Command {
   registerProbe(program, context);
   registerPlan(program, context);
   registerIo(program, context);
+  registerBench(program, context);
   registerImage(program, context);
   return program;
 }

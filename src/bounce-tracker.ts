@@ -133,6 +133,26 @@ export class BounceBufferTracker {
    */
   async acquire(size: number, thread: number): Promise<TrackedBounceBuffer> {
     const pages = this.#pagesFor(size, thread);
+    await this.acquirePages(pages, thread);
+    return this.#buffer(size, thread, pages);
+  }
+
+  /**
+   * The buffer at once, or null when it would have to wait (not enough free pages, or earlier
+   * waiters queued). Never takes a place in the queue. Throws like `acquire`.
+   */
+  tryAcquire(size: number, thread: number): TrackedBounceBuffer | null {
+    const pages = this.#pagesFor(size, thread);
+    return this.tryAcquirePages(pages, thread) ? this.#buffer(size, thread, pages) : null;
+  }
+
+  /**
+   * The page accounting of `acquire` without the memory, for callers that keep their own
+   * buffers (the benchmark preallocates one per in-flight slot): resolves once `pages` pages
+   * of `thread`'s budget are theirs, in FIFO order. Give them back with `releasePages`.
+   */
+  async acquirePages(pages: number, thread: number): Promise<void> {
+    this.#checkPages(pages, thread);
     const state = this.#state;
     const slot = slotOf(thread);
     const ticket = Atomics.add(state, slot + NEXT_TICKET, 1);
@@ -148,24 +168,27 @@ export class BounceBufferTracker {
       Atomics.add(this.#waitNs, thread, BigInt(Math.round((performance.now() - started) * 1e6)));
     }
     this.#take(slot, pages);
-    return this.#buffer(size, thread, pages);
   }
 
-  /**
-   * The buffer at once, or null when it would have to wait (not enough free pages, or earlier
-   * waiters queued). Never takes a place in the queue. Throws like `acquire`.
-   */
-  tryAcquire(size: number, thread: number): TrackedBounceBuffer | null {
-    const pages = this.#pagesFor(size, thread);
+  /** Takes `pages` at once when nobody is queued and they are free; never queues. */
+  tryAcquirePages(pages: number, thread: number): boolean {
+    this.#checkPages(pages, thread);
     const state = this.#state;
     const slot = slotOf(thread);
     const serving = Atomics.load(state, slot + SERVING);
-    if (Atomics.load(state, slot + NEXT_TICKET) !== serving) return null;
-    if (Atomics.load(state, slot + FREE) < pages) return null;
+    if (Atomics.load(state, slot + NEXT_TICKET) !== serving) return false;
+    if (Atomics.load(state, slot + FREE) < pages) return false;
     // Taking ticket `serving` makes us the holder; `free` can only have grown since.
-    if (Atomics.compareExchange(state, slot + NEXT_TICKET, serving, (serving + 1) | 0) !== serving) return null;
+    if (Atomics.compareExchange(state, slot + NEXT_TICKET, serving, (serving + 1) | 0) !== serving) return false;
     this.#take(slot, pages);
-    return this.#buffer(size, thread, pages);
+    return true;
+  }
+
+  /** Returns pages taken with `acquirePages`/`tryAcquirePages` and wakes the waiters. */
+  releasePages(pages: number, thread: number): void {
+    const slot = slotOf(thread);
+    Atomics.add(this.#state, slot + FREE, pages);
+    signal(this.#state, slot);
   }
 
   /** Pages `thread` may still take. */
@@ -219,6 +242,16 @@ export class BounceBufferTracker {
     return pages;
   }
 
+  #checkPages(pages: number, thread: number): void {
+    this.#checkThread(thread);
+    if (!(Number.isSafeInteger(pages) && pages > 0 && pages <= this.maxPagesPerThread)) {
+      throw new BounceBudgetError(
+        "BUDGET_EXCEEDED",
+        `${pages} bounce pages is not within the per-thread budget of ${this.maxPagesPerThread} pages; it could never be served`,
+      );
+    }
+  }
+
   #checkThread(thread: number): void {
     if (!(Number.isInteger(thread) && thread >= 0 && thread < this.threads)) {
       throw new BounceBudgetError(
@@ -243,12 +276,7 @@ export class BounceBufferTracker {
   }
 
   #buffer(size: number, thread: number, pages: number): TrackedBounceBuffer {
-    const state = this.#state;
-    const slot = slotOf(thread);
-    const returnPages = () => {
-      Atomics.add(state, slot + FREE, pages);
-      signal(state, slot);
-    };
+    const returnPages = () => this.releasePages(pages, thread);
     try {
       return new TrackedBounceBuffer(size, thread, returnPages);
     } catch (error) {

@@ -142,6 +142,15 @@ export class GuestMemory implements Disposable {
     return this.#region.view(gpn * PAGE_SIZE, PAGE_SIZE);
   }
 
+  /**
+   * Guest physical bytes `[gpa, gpa+len)` as a view (aliases the mapping; empty after release),
+   * for copies on a hot path. The bytes must lie within one 1 GiB view of the mapping.
+   */
+  view(gpa: number, len: number): Uint8Array {
+    this.#checkSpan("view", gpa, len);
+    return this.#region.view(gpa, len);
+  }
+
   /** msync: every store so far is in the image file when this returns. */
   sync(): void {
     this.#region.sync();

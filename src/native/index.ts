@@ -5,6 +5,7 @@
 export { errnoName, errnoNumber, isErrnoName, OsError, EINVAL, EOPNOTSUPP } from "./errno";
 export { IovecArray } from "./iovec";
 export { CHUNK_BYTES, NativeRegion } from "./region";
+export { completionError, IoUring, IORING_OP_READV, IORING_OP_WRITEV } from "./uring";
 export {
   allocateFd,
   blockDeviceLogicalSize,
@@ -16,6 +17,7 @@ export {
   preadv,
   pwritev,
   statx,
+  threadCpuNs,
   truncateFd,
   O_CREAT,
   O_DIRECT,

@@ -34,6 +34,8 @@ export const libc = dlopen(LIBC_PATH, {
   preadv: { args: ["i32", "ptr", "i32", "i64"], returns: FFIType.i64_fast },
   pwritev: { args: ["i32", "ptr", "i32", "i64"], returns: FFIType.i64_fast },
   pwritev2: { args: ["i32", "ptr", "i32", "i64", "i32"], returns: FFIType.i64_fast },
+  clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
+  syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], returns: FFIType.i64_fast },
   __errno_location: { args: [], returns: "ptr" },
 }).symbols;
 

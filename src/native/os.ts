@@ -39,6 +39,7 @@ const MAP_SHARED = 0x1;
 const MAP_PRIVATE = 0x2;
 const MAP_ANONYMOUS = 0x20;
 const MAP_NORESERVE = 0x4000;
+const MAP_POPULATE = 0x8000;
 const MS_SYNC = 0x4;
 
 const AT_FDCWD = -100;
@@ -198,13 +199,15 @@ function fileType(mode: number): FileType {
 }
 
 /**
- * mmap(2) of `length` bytes of `fd` from offset 0, `MAP_SHARED`: stores reach the file.
+ * mmap(2) of `length` bytes of `fd` from `offset`, `MAP_SHARED`: stores reach the file (or,
+ * for an io_uring descriptor, the kernel's rings; `populate` faults them in at once).
  * The caller owns the mapping and must `unmap` it with the same length.
  */
-export function mapFile(fd: number, length: number, writable: boolean): Address {
+export function mapFile(fd: number, length: number, writable: boolean, offset = 0, populate = false): Address {
   const prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-  const address = libc.mmap(null, length, prot, MAP_SHARED, fd, 0) as number;
-  if (address === -1) fail("mmap", `fd ${fd}, ${length} bytes, MAP_SHARED`);
+  const flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+  const address = libc.mmap(null, length, prot, flags, fd, offset) as number;
+  if (address === -1) fail("mmap", `fd ${fd}, ${length} bytes at ${offset}, MAP_SHARED`);
   return address as Address;
 }
 
@@ -257,4 +260,25 @@ export function pwritev(fd: number, iovecs: Address, count: number, offset: numb
       fail(flags === 0 ? "pwritev" : "pwritev2", `fd ${fd}, ${count} iovecs at offset ${offset}`);
     }
   }
+}
+
+/**
+ * A raw system call with up to six integer arguments (pointers as numbers). Returns the
+ * result, or throws an `OsError` naming `call`; `EINTR` is retried.
+ */
+export function rawSyscall(number: number, call: string, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): number {
+  for (;;) {
+    const result = libc.syscall(number, a, b, c, d, e, f) as number;
+    if (result >= 0) return result;
+    if (lastErrno() !== EINTR) fail(call, "");
+  }
+}
+
+const CLOCK_THREAD_CPUTIME_ID = 3;
+const timespec = new Uint32Array(4); // one per thread (module instance): tv_sec (i64), tv_nsec (i64)
+
+/** CPU time consumed by the calling thread, in nanoseconds (user and system). */
+export function threadCpuNs(): number {
+  if (libc.clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespec) !== 0) fail("clock_gettime", "CLOCK_THREAD_CPUTIME_ID");
+  return (timespec[0]! + timespec[1]! * 2 ** 32) * 1e9 + timespec[2]!;
 }

@@ -52,8 +52,8 @@ export class NativeRegion implements Disposable {
    * `length` bytes of an open file mapped `MAP_SHARED`. The descriptor may be closed afterwards:
    * the mapping keeps the file alive.
    */
-  static mapFile(fd: number, length: number, writable: boolean, what: string): NativeRegion {
-    return new NativeRegion(mapFile(fd, length, writable), length, length, what);
+  static mapFile(fd: number, length: number, writable: boolean, what: string, offset = 0, populate = false): NativeRegion {
+    return new NativeRegion(mapFile(fd, length, writable, offset, populate), length, length, what);
   }
 
   get released(): boolean {

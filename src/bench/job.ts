@@ -1,0 +1,267 @@
+/**
+ * One benchmark job: one thread running one case (op, block size, memory offset, mode, engine,
+ * queue depth) against its own region of the disk, for a time or a number of IOs.
+ *
+ * Each of the `qd` in-flight slots owns guest pages (`ceil((memOffset+bs)/4096)` consecutive
+ * GPNs from the job's first GPN) and a request over them at `memOffset`. The plan for that
+ * request is made once: `direct` and `buffered` slots hand their locked guest iovecs to the
+ * engine; `bounce` slots own a preallocated bounce buffer and, per IO, take the pages from the
+ * shared budget (the tracker's page accounting), copy guest -> bounce before a write and
+ * bounce -> guest after a read, and give the pages back. Nothing is allocated per IO.
+ *
+ * The loop issues while slots are free, then reaps. A bounce IO that cannot get its pages at
+ * once reaps its own in-flight IOs first (waiting on itself would deadlock) and only queues on
+ * the tracker when nothing of its own is in flight; both count as budget waits.
+ *
+ * `stop` (a shared Int32Array) lets the main thread end the job early (Ctrl-C): issuing stops,
+ * in-flight IOs complete, and the partial result is returned.
+ */
+import { BounceBuffer } from "../bounce-buffer";
+import { BounceBufferTracker } from "../bounce-tracker";
+import { PAGE_SIZE } from "../constants";
+import { Disk } from "../disk";
+import { createEngine, type EngineName } from "../engines";
+import { BounceBenchError } from "../errors";
+import { GuestMemory } from "../guest-memory";
+import { errnoName, OsError, RWF_DSYNC, threadCpuNs, type Address, type IovecArray } from "../native";
+import { PagedRange } from "../paged-range";
+import { plan, type Decision, type IoMode } from "../planner";
+import { RequestBuffers } from "../request-buffers";
+import { readDiskBytes } from "../verify";
+import { LatencyHistogram } from "./histogram";
+
+export type BenchOp = "read" | "write" | "randread" | "randwrite";
+export const BENCH_OPS: readonly BenchOp[] = ["read", "write", "randread", "randwrite"];
+
+export interface JobSpec {
+  guestPath: string;
+  diskPath: string;
+  op: BenchOp;
+  bs: number;
+  memOffset: number;
+  mode: IoMode;
+  engine: EngineName;
+  qd: number;
+  /** This job's index in the bounce tracker (its IO thread). */
+  thread: number;
+  trackerShared: SharedArrayBuffer;
+  /** Disk bytes `[regionStart, regionStart+regionBytes)` are this job's. */
+  regionStart: number;
+  regionBytes: number;
+  /** First GPN of this job's guest pages. */
+  firstGpn: number;
+  runtimeNs: number | null;
+  ios: number | null;
+  alignOverride?: number;
+  fua?: boolean;
+  seed: number;
+  /** Check every IO's bytes with an independent buffered read (tests; slow). */
+  verify?: boolean;
+  /** [0]: stop requested. */
+  stop: Int32Array;
+  /** Written with the IOs completed so far, every few thousand IOs (progress display). */
+  progress?: Float64Array;
+}
+
+export interface JobResult {
+  thread: number;
+  decision: Decision;
+  reasons: string[];
+  ios: number;
+  bytes: number;
+  elapsedNs: number;
+  cpuNs: number;
+  histogram: { counts: Float64Array; count: number; maxNs: number };
+  /** Budget stalls handled inside the job (its own in-flight IOs held the pages). */
+  budgetStalls: number;
+  budgetStallNs: number;
+  error: { code: string; message: string } | null;
+}
+
+interface Slot {
+  iovecs: IovecArray;
+  iovecAddress: Address;
+  guestView: Uint8Array;
+  bounceView: Uint8Array | null;
+  startNs: number;
+  offset: number;
+}
+
+export async function runJob(spec: JobSpec): Promise<JobResult> {
+  const write = spec.op === "write" || spec.op === "randwrite";
+  const random = spec.op === "randread" || spec.op === "randwrite";
+  using memory = GuestMemory.open(spec.guestPath);
+  using disk = Disk.open(spec.diskPath, { write, direct: spec.mode !== "buffered", alignOverride: spec.alignOverride });
+  const tracker = BounceBufferTracker.attach(spec.trackerShared);
+  const slotPages = Math.ceil((spec.memOffset + spec.bs) / PAGE_SIZE);
+  const bouncePages = Math.ceil(spec.bs / PAGE_SIZE);
+  const owned: { release(): void }[] = [];
+  const slots: Slot[] = [];
+  let decision: Decision = "direct";
+  let reasons: string[] = [];
+  try {
+    for (let i = 0; i < spec.qd; i++) {
+      const first = spec.firstGpn + i * slotPages;
+      const gpns = Array.from({ length: slotPages }, (_, page) => first + page);
+      const range = new PagedRange(spec.memOffset, spec.bs, gpns);
+      const decided = plan({ op: write ? "write" : "read", mode: spec.mode, at: spec.regionStart, segments: [range], alignment: disk.alignment });
+      if (decided.calls.length !== 1 || decided.diskStart !== spec.regionStart) {
+        throw new BounceBenchError("BENCH_CASE", "input", `bench: block size ${spec.bs} needs ${decided.decision}; use a multiple of the ${decided.blockSize}-byte block`);
+      }
+      decision = decided.decision;
+      reasons = decided.reasons;
+      const guestView = memory.view(first * PAGE_SIZE + spec.memOffset, spec.bs);
+      if (decided.bouncePages > 0) {
+        const bounce = new BounceBuffer(spec.bs);
+        owned.push(bounce);
+        const iovecs = bounce.iovecs();
+        slots.push({ iovecs, iovecAddress: iovecs.address(), guestView, bounceView: bounce.bytes, startNs: 0, offset: 0 });
+      } else {
+        const iovecs = new RequestBuffers(memory, range, !write).lock(!write);
+        owned.push(iovecs);
+        slots.push({ iovecs, iovecAddress: iovecs.address(), guestView, bounceView: null, startNs: 0, offset: 0 });
+      }
+    }
+    const bounced = slots[0]!.bounceView !== null;
+    return await loop(spec, disk, tracker, slots, { write, random, bounced, bouncePages, decision, reasons });
+  } finally {
+    for (const resource of owned) resource.release();
+  }
+}
+
+async function loop(
+  spec: JobSpec,
+  disk: Disk,
+  tracker: BounceBufferTracker,
+  slots: Slot[],
+  how: { write: boolean; random: boolean; bounced: boolean; bouncePages: number; decision: Decision; reasons: string[] },
+): Promise<JobResult> {
+  const { write, random, bounced, bouncePages } = how;
+  const { bs, qd, thread, stop, progress } = spec;
+  const blocks = Math.floor(spec.regionBytes / bs);
+  const histogram = new LatencyHistogram();
+  const freeSlots = new Int32Array(qd);
+  let freeCount = qd;
+  for (let i = 0; i < qd; i++) freeSlots[i] = qd - 1 - i;
+  const fd = disk.fd;
+  const rwFlags = write && spec.fua ? RWF_DSYNC : 0;
+  let inFlight = 0;
+  let issued = 0;
+  let completed = 0;
+  let cursor = 0;
+  let rng = spec.seed | 0 || 1;
+  let stopIssuing = false;
+  let error: { code: string; message: string } | null = null;
+  let stalls = 0;
+  let stallNs = 0;
+
+  const onComplete = (slotIndex: number, result: number): void => {
+    const slot = slots[slotIndex]!;
+    const now = Bun.nanoseconds();
+    histogram.record(now - slot.startNs);
+    inFlight--;
+    freeSlots[freeCount++] = slotIndex;
+    if (result === bs) {
+      if (bounced) {
+        if (!write) slot.guestView.set(slot.bounceView!);
+        tracker.releasePages(bouncePages, thread);
+      }
+      if (spec.verify) verifyIo(spec, slot);
+      completed++;
+      if (progress !== undefined && (completed & 4095) === 0) progress[thread] = completed;
+      return;
+    }
+    if (bounced) tracker.releasePages(bouncePages, thread);
+    stopIssuing = true;
+    if (error === null) {
+      const call = write ? "pwritev" : "preadv";
+      const detail = `${spec.engine} engine, ${bs} bytes at offset ${slot.offset} of ${spec.diskPath}`;
+      error =
+        result < 0
+          ? { code: errnoName(-result), message: new OsError(-result, call, detail).message }
+          : { code: write ? "SHORT_WRITE" : "SHORT_READ", message: `${call}(${detail}): only ${result} bytes transferred` };
+    }
+  };
+
+  const engine = createEngine(spec.engine, qd, onComplete);
+  const startNs = Bun.nanoseconds();
+  const startCpu = threadCpuNs();
+  const deadline = spec.runtimeNs === null ? Number.POSITIVE_INFINITY : startNs + spec.runtimeNs;
+  const limit = spec.ios ?? Number.POSITIVE_INFINITY;
+  try {
+    for (;;) {
+      while (freeCount > 0 && !stopIssuing) {
+        const now = Bun.nanoseconds();
+        if (issued >= limit || now >= deadline || Atomics.load(stop, 0) !== 0) {
+          stopIssuing = true;
+          break;
+        }
+        if (bounced && !tracker.tryAcquirePages(bouncePages, thread)) {
+          if (inFlight > 0) {
+            stalls++;
+            const stalled = Bun.nanoseconds();
+            engine.reap(); // our own IOs hold the pages: complete some, then try again
+            stallNs += Bun.nanoseconds() - stalled;
+            continue;
+          }
+          await tracker.acquirePages(bouncePages, thread); // other threads hold them: queue
+        }
+        const slotIndex = freeSlots[--freeCount]!;
+        const slot = slots[slotIndex]!;
+        let block: number;
+        if (random) {
+          rng ^= rng << 13;
+          rng ^= rng >>> 17;
+          rng ^= rng << 5;
+          block = (rng >>> 0) % blocks;
+        } else {
+          block = cursor;
+          cursor = cursor + 1 === blocks ? 0 : cursor + 1;
+        }
+        slot.offset = spec.regionStart + block * bs;
+        if (bounced && write) slot.bounceView!.set(slot.guestView);
+        slot.startNs = Bun.nanoseconds();
+        engine.submit(slotIndex, write, fd, slot.iovecAddress, 1, slot.offset, rwFlags, bs);
+        inFlight++;
+        issued++;
+      }
+      if (inFlight === 0) break;
+      engine.reap();
+    }
+  } catch (thrown) {
+    error = errorJson(thrown);
+  } finally {
+    engine.close();
+  }
+  const elapsedNs = Bun.nanoseconds() - startNs;
+  if (progress !== undefined) progress[thread] = completed;
+  return {
+    thread,
+    decision: how.decision,
+    reasons: how.reasons,
+    ios: completed,
+    bytes: completed * bs,
+    elapsedNs,
+    cpuNs: threadCpuNs() - startCpu,
+    histogram: { counts: histogram.counts, count: histogram.count, maxNs: histogram.maxNs },
+    budgetStalls: stalls,
+    budgetStallNs: stallNs,
+    error,
+  };
+}
+
+/** Verify mode: the disk block just transferred equals the slot's guest bytes. */
+function verifyIo(spec: JobSpec, slot: Slot): void {
+  const disk = readDiskBytes(spec.diskPath, slot.offset, spec.bs);
+  const guest = slot.guestView;
+  for (let i = 0; i < disk.length; i++) {
+    if (disk[i] !== guest[i]) {
+      throw new BounceBenchError("MISMATCH", "check", `bench verify: disk byte ${slot.offset + i} is 0x${disk[i]!.toString(16)}, guest has 0x${guest[i]!.toString(16)}`);
+    }
+  }
+}
+
+export function errorJson(error: unknown): { code: string; message: string } {
+  if (error instanceof BounceBenchError) return { code: error.code, message: error.message };
+  return { code: "INTERNAL", message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
+}

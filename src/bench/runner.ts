@@ -1,0 +1,310 @@
+/**
+ * The benchmark: the product of the listed ops, block sizes, memory offsets and modes, each
+ * case run by `threads` Bun Workers (one job each, own engine, own budget slot), measured and
+ * summed into one result per case.
+ *
+ * Measurement returns plain data (`BenchReport`); printing is the command line's business.
+ * Each report starts with where it ran: kernel, CPU, filesystem, alignment and its source.
+ *
+ * A case that fails keeps what it measured and carries its error. A forced `direct` case that
+ * the kernel refuses with EINVAL is a result (that is what the mode is for) and the sweep goes
+ * on; any other error ends the sweep. Setting `stop[0]` (Ctrl-C) ends the current case early,
+ * with its partial result, and skips the rest.
+ */
+import { cpus, release } from "node:os";
+import { BounceBufferTracker } from "../bounce-tracker";
+import { PAGE_SIZE } from "../constants";
+import { Disk } from "../disk";
+import type { EngineName } from "../engines";
+import { InvalidInputError } from "../errors";
+import type { IoMode } from "../planner";
+import { alignmentJson, type AlignmentJson } from "../report";
+import { LatencyHistogram } from "./histogram";
+import type { BenchOp, JobResult, JobSpec } from "./job";
+import { BenchWorkspace } from "./workspace";
+
+export interface BenchOptions {
+  guestPath?: string;
+  diskPath?: string;
+  size: number;
+  ops: BenchOp[];
+  bs: number[];
+  memOffsets: number[];
+  modes: IoMode[];
+  engine: EngineName;
+  qd: number;
+  threads: number;
+  budget: number;
+  runtimeSeconds: number | null;
+  ios: number | null;
+  alignOverride?: number;
+  fua?: boolean;
+  force?: boolean;
+  verify?: boolean;
+  /** [0] set to non-zero to stop (shared with the workers). */
+  stop?: Int32Array;
+  /** Called when a case starts and as IOs complete (from a timer), for a progress line. */
+  onProgress?: (caseIndex: number, cases: number, label: string, ios: number) => void;
+  /** Called with each finished case, in order. */
+  onCase?: (result: BenchCaseResult) => void;
+  /** Called once the files are ready, with the workspace (to clean it up on a signal). */
+  onWorkspace?: (workspace: BenchWorkspace) => void;
+}
+
+export interface HostInfo {
+  kernel: string;
+  cpu: string;
+  cpus: number;
+  filesystem: string | null;
+  disk: string;
+  diskSize: number;
+  /** The disk's alignment as the kernel reports it, and the one planned against (override). */
+  alignment: AlignmentJson;
+  planAlignment: AlignmentJson;
+}
+
+export interface BenchCaseResult {
+  op: BenchOp;
+  bs: number;
+  memOffset: number;
+  mode: IoMode;
+  decision: string;
+  reasons: string[];
+  engine: EngineName;
+  qd: number;
+  threads: number;
+  ios: number;
+  bytes: number;
+  seconds: number;
+  mibPerSec: number;
+  iops: number;
+  latencyUs: { p50: number; p99: number; max: number };
+  /** CPU time of the IO threads per completed IO, in nanoseconds. */
+  cpuNsPerIo: number;
+  bounce: { acquired: number; waits: number; waitNs: number; peakPages: number };
+  error: { code: string; message: string } | null;
+}
+
+export interface BenchReport {
+  host: HostInfo;
+  results: BenchCaseResult[];
+  interrupted: boolean;
+}
+
+export const DEFAULT_BENCH = {
+  size: 256 * 2 ** 20,
+  ops: ["read", "write"] as BenchOp[],
+  bs: [4096, 65536, 2 ** 20],
+  memOffsets: [0, 512],
+  modes: ["auto", "bounce"] as IoMode[],
+  engine: "sync" as EngineName,
+  qd: 1,
+  threads: 1,
+  runtimeSeconds: 2,
+};
+
+const MAX_THREADS = 64;
+const PROGRESS_INTERVAL_MS = 500;
+const WORKER_URL = new URL("./worker.ts", import.meta.url);
+
+export async function runBench(options: BenchOptions): Promise<BenchReport> {
+  validate(options);
+  const stop = options.stop ?? new Int32Array(new SharedArrayBuffer(4));
+  const slotPages = Math.max(...options.bs.flatMap((bs) => options.memOffsets.map((offset) => Math.ceil((offset + bs) / PAGE_SIZE))));
+  const guestPagesPerThread = slotPages * options.qd;
+  const workspace = BenchWorkspace.prepare({
+    guestPath: options.guestPath,
+    diskPath: options.diskPath,
+    diskSize: options.size,
+    guestBytes: guestPagesPerThread * options.threads * PAGE_SIZE,
+    writesDisk: options.ops.some((op) => op.endsWith("write")),
+    writesGuest: options.ops.some((op) => op.endsWith("read")),
+    force: options.force ?? false,
+  });
+  options.onWorkspace?.(workspace);
+  const workers: Worker[] = [];
+  try {
+    const host = describeHost(workspace, options);
+    const regionBytes = Math.floor(workspace.diskSize / options.threads / PAGE_SIZE) * PAGE_SIZE;
+    const largest = Math.max(...options.bs);
+    if (regionBytes < largest) {
+      throw new InvalidInputError(`the disk (${workspace.diskSize} bytes) is too small for ${options.threads} threads of ${largest}-byte IOs`);
+    }
+    for (let i = 0; i < options.threads; i++) workers.push(new Worker(WORKER_URL));
+    const cases = options.ops.flatMap((op) =>
+      options.bs.flatMap((bs) => options.memOffsets.flatMap((memOffset) => options.modes.map((mode) => ({ op, bs, memOffset, mode })))),
+    );
+    const results: BenchCaseResult[] = [];
+    const progress = new Float64Array(new SharedArrayBuffer(8 * options.threads));
+    for (const [index, item] of cases.entries()) {
+      if (Atomics.load(stop, 0) !== 0) break;
+      const label = `${item.op} ${formatBytes(item.bs)} +${item.memOffset} ${item.mode}`;
+      const tracker = new BounceBufferTracker(options.budget, options.threads);
+      progress.fill(0);
+      options.onProgress?.(index, cases.length, label, 0);
+      const timer = setInterval(() => options.onProgress?.(index, cases.length, label, progress.reduce((a, b) => a + b, 0)), PROGRESS_INTERVAL_MS);
+      let jobs: JobResult[];
+      try {
+        jobs = await Promise.all(
+          workers.map((worker, thread) =>
+            runInWorker(worker, {
+              guestPath: workspace.guestPath,
+              diskPath: workspace.diskPath,
+              op: item.op,
+              bs: item.bs,
+              memOffset: item.memOffset,
+              mode: item.mode,
+              engine: options.engine,
+              qd: options.qd,
+              thread,
+              trackerShared: tracker.shared,
+              regionStart: thread * regionBytes,
+              regionBytes,
+              firstGpn: thread * guestPagesPerThread,
+              runtimeNs: options.runtimeSeconds === null ? null : options.runtimeSeconds * 1e9,
+              ios: options.ios === null ? null : Math.ceil(options.ios / options.threads),
+              alignOverride: options.alignOverride,
+              fua: options.fua,
+              seed: 0x9e3779b1 ^ (thread * 7919 + index),
+              verify: options.verify,
+              stop,
+              progress,
+            }),
+          ),
+        );
+      } finally {
+        clearInterval(timer);
+      }
+      const result = summarize(item, options, jobs, tracker);
+      results.push(result);
+      options.onCase?.(result);
+      if (result.error !== null && !(result.error.code === "EINVAL" && item.mode === "direct")) break;
+    }
+    return { host, results, interrupted: Atomics.load(stop, 0) !== 0 };
+  } finally {
+    for (const worker of workers) worker.terminate();
+    workspace.cleanup();
+  }
+}
+
+function validate(options: BenchOptions): void {
+  const lists: [string, unknown[]][] = [["--op", options.ops], ["--bs", options.bs], ["--mem-offset", options.memOffsets], ["--mode", options.modes]];
+  for (const [flag, list] of lists) if (list.length === 0) throw new InvalidInputError(`${flag}: the list is empty`);
+  for (const bs of options.bs) {
+    if (!(bs >= 512 && bs % 512 === 0 && bs <= 64 * 2 ** 20)) {
+      throw new InvalidInputError(`--bs: ${bs} is not a multiple of 512 between 512 and 64 MiB`);
+    }
+  }
+  for (const offset of options.memOffsets) {
+    if (!(offset >= 0 && offset < PAGE_SIZE)) throw new InvalidInputError(`--mem-offset: ${offset} is not an offset within a page (0 .. 4095)`);
+  }
+  if (!(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= MAX_THREADS)) {
+    throw new InvalidInputError(`--threads: ${options.threads} is not in 1 .. ${MAX_THREADS}`);
+  }
+  if ((options.runtimeSeconds === null) === (options.ios === null)) throw new InvalidInputError("give one of --runtime and --ios");
+  if (options.runtimeSeconds !== null && !(options.runtimeSeconds > 0 && options.runtimeSeconds <= 86400)) {
+    throw new InvalidInputError(`--runtime: ${options.runtimeSeconds} is not a number of seconds in (0, 86400]`);
+  }
+  if (options.ios !== null && !(Number.isSafeInteger(options.ios) && options.ios >= 1)) throw new InvalidInputError(`--ios: ${options.ios} is not a positive count`);
+  if (options.fua && !options.ops.some((op) => op.endsWith("write"))) throw new InvalidInputError("--fua applies to write workloads only");
+  const largestPages = Math.ceil(Math.max(...options.bs) / PAGE_SIZE);
+  if (options.modes.some((mode) => mode !== "buffered" && mode !== "direct") && largestPages > options.budget) {
+    throw new InvalidInputError(`--budget: ${options.budget} pages cannot hold one ${formatBytes(Math.max(...options.bs))} bounce buffer (${largestPages} pages)`);
+  }
+}
+
+function runInWorker(worker: Worker, spec: JobSpec): Promise<JobResult> {
+  return new Promise((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<{ result?: JobResult; failure?: { code: string; message: string } }>) => {
+      if (event.data.result !== undefined) resolve(event.data.result);
+      else resolve(failedJob(spec, event.data.failure!));
+    };
+    worker.onerror = (event) => reject(new Error(`bench worker failed: ${event.message}`));
+    worker.postMessage({ spec });
+  });
+}
+
+function failedJob(spec: JobSpec, error: { code: string; message: string }): JobResult {
+  return {
+    thread: spec.thread,
+    decision: "direct",
+    reasons: [],
+    ios: 0,
+    bytes: 0,
+    elapsedNs: 0,
+    cpuNs: 0,
+    histogram: { counts: new Float64Array(0), count: 0, maxNs: 0 },
+    budgetStalls: 0,
+    budgetStallNs: 0,
+    error,
+  };
+}
+
+function summarize(
+  item: { op: BenchOp; bs: number; memOffset: number; mode: IoMode },
+  options: BenchOptions,
+  jobs: JobResult[],
+  tracker: BounceBufferTracker,
+): BenchCaseResult {
+  const latency = new LatencyHistogram();
+  for (const job of jobs) if (job.histogram.count > 0) latency.merge(new LatencyHistogram(job.histogram.counts, job.histogram.count, job.histogram.maxNs));
+  const ios = jobs.reduce((sum, job) => sum + job.ios, 0);
+  const bytes = jobs.reduce((sum, job) => sum + job.bytes, 0);
+  const seconds = Math.max(...jobs.map((job) => job.elapsedNs)) / 1e9;
+  const cpuNs = jobs.reduce((sum, job) => sum + job.cpuNs, 0);
+  const stats = tracker.totals();
+  const first = jobs.find((job) => job.error === null) ?? jobs[0]!;
+  return {
+    op: item.op,
+    bs: item.bs,
+    memOffset: item.memOffset,
+    mode: item.mode,
+    decision: first.decision,
+    reasons: first.reasons,
+    engine: options.engine,
+    qd: options.qd,
+    threads: options.threads,
+    ios,
+    bytes,
+    seconds: round(seconds, 6),
+    mibPerSec: seconds > 0 ? round(bytes / 2 ** 20 / seconds, 2) : 0,
+    iops: seconds > 0 ? Math.round(ios / seconds) : 0,
+    latencyUs: { p50: round(latency.percentile(50) / 1000, 3), p99: round(latency.percentile(99) / 1000, 3), max: round(latency.maxNs / 1000, 3) },
+    cpuNsPerIo: ios > 0 ? Math.round(cpuNs / ios) : 0,
+    bounce: {
+      acquired: stats.acquired,
+      waits: stats.waits + jobs.reduce((sum, job) => sum + job.budgetStalls, 0),
+      waitNs: stats.waitNs + jobs.reduce((sum, job) => sum + job.budgetStallNs, 0),
+      peakPages: stats.peakPages,
+    },
+    error: jobs.find((job) => job.error !== null)?.error ?? null,
+  };
+}
+
+function describeHost(workspace: BenchWorkspace, options: BenchOptions): HostInfo {
+  using disk = Disk.open(workspace.diskPath, { write: false, direct: false, alignOverride: options.alignOverride });
+  const cpu = cpus();
+  return {
+    kernel: release(),
+    cpu: cpu[0]?.model.trim() ?? "unknown",
+    cpus: cpu.length,
+    filesystem: disk.fsType ?? null,
+    disk: workspace.scratchDir === null ? workspace.diskPath : "(scratch file)",
+    diskSize: workspace.diskSize,
+    alignment: alignmentJson(disk.discovered),
+    planAlignment: alignmentJson(disk.alignment),
+  };
+}
+
+function round(value: number, digits: number): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+/** 4096 as `4k`, 1048576 as `1m`. */
+export function formatBytes(bytes: number): string {
+  if (bytes % 2 ** 30 === 0) return `${bytes / 2 ** 30}g`;
+  if (bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20}m`;
+  if (bytes % 1024 === 0) return `${bytes / 1024}k`;
+  return String(bytes);
+}

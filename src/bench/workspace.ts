@@ -1,0 +1,109 @@
+/**
+ * The files a benchmark works on, and the promise that it touches nothing else.
+ *
+ * Without `--guest`/`--disk`, both live in a fresh scratch directory under the system temporary
+ * directory, removed by `cleanup()` (which the command line also calls on Ctrl-C). A path the
+ * user names is used as it is when it exists, or created when it does not, and is never
+ * removed. An existing file that the benchmark would change (the disk under a write workload,
+ * the guest image under a read workload, which stores into guest memory) needs `force`.
+ *
+ * A disk the benchmark creates is filled with data, not left sparse: reading a hole involves no
+ * device IO and would measure nothing.
+ */
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PAGE_SIZE } from "../constants";
+import { InvalidInputError } from "../errors";
+import { createSparseFile, statusOrNull } from "../files";
+import { closeFd } from "../native";
+
+export interface WorkspaceOptions {
+  guestPath?: string;
+  diskPath?: string;
+  /** Size of a disk the benchmark creates. */
+  diskSize: number;
+  /** Guest bytes the jobs need. */
+  guestBytes: number;
+  /** The workload stores to the disk / to guest memory. */
+  writesDisk: boolean;
+  writesGuest: boolean;
+  force: boolean;
+}
+
+const FILL_CHUNK = 1 << 20;
+
+export class BenchWorkspace {
+  private constructor(
+    readonly guestPath: string,
+    readonly diskPath: string,
+    readonly diskSize: number,
+    /** The scratch directory, removed by `cleanup`; null when the user named both files. */
+    readonly scratchDir: string | null,
+  ) {}
+
+  static prepare(options: WorkspaceOptions): BenchWorkspace {
+    const needsScratch = options.guestPath === undefined || options.diskPath === undefined;
+    // Check the user's files before creating anything.
+    const disk = options.diskPath === undefined ? null : statusOrNull(options.diskPath);
+    const guest = options.guestPath === undefined ? null : statusOrNull(options.guestPath);
+    if (disk !== null) {
+      if (disk.type !== "file" && disk.type !== "block-device") {
+        throw new InvalidInputError(`--disk ${options.diskPath}: is a ${disk.type}, not a regular file or block device`);
+      }
+      if (options.writesDisk && !options.force) {
+        throw new InvalidInputError(`--disk ${options.diskPath}: exists and a write workload would overwrite it (use --force)`);
+      }
+    }
+    if (guest !== null) {
+      if (options.writesGuest && !options.force) {
+        throw new InvalidInputError(`--guest ${options.guestPath}: exists and a read workload stores into guest memory (use --force)`);
+      }
+      if (guest.size < options.guestBytes) {
+        throw new InvalidInputError(`--guest ${options.guestPath}: ${guest.size} bytes, the jobs need ${options.guestBytes}`);
+      }
+    }
+    const scratchDir = needsScratch ? mkdtempSync(join(tmpdir(), "bounce-bench-")) : null;
+    try {
+      const diskPath = options.diskPath ?? join(scratchDir!, "disk.bin");
+      const guestPath = options.guestPath ?? join(scratchDir!, "guest.img");
+      if (disk === null) createFilledDisk(diskPath, options.diskSize);
+      if (guest === null) closeFd(createSparseFile(guestPath, Math.ceil(options.guestBytes / PAGE_SIZE) * PAGE_SIZE));
+      const diskSize = disk === null ? options.diskSize : disk.size;
+      return new BenchWorkspace(guestPath, diskPath, diskSize, scratchDir);
+    } catch (error) {
+      if (scratchDir !== null) rmSync(scratchDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** Removes the scratch directory (only it). Idempotent. */
+  cleanup(): void {
+    if (this.scratchDir !== null) rmSync(this.scratchDir, { recursive: true, force: true });
+  }
+}
+
+/** A new disk file of `size` bytes, every block written with pseudo-random data and synced. */
+function createFilledDisk(path: string, size: number): void {
+  closeFd(createSparseFile(path, size));
+  const chunk = new Uint8Array(FILL_CHUNK);
+  const words = new Uint32Array(chunk.buffer);
+  let x = 0x2545f491;
+  const fd = openSync(path, "r+");
+  try {
+    for (let at = 0; at < size; at += FILL_CHUNK) {
+      for (let i = 0; i < words.length; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        words[i] = x;
+      }
+      const len = Math.min(FILL_CHUNK, size - at);
+      let done = 0;
+      while (done < len) done += writeSync(fd, chunk, done, len - done, at + done);
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

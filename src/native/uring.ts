@@ -1,0 +1,202 @@
+/**
+ * IoUring: a Linux io_uring instance driven through its raw system calls (no liburing, no
+ * native addon), for vectored reads and writes at a queue depth.
+ *
+ *   io_uring_setup(entries, params) -> ring fd; params says where everything is:
+ *   SQ ring  (mmap at 0):           head, tail, mask, array[]   (we write tail and array)
+ *   CQ ring  (same mmap if the      head, tail, mask, cqes[]    (we write head)
+ *            kernel has SINGLE_MMAP, else at 0x8000000)
+ *   SQEs     (mmap at 0x10000000):  64-byte submission entries
+ *   io_uring_enter(fd, to_submit, min_complete, GETEVENTS) submits and waits.
+ *
+ * Ordering: the kernel reads `sq.tail` with acquire semantics and publishes `cq.tail` with
+ * release; we write SQE contents before `Atomics.store` of the tail and read CQEs after
+ * `Atomics.load` of the CQ tail, which keeps the JIT from reordering across them (x86-64 and
+ * arm64 give the hardware side).
+ *
+ * Ownership: the ring owns its descriptor and three mappings until `close()`. A submitted IO's
+ * iovec array and buffers must stay alive until its completion has been reaped; the caller
+ * (the uring engine) keeps them per in-flight slot. 64-bit SQE fields are written as two
+ * 32-bit halves: no BigInt on the hot path.
+ */
+import { ptr } from "bun:ffi";
+import { ReleasedError } from "../errors";
+import { OsError } from "./errno";
+import { closeFd, rawSyscall, type Address } from "./os";
+import { NativeRegion } from "./region";
+
+const SYS_IO_URING_SETUP = 425;
+const SYS_IO_URING_ENTER = 426;
+const IORING_OFF_SQ_RING = 0;
+const IORING_OFF_CQ_RING = 0x8000000;
+const IORING_OFF_SQES = 0x10000000;
+const IORING_FEAT_SINGLE_MMAP = 1;
+const IORING_ENTER_GETEVENTS = 1;
+export const IORING_OP_READV = 1;
+export const IORING_OP_WRITEV = 2;
+
+const PARAMS_BYTES = 120;
+const SQE_WORDS = 16;
+const CQE_WORDS = 4;
+const TWO_32 = 2 ** 32;
+
+export class IoUring implements Disposable {
+  readonly entries: number;
+  #fd: number;
+  readonly #regions: NativeRegion[] = [];
+  // SQ ring, as u32 word indexes into #sqRing.
+  readonly #sqRing: Uint32Array;
+  readonly #sqHead: number;
+  readonly #sqTail: number;
+  readonly #sqMask: number;
+  readonly #sqArray: number;
+  readonly #sqes: Uint32Array;
+  // CQ ring.
+  readonly #cqRing: Uint32Array;
+  readonly #cqRingSigned: Int32Array;
+  readonly #cqHead: number;
+  readonly #cqTail: number;
+  readonly #cqMask: number;
+  readonly #cqes: number;
+  /** SQEs written but not yet handed to the kernel by `enter`. */
+  #unsubmitted = 0;
+  #localTail: number;
+
+  /** A ring with room for at least `entries` IOs in flight (rounded up to a power of two). */
+  constructor(entries: number) {
+    const params = new Uint32Array(PARAMS_BYTES / 4);
+    // `params` is alive for the whole call; the kernel only reads and fills it during it.
+    this.#fd = rawSyscall(SYS_IO_URING_SETUP, "io_uring_setup", entries, ptr(params));
+    try {
+      const p = (field: number) => params[field]!;
+      this.entries = p(0);
+      const cqEntries = p(1);
+      const features = p(5);
+      // sq_off at byte 40, cq_off at byte 80 (u32 fields).
+      const sq = { head: p(10), tail: p(11), mask: p(12), array: p(16) };
+      const cq = { head: p(20), tail: p(21), mask: p(22), cqes: p(25) };
+      const sqBytes = sq.array + this.entries * 4;
+      const cqBytes = cq.cqes + cqEntries * CQE_WORDS * 4;
+      const single = (features & IORING_FEAT_SINGLE_MMAP) !== 0;
+      const sqRegion = this.#map(single ? Math.max(sqBytes, cqBytes) : sqBytes, IORING_OFF_SQ_RING);
+      const cqRegion = single ? sqRegion : this.#map(cqBytes, IORING_OFF_CQ_RING);
+      const sqeRegion = this.#map(this.entries * SQE_WORDS * 4, IORING_OFF_SQES);
+      this.#sqRing = words(sqRegion);
+      this.#sqHead = sq.head / 4;
+      this.#sqTail = sq.tail / 4;
+      this.#sqMask = this.#sqRing[sq.mask / 4]!;
+      this.#sqArray = sq.array / 4;
+      this.#sqes = words(sqeRegion);
+      this.#cqRing = words(cqRegion);
+      const bytes = cqRegion.view(0, cqRegion.length);
+      this.#cqRingSigned = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+      this.#cqHead = cq.head / 4;
+      this.#cqTail = cq.tail / 4;
+      this.#cqMask = this.#cqRing[cq.mask / 4]!;
+      this.#cqes = cq.cqes / 4;
+      this.#localTail = Atomics.load(this.#sqRing, this.#sqTail);
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /** Free submission slots right now. */
+  get space(): number {
+    return this.entries - (this.#localTail - Atomics.load(this.#sqRing, this.#sqHead));
+  }
+
+  /**
+   * Queues a vectored read or write of `iovecCount` iovecs at `iovecs`, at file `offset`, tagged
+   * `tag` (a non-negative 32-bit integer) for its completion. The caller checked `space`.
+   */
+  prepare(opcode: number, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, tag: number): void {
+    this.#checkOpen();
+    const index = this.#localTail & this.#sqMask;
+    const sqes = this.#sqes;
+    const at = index * SQE_WORDS;
+    sqes[at] = opcode; // opcode, flags 0, ioprio 0
+    sqes[at + 1] = fd;
+    sqes[at + 2] = offset >>> 0;
+    sqes[at + 3] = (offset / TWO_32) >>> 0;
+    sqes[at + 4] = iovecs >>> 0;
+    sqes[at + 5] = (iovecs / TWO_32) >>> 0;
+    sqes[at + 6] = iovecCount;
+    sqes[at + 7] = rwFlags;
+    sqes[at + 8] = tag;
+    sqes[at + 9] = 0;
+    sqes.fill(0, at + 10, at + SQE_WORDS);
+    this.#sqRing[this.#sqArray + index] = index;
+    this.#localTail = (this.#localTail + 1) >>> 0;
+    Atomics.store(this.#sqRing, this.#sqTail, this.#localTail);
+    this.#unsubmitted++;
+  }
+
+  /** Entries prepared but not yet handed to the kernel. */
+  get unsubmitted(): number {
+    return this.#unsubmitted;
+  }
+
+  /** Hands queued entries to the kernel and waits until at least `minComplete` completions are ready. */
+  submitAndWait(minComplete: number): void {
+    this.#checkOpen();
+    const flags = minComplete > 0 ? IORING_ENTER_GETEVENTS : 0;
+    const submitted = rawSyscall(SYS_IO_URING_ENTER, "io_uring_enter", this.#fd, this.#unsubmitted, minComplete, flags, 0, 0);
+    this.#unsubmitted -= Math.min(submitted, this.#unsubmitted);
+  }
+
+  /** Completions ready to be reaped. */
+  get ready(): number {
+    return (Atomics.load(this.#cqRing, this.#cqTail) - this.#cqRing[this.#cqHead]!) >>> 0;
+  }
+
+  /** Tag of the `i`th ready completion (0 = oldest). */
+  completionTag(i: number): number {
+    return this.#cqRing[this.#cqes + (((this.#cqRing[this.#cqHead]! + i) & this.#cqMask) * CQE_WORDS)]!;
+  }
+
+  /** Result of the `i`th ready completion: bytes transferred, or `-errno`. */
+  completionResult(i: number): number {
+    return this.#cqRingSigned[this.#cqes + (((this.#cqRing[this.#cqHead]! + i) & this.#cqMask) * CQE_WORDS) + 2]!;
+  }
+
+  /** Marks the `n` oldest ready completions as consumed. */
+  consume(n: number): void {
+    Atomics.store(this.#cqRing, this.#cqHead, (this.#cqRing[this.#cqHead]! + n) >>> 0);
+  }
+
+  /** Unmaps the rings and closes the descriptor. Idempotent. In-flight IOs must have completed. */
+  close(): void {
+    for (const region of this.#regions) region.release();
+    this.#regions.length = 0;
+    if (this.#fd >= 0) {
+      const fd = this.#fd;
+      this.#fd = -1;
+      closeFd(fd);
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #map(length: number, offset: number): NativeRegion {
+    const region = NativeRegion.mapFile(this.#fd, length, true, "io_uring ring", offset, true);
+    this.#regions.push(region);
+    return region;
+  }
+
+  #checkOpen(): void {
+    if (this.#fd < 0) throw new ReleasedError("io_uring");
+  }
+}
+
+/** Turns a completion's negative result into the error it stands for. */
+export function completionError(result: number, call: string, detail: string): OsError {
+  return new OsError(-result, call, detail);
+}
+
+function words(region: NativeRegion): Uint32Array {
+  const bytes = region.view(0, region.length);
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+}
