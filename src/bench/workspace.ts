@@ -1,10 +1,13 @@
 /**
  * The files a benchmark works on, and the promise that it touches nothing else.
  *
- * Without `--guest`/`--disk`, both live in a fresh scratch directory under the system temporary
- * directory, removed by `cleanup()` (which the command line also calls on Ctrl-C). A path the
- * user names is used as it is when it exists, or created when it does not, and is never
- * removed. An existing file that the benchmark would change (the disk under a write workload,
+ * Without `--disk`, the disk lives in a fresh scratch directory under the system temporary
+ * directory, removed by `cleanup()` (which the command line also calls on Ctrl-C). Without
+ * `--guest`, guest memory is a memfd, as VMMs back guest RAM: shmem pages that direct reads can
+ * dirty without sending the guest image back to disk through writeback (a guest image on the
+ * disk under test would compete with the IO being measured). Workers reach it as
+ * `/proc/self/fd/<fd>`. A path the user names is used as it is when it exists, or created when
+ * it does not, and is never removed. An existing file that the benchmark would change (the disk under a write workload,
  * the guest image under a read workload, which stores into guest memory) needs `force`.
  *
  * A disk the benchmark creates is filled with data, not left sparse: reading a hole involves no
@@ -16,7 +19,7 @@ import { join } from "node:path";
 import { PAGE_SIZE } from "../constants";
 import { InvalidInputError } from "../errors";
 import { createSparseFile, statusOrNull } from "../files";
-import { closeFd } from "../native";
+import { closeFd, createMemfd, truncateFd } from "../native";
 
 export interface WorkspaceOptions {
   guestPath?: string;
@@ -38,12 +41,14 @@ export class BenchWorkspace {
     readonly guestPath: string,
     readonly diskPath: string,
     readonly diskSize: number,
-    /** The scratch directory, removed by `cleanup`; null when the user named both files. */
+    /** The scratch directory, removed by `cleanup`; null when the user named the disk. */
     readonly scratchDir: string | null,
+    /** The memfd behind guest memory when the user named no guest image (closed by `cleanup`). */
+    readonly guestMemfd: number | null,
   ) {}
 
   static prepare(options: WorkspaceOptions): BenchWorkspace {
-    const needsScratch = options.guestPath === undefined || options.diskPath === undefined;
+    const needsScratch = options.diskPath === undefined;
     // Check the user's files before creating anything.
     const disk = options.diskPath === undefined ? null : statusOrNull(options.diskPath);
     const guest = options.guestPath === undefined ? null : statusOrNull(options.guestPath);
@@ -63,22 +68,37 @@ export class BenchWorkspace {
         throw new InvalidInputError(`--guest ${options.guestPath}: ${guest.size} bytes, the jobs need ${options.guestBytes}`);
       }
     }
+    const guestBytes = Math.ceil(options.guestBytes / PAGE_SIZE) * PAGE_SIZE;
     const scratchDir = needsScratch ? mkdtempSync(join(tmpdir(), "bounce-bench-")) : null;
+    let memfd: number | null = null;
     try {
       const diskPath = options.diskPath ?? join(scratchDir!, "disk.bin");
-      const guestPath = options.guestPath ?? join(scratchDir!, "guest.img");
       if (disk === null) createFilledDisk(diskPath, options.diskSize);
-      if (guest === null) closeFd(createSparseFile(guestPath, Math.ceil(options.guestBytes / PAGE_SIZE) * PAGE_SIZE));
+      let guestPath: string;
+      if (options.guestPath === undefined) {
+        memfd = createMemfd("bounce-bench-guest");
+        truncateFd(memfd, guestBytes);
+        guestPath = `/proc/self/fd/${memfd}`;
+      } else {
+        guestPath = options.guestPath;
+        if (guest === null) closeFd(createSparseFile(guestPath, guestBytes));
+      }
       const diskSize = disk === null ? options.diskSize : disk.size;
-      return new BenchWorkspace(guestPath, diskPath, diskSize, scratchDir);
+      return new BenchWorkspace(guestPath, diskPath, diskSize, scratchDir, memfd);
     } catch (error) {
+      if (memfd !== null) closeFd(memfd);
       if (scratchDir !== null) rmSync(scratchDir, { recursive: true, force: true });
       throw error;
     }
   }
 
-  /** Removes the scratch directory (only it). Idempotent. */
+  #cleaned = false;
+
+  /** Removes the scratch directory (only it) and frees the guest memfd. Idempotent. */
   cleanup(): void {
+    if (this.#cleaned) return;
+    this.#cleaned = true;
+    if (this.guestMemfd !== null) closeFd(this.guestMemfd);
     if (this.scratchDir !== null) rmSync(this.scratchDir, { recursive: true, force: true });
   }
 }

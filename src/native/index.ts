@@ -11,6 +11,7 @@ export {
   blockDeviceLogicalSize,
   blockDeviceSize,
   closeFd,
+  createMemfd,
   fsyncFd,
   nextData,
   openFile,

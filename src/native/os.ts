@@ -79,6 +79,19 @@ export function openFile(path: string, flags: number, mode = 0o644): number {
   }
 }
 
+const MFD_CLOEXEC = 0x1;
+
+/**
+ * memfd_create(2): an anonymous file in memory (shmem), the way VMMs back guest RAM. Returns
+ * its descriptor, which the caller owns; other threads of the process reach it as
+ * `/proc/self/fd/<fd>`.
+ */
+export function createMemfd(name: string): number {
+  const fd = libc.memfd_create(cString(name, "memfd_create"), MFD_CLOEXEC);
+  if (fd < 0) fail("memfd_create", name);
+  return fd;
+}
+
 export function closeFd(fd: number): void {
   // close(2) must not be retried on EINTR on Linux: the descriptor is already gone.
   if (libc.close(fd) !== 0 && lastErrno() !== EINTR) fail("close", `fd ${fd}`);

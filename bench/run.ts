@@ -1,0 +1,193 @@
+/**
+ * `npm run bench`: bounce-bench next to fio on the same file, block size, queue depth and
+ * direct flag, in alternating runs, reported as medians and ratios. Not a test: it prints
+ * numbers, it asserts nothing.
+ *
+ *   npm run bench                      all comparisons, 5 rounds of 3 s each
+ *   npm run bench -- --rounds 3 --seconds 2 --only null,sync-4k
+ *   npm run bench -- --json            the medians as one JSON document
+ *
+ * CPU time per IO: bounce-bench's is the IO threads' own CPU time (CLOCK_THREAD_CPUTIME_ID)
+ * divided by IOs; fio's is (usr_cpu + sys_cpu) x job runtime / IOs from its JSON output.
+ * Without fio on PATH the bounce-bench side still runs and says fio is missing.
+ */
+import { spawnSync } from "node:child_process";
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+interface Sample {
+  mibPerSec: number;
+  iops: number;
+  cpuNsPerIo: number;
+}
+
+interface Comparison {
+  name: string;
+  /** What the comparison is checked against, in words. */
+  target: string;
+  bounceBench: string[];
+  fio: string[] | null;
+  /** A second bounce-bench run to compare with instead of fio (bounce vs direct). */
+  baseline?: string[];
+}
+
+const ROOT = join(import.meta.dir, "..");
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const at = args.indexOf(name);
+  return at >= 0 && args[at + 1] !== undefined ? args[at + 1]! : fallback;
+};
+const rounds = Number(flag("--rounds", "5"));
+const seconds = Number(flag("--seconds", "3"));
+const only = flag("--only", "").split(",").filter(Boolean);
+const asJson = args.includes("--json");
+const DISK_BYTES = 1 << 30;
+
+const dir = mkdtempSync(join(tmpdir(), "bounce-bench-compare-"));
+const disk = join(dir, "disk.bin");
+process.on("SIGINT", () => {
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(130);
+});
+
+function fillDisk(): void {
+  const chunk = new Uint8Array(1 << 20);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 2654435761) >>> 24;
+  const fd = openSync(disk, "w");
+  for (let at = 0; at < DISK_BYTES; at += chunk.length) writeSync(fd, chunk, 0, chunk.length, at);
+  fsyncSync(fd);
+  closeSync(fd);
+}
+
+const hasFio = spawnSync("fio", ["--version"]).status === 0;
+
+function bb(options: string[]): string[] {
+  return ["bench", "--json", "--disk", disk, "--force", "--runtime", String(seconds), ...options];
+}
+
+function fio(options: string[]): string[] {
+  return ["--output-format=json", "--name=compare", `--filename=${disk}`, `--size=${DISK_BYTES}`, "--thread", "--time_based", `--runtime=${seconds}`, ...options];
+}
+
+const comparisons: Comparison[] = [
+  ...["4k", "64k", "1m"].map((bs) => ({
+    name: `sync-${bs}`,
+    target: "direct at qd 1: CPU/IO within 5% of fio psync, throughput within noise",
+    bounceBench: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
+    fio: fio(["--rw=read", `--bs=${bs}`, "--direct=1", "--ioengine=psync", "--iodepth=1"]),
+  })),
+  {
+    name: "uring-64k-qd16",
+    target: "io_uring at qd 16, 64 KiB random reads: throughput at least fio io_uring",
+    bounceBench: bb(["--op", "randread", "--bs", "64k", "--mem-offset", "0", "--mode", "auto", "--engine", "uring", "--qd", "16"]),
+    fio: fio(["--rw=randread", "--bs=64k", "--direct=1", "--ioengine=io_uring", "--iodepth=16"]),
+  },
+  {
+    name: "null-4k",
+    target: "null engine, 4 KiB: at least as many IOPS as fio --ioengine=null",
+    bounceBench: bb(["--op", "read", "--bs", "4k", "--mem-offset", "0", "--mode", "auto", "--engine", "null", "--qd", "1"]),
+    fio: fio(["--rw=read", "--bs=4k", "--ioengine=null"]),
+  },
+  ...["64k", "1m"].map((bs) => ({
+    name: `bounce-${bs}`,
+    target: "bounce vs direct (both bounce-bench): CPU/IO at most 10% above direct",
+    bounceBench: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "bounce", "--engine", "sync", "--qd", "1"]),
+    fio: null,
+    baseline: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
+  })),
+];
+
+function runBounceBench(command: string[]): Sample & { maxRssBytes: number } {
+  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...command]);
+  if (result.exitCode !== 0) throw new Error(`bounce-bench ${command.join(" ")}: ${result.stderr.toString()}${result.stdout.toString()}`);
+  const doc = JSON.parse(result.stdout.toString());
+  const r = doc.results[0];
+  return { mibPerSec: r.mibPerSec, iops: r.iops, cpuNsPerIo: r.cpuNsPerIo, maxRssBytes: result.resourceUsage?.maxRSS ?? 0 };
+}
+
+function runFio(command: string[]): Sample {
+  const result = spawnSync("fio", command, { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`fio ${command.join(" ")}: ${result.stderr}`);
+  const job = JSON.parse(result.stdout).jobs[0];
+  const side = job.read.io_bytes > 0 ? job.read : job.write;
+  const ios = side.total_ios;
+  const runtimeNs = job.job_runtime * 1e6;
+  return {
+    mibPerSec: side.bw_bytes / 2 ** 20,
+    iops: side.iops,
+    cpuNsPerIo: ios > 0 ? (((job.usr_cpu + job.sys_cpu) / 100) * runtimeNs) / ios : 0,
+  };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+function medians(samples: Sample[]): Sample {
+  return { mibPerSec: median(samples.map((s) => s.mibPerSec)), iops: median(samples.map((s) => s.iops)), cpuNsPerIo: median(samples.map((s) => s.cpuNsPerIo)) };
+}
+
+const report: Record<string, unknown>[] = [];
+try {
+  const progress = (text: string) => process.stderr.write(`${text}\n`);
+  progress(`filling a ${DISK_BYTES >> 20} MiB disk file in ${dir} ...`);
+  fillDisk();
+  if (!hasFio) progress("fio is not installed (apt-get install fio): bounce-bench figures only");
+  for (const comparison of comparisons) {
+    if (only.length > 0 && !only.includes(comparison.name)) continue;
+    const ours: Sample[] = [];
+    const theirs: Sample[] = [];
+    for (let round = 0; round < rounds; round++) {
+      progress(`${comparison.name}: round ${round + 1}/${rounds}`);
+      ours.push(runBounceBench(comparison.bounceBench));
+      if (comparison.baseline !== undefined) theirs.push(runBounceBench(comparison.baseline));
+      else if (comparison.fio !== null && hasFio) theirs.push(runFio(comparison.fio));
+    }
+    const a = medians(ours);
+    const b = theirs.length > 0 ? medians(theirs) : null;
+    report.push({
+      name: comparison.name,
+      target: comparison.target,
+      against: comparison.baseline !== undefined ? "bounce-bench direct" : hasFio ? "fio" : null,
+      rounds,
+      seconds,
+      bounceBench: a,
+      other: b,
+      ratio: b === null ? null : { mibPerSec: a.mibPerSec / b.mibPerSec, iops: a.iops / b.iops, cpuNsPerIo: a.cpuNsPerIo / b.cpuNsPerIo },
+    });
+  }
+  // Memory: peak RSS of a short and a three times longer run of the same bounced workload.
+  const rss = [1, 3].map((factor) => {
+    const command = bb(["--op", "read", "--bs", "1m", "--mem-offset", "0", "--mode", "bounce", "--engine", "uring", "--qd", "8"]);
+    command[command.indexOf("--runtime") + 1] = String(seconds * factor);
+    return { seconds: seconds * factor, maxRssMiB: runBounceBench(command).maxRssBytes / 2 ** 20 };
+  });
+  report.push({ name: "peak-rss", runs: rss });
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+if (asJson) {
+  console.log(JSON.stringify(report, null, 2));
+} else {
+  const fmt = (value: number | undefined, digits = 1) => (value === undefined ? "-" : value.toFixed(digits));
+  console.log(`bounce-bench vs ${hasFio ? "fio" : "(no fio)"}: medians of ${rounds} alternating runs of ${seconds} s`);
+  console.log("case            | MiB/s ours | MiB/s other | ratio | IOPS ours | IOPS other | ratio | CPU/IO ns ours | CPU/IO ns other | ratio | against");
+  for (const row of report) {
+    if (row.name === "peak-rss") continue;
+    const a = row.bounceBench as Sample;
+    const b = row.other as Sample | null;
+    const r = row.ratio as Sample | null;
+    console.log(
+      [String(row.name).padEnd(15), fmt(a.mibPerSec).padStart(10), fmt(b?.mibPerSec).padStart(11), fmt(r?.mibPerSec, 2).padStart(5), fmt(a.iops, 0).padStart(9), fmt(b?.iops, 0).padStart(10), fmt(r?.iops, 2).padStart(5), fmt(a.cpuNsPerIo, 0).padStart(14), fmt(b?.cpuNsPerIo, 0).padStart(15), fmt(r?.cpuNsPerIo, 2).padStart(5), String(row.against ?? "-")].join(" | "),
+    );
+  }
+  const rssRow = report.find((row) => row.name === "peak-rss");
+  if (rssRow !== undefined) {
+    const runs = rssRow.runs as { seconds: number; maxRssMiB: number }[];
+    console.log(`peak RSS (1 MiB bounce, uring qd 8): ${runs.map((run) => `${run.seconds} s run ${run.maxRssMiB.toFixed(0)} MiB`).join(", ")}`);
+  }
+}
