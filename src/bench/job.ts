@@ -111,6 +111,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       decision = decided.decision;
       reasons = decided.reasons;
       const guestView = memory.view(first * PAGE_SIZE + spec.memOffset, spec.bs);
+      if (spec.verify) fillPattern(guestView, spec.thread * spec.qd + i + 1); // slots write tellable data
       if (decided.bouncePages > 0) {
         const bounce = new BounceBuffer(spec.bs);
         owned.push(bounce);
@@ -258,6 +259,16 @@ function verifyIo(spec: JobSpec, slot: Slot): void {
     if (disk[i] !== guest[i]) {
       throw new BounceBenchError("MISMATCH", "check", `bench verify: disk byte ${slot.offset + i} is 0x${disk[i]!.toString(16)}, guest has 0x${guest[i]!.toString(16)}`);
     }
+  }
+}
+
+function fillPattern(bytes: Uint8Array, seed: number): void {
+  let x = seed * 0x9e3779b1;
+  for (let i = 0; i < bytes.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bytes[i] = x;
   }
 }
 

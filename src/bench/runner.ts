@@ -15,7 +15,7 @@ import { cpus, release } from "node:os";
 import { BounceBufferTracker } from "../bounce-tracker";
 import { PAGE_SIZE } from "../constants";
 import { Disk } from "../disk";
-import type { EngineName } from "../engines";
+import { MAX_QUEUE_DEPTH, type EngineName } from "../engines";
 import { InvalidInputError } from "../errors";
 import type { IoMode } from "../planner";
 import { alignmentJson, type AlignmentJson } from "../report";
@@ -197,6 +197,12 @@ function validate(options: BenchOptions): void {
   }
   for (const offset of options.memOffsets) {
     if (!(offset >= 0 && offset < PAGE_SIZE)) throw new InvalidInputError(`--mem-offset: ${offset} is not an offset within a page (0 .. 4095)`);
+  }
+  if (!(Number.isInteger(options.qd) && options.qd >= 1 && options.qd <= MAX_QUEUE_DEPTH)) {
+    throw new InvalidInputError(`--qd: ${options.qd} is not in 1 .. ${MAX_QUEUE_DEPTH}`);
+  }
+  if (options.engine === "sync" && options.qd !== 1) {
+    throw new InvalidInputError(`--qd ${options.qd}: the sync engine does one IO at a time; use --engine uring for a queue`);
   }
   if (!(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= MAX_THREADS)) {
     throw new InvalidInputError(`--threads: ${options.threads} is not in 1 .. ${MAX_THREADS}`);
