@@ -13,8 +13,15 @@
  * violation is a simulated `EINVAL`, as the stricter disk would answer). Short transfers
  * continue where they stopped; `EINTR` is retried by the native layer.
  *
+ * How the calls reach the kernel is the `transport`'s business: `syncTransport` (the default)
+ * calls preadv/pwritev on this thread; `UringTransport` (transport.ts) shares one io_uring
+ * between many executions in flight at once. With `locks`, a write holds its disk range (widened
+ * to whole blocks) from its first read-modify-write read to its last write, so two writes in
+ * flight never interleave inside a block: the result equals running them one after the other in
+ * completion order.
+ *
  * Lifetimes: the iovec array and the bounce buffer are owned by one execution and released when
- * it returns; guest memory and the disk are the caller's and must outlive the call.
+ * it settles; guest memory and the disk are the caller's and must outlive it.
  */
 import { blockSize, type DiskAlignment } from "./alignment";
 import { BounceBuffer } from "./bounce-buffer";
@@ -29,7 +36,25 @@ import { RequestBuffers } from "./request-buffers";
 export interface ExecuteOptions {
   /** Writes are durable on completion (`pwritev2` with `RWF_DSYNC`). */
   fua?: boolean;
+  /** How calls reach the kernel; `syncTransport` by default. */
+  transport?: Transport;
+  /** Disk ranges held by writes in flight (for concurrent executions). */
+  locks?: RangeLocks;
 }
+
+/**
+ * One vectored transfer of iovecs `[first, first+count)` of `iovecs` at disk `offset`, continued
+ * after short transfers until every byte has moved. Resolves to the system calls made.
+ */
+export interface Transport {
+  transfer(op: "read" | "write", disk: Disk, iovecs: IovecArray, first: number, count: number, offset: number, flags: number): Promise<number>;
+}
+
+/** Transfers on the calling thread with preadv/pwritev. */
+export const syncTransport: Transport = {
+  transfer: (op, disk, iovecs, first, count, offset, flags) =>
+    Promise.resolve(transferFully(op, disk, iovecs, first, count, offset, flags)),
+};
 
 export interface IoResult {
   bytes: number;
@@ -39,13 +64,13 @@ export interface IoResult {
 }
 
 /** Executes `plan` (made for `segments`) between `memory` and `disk`. */
-export function executePlan(
+export async function executePlan(
   plan: Plan,
   segments: readonly PagedRange[],
   memory: GuestMemory,
   disk: Disk,
   options: ExecuteOptions = {},
-): IoResult {
+): Promise<IoResult> {
   checkDiskRange(plan, disk);
   for (const segment of segments) memory.checkPages(segment, plan.op);
   const started = Bun.nanoseconds();
@@ -58,22 +83,58 @@ export function executePlan(
   }
   if (disk.direct && disk.alignment.source === "override") checkSimulatedDisk(plan, iovecs, disk.alignment);
 
+  const transport = options.transport ?? syncTransport;
   const bounceParts = plan.parts.filter((part): part is BouncePart => part.kind === "bounce");
+  const release = plan.op === "write" && options.locks !== undefined ? await options.locks.acquire(plan.diskStart, plan.diskEnd) : null;
   let calls = 0;
-  if (plan.op === "write") {
-    for (const part of bounceParts) {
-      calls += readPadding(part, plan, bounce!, disk);
-      copyStream(buffers, part.stream, part.copyLen, bounce!.bytes, copyOffset(part, plan), "toBounce");
+  try {
+    if (plan.op === "write") {
+      for (const part of bounceParts) {
+        calls += await readPadding(part, plan, bounce!, disk, transport);
+        copyStream(buffers, part.stream, part.copyLen, bounce!.bytes, copyOffset(part, plan), "toBounce");
+      }
     }
-  }
-  const flags = plan.op === "write" && options.fua ? RWF_DSYNC : 0;
-  for (const call of plan.calls) {
-    calls += transferFully(plan.op, disk, iovecs, call.firstIovec, call.iovecs, call.diskOffset, flags);
+    const flags = plan.op === "write" && options.fua ? RWF_DSYNC : 0;
+    for (const call of plan.calls) {
+      calls += await transport.transfer(plan.op, disk, iovecs, call.firstIovec, call.iovecs, call.diskOffset, flags);
+    }
+  } finally {
+    release?.();
   }
   if (plan.op === "read") {
     for (const part of bounceParts) copyStream(buffers, part.stream, part.copyLen, bounce!.bytes, copyOffset(part, plan), "toGuest");
   }
   return { bytes: plan.len, elapsedNs: Bun.nanoseconds() - started, calls };
+}
+
+/**
+ * Disk ranges held by writes in flight. `acquire(start, end)` resolves, with the function that
+ * releases it, once no held range overlaps `[start, end)`. Ranges are exclusive: this is for
+ * writes, whose read-modify-write must not interleave with another write to the same blocks.
+ */
+export class RangeLocks {
+  readonly #held: { start: number; end: number; released: Promise<void> }[] = [];
+
+  async acquire(start: number, end: number): Promise<() => void> {
+    for (;;) {
+      const overlapping = this.#held.filter((held) => held.start < end && start < held.end);
+      if (overlapping.length === 0) break;
+      await Promise.all(overlapping.map((held) => held.released));
+    }
+    let release!: () => void;
+    const entry = { start, end, released: new Promise<void>((resolve) => (release = resolve)) };
+    this.#held.push(entry);
+    return () => {
+      const at = this.#held.indexOf(entry);
+      if (at >= 0) this.#held.splice(at, 1);
+      release();
+    };
+  }
+
+  /** Ranges held right now. */
+  get size(): number {
+    return this.#held.length;
+  }
 }
 
 /** Refuses, before any IO, a disk range past the disk's end. */
@@ -127,7 +188,7 @@ function copyOffset(part: BouncePart, plan: Plan): number {
  * Read-modify-write: reads the partial head and tail blocks of a widened write part from the
  * disk into the bounce buffer. Returns the calls made.
  */
-function readPadding(part: BouncePart, plan: Plan, bounce: BounceBuffer, disk: Disk): number {
+async function readPadding(part: BouncePart, plan: Plan, bounce: BounceBuffer, disk: Disk, transport: Transport): Promise<number> {
   const block = plan.blockSize;
   const copyStart = plan.at + part.stream;
   const copyEnd = copyStart + part.copyLen;
@@ -141,7 +202,7 @@ function readPadding(part: BouncePart, plan: Plan, bounce: BounceBuffer, disk: D
   for (const diskOffset of blocks) {
     iovec.clear();
     iovec.push((bounce.address() as number) + part.bufferOffset + (diskOffset - part.diskStart), block);
-    calls += transferFully("read", disk, iovec, 0, 1, diskOffset, 0);
+    calls += await transport.transfer("read", disk, iovec, 0, 1, diskOffset, 0);
   }
   return calls;
 }
@@ -169,10 +230,7 @@ function copyStream(
   }
 }
 
-/**
- * One vectored transfer of iovecs `[first, first+count)` at `offset`, continued after short
- * transfers until every byte has moved. Returns the system calls made.
- */
+/** `Transport.transfer` on this thread: preadv/pwritev, continued after short transfers. */
 function transferFully(
   op: "read" | "write",
   disk: Disk,
@@ -190,17 +248,29 @@ function transferFully(
     const address = iovecs.addressOf(index);
     const n = op === "read" ? preadv(disk.fd, address, end - index, position) : pwritev(disk.fd, address, end - index, position, flags);
     calls++;
-    if (n === 0) {
-      throw new BounceBenchError(
-        op === "read" ? "SHORT_READ" : "SHORT_WRITE",
-        "io",
-        `${op} at ${position} of disk ${disk.path}: the disk ended (0 bytes transferred); was it truncated?`,
-      );
-    }
+    if (n === 0) throw shortTransfer(op, disk, position);
     position += n;
-    let remaining = n;
-    while (index < end && remaining >= iovecs.length(index)) remaining -= iovecs.length(index++);
-    if (remaining > 0) iovecs.set(index, iovecs.base(index) + remaining, iovecs.length(index) - remaining);
+    index = advance(iovecs, index, end, n);
   }
   return calls;
+}
+
+/**
+ * After a transfer of `n` bytes from iovec `index` on: the index of the first iovec not fully
+ * transferred, with that iovec trimmed in place to what remains of it.
+ */
+export function advance(iovecs: IovecArray, index: number, end: number, n: number): number {
+  let remaining = n;
+  while (index < end && remaining >= iovecs.length(index)) remaining -= iovecs.length(index++);
+  if (remaining > 0) iovecs.set(index, iovecs.base(index) + remaining, iovecs.length(index) - remaining);
+  return index;
+}
+
+/** A transfer that moved nothing before its end: the disk is shorter than it was. */
+export function shortTransfer(op: "read" | "write", disk: Disk, position: number): BounceBenchError {
+  return new BounceBenchError(
+    op === "read" ? "SHORT_READ" : "SHORT_WRITE",
+    "io",
+    `${op} at ${position} of disk ${disk.path}: the disk ended (0 bytes transferred); was it truncated?`,
+  );
 }

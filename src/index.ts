@@ -43,3 +43,6 @@ export { plan, IO_MODES, IO_OPS, type Decision, type IoMode, type IoOp, type Pla
 export { ioJson, planJson } from "./report";
 export { parseGpnList, parseSegment, parseSize, type SegmentSpec } from "./values";
 export { compareDiskWithGuest, guestBytes, MismatchError, readDiskBytes, type Mismatch } from "./verify";
+export { RangeLocks, syncTransport, type Transport } from "./execute";
+export { UringTransport } from "./transport";
+export { patternBytes, PATTERNS, type PatternName } from "./patterns";

@@ -12,7 +12,7 @@ import { Disk } from "../src/disk";
 import { executePlan } from "../src/execute";
 import { GuestMemory, PagedRange } from "../src/index";
 import { plan, type IoMode, type IoOp } from "../src/planner";
-import { fileBytes, PAGE, randomBytes, scratchDir, thrown } from "./helpers";
+import { fileBytes, PAGE, randomBytes, rejection, scratchDir, thrown } from "./helpers";
 
 const dir = scratchDir("io");
 const guestPath = join(dir, "guest.img");
@@ -36,10 +36,10 @@ beforeAll(() => {
 });
 afterAll(() => memory.release());
 
-function doIo(op: IoOp, mode: IoMode, at: number, segments: PagedRange[], alignOverride?: number, fua = false) {
+async function doIo(op: IoOp, mode: IoMode, at: number, segments: PagedRange[], alignOverride?: number, fua = false) {
   using target = Disk.open(diskPath, { write: op === "write", direct: mode !== "buffered", alignOverride });
   const decided = plan({ op, mode, at, segments, alignment: target.alignment });
-  const result = executePlan(decided, segments, memory, target, { fua });
+  const result = await executePlan(decided, segments, memory, target, { fua });
   memory.sync();
   return { plan: decided, result };
 }
@@ -70,17 +70,17 @@ describe("writes land on the disk, reads land in the guest", () => {
     ["buffered, byte offsets", [seg([16], 1, 4000)], 12345, "buffered", undefined],
   ];
   for (const [name, segments, at, mode, alignOverride] of cases) {
-    test(`${name}: write`, () => {
+    test(`${name}: write`, async () => {
       reset(name.length);
-      const { result } = doIo("write", mode, at, segments, alignOverride);
+      const { result } = await doIo("write", mode, at, segments, alignOverride);
       const stream = streamOf(segments);
       expect(result.bytes).toBe(stream.length);
       stream.forEach((gpa, i) => (disk[at + i] = guest[gpa]!));
       expectFiles();
     });
-    test(`${name}: read`, () => {
+    test(`${name}: read`, async () => {
       reset(name.length + 100);
-      const { result } = doIo("read", mode, at, segments, alignOverride);
+      const { result } = await doIo("read", mode, at, segments, alignOverride);
       const stream = streamOf(segments);
       expect(result.bytes).toBe(stream.length);
       stream.forEach((gpa, i) => (guest[gpa] = disk[at + i]!));
@@ -88,14 +88,14 @@ describe("writes land on the disk, reads land in the guest", () => {
     });
   }
 
-  test("a write with FUA (RWF_DSYNC) lands", () => {
+  test("a write with FUA (RWF_DSYNC) lands", async () => {
     reset(7);
-    doIo("write", "auto", 0, [seg([1])], undefined, true);
+    await doIo("write", "auto", 0, [seg([1])], undefined, true);
     streamOf([seg([1])]).forEach((gpa, i) => (disk[i] = guest[gpa]!));
     expectFiles();
   });
 
-  test("more than 1024 discontiguous pages are split into several calls and land intact", () => {
+  test("more than 1024 discontiguous pages are split into several calls and land intact", async () => {
     const bigPath = join(dir, "big-guest.img");
     using big = GuestMemory.create(bigPath, 2400 * PAGE);
     const pattern = randomBytes(2400 * PAGE, 99);
@@ -107,17 +107,17 @@ describe("writes land on the disk, reads land in the guest", () => {
     using target = Disk.open(bigDisk, { write: true, direct: true });
     const decided = plan({ op: "write", mode: "auto", at: 0, segments, alignment: target.alignment });
     expect(decided.decision).toBe("split");
-    expect(executePlan(decided, segments, big, target).calls).toBe(2);
+    expect((await executePlan(decided, segments, big, target)).calls).toBe(2);
     const written = fileBytes(bigDisk);
     gpns.forEach((gpn, i) => expect(written.subarray(i * PAGE, (i + 1) * PAGE)).toEqual(pattern.subarray(gpn * PAGE, (gpn + 1) * PAGE)));
   });
 });
 
 describe("refusals change nothing", () => {
-  test("a forced direct IO the kernel refuses fails with EINVAL and no byte changes anywhere", () => {
+  test("a forced direct IO the kernel refuses fails with EINVAL and no byte changes anywhere", async () => {
     reset(21);
     for (const op of ["read", "write"] as IoOp[]) {
-      const error = thrown(() => doIo(op, "direct", 100, [seg([2], 0, 1000)]));
+      const error = await rejection(doIo(op, "direct", 100, [seg([2], 0, 1000)]));
       expect(error.code).toBe("EINVAL");
       expect(error.kind).toBe("io");
       expect(error.message).toContain(op === "read" ? "preadv" : "pwritev");
@@ -125,27 +125,27 @@ describe("refusals change nothing", () => {
     }
   });
 
-  test("a forced direct IO on a simulated 4096-byte disk is refused as that disk would, before any IO", () => {
+  test("a forced direct IO on a simulated 4096-byte disk is refused as that disk would, before any IO", async () => {
     reset(22);
-    const error = thrown(() => doIo("write", "direct", 0, [seg([0], 512, 3584), seg([2], 0, 512)], 4096));
+    const error = await rejection(doIo("write", "direct", 0, [seg([0], 512, 3584), seg([2], 0, 512)], 4096));
     expect(error.code).toBe("EINVAL");
     expect(error.message).toContain("simulated 4096-byte-aligned disk");
     expectFiles();
   });
 
-  test("IO past the end of the disk is refused before any IO", () => {
+  test("IO past the end of the disk is refused before any IO", async () => {
     reset(23);
     for (const op of ["read", "write"] as IoOp[]) {
-      const error = thrown(() => doIo(op, "auto", DISK_BYTES - PAGE, [seg([1, 2])]));
+      const error = await rejection(doIo(op, "auto", DISK_BYTES - PAGE, [seg([1, 2])]));
       expect(error.kind).toBe("input");
       expect(error.message).toContain("past the end of disk");
     }
     expectFiles();
   });
 
-  test("a GPN past the end of guest memory is refused before any IO", () => {
+  test("a GPN past the end of guest memory is refused before any IO", async () => {
     reset(24);
-    const error = thrown(() => doIo("read", "auto", 0, [seg([1]), seg([GUEST_PAGES + 3])]));
+    const error = await rejection(doIo("read", "auto", 0, [seg([1]), seg([GUEST_PAGES + 3])]));
     expect(error.code).toBe("GUEST_ACCESS");
     expect(error.message).toContain(`GPN ${GUEST_PAGES + 3} is past the end`);
     expectFiles();
@@ -173,9 +173,9 @@ describe("random round trips", () => {
         });
       });
 
-  test("write random segments, read them back into other pages: the bytes survive, nothing else changes", () => {
-    fc.assert(
-      fc.property(
+  test("write random segments, read them back into other pages: the bytes survive, nothing else changes", async () => {
+    await fc.assert(
+      fc.asyncProperty(
         arbitrarySegments(0),
         fc.nat(16 * PAGE),
         fc.boolean(),
@@ -183,10 +183,10 @@ describe("random round trips", () => {
         fc.constantFrom<number | undefined>(undefined, 4096),
         fc.nat(),
         fc.integer(),
-        (segments, atChoice, atAligned, mode, alignOverride, cutChoice, seed) => {
+        async (segments, atChoice, atAligned, mode, alignOverride, cutChoice, seed) => {
           reset(seed);
           const at = atAligned ? Math.floor(atChoice / 512) * 512 : atChoice;
-          doIo("write", mode, at, segments, alignOverride);
+          await doIo("write", mode, at, segments, alignOverride);
           const stream = streamOf(segments);
           stream.forEach((gpa, i) => (disk[at + i] = guest[gpa]!));
           expectFiles();
@@ -198,7 +198,7 @@ describe("random round trips", () => {
             new PagedRange(base % PAGE, cut, [40, 41, 42, 43, 44]),
             new PagedRange((base + 5) % PAGE, len - cut, [50, 51, 52, 53, 54, 55]),
           ].filter((range) => range.len > 0);
-          doIo("read", mode, at, back, alignOverride);
+          await doIo("read", mode, at, back, alignOverride);
           streamOf(back).forEach((gpa, i) => (guest[gpa] = disk[at + i]!));
           expectFiles();
         },

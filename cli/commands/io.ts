@@ -44,7 +44,7 @@ export function registerIo(program: Command, context: Context): void {
     .option("--fua", "write with RWF_DSYNC (durable on completion)")
     .option("--no-verify", "skip reading the bytes back")
     .option("--json", "print one JSON document on stdout")
-    .action((options: IoOptions) => {
+    .action(async (options: IoOptions) => {
       const op = parseOp(options.op);
       const mode = parseMode(options.mode);
       const { ranges } = parseSegments(options);
@@ -57,7 +57,7 @@ export function registerIo(program: Command, context: Context): void {
       const decided = plan({ op, mode, at, segments: ranges, alignment: disk.alignment });
       let result;
       try {
-        result = executePlan(decided, ranges, memory, disk, { fua: options.fua ?? false });
+        result = await executePlan(decided, ranges, memory, disk, { fua: options.fua ?? false });
       } catch (error) {
         throw explainRefusal(error, mode);
       }
