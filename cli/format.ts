@@ -28,18 +28,6 @@ export function describeAlignment(alignment: AlignmentJson): string {
   return `memory ${alignment.mem}, offset ${alignment.offset}${read} (${alignment.source})`;
 }
 
-/** `0,1,2,5` as `0-2,5`. */
-export function compactGpns(gpns: readonly number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < gpns.length; ) {
-    let j = i;
-    while (j + 1 < gpns.length && gpns[j + 1] === gpns[j]! + 1) j++;
-    parts.push(j === i ? String(gpns[i]) : `${gpns[i]}-${gpns[j]}`);
-    i = j + 1;
-  }
-  return parts.join(",");
-}
-
 export function iovecText(iovec: { gpa: number; len: number }): string {
   return `${hex(iovec.gpa)}+${iovec.len}`;
 }

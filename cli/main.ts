@@ -18,6 +18,7 @@ import { registerImage } from "./commands/image";
 import { registerIo } from "./commands/io";
 import { registerPlan } from "./commands/plan";
 import { registerProbe } from "./commands/probe";
+import { registerRepro } from "./commands/repro";
 import { VERSION } from "./version";
 
 export interface Io {
@@ -76,6 +77,7 @@ function buildProgram(context: Context): Command {
   registerPlan(program, context);
   registerIo(program, context);
   registerBench(program, context);
+  registerRepro(program, context);
   registerImage(program, context);
   return program;
 }

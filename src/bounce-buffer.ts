@@ -1,6 +1,7 @@
 /**
- * BounceBuffer: page-aligned, zeroed native memory of exactly `size` bytes that the kernel can
- * always do direct IO with, used when the guest's own buffers cannot be handed over.
+ * BounceBuffer: page-aligned (or more: `alignment`), zeroed native memory of exactly `size`
+ * bytes that the kernel can always do direct IO with, used when the guest's own buffers cannot
+ * be handed over.
  *
  * It is one iovec (`iovecs()`); its bytes are visible to JS through `bytes`. The memory is
  * freed deterministically by `release()` or `using`: idempotent, and any later use throws
@@ -8,6 +9,7 @@
  */
 import { PAGE_SIZE } from "./constants";
 import { InvalidInputError } from "./errors";
+import { checkAlignment } from "./request-buffers";
 import { CHUNK_BYTES, IovecArray, NativeRegion, type Address } from "./native";
 
 /** Largest single bounce buffer: one JS view (1 GiB). Bounce budgets are far smaller. */
@@ -15,15 +17,25 @@ export const MAX_BOUNCE_BYTES = CHUNK_BYTES;
 
 export class BounceBuffer implements Disposable {
   readonly #region: NativeRegion;
+  /** Where the buffer starts in the region: 0 unless `alignment` exceeds a page. */
+  readonly #start: number;
   #iovecs: IovecArray | undefined;
   readonly size: number;
 
-  constructor(size: number) {
+  /**
+   * @param alignment of the first byte's address, a power of two; anonymous memory is already
+   *   page-aligned, larger alignments (a simulated disk's) cost up to `alignment - 4096` bytes.
+   */
+  constructor(size: number, alignment = PAGE_SIZE) {
     if (!(Number.isSafeInteger(size) && size > 0 && size <= MAX_BOUNCE_BYTES)) {
       throw new InvalidInputError(`bounce buffer size ${size} is not a whole number of bytes in 1 .. ${MAX_BOUNCE_BYTES}`);
     }
+    checkAlignment(alignment);
+    const slack = Math.max(0, alignment - PAGE_SIZE);
     this.size = size;
-    this.#region = NativeRegion.anonymous(size, "bounce buffer");
+    this.#region = NativeRegion.anonymous(size + slack, "bounce buffer");
+    const base = this.#region.address(0) as number;
+    this.#start = (alignment - (base % alignment)) % alignment;
   }
 
   /** Pages the buffer occupies: `ceil(size / 4096)`. */
@@ -37,12 +49,12 @@ export class BounceBuffer implements Disposable {
 
   /** The buffer's bytes; the view aliases native memory and is emptied on release. */
   get bytes(): Uint8Array {
-    return this.#region.view(0, this.size);
+    return this.#region.view(this.#start, this.size);
   }
 
   /** Host address of the first byte (page-aligned); valid until release. */
   address(): Address {
-    return this.#region.address(0);
+    return this.#region.address(this.#start);
   }
 
   /**

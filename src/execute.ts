@@ -25,6 +25,7 @@
  */
 import { blockSize, type DiskAlignment } from "./alignment";
 import { BounceBuffer } from "./bounce-buffer";
+import { PAGE_SIZE } from "./constants";
 import { BounceBenchError, InvalidInputError } from "./errors";
 import type { Disk } from "./disk";
 import type { GuestMemory } from "./guest-memory";
@@ -76,7 +77,7 @@ export async function executePlan(
   const started = Bun.nanoseconds();
   const buffers = segments.map((range) => new RequestBuffers(memory, range, plan.op === "read"));
   using iovecs = new IovecArray(plan.iovecs.length);
-  using bounce = plan.bounceBytes > 0 ? new BounceBuffer(plan.bounceBytes) : null;
+  using bounce = plan.bounceBytes > 0 ? new BounceBuffer(plan.bounceBytes, Math.max(PAGE_SIZE, disk.alignment.memAlign)) : null;
   for (const iovec of plan.iovecs) {
     if (iovec.kind === "guest") iovecs.push(memory.hostAddressOfRange(iovec.gpa, iovec.len, "IO"), iovec.len);
     else iovecs.push((bounce!.address() as number) + iovec.bufferOffset, iovec.len);

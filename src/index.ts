@@ -46,3 +46,8 @@ export { compareDiskWithGuest, guestBytes, MismatchError, readDiskBytes, type Mi
 export { RangeLocks, syncTransport, type Transport } from "./execute";
 export { UringTransport } from "./transport";
 export { patternBytes, PATTERNS, type PatternName } from "./patterns";
+export { parseScenario, parseScenarioText, ScenarioFormatError, type Scenario, type Step } from "./scenario/format";
+export { runScenario, runScenarioFile, type ScenarioResult, type StepResult } from "./scenario/run";
+export { LatencyHistogram } from "./bench/histogram";
+export { runBench, DEFAULT_BENCH, type BenchOptions, type BenchReport, type BenchCaseResult } from "./bench/runner";
+export { createEngine, ENGINE_NAMES, type Engine, type EngineName } from "./engines";

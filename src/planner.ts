@@ -51,7 +51,7 @@ export interface GuestPart {
 
 /**
  * Disk bytes `[diskStart, diskStart+len)` through the bounce buffer at `bufferOffset`
- * (page-aligned). Stream bytes `[stream, stream+copyLen)` (segments `first..last`) are copied
+ * (a multiple of the page size and of the request alignment). Stream bytes `[stream, stream+copyLen)` (segments `first..last`) are copied
  * to or from buffer offset `bufferOffset + (at + stream - diskStart)`; the rest of the part
  * (the head and tail padding of a widened IO) comes from the disk.
  */
@@ -165,7 +165,7 @@ export function plan(input: PlanInput): Plan {
     else if (!diskAligned) reasons.push(`read widened to ${diskStart}..${diskEnd}; the slice is copied out`);
   } else {
     reasons.push(...memoryReasons);
-    layOutAuto(segments, segmentReasons, block, at, parts, reasons);
+    layOutAuto(segments, segmentReasons, block, Math.max(PAGE_SIZE, alignment), at, parts, reasons);
     decision = parts.some((part) => part.kind === "bounce") ? "bounce" : "direct";
   }
 
@@ -226,6 +226,7 @@ function layOutAuto(
   segments: readonly PagedRange[],
   segmentReasons: string[][],
   block: number,
+  bufferAlign: number,
   at: number,
   parts: Part[],
   reasons: string[],
@@ -257,7 +258,7 @@ function layOutAuto(
     } while (i < segments.length && (stream % block !== 0 || segmentReasons[i]!.length > 0));
     const len = stream - start;
     parts.push(bouncePart(first, i - 1, start, len, at + start, len, bufferOffset));
-    bufferOffset += Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
+    bufferOffset += Math.ceil(len / bufferAlign) * bufferAlign; // each part starts aligned in the bounce buffer
   }
 }
 

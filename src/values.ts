@@ -52,8 +52,9 @@ function parseNumber(text: string, what: string, whole: string): number {
 }
 
 /**
- * Parses a GPN list: comma-separated items, each `N` or `A-B` (inclusive, `A <= B`), decimal
- * or hex; spaces are ignored, order is kept, repeats are allowed: `3,7-9,0x10`.
+ * Parses a GPN list: comma-separated items, each `N`, `A-B` (inclusive, `A <= B`) or `A-B/S`
+ * (every S-th page from A to B: `0-10/2` is 0,2,4,6,8,10), decimal or hex; spaces are ignored,
+ * order is kept, repeats are allowed: `3,7-9,0x10`.
  */
 export function parseGpnList(text: string, what: string): number[] {
   const compact = text.replace(/\s+/g, "");
@@ -61,14 +62,18 @@ export function parseGpnList(text: string, what: string): number[] {
   const gpns: number[] = [];
   for (const item of compact.split(",")) {
     if (item === "") throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: empty item in the GPN list`);
-    const dash = item.indexOf("-", 1);
-    const first = parseNumber(dash < 0 ? item : item.slice(0, dash), what, text);
-    const last = dash < 0 ? first : parseNumber(item.slice(dash + 1), what, text);
+    const slash = item.indexOf("/");
+    const range = slash < 0 ? item : item.slice(0, slash);
+    const dash = range.indexOf("-", 1);
+    const first = parseNumber(dash < 0 ? range : range.slice(0, dash), what, text);
+    const last = dash < 0 ? first : parseNumber(range.slice(dash + 1), what, text);
+    const step = slash < 0 ? 1 : parseNumber(item.slice(slash + 1), what, text);
     if (last < first) throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: range ${item} runs backwards`);
-    if (gpns.length + (last - first + 1) > MAX_LIST_PAGES) {
+    if (step < 1 || (slash >= 0 && dash < 0)) throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: ${item}: a step needs a range A-B/S with S >= 1`);
+    if (gpns.length + Math.floor((last - first) / step) + 1 > MAX_LIST_PAGES) {
       throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: more than ${MAX_LIST_PAGES} pages`);
     }
-    for (let gpn = first; gpn <= last; gpn++) gpns.push(gpn);
+    for (let gpn = first; gpn <= last; gpn += step) gpns.push(gpn);
   }
   return gpns;
 }
@@ -108,4 +113,16 @@ export function checkSegment(segment: SegmentSpec, what: string): SegmentSpec {
     );
   }
   return segment;
+}
+
+/** A GPN list in the syntax `parseGpnList` reads, runs compacted: `0,1,2,5` is `0-2,5`. */
+export function formatGpnList(gpns: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < gpns.length; ) {
+    let j = i;
+    while (j + 1 < gpns.length && gpns[j + 1] === gpns[j]! + 1) j++;
+    parts.push(j === i ? String(gpns[i]) : `${gpns[i]}-${gpns[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",") || "none";
 }

@@ -3,7 +3,7 @@
  */
 import { expect, test } from "bun:test";
 import fc from "fast-check";
-import { parseSize } from "../src/values";
+import { parseGpnList, parseSegment, parseSize } from "../src/values";
 import { thrown } from "./helpers";
 
 test("sizes: decimal, hex and binary suffixes", () => {
@@ -43,4 +43,25 @@ test("property: every safe integer round-trips in decimal, hex and with a suffix
       expect(parseSize(`${k}k`, "v")).toBe(k * 1024);
     }),
   );
+});
+
+test("GPN lists: items, ranges, strides, order and repeats kept", () => {
+  expect(parseGpnList("3,7-9,0x10", "--gpns")).toEqual([3, 7, 8, 9, 16]);
+  expect(parseGpnList(" 5 , 5, 1-1 ", "--gpns")).toEqual([5, 5, 1]);
+  expect(parseGpnList("0-10/2,0x20-0x28/4", "--gpns")).toEqual([0, 2, 4, 6, 8, 10, 32, 36, 40]);
+  for (const bad of ["", "1,,2", "5-2", "a", "-1", "1-", "3/2", "0-4/0", "0-99999999"]) {
+    const error = thrown(() => parseGpnList(bad, "--gpns"));
+    expect(error.kind).toBe("input");
+    expect(error.message.startsWith("--gpns: ")).toBe(true);
+  }
+});
+
+test("segments: GPNS[@OFFSET][+LEN] with defaults, and ranges that must fit", () => {
+  expect(parseSegment("0-1@512+3584", "--seg")).toEqual({ gpns: [0, 1], offset: 512, len: 3584 });
+  expect(parseSegment("4", "--seg")).toEqual({ gpns: [4], offset: 0, len: 4096 });
+  expect(parseSegment("4-5@1k", "--seg")).toEqual({ gpns: [4, 5], offset: 1024, len: 7168 });
+  expect(parseSegment("2+100", "--seg")).toEqual({ gpns: [2], offset: 0, len: 100 });
+  expect(() => parseSegment("0@512+4000", "--seg")).toThrow("do not fit in 1 page");
+  expect(() => parseSegment("0@@1", "--seg")).toThrow("--seg");
+  expect(() => parseSegment("@1", "--seg")).toThrow("is not a segment");
 });

@@ -7,8 +7,8 @@ import { statusOrNull } from "../../src/files";
 import { InvalidInputError } from "../../src/errors";
 import { plan } from "../../src/planner";
 import { planJson } from "../../src/report";
-import { parseSize } from "../../src/values";
-import { compactGpns, describeAlignment, iovecText, keyValues, table } from "../format";
+import { formatGpnList, parseSize } from "../../src/values";
+import { describeAlignment, iovecText, keyValues, table } from "../format";
 import type { Context } from "../main";
 import { addSegmentOptions, modeOption, opOption, parseAlign, parseMode, parseOp, parseSegments, type SegmentOptions } from "../options";
 
@@ -66,7 +66,7 @@ export function registerPlan(program: Command, context: Context): void {
         ]) +
           table(
             ["segment", "offset", "len", "gpns"],
-            json.segments.map((segment, i) => [i, segment.offset, segment.len, compactGpns(segment.gpns)]),
+            json.segments.map((segment, i) => [i, segment.offset, segment.len, formatGpnList(segment.gpns)]),
           ) +
           keyValues([["guest iovecs", json.iovecs.length > 8 ? [...json.iovecs.slice(0, 8).map(iovecText), `... ${json.iovecs.length} in all`] : json.iovecs.map(iovecText)]]),
       );

@@ -1,0 +1,409 @@
+/**
+ * Running a scenario: a scratch guest image and disk (removed afterwards), then the steps in
+ * order, each passing or failing on its own (a failed step does not stop the ones after it).
+ *
+ * A step passes when it does what its `expect` says; with no expectation, when it raises no
+ * error. A failed check says where disk and guest (or pattern) first differ and, when the bytes
+ * found there carry a stamp, which address they were stamped with: misplaced data says where it
+ * came from.
+ */
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { discoverAlignment, overrideAlignment, probeAlignment } from "../alignment";
+import { BounceBufferTracker, type TrackedBounceBuffer } from "../bounce-tracker";
+import { PAGE_SIZE } from "../constants";
+import { Disk } from "../disk";
+import { BounceBenchError, hex } from "../errors";
+import { executePlan, RangeLocks } from "../execute";
+import { GuestMemory } from "../guest-memory";
+import { PagedRange } from "../paged-range";
+import { patternBytes, stampAt } from "../patterns";
+import { plan, type Plan } from "../planner";
+import { OwnedRequestBuffers, RequestBuffers } from "../request-buffers";
+import { UringTransport } from "../transport";
+import { formatGpnList } from "../values";
+import { guestBytes, readDiskBytes } from "../verify";
+import {
+  parseScenarioText,
+  type BudgetStep,
+  type CheckStep,
+  type ConcurrentStep,
+  type IoExpect,
+  type RequestStep,
+  type Scenario,
+  type Step,
+} from "./format";
+
+export interface StepResult {
+  index: number;
+  /** `io write`, `check disk-equals-guest`, ... */
+  step: string;
+  passed: boolean;
+  decision: string | null;
+  /** The error code the step raised, if any (expected or not). */
+  error: string | null;
+  detail: string;
+}
+
+export interface ScenarioResult {
+  file: string;
+  name: string;
+  expected: string;
+  buggy: string;
+  passed: boolean;
+  steps: StepResult[];
+}
+
+/** Reads, parses and runs the scenario file at `path`. Format errors throw (exit 2). */
+export async function runScenarioFile(path: string): Promise<ScenarioResult> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new BounceBenchError("ENOENT", "input", `${path}: cannot read the scenario (${(error as Error).message})`);
+  }
+  return runScenario(parseScenarioText(text, path));
+}
+
+export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
+  const dir = mkdtempSync(join(tmpdir(), "bounce-bench-repro-"));
+  const guestPath = join(dir, "guest.img");
+  const diskPath = join(dir, "disk.bin");
+  try {
+    using memory = GuestMemory.create(guestPath, scenario.guestSize);
+    writeFileSync(diskPath, "");
+    truncateSync(diskPath, scenario.diskSize); // sparse: reads as zeros
+
+    const context: Context = { scenario, memory, guestPath, diskPath };
+    const steps: StepResult[] = [];
+    for (const [index, step] of scenario.steps.entries()) steps.push(await runStep(context, step, index));
+    return { file: scenario.file, name: scenario.name, expected: scenario.expected, buggy: scenario.buggy, passed: steps.every((s) => s.passed), steps };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface Context {
+  scenario: Scenario;
+  memory: GuestMemory;
+  guestPath: string;
+  diskPath: string;
+}
+
+async function runStep(context: Context, step: Step, index: number): Promise<StepResult> {
+  const result = (name: string, passed: boolean, detail: string, decision: string | null = null, error: string | null = null): StepResult => ({
+    index,
+    step: name,
+    passed,
+    decision,
+    error,
+    detail,
+  });
+  try {
+    switch (step.kind) {
+      case "fill":
+        fill(context, step);
+        return result(`fill ${step.target}`, true, `${step.pattern}${step.pattern === "random" ? ` (seed ${step.seed})` : ""}`);
+      case "io":
+      case "plan":
+        return await ioOrPlan(context, step, result);
+      case "check": {
+        const mismatch = check(context, step);
+        return result(`check ${step.what}`, mismatch === null, mismatch ?? "bytes match");
+      }
+      case "concurrent":
+        return await concurrent(context, step, result);
+      case "linear": {
+        const { memory } = context;
+        try {
+          const owned = OwnedRequestBuffers.linear(step.offset, step.len, step.write);
+          owned.buffer(memory).reader().readBytes(); // the pages can be read: nothing is out of range
+          const gpns = owned.gpns;
+          const wanted = step.expect.gpns;
+          const passed = step.expect.error === undefined && (wanted === undefined || sameList(gpns, wanted));
+          const detail = `pages ${formatGpnList(gpns)}${wanted !== undefined && !passed ? ` (expected ${formatGpnList(wanted)})` : ""}`;
+          return result("linear", passed, detail);
+        } catch (error) {
+          return errorResult("linear", error, step.expect.error, result);
+        }
+      }
+      case "budget":
+        return await budget(step, result);
+      case "request":
+        return request(context, step, result);
+      case "probe": {
+        const alignment = step.empirical ? probeAlignment(context.diskPath) : discoverAlignment(context.diskPath);
+        const problems: string[] = [];
+        const e = step.expect;
+        if (e.source !== undefined && alignment.source !== e.source) problems.push(`source ${alignment.source}, expected ${e.source}`);
+        if (e.notSource !== undefined && alignment.source === e.notSource) problems.push(`source must not be ${e.notSource}`);
+        if (e.directIo !== undefined && alignment.directIo !== e.directIo) problems.push(`directIo ${alignment.directIo}, expected ${e.directIo}`);
+        if (e.memAlign !== undefined && alignment.memAlign !== e.memAlign) problems.push(`memAlign ${alignment.memAlign}, expected ${e.memAlign}`);
+        if (e.offsetAlign !== undefined && alignment.offsetAlign !== e.offsetAlign) problems.push(`offsetAlign ${alignment.offsetAlign}, expected ${e.offsetAlign}`);
+        const found = `memory ${alignment.memAlign}, offset ${alignment.offsetAlign} (${alignment.source})`;
+        return result("probe", problems.length === 0, problems.length === 0 ? found : `${found}: ${problems.join("; ")}`);
+      }
+    }
+  } catch (error) {
+    const code = error instanceof BounceBenchError ? error.code : "INTERNAL";
+    return result(step.kind, false, error instanceof Error ? error.message : String(error), null, code);
+  }
+}
+
+type Result = (name: string, passed: boolean, detail: string, decision?: string | null, error?: string | null) => StepResult;
+
+function errorResult(name: string, error: unknown, expected: string | undefined, result: Result, decision: string | null = null): StepResult {
+  if (!(error instanceof BounceBenchError)) throw error;
+  if (expected === undefined) return result(name, false, error.message, decision, error.code);
+  const passed = error.code === expected;
+  return result(name, passed, passed ? error.message : `${error.message} (expected ${expected})`, decision, error.code);
+}
+
+function fill(context: Context, step: Extract<Step, { kind: "fill" }>): void {
+  if (step.target === "guest") {
+    for (const gpn of step.gpns!) {
+      context.memory.checkPage(gpn, "fill");
+      context.memory.write(gpn * PAGE_SIZE, patternBytes(step.pattern, step.seed, gpn * PAGE_SIZE, PAGE_SIZE));
+    }
+    context.memory.sync();
+    return;
+  }
+  const len = step.len ?? context.scenario.diskSize - step.at;
+  if (step.at + len > context.scenario.diskSize) {
+    throw new BounceBenchError("INVALID_INPUT", "input", `fill of disk ${step.at}+${len} goes past its end (${context.scenario.diskSize} bytes)`);
+  }
+  const fd = openSync(context.diskPath, "r+");
+  try {
+    writeSync(fd, patternBytes(step.pattern, step.seed, step.at, len), 0, len, step.at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function ioOrPlan(context: Context, step: Extract<Step, { kind: "io" | "plan" }>, result: Result): Promise<StepResult> {
+  const name = `${step.kind} ${step.op}`;
+  const segments = step.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns));
+  let decided: Plan | null = null;
+  try {
+    if (step.kind === "plan") {
+      const align = step.align ?? context.scenario.diskAlign;
+      const alignment = align === null ? discoverAlignment(context.diskPath) : overrideAlignment(discoverAlignment(context.diskPath), align);
+      decided = plan({ op: step.op, mode: step.mode, at: step.at, segments, alignment });
+      return judge(name, decided, null, step.expect, result);
+    }
+    const alignOverride = context.scenario.diskAlign ?? undefined;
+    using disk = Disk.open(context.diskPath, { write: step.op === "write", direct: step.mode !== "buffered", alignOverride });
+    decided = plan({ op: step.op, mode: step.mode, at: step.at, segments, alignment: disk.alignment });
+    const done = await executePlan(decided, segments, context.memory, disk, { fua: step.fua });
+    context.memory.sync();
+    return judge(name, decided, done.bytes, step.expect, result);
+  } catch (error) {
+    return errorResult(name, error, step.expect.error, result, decided?.decision ?? null);
+  }
+}
+
+/** Compares a successful IO or plan with its expectations. */
+function judge(name: string, decided: Plan, bytes: number | null, expect: IoExpect, result: Result): StepResult {
+  const problems: string[] = [];
+  if (expect.error !== undefined) problems.push(`expected ${expect.error}, but it succeeded`);
+  if (expect.decision !== undefined && decided.decision !== expect.decision) problems.push(`decision ${decided.decision}, expected ${expect.decision}`);
+  if (expect.bytes !== undefined && bytes !== expect.bytes) problems.push(`${bytes ?? 0} bytes, expected ${expect.bytes}`);
+  if (expect.reason !== undefined && !decided.reasons.some((reason) => reason.includes(expect.reason!))) {
+    problems.push(`no reason mentions ${JSON.stringify(expect.reason)}`);
+  }
+  const summary = [
+    bytes === null ? `${decided.len} bytes planned` : `${bytes} bytes`,
+    decided.bouncePages > 0 ? `${decided.copiedBytes} copied through ${decided.bouncePages} bounce page${decided.bouncePages === 1 ? "" : "s"}` : null,
+    decided.reasons.length > 0 ? decided.reasons.join("; ") : null,
+  ]
+    .filter((part) => part !== null)
+    .join("; ");
+  return result(name, problems.length === 0, problems.length === 0 ? summary : `${problems.join("; ")} (${summary})`, decided.decision);
+}
+
+/** Null when the step's bytes match, else where they first differ. */
+function check(context: Context, step: CheckStep): string | null {
+  const { memory, diskPath, scenario } = context;
+  let actual: Uint8Array;
+  let expected: Uint8Array;
+  let actualAddress: number;
+  let what: string;
+  if (step.what === "guest-equals-pattern") {
+    const gpns = step.gpns!;
+    actual = new Uint8Array(gpns.length * PAGE_SIZE);
+    expected = new Uint8Array(gpns.length * PAGE_SIZE);
+    gpns.forEach((gpn, i) => {
+      memory.checkPage(gpn, "check");
+      memory.read(gpn * PAGE_SIZE, actual.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+      expected.set(patternBytes(step.pattern, step.seed, gpn * PAGE_SIZE, PAGE_SIZE), i * PAGE_SIZE);
+    });
+    for (let i = 0; i < actual.length; i++) {
+      if (actual[i] !== expected[i]) {
+        const gpa = gpns[Math.floor(i / PAGE_SIZE)]! * PAGE_SIZE + (i % PAGE_SIZE);
+        return `guest byte ${hex(gpa)} is 0x${hexByte(actual[i]!)}, the ${step.pattern} pattern has 0x${hexByte(expected[i]!)}${stampNote(actual, i, gpa - i, scenario, step.pattern === "stamp" ? gpa : null)}`;
+      }
+    }
+    return null;
+  }
+  if (step.what === "disk-equals-guest") {
+    const segments = step.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns));
+    expected = guestBytes(memory, segments);
+    what = "guest";
+  } else {
+    expected = patternBytes(step.pattern, step.seed, step.at, step.len!);
+    what = `the ${step.pattern} pattern`;
+  }
+  if (step.at + expected.length > scenario.diskSize) {
+    throw new BounceBenchError("INVALID_INPUT", "input", `check of disk ${step.at}+${expected.length} goes past its end (${scenario.diskSize} bytes)`);
+  }
+  actual = readDiskBytes(diskPath, step.at, expected.length);
+  actualAddress = step.at;
+  for (let i = 0; i < actual.length; i++) {
+    if (actual[i] !== expected[i]) {
+      const expectedStamp = stampAt(expected, step.at, i, Number.MAX_SAFE_INTEGER);
+      return `first difference at byte ${i} (disk offset ${actualAddress + i}): disk 0x${hexByte(actual[i]!)}, ${what} 0x${hexByte(expected[i]!)}${stampNote(actual, i, actualAddress, scenario, expectedStamp)}`;
+    }
+  }
+  return null;
+}
+
+/** `; the bytes there are stamped 0x2200 (expected 0x1200)` when the word found is a stamp. */
+function stampNote(actual: Uint8Array, at: number, address: number, scenario: Scenario, expected: number | null): string {
+  const limit = Math.max(scenario.guestSize, scenario.diskSize);
+  const found = stampAt(actual, address, at, limit);
+  if (found === null) return "";
+  return `; the bytes found there are stamped ${hex(found)}${expected !== null ? ` (expected ${hex(expected)})` : ""}: they came from address ${hex(found)} (a guest physical address if copied from guest memory, a disk offset if never overwritten)`;
+}
+
+async function concurrent(context: Context, step: ConcurrentStep, result: Result): Promise<StepResult> {
+  const name = `concurrent ${step.ios.length} IOs${step.locks ? "" : " (no range locks)"}`;
+  const alignOverride = context.scenario.diskAlign ?? undefined;
+  const before = readDiskBytes(context.diskPath, 0, context.scenario.diskSize);
+  using disk = Disk.open(context.diskPath, { write: true, direct: true, alignOverride });
+  using transport = new UringTransport(step.qd);
+  const locks = step.locks ? new RangeLocks() : undefined;
+  const completed: number[] = [];
+  const work = step.ios.map((io, i) => {
+    const segments = io.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns));
+    const decided = plan({ op: io.op, mode: io.mode, at: io.at, segments, alignment: disk.alignment });
+    return executePlan(decided, segments, context.memory, disk, { transport, locks }).then(() => {
+      completed.push(i);
+      return decided;
+    });
+  });
+  const settled = await transport.drive(work);
+  const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failure !== undefined) return errorResult(name, failure.reason, step.expect.error, result);
+  // The disk must equal the writes replayed one after the other in completion order.
+  const model = before;
+  for (const i of completed) {
+    const io = step.ios[i]!;
+    if (io.op !== "write") continue;
+    const bytes = guestBytes(context.memory, io.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns)));
+    model.set(bytes, io.at);
+  }
+  const disk2 = readDiskBytes(context.diskPath, 0, context.scenario.diskSize);
+  let firstDifference = -1;
+  for (let i = 0; i < model.length; i++) {
+    if (model[i] !== disk2[i]) {
+      firstDifference = i;
+      break;
+    }
+  }
+  const replayed = firstDifference < 0;
+  const decisions = settled.map((s) => (s.status === "fulfilled" ? s.value.decision : "error")).join(", ");
+  const order = `completion order ${completed.join(", ")}`;
+  const detail = replayed
+    ? `${order}: the disk equals the writes replayed in that order`
+    : `${order}: the disk differs from the replay at offset ${firstDifference} (disk 0x${hexByte(disk2[firstDifference]!)}, replay 0x${hexByte(model[firstDifference]!)}): a write was lost`;
+  const passed = replayed === (step.expect.replay ?? true) && step.expect.error === undefined;
+  return result(name, passed, passed || step.expect.error === undefined ? detail : `${detail} (expected ${step.expect.error})`, decisions);
+}
+
+/** One operation on a RequestBuffers over the scenario's guest memory. */
+function request(context: Context, step: RequestStep, result: Result): StepResult {
+  const name = `request ${step.operation} (${step.writable ? "guest-writable" : "read-only"})`;
+  const range = new PagedRange(step.segment.offset, step.segment.len, step.segment.gpns);
+  const buffers = new RequestBuffers(context.memory, range, step.writable);
+  let len: number;
+  try {
+    switch (step.operation) {
+      case "lock-for-write":
+      case "lock-for-read": {
+        using iovecs = buffers.lock(step.operation === "lock-for-write");
+        len = iovecs.totalBytes();
+        break;
+      }
+      case "read": {
+        const reader = buffers.reader();
+        len = reader.len;
+        reader.readBytes(step.bytes ?? reader.len);
+        break;
+      }
+      case "write":
+      case "fill": {
+        const writer = buffers.writer();
+        len = writer.len;
+        const n = step.bytes ?? buffers.len;
+        if (step.operation === "write") writer.write(patternBytes("random", 7, 0, n));
+        else writer.fill(0xee, n);
+        break;
+      }
+    }
+  } catch (error) {
+    return errorResult(name, error, step.expect.error, result);
+  }
+  context.memory.sync();
+  const problems: string[] = [];
+  if (step.expect.error !== undefined) problems.push(`expected ${step.expect.error}, but it succeeded`);
+  if (step.expect.len !== undefined && len !== step.expect.len) problems.push(`length ${len}, expected ${step.expect.len}`);
+  const detail = `length ${len}`;
+  return result(name, problems.length === 0, problems.length === 0 ? detail : `${detail}: ${problems.join("; ")}`);
+}
+
+async function budget(step: BudgetStep, result: Result): Promise<StepResult> {
+  const served: string[] = [];
+  const buffers = new Map<string, TrackedBounceBuffer>();
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  try {
+    const tracker = new BounceBufferTracker(step.pages, step.threads);
+    for (const action of step.actions) {
+      if ("release" in action) {
+        const buffer = buffers.get(action.release);
+        if (buffer === undefined) {
+          return result("budget", false, `release of ${JSON.stringify(action.release)} before it was served (served so far: ${served.join(", ") || "none"})`);
+        }
+        buffer.release();
+      } else {
+        const pending = tracker.acquire(action.acquire, action.thread);
+        pending.then(
+          (buffer) => {
+            served.push(action.as);
+            buffers.set(action.as, buffer);
+          },
+          () => {},
+        );
+        await Promise.race([pending, tick()]); // an invalid request fails here, at once
+      }
+      await tick();
+    }
+    await tick();
+    for (const buffer of buffers.values()) buffer.release();
+  } catch (error) {
+    return errorResult("budget", error, step.expect.error, result);
+  }
+  const problems: string[] = [];
+  if (step.expect.error !== undefined) problems.push(`expected ${step.expect.error}, but every request was valid`);
+  if (step.expect.served !== undefined && !sameList(served, step.expect.served)) problems.push(`expected ${step.expect.served.join(", ")}`);
+  const detail = `served ${served.join(", ") || "none"}`;
+  return result("budget", problems.length === 0, problems.length === 0 ? detail : `${detail}: ${problems.join("; ")}`);
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((value, i) => value === b[i]);
+}
+
+function hexByte(value: number): string {
+  return value.toString(16).padStart(2, "0");
+}

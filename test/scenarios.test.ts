@@ -1,0 +1,91 @@
+/**
+ * The repro corpus: every file in test/scenarios/ is a user-facing reproduction, and each must
+ * pass here. Also: the files match the shipped JSON Schema, a wrong expectation fails with a
+ * useful message (exit 1), and a malformed file names the bad field (exit 2).
+ */
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import Ajv2020 from "ajv/dist/2020";
+import { parseScenarioText } from "../src/scenario/format";
+import { runScenarioFile } from "../src/scenario/run";
+import { ROOT, runCliIn, scratchDir } from "./helpers";
+
+const CORPUS = join(ROOT, "test/scenarios");
+const files = readdirSync(CORPUS).filter((name) => name.endsWith(".json")).sort();
+const schema = JSON.parse(readFileSync(join(ROOT, "schema/scenario.schema.json"), "utf8"));
+const validate = new Ajv2020({ allErrors: true, strict: false }).compile(schema);
+const dir = scratchDir("scenarios");
+
+describe("the corpus", () => {
+  test("covers what it promises (at least the reference's defects and the listed bug classes)", () => {
+    expect(files.length).toBeGreaterThanOrEqual(16);
+  });
+
+  for (const file of files) {
+    test(file, async () => {
+      const path = join(CORPUS, file);
+      const json = JSON.parse(readFileSync(path, "utf8"));
+      expect(validate(json) ? [] : validate.errors).toEqual([]);
+      expect(json.expected.length).toBeGreaterThan(0);
+      expect(json.buggy.length).toBeGreaterThan(0);
+      const result = await runScenarioFile(path);
+      const failed = result.steps.filter((step) => !step.passed).map((step) => `step ${step.index} ${step.step}: ${step.detail}`);
+      expect(failed).toEqual([]);
+      expect(result.passed).toBe(true);
+    });
+  }
+});
+
+describe("repro on the command line", () => {
+  test("a directory runs every scenario: exit 0, a table per scenario", () => {
+    const result = runCliIn(dir, "repro", CORPUS);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`${files.length} of ${files.length} scenarios passed`);
+  });
+
+  test("a wrong expectation exits 1 and says what differed, and where misplaced bytes came from", () => {
+    const scenario = JSON.parse(readFileSync(join(CORPUS, "descriptor-boundary-in-sector-write.json"), "utf8"));
+    scenario.steps[2].expect.decision = "direct"; // it bounces
+    scenario.steps[3].seg = ["1@512+3584", "2@0+512"]; // compare with the wrong page
+    const path = join(dir, "wrong.json");
+    writeFileSync(path, JSON.stringify(scenario));
+    const result = runCliIn(dir, "repro", path, "--json");
+    expect(result.code).toBe(1);
+    const steps = JSON.parse(result.stdout).scenarios[0].steps;
+    expect(steps[2]).toMatchObject({ passed: false, decision: "bounce" });
+    expect(steps[2].detail).toContain("decision bounce, expected direct");
+    expect(steps[3].passed).toBe(false);
+    expect(steps[3].detail).toContain("first difference at byte 1 (disk offset 1)");
+    expect(steps[3].detail).toContain("stamped 0x201 (expected 0x1201)");
+  });
+
+  test("a malformed file names the bad field and exits 2; nothing runs", () => {
+    const cases: [unknown, string][] = [
+      [{ steps: [] }, "name: is missing"],
+      [{ name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "1M" }, steps: [{ io: "write", seg: ["0", "0@@1"], at: 0 }] }, "steps[0].seg[1]:"],
+      [{ name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "1M" }, steps: [{ fill: "guest", gpns: "0", patern: "stamp" }] }, "steps[0].patern: unknown field"],
+      [{ name: "n", expected: "e", buggy: "b", guest: { size: "5000" }, disk: { size: "1M" }, steps: [{ probe: "disk" }] }, "guest.size: 5000 is not a whole number of 4096-byte pages"],
+      [{ name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "1M", align: 3000 }, steps: [{ probe: "disk" }] }, "disk.align: 3000 is not a power of two"],
+      [{ name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "1M" }, steps: [{ io: "write", plan: "read", gpns: "0" }] }, "steps[0]: a step has exactly one of"],
+      [{ name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "1M" }, steps: [{ budget: { pages: 4 }, actions: [{ release: "x" }] }] }, 'steps[0].actions[0].release: no earlier acquire is named "x"'],
+    ];
+    for (const [json, fragment] of cases) {
+      const path = join(dir, "malformed.json");
+      writeFileSync(path, JSON.stringify(json));
+      const result = runCliIn(dir, "repro", path);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/^bounce-bench: [^\n]+\n$/);
+      expect(result.stderr).toContain(fragment);
+    }
+    writeFileSync(join(dir, "broken.json"), "{ not json");
+    expect(runCliIn(dir, "repro", join(dir, "broken.json")).stderr).toContain("not valid JSON");
+    expect(runCliIn(dir, "repro", join(dir, "missing.json")).code).toBe(2);
+  });
+
+  test("the parser and the JSON Schema agree on a malformed file", () => {
+    const bad = { name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "1M" }, steps: [{ fill: "guest", gpns: "0", pattern: "plaid" }] };
+    expect(validate(bad)).toBe(false);
+    expect(() => parseScenarioText(JSON.stringify(bad), "x.json")).toThrow('steps[0].pattern: "plaid" is not one of zero, random, stamp');
+  });
+});
