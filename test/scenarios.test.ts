@@ -89,3 +89,13 @@ describe("repro on the command line", () => {
     expect(() => parseScenarioText(JSON.stringify(bad), "x.json")).toThrow('steps[0].pattern: "plaid" is not one of zero, random, stamp');
   });
 });
+
+describe("scripts", () => {
+  test("the README's example imports the library by its package name and keeps writes intact with range locks", () => {
+    const result = Bun.spawnSync([process.execPath, join(ROOT, "examples/lost-rmw-update.ts")], { cwd: ROOT });
+    expect(result.exitCode).toBe(0);
+    const lines = result.stdout.toString().trim().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toBe("with range locks: byte 10 = 0xaa, byte 200 = 0xbb");
+  });
+});
