@@ -72,8 +72,9 @@ export class TrackedBounceBuffer extends BounceBuffer {
     size: number,
     readonly thread: number,
     returnPages: () => void,
+    alignment?: number,
   ) {
-    super(size);
+    super(size, alignment);
     this.#returnPages = returnPages;
   }
 
@@ -131,10 +132,10 @@ export class BounceBufferTracker {
    * Rejects at once with `BounceBudgetError` when the request exceeds the whole budget or the
    * thread index is not the tracker's.
    */
-  async acquire(size: number, thread: number): Promise<TrackedBounceBuffer> {
+  async acquire(size: number, thread: number, alignment?: number): Promise<TrackedBounceBuffer> {
     const pages = this.#pagesFor(size, thread);
     await this.acquirePages(pages, thread);
-    return this.#buffer(size, thread, pages);
+    return this.#buffer(size, thread, pages, alignment);
   }
 
   /**
@@ -275,10 +276,10 @@ export class BounceBufferTracker {
     signal(state, slot);
   }
 
-  #buffer(size: number, thread: number, pages: number): TrackedBounceBuffer {
+  #buffer(size: number, thread: number, pages: number, alignment?: number): TrackedBounceBuffer {
     const returnPages = () => this.releasePages(pages, thread);
     try {
-      return new TrackedBounceBuffer(size, thread, returnPages);
+      return new TrackedBounceBuffer(size, thread, returnPages, alignment);
     } catch (error) {
       returnPages(); // the memory could not be had: the pages go back
       throw error;

@@ -25,6 +25,7 @@
  */
 import { blockSize, type DiskAlignment } from "./alignment";
 import { BounceBuffer } from "./bounce-buffer";
+import type { BounceBufferTracker } from "./bounce-tracker";
 import { PAGE_SIZE } from "./constants";
 import { BounceBenchError, InvalidInputError } from "./errors";
 import type { Disk } from "./disk";
@@ -40,7 +41,20 @@ export interface ExecuteOptions {
   /** How calls reach the kernel; `syncTransport` by default. */
   transport?: Transport;
   /** Disk ranges held by writes in flight (for concurrent executions). */
-  locks?: RangeLocks;
+  locks?: RangeLockTable;
+  /**
+   * Called when the IO's data has reached the disk, while a write still holds its range: the
+   * order of these calls is the order in which overlapping writes took effect.
+   */
+  onDone?: () => void;
+  /** Take the bounce buffer from this budget (before the range lock, so waiting never deadlocks). */
+  budget?: { tracker: BounceBufferTracker; thread: number };
+}
+
+/** Disk ranges that writes in flight hold (`RangeLocks` in one thread, `SharedRangeLocks` across Workers). */
+export interface RangeLockTable {
+  /** Resolves, with the function that releases it, once no held range overlaps `[start, end)`. */
+  acquire(start: number, end: number): Promise<() => void>;
 }
 
 /**
@@ -77,7 +91,13 @@ export async function executePlan(
   const started = Bun.nanoseconds();
   const buffers = segments.map((range) => new RequestBuffers(memory, range, plan.op === "read"));
   using iovecs = new IovecArray(plan.iovecs.length);
-  using bounce = plan.bounceBytes > 0 ? new BounceBuffer(plan.bounceBytes, Math.max(PAGE_SIZE, disk.alignment.memAlign)) : null;
+  const bounceAlign = Math.max(PAGE_SIZE, disk.alignment.memAlign);
+  using bounce =
+    plan.bounceBytes === 0
+      ? null
+      : options.budget === undefined
+        ? new BounceBuffer(plan.bounceBytes, bounceAlign)
+        : await options.budget.tracker.acquire(plan.bounceBytes, options.budget.thread, bounceAlign);
   for (const iovec of plan.iovecs) {
     if (iovec.kind === "guest") iovecs.push(memory.hostAddressOfRange(iovec.gpa, iovec.len, "IO"), iovec.len);
     else iovecs.push((bounce!.address() as number) + iovec.bufferOffset, iovec.len);
@@ -99,6 +119,7 @@ export async function executePlan(
     for (const call of plan.calls) {
       calls += await transport.transfer(plan.op, disk, iovecs, call.firstIovec, call.iovecs, call.diskOffset, flags);
     }
+    options.onDone?.();
   } finally {
     release?.();
   }
@@ -113,7 +134,7 @@ export async function executePlan(
  * releases it, once no held range overlaps `[start, end)`. Ranges are exclusive: this is for
  * writes, whose read-modify-write must not interleave with another write to the same blocks.
  */
-export class RangeLocks {
+export class RangeLocks implements RangeLockTable {
   readonly #held: { start: number; end: number; released: Promise<void> }[] = [];
 
   async acquire(start: number, end: number): Promise<() => void> {

@@ -13,6 +13,7 @@ export {
   closeFd,
   createMemfd,
   fsyncFd,
+  ioCounters,
   nextData,
   openFile,
   preadv,

@@ -245,12 +245,19 @@ export function syncMapping(address: Address, length: number): void {
 }
 
 /**
+ * Vectored IO calls handed to the kernel by this thread: [0] preadv, [1] pwritev/pwritev2,
+ * [2] io_uring submissions. Tests read them to prove that bad input never reaches the kernel.
+ */
+export const ioCounters = new Float64Array(3);
+
+/**
  * preadv(2): reads into the `count` iovecs at `iovecs` from file offset `offset`.
  * Returns the bytes transferred, which may be short (end of file, or a partial transfer);
  * continuing is the caller's business. The iovec array and every buffer it points to must
  * stay alive until this returns.
  */
 export function preadv(fd: number, iovecs: Address, count: number, offset: number): number {
+  ioCounters[0]!++;
   for (;;) {
     const n = libc.preadv(fd, iovecs as number as Pointer, count, offset) as number;
     if (n >= 0) return n;
@@ -262,6 +269,7 @@ export function preadv(fd: number, iovecs: Address, count: number, offset: numbe
  * pwritev(2), or pwritev2(2) when `flags` (`RWF_DSYNC`) are given. Same contract as `preadv`.
  */
 export function pwritev(fd: number, iovecs: Address, count: number, offset: number, flags = 0): number {
+  ioCounters[1]!++;
   for (;;) {
     const n = (
       flags === 0

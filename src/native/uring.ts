@@ -22,7 +22,7 @@
 import { ptr } from "bun:ffi";
 import { ReleasedError } from "../errors";
 import { OsError } from "./errno";
-import { closeFd, rawSyscall, type Address } from "./os";
+import { closeFd, ioCounters, rawSyscall, type Address } from "./os";
 import { NativeRegion } from "./region";
 
 const SYS_IO_URING_SETUP = 425;
@@ -112,6 +112,7 @@ export class IoUring implements Disposable {
    */
   prepare(opcode: number, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, tag: number): void {
     this.#checkOpen();
+    ioCounters[2]!++;
     const index = this.#localTail & this.#sqMask;
     const sqes = this.#sqes;
     const at = index * SQE_WORDS;
