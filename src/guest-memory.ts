@@ -169,6 +169,9 @@ export class GuestMemory implements Disposable {
     if (!(Number.isSafeInteger(gpa) && gpa >= 0)) {
       throw new GuestAccessError(operation, String(gpa), "not a guest physical address");
     }
+    if (!(Number.isSafeInteger(len) && len >= 0)) {
+      throw new GuestAccessError(operation, hex(gpa), `${len} is not a length in bytes`);
+    }
     if (gpa + len > this.size) {
       const why = `past the end of guest memory (${this.pageCount} pages, ${hex(this.size)} bytes)`;
       throw new GuestAccessError(operation, formatSpan(gpa, len), why);

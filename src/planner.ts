@@ -129,6 +129,7 @@ export function plan(input: PlanInput): Plan {
   const { op, mode, at, segments } = input;
   const iovMax = input.iovMax ?? IOV_MAX;
   if (segments.length === 0) throw new InvalidInputError("an IO needs at least one segment");
+  if (!(Number.isSafeInteger(at) && at >= 0)) throw new InvalidInputError(`disk offset ${at} is not a non-negative whole number of bytes`);
   const alignment = requestAlignment(input.alignment, op);
   const block = blockSize(input.alignment, op);
   const len = segments.reduce((sum, segment) => sum + segment.len, 0);

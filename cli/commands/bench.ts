@@ -16,6 +16,7 @@ import { parseSize } from "../../src/values";
 import { describeAlignment, table } from "../format";
 import type { Context } from "../main";
 import { parseAlign } from "../options";
+import { SignalGuard } from "../signals";
 import { VERSION } from "../version";
 
 interface BenchFlags {
@@ -38,8 +39,6 @@ interface BenchFlags {
   emitFio?: string;
   json?: boolean;
 }
-
-const SIGNALS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
 
 export function registerBench(program: Command, context: Context): void {
   program
@@ -72,17 +71,10 @@ export function registerBench(program: Command, context: Context): void {
       if (flags.emitFio !== undefined) emitFio(flags.emitFio, options, flags.force ?? false);
       const stop = new Int32Array(new SharedArrayBuffer(4));
       let workspace: BenchWorkspace | null = null;
-      let caught: string | null = null;
-      const onSignal = (signal: string) => {
-        if (caught !== null) {
-          workspace?.cleanup(); // a second signal: leave now, but leave nothing behind
-          process.exit(128 + SIGNALS[signal]!);
-        }
-        caught = signal;
-        Atomics.store(stop, 0, 1);
-      };
-      const handlers = Object.keys(SIGNALS).map((signal) => [signal, () => onSignal(signal)] as const);
-      for (const [signal, handler] of handlers) process.on(signal, handler);
+      using guard = new SignalGuard(
+        () => Atomics.store(stop, 0, 1), // workers stop issuing, finish in flight, report
+        () => workspace?.cleanup(), // a second signal: leave now, but leave nothing behind
+      );
       const progressLine = process.stderr.isTTY && !flags.json;
       let report: BenchReport;
       try {
@@ -95,15 +87,14 @@ export function registerBench(program: Command, context: Context): void {
             : undefined,
         });
       } finally {
-        for (const [signal, handler] of handlers) process.off(signal, handler);
         if (progressLine) process.stderr.write("\r\x1b[K");
       }
       if (flags.json) context.io.stdout(`${JSON.stringify({ host: report.host, results: report.results, interrupted: report.interrupted })}\n`);
       else context.io.stdout(formatReport(report, options));
       const failed = report.results.find((result) => result.error !== null && !(result.error.code === "EINVAL" && result.mode === "direct"));
-      if (caught !== null) {
-        context.io.stderr(`bounce-bench: interrupted by ${caught}: partial results above; scratch files removed\n`);
-        context.exitCode = 128 + SIGNALS[caught]!;
+      if (guard.caught !== null) {
+        context.io.stderr(guard.message);
+        context.exitCode = guard.exitCode;
       } else if (failed !== undefined) {
         context.io.stderr(`bounce-bench: ${failed.error!.message}\n`);
         context.exitCode = 1;
@@ -174,7 +165,7 @@ export function formatReport(report: BenchReport, options: BenchOptions): string
     formatBytes(result.bs),
     result.memOffset,
     result.mode,
-    result.error?.code === "EINVAL" && result.ios === 0 ? "EINVAL" : result.decision,
+    result.error === null ? result.decision : result.ios === 0 ? result.error.code : `${result.decision}, then ${result.error.code}`,
     result.mibPerSec.toFixed(1),
     result.iops,
     result.latencyUs.p50.toFixed(1),

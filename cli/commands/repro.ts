@@ -8,9 +8,10 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { BounceBenchError } from "../../src/errors";
 import { parseScenarioText, type Scenario } from "../../src/scenario/format";
-import { runScenario, type ScenarioResult } from "../../src/scenario/run";
+import type { ScenarioResult } from "../../src/scenario/run";
 import { table } from "../format";
 import type { Context } from "../main";
+import { SignalGuard } from "../signals";
 
 export function registerRepro(program: Command, context: Context): void {
   program
@@ -24,17 +25,46 @@ export function registerRepro(program: Command, context: Context): void {
     .option("--json", "print one JSON document on stdout")
     .action(async (paths: string[], options: { json?: boolean }) => {
       const scenarios = paths.flatMap(scenarioFiles).map(loadScenario);
-      const results: ScenarioResult[] = [];
-      for (const scenario of scenarios) results.push(await runScenario(scenario));
+      const stop = new Int32Array(new SharedArrayBuffer(4));
+      using guard = new SignalGuard(() => Atomics.store(stop, 0, 1));
+      const stopped = () => guard.caught !== null;
+      const results = await runInWorker(scenarios, stop);
       if (options.json) {
-        context.io.stdout(`${JSON.stringify({ scenarios: results.map(resultJson) })}\n`);
+        context.io.stdout(`${JSON.stringify({ scenarios: results.map(resultJson), interrupted: stopped() })}\n`);
       } else {
         context.io.stdout(results.map(formatResult).join("\n"));
         const failed = results.filter((result) => !result.passed).length;
         context.io.stdout(`\n${results.length - failed} of ${results.length} scenario${results.length === 1 ? "" : "s"} passed\n`);
       }
-      if (results.some((result) => !result.passed)) context.exitCode = 1;
+      if (stopped()) {
+        context.io.stderr(guard.message);
+        context.exitCode = guard.exitCode;
+      } else if (results.some((result) => !result.passed)) {
+        context.exitCode = 1;
+      }
     });
+}
+
+const WORKER_URL = new URL("../../src/scenario/worker.ts", import.meta.url);
+
+/** Runs the scenarios in a Worker (see src/scenario/worker.ts); resolves with their results. */
+function runInWorker(scenarios: Scenario[], stop: Int32Array): Promise<ScenarioResult[]> {
+  const worker = new Worker(WORKER_URL);
+  const results: ScenarioResult[] = [];
+  return new Promise<ScenarioResult[]>((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent) => {
+      const message = event.data;
+      if (message.result !== undefined) return void results.push(message.result);
+      worker.terminate();
+      if (message.done) resolve(results);
+      else reject(new BounceBenchError(message.failure.code, message.failure.kind, message.failure.message));
+    };
+    worker.onerror = (event) => {
+      worker.terminate();
+      reject(new Error(`scenario worker failed: ${event.message}`));
+    };
+    worker.postMessage({ scenarios, stop });
+  });
 }
 
 function scenarioFiles(path: string): string[] {
@@ -69,14 +99,24 @@ function resultJson(result: ScenarioResult) {
     file: result.file,
     name: result.name,
     passed: result.passed,
+    interrupted: result.interrupted,
     steps: result.steps.map((step) => ({ index: step.index, step: step.step, passed: step.passed, decision: step.decision, error: step.error, detail: step.detail })),
   };
 }
 
+/** Steps shown per scenario in the table; beyond it, only failed steps (up to the same number). */
+const MAX_TABLE_STEPS = 60;
+
 function formatResult(result: ScenarioResult): string {
-  const head = `${result.passed ? "PASS" : "FAIL"}  ${result.name}  (${result.file})\n      expected: ${result.expected}\n      buggy:    ${result.buggy}\n`;
-  const rows = result.steps.map((step) => [step.index, step.step, step.passed ? "pass" : "FAIL", step.decision ?? "", step.error ?? "", wrap(step.detail, 70)]);
-  return head + table(["#", "step", "result", "decision", "error", "detail"], rows);
+  const verdict = result.interrupted ? "STOPPED" : result.passed ? "PASS" : "FAIL";
+  const head = `${verdict}  ${result.name}  (${result.file})\n      expected: ${result.expected}\n      buggy:    ${result.buggy}\n`;
+  const shown = result.steps.length <= MAX_TABLE_STEPS ? result.steps : result.steps.filter((step) => !step.passed).slice(0, MAX_TABLE_STEPS);
+  const rows = shown.map((step) => [step.index, step.step, step.passed ? "pass" : "FAIL", step.decision ?? "", step.error ?? "", wrap(step.detail, 70)]);
+  const hidden = result.steps.length - shown.length;
+  const note = hidden > 0 ? `      (${hidden} more step${hidden === 1 ? "" : "s"} not shown; --json has them all)\n` : "";
+  const stopped = result.interrupted ? `      (stopped after ${result.steps.length} steps)\n` : "";
+  const steps = rows.length > 0 ? table(["#", "step", "result", "decision", "error", "detail"], rows) : "";
+  return head + steps + note + stopped;
 }
 
 function wrap(text: string, width: number): string {

@@ -180,7 +180,10 @@ async function loop(
       error =
         result < 0
           ? { code: errnoName(-result), message: new OsError(-result, call, detail).message }
-          : { code: write ? "SHORT_WRITE" : "SHORT_READ", message: `${call}(${detail}): only ${result} bytes transferred` };
+          : {
+              code: write ? "SHORT_WRITE" : "SHORT_READ",
+              message: `${call}(${detail}): ${result} of ${bs} bytes transferred${result === 0 ? ": the disk ends before this offset (was it truncated?)" : ""}`,
+            };
     }
   };
 

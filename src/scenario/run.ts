@@ -53,20 +53,27 @@ export interface ScenarioResult {
   buggy: string;
   passed: boolean;
   steps: StepResult[];
+  /** Stopped before its last step (Ctrl-C): not passed, whatever the steps that ran said. */
+  interrupted: boolean;
+}
+
+export interface RunScenarioOptions {
+  /** Checked before every step; true stops the scenario there. */
+  shouldStop?: () => boolean;
 }
 
 /** Reads, parses and runs the scenario file at `path`. Format errors throw (exit 2). */
-export async function runScenarioFile(path: string): Promise<ScenarioResult> {
+export async function runScenarioFile(path: string, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
     throw new BounceBenchError("ENOENT", "input", `${path}: cannot read the scenario (${(error as Error).message})`);
   }
-  return runScenario(parseScenarioText(text, path));
+  return runScenario(parseScenarioText(text, path), options);
 }
 
-export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
+export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
   const dir = mkdtempSync(join(tmpdir(), "bounce-bench-repro-"));
   const guestPath = join(dir, "guest.img");
   const diskPath = join(dir, "disk.bin");
@@ -77,8 +84,16 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
 
     const context: Context = { scenario, memory, guestPath, diskPath };
     const steps: StepResult[] = [];
-    for (const [index, step] of scenario.steps.entries()) steps.push(await runStep(context, step, index));
-    return { file: scenario.file, name: scenario.name, expected: scenario.expected, buggy: scenario.buggy, passed: steps.every((s) => s.passed), steps };
+    let interrupted = false;
+    for (const [index, step] of scenario.steps.entries()) {
+      if (options.shouldStop?.()) {
+        interrupted = true;
+        break;
+      }
+      steps.push(await runStep(context, step, index));
+    }
+    const passed = !interrupted && steps.every((s) => s.passed);
+    return { file: scenario.file, name: scenario.name, expected: scenario.expected, buggy: scenario.buggy, passed, steps, interrupted };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

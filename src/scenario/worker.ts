@@ -1,0 +1,31 @@
+/**
+ * Runs scenarios off the main thread, so that the main thread stays idle and answers SIGINT and
+ * SIGTERM at once (a busy main thread can miss them). The main thread sets `stop[0]` to end the
+ * run after the current step.
+ *
+ *   in:  { scenarios: Scenario[], stop: Int32Array }
+ *   out: { result: ScenarioResult } per scenario, then { done: true }, or { failure: { code, message } }
+ */
+import { BounceBenchError } from "../errors";
+import type { Scenario } from "./format";
+import { runScenario } from "./run";
+
+declare const self: Worker;
+
+self.onmessage = async (event: MessageEvent<{ scenarios: Scenario[]; stop: Int32Array }>) => {
+  const { scenarios, stop } = event.data;
+  const stopped = () => Atomics.load(stop, 0) !== 0;
+  try {
+    for (const scenario of scenarios) {
+      if (stopped()) break;
+      postMessage({ result: await runScenario(scenario, { shouldStop: stopped }) });
+    }
+    postMessage({ done: true });
+  } catch (error) {
+    const failure =
+      error instanceof BounceBenchError
+        ? { code: error.code, kind: error.kind, message: error.message }
+        : { code: "INTERNAL", kind: "io", message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
+    postMessage({ failure });
+  }
+};

@@ -1,0 +1,110 @@
+/**
+ * Faults and interruptions: a disk that fills up mid-run (RLIMIT_FSIZE makes writes past a size
+ * fail with EFBIG, no special device needed; SIGXFSZ is ignored), a disk truncated under a
+ * running benchmark, scratch space that runs out, and SIGINT/SIGTERM. Each time bounce-bench
+ * reports the errno and the IO, keeps what it measured, removes its scratch files and exits with
+ * 1 (or the signal's code).
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileBytes, PAGE, randomBytes, ROOT, scratchDir } from "./helpers";
+
+const dir = scratchDir("faults");
+const CLI = [process.execPath, join(ROOT, "cli/bounce-bench.ts")];
+
+/** A fresh, empty temporary directory for the child, to see what it leaves behind. */
+function childTmp(name: string): string {
+  const tmp = join(dir, `tmp-${name}`);
+  mkdirSync(tmp);
+  return tmp;
+}
+
+/** Runs the CLI with writes limited to `limitKiB` KiB per file, SIGXFSZ ignored. */
+function withFileSizeLimit(limitKiB: number, tmp: string, ...args: string[]) {
+  const script = `trap "" XFSZ; ulimit -f ${limitKiB}; exec "$0" "$@"`;
+  const result = Bun.spawnSync(["bash", "-c", script, ...CLI, ...args], { cwd: dir, env: { ...process.env, TMPDIR: tmp } });
+  return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+}
+
+/** Starts the CLI, waits `afterMs`, then does `interfere`; resolves with its exit and output. */
+async function interrupted(args: string[], tmp: string, afterMs: number, interfere: (child: ReturnType<typeof Bun.spawn>) => void) {
+  const child = Bun.spawn([...CLI, ...args], { cwd: dir, env: { ...process.env, TMPDIR: tmp }, stdout: "pipe", stderr: "pipe" });
+  await Bun.sleep(afterMs);
+  interfere(child);
+  const code = await child.exited;
+  return { code, stdout: await new Response(child.stdout as ReadableStream).text(), stderr: await new Response(child.stderr as ReadableStream).text() };
+}
+
+describe("a disk that fills up (EFBIG from RLIMIT_FSIZE)", () => {
+  test("bench keeps what it measured, names the errno and the IO, exits 1", () => {
+    const disk = join(dir, "full.bin");
+    writeFileSync(disk, randomBytes(16 * 2 ** 20, 1));
+    const tmp = childTmp("bench-efbig");
+    const result = withFileSizeLimit(8192, tmp, "bench", "--json", "--disk", disk, "--force", "--op", "write,read", "--bs", "64k", "--mem-offset", "0", "--mode", "auto", "--runtime", "5");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`bounce-bench: pwritev(sync engine, 65536 bytes at offset 8388608 of ${disk}): EFBIG (File too large)\n`);
+    const doc = JSON.parse(result.stdout);
+    expect(doc.results).toHaveLength(1); // the sweep stopped at the failing case
+    expect(doc.results[0]).toMatchObject({ op: "write", ios: 128, bytes: 8 * 2 ** 20, error: { code: "EFBIG" } });
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+
+  test("io reports EFBIG with the call and offset, exit 1", () => {
+    const guest = join(dir, "guest.img");
+    writeFileSync(guest, randomBytes(16 * PAGE, 2));
+    const disk = join(dir, "full-io.bin");
+    writeFileSync(disk, new Uint8Array(2 ** 20));
+    const result = withFileSizeLimit(512, childTmp("io-efbig"), "io", "--guest", guest, "--disk", disk, "--op", "write", "--gpns", "0-1", "--at", "600k");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^bounce-bench: pwritev\(fd \d+, 1 iovecs at offset 614400\): EFBIG \(File too large\)\n$/);
+    expect(fileBytes(disk).every((b) => b === 0)).toBe(true);
+  });
+
+  test("a scenario whose scratch space runs out: exit 1, nothing left behind", () => {
+    const tmp = childTmp("repro-efbig");
+    const result = withFileSizeLimit(512, tmp, "repro", join(ROOT, "test/scenarios/more-than-1024-discontiguous-pages.json"));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("EFBIG (File too large)");
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+});
+
+describe("a disk truncated under a running benchmark", () => {
+  test("the short read is reported as such, the measured part is kept, exit 1", async () => {
+    const disk = join(dir, "shrinking.bin");
+    writeFileSync(disk, randomBytes(16 * 2 ** 20, 3));
+    const result = await interrupted(["bench", "--json", "--disk", disk, "--op", "read", "--bs", "4k", "--mem-offset", "0", "--mode", "auto", "--runtime", "20"], childTmp("truncate"), 1500, () =>
+      truncateSync(disk, 0),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("0 of 4096 bytes transferred: the disk ends before this offset (was it truncated?)");
+    const [row] = JSON.parse(result.stdout).results;
+    expect(row.error.code).toBe("SHORT_READ");
+    expect(row.ios).toBeGreaterThan(0);
+  });
+});
+
+describe("interruption", () => {
+  test("SIGTERM during bench: partial results, scratch removed, exit 143", async () => {
+    const tmp = childTmp("sigterm");
+    const result = await interrupted(["bench", "--size", "8m", "--op", "read,write", "--bs", "4k", "--runtime", "20"], tmp, 1500, (child) => child.kill("SIGTERM"));
+    expect(result.code).toBe(143);
+    expect(result.stdout).toContain("(interrupted: the last case is partial, later cases did not run)");
+    expect(result.stderr).toContain("interrupted by SIGTERM");
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+
+  test("SIGINT during repro: the steps so far, scratch removed, exit 130", async () => {
+    const steps = Array.from({ length: 20000 }, (_, i) => ({ io: i % 2 === 0 ? "write" : "read", gpns: "0-1", offset: 100, len: 5000, at: (i % 64) * 1000 }));
+    const file = join(dir, "long.json");
+    writeFileSync(file, JSON.stringify({ name: "long", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "1M" }, steps }));
+    const tmp = childTmp("sigint-repro");
+    const result = await interrupted(["repro", file], tmp, 1500, (child) => child.kill("SIGINT"));
+    expect(result.code).toBe(130);
+    expect(result.stdout).toContain("STOPPED  long");
+    expect(result.stdout).toMatch(/\(stopped after \d+ steps\)/);
+    expect(result.stderr).toContain("interrupted by SIGINT");
+    expect(readdirSync(tmp)).toEqual([]);
+  }, 60_000);
+});
