@@ -78,7 +78,7 @@ export class PagedRange {
 
   /** The `i`th covered page. */
   gpn(i: number): number {
-    if (!(i >= 0 && i < this.pageCount)) throw new RangeError(`page ${i} of a range covering ${this.pageCount}`);
+    if (!(Number.isInteger(i) && i >= 0 && i < this.pageCount)) throw new InvalidRangeError(`page ${i} of a range covering ${this.pageCount} pages`);
     return this.#gpns[Math.floor(this.#start / PAGE_SIZE) + i]!;
   }
 
