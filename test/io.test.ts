@@ -190,13 +190,14 @@ describe("random round trips", () => {
           const stream = streamOf(segments);
           stream.forEach((gpa, i) => (disk[at + i] = guest[gpa]!));
           expectFiles();
-          // Read the same disk bytes into pages 40.. as two segments cut at a random point.
+          // Read the same disk bytes into two other runs of pages, cut at a random point. The
+          // writes use at most pages 0..15 and 48 KiB; each read-back run has 14 pages.
           const len = stream.length;
           const cut = cutChoice % (len + 1);
-          const base = 40 * PAGE + (cutChoice % 4096);
+          const pages = (first: number) => Array.from({ length: 14 }, (_, i) => first + i);
           const back = [
-            new PagedRange(base % PAGE, cut, [40, 41, 42, 43, 44]),
-            new PagedRange((base + 5) % PAGE, len - cut, [50, 51, 52, 53, 54, 55]),
+            new PagedRange(cutChoice % PAGE, cut, pages(16)),
+            new PagedRange((cutChoice + 5) % PAGE, len - cut, pages(32)),
           ].filter((range) => range.len > 0);
           await doIo("read", mode, at, back, alignOverride);
           streamOf(back).forEach((gpa, i) => (guest[gpa] = disk[at + i]!));
