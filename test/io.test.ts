@@ -9,8 +9,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { Disk } from "../src/disk";
-import { executePlan } from "../src/execute";
-import { GuestMemory, PagedRange } from "../src/index";
+import { advance, executePlan } from "../src/execute";
+import { GuestMemory, IovecArray, PagedRange } from "../src/index";
 import { plan, type IoMode, type IoOp } from "../src/planner";
 import { fileBytes, PAGE, randomBytes, rejection, scratchDir, thrown } from "./helpers";
 
@@ -206,5 +206,20 @@ describe("random round trips", () => {
       ),
       { numRuns: 60 },
     );
+  });
+});
+
+describe("short transfers continue where they stopped", () => {
+  test("advance skips the iovecs already transferred and trims the one cut in the middle", () => {
+    using iovecs = new IovecArray(4);
+    iovecs.push(0x10000, 100);
+    iovecs.push(0x20000, 200);
+    iovecs.push(0x30000, 300);
+    expect(advance(iovecs, 0, 3, 0)).toBe(0);
+    expect(advance(iovecs, 0, 3, 150)).toBe(1); // the first iovec done, 50 bytes into the second
+    expect([iovecs.base(1), iovecs.length(1)]).toEqual([0x20000 + 50, 150]);
+    expect(advance(iovecs, 1, 3, 150)).toBe(2); // exactly the rest of the second
+    expect([iovecs.base(2), iovecs.length(2)]).toEqual([0x30000, 300]);
+    expect(advance(iovecs, 2, 3, 300)).toBe(3);
   });
 });
