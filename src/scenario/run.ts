@@ -240,47 +240,40 @@ function judge(name: string, decided: Plan, bytes: number | null, expect: IoExpe
 /** Null when the step's bytes match, else where they first differ. */
 function check(context: Context, step: CheckStep): string | null {
   const { memory, diskPath, scenario } = context;
-  let actual: Uint8Array;
-  let expected: Uint8Array;
-  let actualAddress: number;
-  let what: string;
   if (step.what === "guest-equals-pattern") {
     const gpns = step.gpns!;
-    actual = new Uint8Array(gpns.length * PAGE_SIZE);
-    expected = new Uint8Array(gpns.length * PAGE_SIZE);
+    const actual = new Uint8Array(gpns.length * PAGE_SIZE);
+    const expected = new Uint8Array(gpns.length * PAGE_SIZE);
     gpns.forEach((gpn, i) => {
       memory.checkPage(gpn, "check");
       memory.read(gpn * PAGE_SIZE, actual.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
       expected.set(patternBytes(step.pattern, step.seed, gpn * PAGE_SIZE, PAGE_SIZE), i * PAGE_SIZE);
     });
-    for (let i = 0; i < actual.length; i++) {
-      if (actual[i] !== expected[i]) {
-        const gpa = gpns[Math.floor(i / PAGE_SIZE)]! * PAGE_SIZE + (i % PAGE_SIZE);
-        return `guest byte ${hex(gpa)} is 0x${hexByte(actual[i]!)}, the ${step.pattern} pattern has 0x${hexByte(expected[i]!)}${stampNote(actual, i, gpa - i, scenario, step.pattern === "stamp" ? gpa : null)}`;
-      }
-    }
-    return null;
+    const i = firstDifference(actual, expected);
+    if (i < 0) return null;
+    const gpa = gpns[Math.floor(i / PAGE_SIZE)]! * PAGE_SIZE + (i % PAGE_SIZE);
+    // Stamped words never cross a page, so `gpa - i` locates the word around byte i.
+    const note = stampNote(actual, i, gpa - i, scenario, step.pattern === "stamp" ? gpa : null);
+    return `guest byte ${hex(gpa)} is 0x${hexByte(actual[i]!)}, the ${step.pattern} pattern has 0x${hexByte(expected[i]!)}${note}`;
   }
-  if (step.what === "disk-equals-guest") {
-    const segments = step.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns));
-    expected = guestBytes(memory, segments);
-    what = "guest";
-  } else {
-    expected = patternBytes(step.pattern, step.seed, step.at, step.len!);
-    what = `the ${step.pattern} pattern`;
-  }
+  const fromGuest = step.what === "disk-equals-guest";
+  const expected = fromGuest
+    ? guestBytes(memory, step.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns)))
+    : patternBytes(step.pattern, step.seed, step.at, step.len!);
   if (step.at + expected.length > scenario.diskSize) {
     throw new BounceBenchError("INVALID_INPUT", "input", `check of disk ${step.at}+${expected.length} goes past its end (${scenario.diskSize} bytes)`);
   }
-  actual = readDiskBytes(diskPath, step.at, expected.length);
-  actualAddress = step.at;
-  for (let i = 0; i < actual.length; i++) {
-    if (actual[i] !== expected[i]) {
-      const expectedStamp = stampAt(expected, step.at, i, Number.MAX_SAFE_INTEGER);
-      return `first difference at byte ${i} (disk offset ${actualAddress + i}): disk 0x${hexByte(actual[i]!)}, ${what} 0x${hexByte(expected[i]!)}${stampNote(actual, i, actualAddress, scenario, expectedStamp)}`;
-    }
-  }
-  return null;
+  const actual = readDiskBytes(diskPath, step.at, expected.length);
+  const i = firstDifference(actual, expected);
+  if (i < 0) return null;
+  const what = fromGuest ? "guest" : `the ${step.pattern} pattern`;
+  const note = stampNote(actual, i, step.at, scenario, stampAt(expected, step.at, i, Number.MAX_SAFE_INTEGER));
+  return `first difference at byte ${i} (disk offset ${step.at + i}): disk 0x${hexByte(actual[i]!)}, ${what} 0x${hexByte(expected[i]!)}${note}`;
+}
+
+function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
 }
 
 /** `; the bytes there are stamped 0x2200 (expected 0x1200)` when the word found is a stamp. */
@@ -311,27 +304,21 @@ async function concurrent(context: Context, step: ConcurrentStep, result: Result
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
   if (failure !== undefined) return errorResult(name, failure.reason, step.expect.error, result);
   // The disk must equal the writes replayed one after the other in completion order.
-  const model = before;
+  const model = before; // replayed in place
   for (const i of completed) {
     const io = step.ios[i]!;
     if (io.op !== "write") continue;
     const bytes = guestBytes(context.memory, io.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns)));
     model.set(bytes, io.at);
   }
-  const disk2 = readDiskBytes(context.diskPath, 0, context.scenario.diskSize);
-  let firstDifference = -1;
-  for (let i = 0; i < model.length; i++) {
-    if (model[i] !== disk2[i]) {
-      firstDifference = i;
-      break;
-    }
-  }
-  const replayed = firstDifference < 0;
+  const after = readDiskBytes(context.diskPath, 0, context.scenario.diskSize);
+  const difference = firstDifference(after, model);
+  const replayed = difference < 0;
   const decisions = settled.map((s) => (s.status === "fulfilled" ? s.value.decision : "error")).join(", ");
   const order = `completion order ${completed.join(", ")}`;
   const detail = replayed
     ? `${order}: the disk equals the writes replayed in that order`
-    : `${order}: the disk differs from the replay at offset ${firstDifference} (disk 0x${hexByte(disk2[firstDifference]!)}, replay 0x${hexByte(model[firstDifference]!)}): a write was lost`;
+    : `${order}: the disk differs from the replay at offset ${difference} (disk 0x${hexByte(after[difference]!)}, replay 0x${hexByte(model[difference]!)}): a write was lost`;
   const passed = replayed === (step.expect.replay ?? true) && step.expect.error === undefined;
   return result(name, passed, passed || step.expect.error === undefined ? detail : `${detail} (expected ${step.expect.error})`, decisions);
 }
