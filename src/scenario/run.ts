@@ -368,17 +368,21 @@ async function budget(step: BudgetStep, result: Result): Promise<StepResult> {
   const served: string[] = [];
   const buffers = new Map<string, TrackedBounceBuffer>();
   const tick = () => new Promise((resolve) => setImmediate(resolve));
+  let requested = 0;
+  let outcome: string[];
   try {
     const tracker = new BounceBufferTracker(step.pages, step.threads);
     for (const action of step.actions) {
       if ("release" in action) {
         const buffer = buffers.get(action.release);
         if (buffer === undefined) {
+          for (const held of buffers.values()) held.release();
           return result("budget", false, `release of ${JSON.stringify(action.release)} before it was served (served so far: ${served.join(", ") || "none"})`);
         }
         buffer.release();
       } else {
         const pending = tracker.acquire(action.acquire, action.thread);
+        requested++;
         pending.then(
           (buffer) => {
             served.push(action.as);
@@ -391,14 +395,23 @@ async function budget(step: BudgetStep, result: Result): Promise<StepResult> {
       await tick();
     }
     await tick();
-    for (const buffer of buffers.values()) buffer.release();
+    outcome = [...served];
+    // Leave nothing behind: release everything until the requests still waiting are served too.
+    for (let round = 0; round <= requested && (buffers.size > 0 || served.length < requested); round++) {
+      for (const [name, buffer] of buffers) {
+        buffer.release();
+        buffers.delete(name);
+      }
+      await tick();
+    }
   } catch (error) {
+    for (const buffer of buffers.values()) buffer.release();
     return errorResult("budget", error, step.expect.error, result);
   }
   const problems: string[] = [];
   if (step.expect.error !== undefined) problems.push(`expected ${step.expect.error}, but every request was valid`);
-  if (step.expect.served !== undefined && !sameList(served, step.expect.served)) problems.push(`expected ${step.expect.served.join(", ")}`);
-  const detail = `served ${served.join(", ") || "none"}`;
+  if (step.expect.served !== undefined && !sameList(outcome, step.expect.served)) problems.push(`expected ${step.expect.served.join(", ")}`);
+  const detail = `served ${outcome.join(", ") || "none"}`;
   return result("budget", problems.length === 0, problems.length === 0 ? detail : `${detail}: ${problems.join("; ")}`);
 }
 
