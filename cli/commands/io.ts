@@ -3,7 +3,7 @@
  */
 import type { Command } from "commander";
 import { Disk } from "../../src/disk";
-import { BounceBenchError, InvalidInputError } from "../../src/errors";
+import { InvalidInputError } from "../../src/errors";
 import { executePlan } from "../../src/execute";
 import { GuestMemory } from "../../src/guest-memory";
 import { OsError } from "../../src/native";
@@ -92,6 +92,5 @@ function explainRefusal(error: unknown, mode: string): unknown {
   if (error instanceof OsError && error.code === "EINVAL" && mode === "direct" && error.hint === undefined) {
     return new OsError(error.errno, error.call, error.detail, "the kernel refused the direct IO as it stands; --mode auto would bounce or widen it");
   }
-  if (error instanceof BounceBenchError) return error;
   return error;
 }
