@@ -53,10 +53,9 @@ const FREE = 0;
 const NEXT_TICKET = 1;
 const SERVING = 2;
 const SIGNAL = 3;
+// 64-bit counters: the low word here, the high word right after it (see `addCounter`).
 const ACQUIRED_LO = 4;
-const ACQUIRED_HI = 5;
 const WAITS_LO = 6;
-const WAITS_HI = 7;
 const PEAK = 8;
 const SLOT_INTS = 9;
 

@@ -53,31 +53,17 @@ const ERRNO_TABLE: ReadonlyArray<readonly [number, string, string]> = [
 
 const NAMES = new Map<number, string>();
 const DESCRIPTIONS = new Map<number, string>();
-const NUMBERS = new Map<string, number>();
 for (const [number, name, description] of ERRNO_TABLE) {
   NAMES.set(number, name);
   DESCRIPTIONS.set(number, description);
-  NUMBERS.set(name, number);
 }
 
 export const EINTR = 4;
-export const EAGAIN = 11;
 export const EINVAL = 22;
-export const EOPNOTSUPP = 95;
 
 /** `EINVAL` for 22; `ERRNO_200` for a number not in the table. */
 export function errnoName(errno: number): string {
   return NAMES.get(errno) ?? `ERRNO_${errno}`;
-}
-
-/** The errno number of a name such as `EINVAL`, or undefined. */
-export function errnoNumber(name: string): number | undefined {
-  return NUMBERS.get(name);
-}
-
-/** True for the names of this table (`EINVAL`), used to validate scenario expectations. */
-export function isErrnoName(name: string): boolean {
-  return NUMBERS.has(name);
 }
 
 /**

@@ -2,10 +2,10 @@
  * The native boundary, as the rest of the library sees it: typed wrappers, owners of native
  * memory, errno. Nothing outside `src/native/` imports `bun:ffi`; everything goes through here.
  */
-export { errnoName, errnoNumber, isErrnoName, OsError, EINVAL, EOPNOTSUPP } from "./errno";
+export { errnoName, OsError, EINVAL } from "./errno";
 export { IovecArray } from "./iovec";
 export { CHUNK_BYTES, NativeRegion } from "./region";
-export { completionError, IoUring, IORING_OP_READV, IORING_OP_WRITEV } from "./uring";
+export { IoUring, IORING_OP_READV, IORING_OP_WRITEV } from "./uring";
 export {
   allocateFd,
   blockDeviceLogicalSize,

@@ -15,7 +15,7 @@
  *   its own copy of this module and so reads its own thread's errno. It is read right after the
  *   failing call returns, before any other native call can overwrite it.
  */
-import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
+import { dlopen, FFIType, read } from "bun:ffi";
 
 const LIBC_PATH = "libc.so.6";
 

@@ -21,7 +21,6 @@
  */
 import { ptr } from "bun:ffi";
 import { ReleasedError } from "../errors";
-import { OsError } from "./errno";
 import { closeFd, ioCounters, rawSyscall, type Address } from "./os";
 import { NativeRegion } from "./region";
 
@@ -190,11 +189,6 @@ export class IoUring implements Disposable {
   #checkOpen(): void {
     if (this.#fd < 0) throw new ReleasedError("io_uring");
   }
-}
-
-/** Turns a completion's negative result into the error it stands for. */
-export function completionError(result: number, call: string, detail: string): OsError {
-  return new OsError(-result, call, detail);
 }
 
 function words(region: NativeRegion): Uint32Array {
