@@ -12,9 +12,10 @@
  * Without fio on PATH the bounce-bench side still runs and says fio is missing.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createFilledDisk } from "../src/bench/workspace";
 
 interface Sample {
   mibPerSec: number;
@@ -50,15 +51,6 @@ process.on("SIGINT", () => {
   rmSync(dir, { recursive: true, force: true });
   process.exit(130);
 });
-
-function fillDisk(): void {
-  const chunk = new Uint8Array(1 << 20);
-  for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 2654435761) >>> 24;
-  const fd = openSync(disk, "w");
-  for (let at = 0; at < DISK_BYTES; at += chunk.length) writeSync(fd, chunk, 0, chunk.length, at);
-  fsyncSync(fd);
-  closeSync(fd);
-}
 
 const hasFio = spawnSync("fio", ["--version"]).status === 0;
 
@@ -134,7 +126,7 @@ const report: Record<string, unknown>[] = [];
 try {
   const progress = (text: string) => process.stderr.write(`${text}\n`);
   progress(`filling a ${DISK_BYTES >> 20} MiB disk file in ${dir} ...`);
-  fillDisk();
+  createFilledDisk(disk, DISK_BYTES);
   if (!hasFio) progress("fio is not installed (apt-get install fio): bounce-bench figures only");
   for (const comparison of comparisons) {
     if (only.length > 0 && !only.includes(comparison.name)) continue;

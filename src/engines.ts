@@ -84,21 +84,24 @@ class CompletionQueue {
   }
 }
 
-class SyncEngine implements Engine {
-  readonly name = "sync";
-  readonly queueDepth = 1;
-  readonly #done = new CompletionQueue(1);
+/**
+ * An engine whose IOs complete during `submit` (or never touch the kernel): completions wait in
+ * a fixed queue until `reap`.
+ */
+abstract class ImmediateEngine implements Engine {
+  abstract readonly name: EngineName;
+  readonly #done: CompletionQueue;
 
-  constructor(readonly onComplete: CompletionCallback) {}
+  constructor(
+    readonly queueDepth: number,
+    readonly onComplete: CompletionCallback,
+  ) {
+    this.#done = new CompletionQueue(queueDepth);
+  }
 
-  submit(slot: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
-    let result: number;
-    try {
-      result = write ? pwritev(fd, iovecs, iovecCount, offset, rwFlags) : preadv(fd, iovecs, iovecCount, offset);
-    } catch (error) {
-      if (!(error instanceof OsError)) throw error;
-      result = -error.errno;
-    }
+  abstract submit(slot: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, bytes: number): void;
+
+  protected complete(slot: number, result: number): void {
     this.#done.push(slot, result);
   }
 
@@ -109,26 +112,31 @@ class SyncEngine implements Engine {
   close(): void {}
 }
 
-class NullEngine implements Engine {
-  readonly name = "null";
-  readonly #done: CompletionQueue;
+class SyncEngine extends ImmediateEngine {
+  readonly name = "sync";
 
-  constructor(
-    readonly queueDepth: number,
-    readonly onComplete: CompletionCallback,
-  ) {
-    this.#done = new CompletionQueue(queueDepth);
+  constructor(onComplete: CompletionCallback) {
+    super(1, onComplete);
   }
+
+  submit(slot: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
+    let result: number;
+    try {
+      result = write ? pwritev(fd, iovecs, iovecCount, offset, rwFlags) : preadv(fd, iovecs, iovecCount, offset);
+    } catch (error) {
+      if (!(error instanceof OsError)) throw error;
+      result = -error.errno;
+    }
+    this.complete(slot, result);
+  }
+}
+
+class NullEngine extends ImmediateEngine {
+  readonly name = "null";
 
   submit(slot: number, _write: boolean, _fd: number, _iovecs: Address, _count: number, _offset: number, _flags: number, bytes: number): void {
-    this.#done.push(slot, bytes);
+    this.complete(slot, bytes);
   }
-
-  reap(): number {
-    return this.#done.drain(this.onComplete);
-  }
-
-  close(): void {}
 }
 
 class UringEngine implements Engine {

@@ -104,7 +104,7 @@ export class BenchWorkspace {
 }
 
 /** A new disk file of `size` bytes, every block written with pseudo-random data and synced. */
-function createFilledDisk(path: string, size: number): void {
+export function createFilledDisk(path: string, size: number): void {
   closeFd(createSparseFile(path, size));
   const chunk = new Uint8Array(FILL_CHUNK);
   const words = new Uint32Array(chunk.buffer);
