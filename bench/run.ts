@@ -21,6 +21,8 @@ interface Sample {
   mibPerSec: number;
   iops: number;
   cpuNsPerIo: number;
+  /** bounce-bench's guest <-> bounce copy rate (bounced cases only). */
+  copyGiBPerSec?: number;
 }
 
 interface Comparison {
@@ -81,13 +83,16 @@ const comparisons: Comparison[] = [
     bounceBench: bb(["--op", "read", "--bs", "4k", "--mem-offset", "0", "--mode", "auto", "--engine", "null", "--qd", "1"]),
     fio: fio(["--rw=read", "--bs=4k", "--ioengine=null"]),
   },
-  ...["64k", "1m"].map((bs) => ({
-    name: `bounce-${bs}`,
-    target: "bounce vs direct (both bounce-bench): CPU/IO at most 10% above direct",
-    bounceBench: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "bounce", "--engine", "sync", "--qd", "1"]),
-    fio: null,
-    baseline: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
-  })),
+  // Bounce buffers on transparent huge pages (the default), then on 4 KiB pages like the guest's.
+  ...[[], ["--no-huge-pages"]].flatMap((pages) =>
+    ["64k", "1m"].map((bs) => ({
+      name: `bounce-${bs}${pages.length > 0 ? "-4kpg" : ""}`,
+      target: "bounce vs direct (both bounce-bench): CPU/IO at most 10% above direct",
+      bounceBench: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "bounce", "--engine", "sync", "--qd", "1", ...pages]),
+      fio: null,
+      baseline: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
+    })),
+  ),
 ];
 
 function runBounceBench(command: string[]): Sample & { maxRssBytes: number } {
@@ -95,7 +100,7 @@ function runBounceBench(command: string[]): Sample & { maxRssBytes: number } {
   if (result.exitCode !== 0) throw new Error(`bounce-bench ${command.join(" ")}: ${result.stderr.toString()}${result.stdout.toString()}`);
   const doc = JSON.parse(result.stdout.toString());
   const r = doc.results[0];
-  return { mibPerSec: r.mibPerSec, iops: r.iops, cpuNsPerIo: r.cpuNsPerIo, maxRssBytes: result.resourceUsage?.maxRSS ?? 0 };
+  return { mibPerSec: r.mibPerSec, iops: r.iops, cpuNsPerIo: r.cpuNsPerIo, copyGiBPerSec: r.bounce.copyGiBPerSec, maxRssBytes: result.resourceUsage?.maxRSS ?? 0 };
 }
 
 function runFio(command: string[]): Sample {
@@ -119,7 +124,30 @@ const median = (values: number[]) => {
 };
 
 function medians(samples: Sample[]): Sample {
-  return { mibPerSec: median(samples.map((s) => s.mibPerSec)), iops: median(samples.map((s) => s.iops)), cpuNsPerIo: median(samples.map((s) => s.cpuNsPerIo)) };
+  return {
+    mibPerSec: median(samples.map((s) => s.mibPerSec)),
+    iops: median(samples.map((s) => s.iops)),
+    cpuNsPerIo: median(samples.map((s) => s.cpuNsPerIo)),
+    copyGiBPerSec: median(samples.map((s) => s.copyGiBPerSec ?? 0)),
+  };
+}
+
+/**
+ * What "memory bandwidth" means here, for the bounce copy: one thread copying `bs`-byte blocks
+ * with Uint8Array.set (the copy bounce-bench does), through 256 MiB so that the source is not in
+ * cache; median of 5 passes, in GiB/s.
+ */
+function copyBandwidth(bs: number): number {
+  const total = 256 * 2 ** 20;
+  const source = new Uint8Array(total).fill(7);
+  const target = new Uint8Array(total + 4096);
+  const passes: number[] = [];
+  for (let pass = 0; pass < 5; pass++) {
+    const start = Bun.nanoseconds();
+    for (let at = 0; at < total; at += bs) target.set(source.subarray(at, at + bs), at + 512);
+    passes.push(total / 2 ** 30 / ((Bun.nanoseconds() - start) / 1e9));
+  }
+  return median(passes);
 }
 
 const report: Record<string, unknown>[] = [];
@@ -158,6 +186,7 @@ try {
     return { seconds: seconds * factor, maxRssMiB: runBounceBench(command).maxRssBytes / 2 ** 20 };
   });
   report.push({ name: "peak-rss", runs: rss });
+  report.push({ name: "copy-bandwidth", gibPerSec: Object.fromEntries([65536, 2 ** 20].map((bs) => [bs, copyBandwidth(bs)])) });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -169,7 +198,7 @@ if (asJson) {
   console.log(`bounce-bench vs ${hasFio ? "fio" : "(no fio)"}: medians of ${rounds} alternating runs of ${seconds} s`);
   console.log("case            | MiB/s ours | MiB/s other | ratio | IOPS ours | IOPS other | ratio | CPU/IO ns ours | CPU/IO ns other | ratio | against");
   for (const row of report) {
-    if (row.name === "peak-rss") continue;
+    if (row.name === "peak-rss" || row.name === "copy-bandwidth") continue;
     const a = row.bounceBench as Sample;
     const b = row.other as Sample | null;
     const r = row.ratio as Sample | null;
@@ -181,5 +210,13 @@ if (asJson) {
   if (rssRow !== undefined) {
     const runs = rssRow.runs as { seconds: number; maxRssMiB: number }[];
     console.log(`peak RSS (1 MiB bounce, uring qd 8): ${runs.map((run) => `${run.seconds} s run ${run.maxRssMiB.toFixed(0)} MiB`).join(", ")}`);
+  }
+  const copies = report.filter((row) => (row.bounceBench as Sample | undefined)?.copyGiBPerSec);
+  const reference = report.find((row) => row.name === "copy-bandwidth")?.gibPerSec as Record<string, number> | undefined;
+  if (copies.length > 0 && reference !== undefined) {
+    console.log(
+      `bounce copy GiB/s: ${copies.map((row) => `${row.name} ${fmt((row.bounceBench as Sample).copyGiBPerSec, 1)}`).join(", ")}; ` +
+        `plain Uint8Array.set through 256 MiB: 64k ${fmt(reference[65536], 1)}, 1m ${fmt(reference[2 ** 20], 1)}`,
+    );
   }
 }

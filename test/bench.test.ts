@@ -92,9 +92,13 @@ describe("the command", () => {
         expect(r).toHaveProperty(key);
       }
       expect(Object.keys(r.latencyUs)).toEqual(["p50", "p99", "max"]);
-      expect(Object.keys(r.bounce)).toEqual(["acquired", "waits", "waitNs", "peakPages"]);
+      expect(Object.keys(r.bounce)).toEqual(expect.arrayContaining(["acquired", "waits", "waitNs", "peakPages", "copyNs", "copyGiBPerSec", "hugePageBytes"]));
       expect(r.ios).toBe(50);
+      // Only bounced cases copy.
+      expect(r.bounce.copyNs > 0).toBe(r.decision === "bounce");
+      expect(r.bounce.copyGiBPerSec > 0).toBe(r.decision === "bounce");
     }
+    expect(["always", "madvise", "never", null]).toContain(doc.host.transparentHugePages);
     expect(doc.results.map((r: { decision: string }) => r.decision)).toEqual(["direct", "bounce", "direct", "bounce"]);
   });
 

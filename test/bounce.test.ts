@@ -3,7 +3,7 @@
  * read), release, budgets, FIFO order, and the reference's tracker defects.
  */
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   BounceBudgetError,
@@ -13,7 +13,7 @@ import {
   ReleasedError,
   type TrackedBounceBuffer,
 } from "../src/index";
-import { closeFd, O_DIRECT, O_RDONLY, openFile, preadv } from "../src/native";
+import { closeFd, IovecArray, O_DIRECT, O_RDONLY, openFile, preadv } from "../src/native";
 import { PAGE, randomBytes, rejection, scratchDir, thrown } from "./helpers";
 
 const dir = scratchDir("bounce");
@@ -50,6 +50,32 @@ describe("BounceBuffer", () => {
     } finally {
       closeFd(fd);
     }
+  });
+
+  test("with hugePages: starts on a 2 MiB boundary, is zeroed, gets huge pages where THP allows, and takes direct IO", () => {
+    const mode = /\[(\w+)\]/.exec(readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8"))?.[1];
+    const data = randomBytes(3 * 2 ** 20, 12);
+    const path = join(dir, "huge.bin");
+    writeFileSync(path, data);
+    using buffer = new BounceBuffer(3 * 2 ** 20 + 100, PAGE, { hugePages: true });
+    expect((buffer.address() as number) % 2 ** 21).toBe(0);
+    expect(buffer.bytes.length).toBe(3 * 2 ** 20 + 100);
+    expect(buffer.bytes.every((b) => b === 0)).toBe(true);
+    // Backing is the kernel's choice; with THP on, a fresh 2 MiB-aligned region gets it.
+    if (mode === "always" || mode === "madvise") expect(buffer.hugePageBytes()).toBeGreaterThan(0);
+    else expect(buffer.hugePageBytes()).toBe(0);
+    using plain = new BounceBuffer(3 * 2 ** 20);
+    if (mode === "madvise") expect(plain.hugePageBytes()).toBe(0);
+    const fd = openFile(path, O_RDONLY | O_DIRECT);
+    try {
+      using iovecs = new IovecArray(1);
+      iovecs.push(buffer.address(), data.length);
+      expect(preadv(fd, iovecs.address(), 1, 0)).toBe(data.length);
+    } finally {
+      closeFd(fd);
+    }
+    expect(buffer.bytes.subarray(0, data.length)).toEqual(data);
+    expect(buffer.bytes.subarray(data.length).every((b) => b === 0)).toBe(true);
   });
 
   test("release is deterministic and idempotent; any later use fails", () => {

@@ -36,6 +36,7 @@ interface BenchFlags {
   align?: string;
   fua?: boolean;
   force?: boolean;
+  hugePages: boolean;
   emitFio?: string;
   json?: boolean;
 }
@@ -63,6 +64,7 @@ export function registerBench(program: Command, context: Context): void {
     .option("--ios <n>", "IOs per case instead of a time")
     .option("--align <n>", "simulate a disk with this alignment (a power of two)")
     .option("--fua", "writes with RWF_DSYNC")
+    .option("--no-huge-pages", "bounce buffers on 4 KiB pages; by default they ask for transparent huge pages, which make direct IO into them cheaper")
     .option("--force", "allow writing to an existing --disk (write workloads) or --guest (read workloads), and replacing --emit-fio's file")
     .option("--emit-fio <file>", "also write the equivalent fio job file")
     .option("--json", "print one JSON document on stdout")
@@ -139,6 +141,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     alignOverride: parseAlign(flags.align),
     fua: flags.fua ?? false,
     force: flags.force ?? false,
+    hugePages: flags.hugePages,
   };
 }
 
@@ -171,10 +174,18 @@ export function formatReport(report: BenchReport, options: BenchOptions): string
     result.latencyUs.p50.toFixed(1),
     result.latencyUs.p99.toFixed(1),
     (result.cpuNsPerIo / 1000).toFixed(2),
+    result.bounce.copyNs > 0 ? result.bounce.copyGiBPerSec.toFixed(1) : "",
     costVersusDirect(result, report.results),
   ]);
-  const head = ["op", "bs", "mem off", "mode", "decision", "MiB/s", "IOPS", "p50 us", "p99 us", "CPU/IO us", "vs direct"];
+  const head = ["op", "bs", "mem off", "mode", "decision", "MiB/s", "IOPS", "p50 us", "p99 us", "CPU/IO us", "copy GiB/s", "vs direct"];
   let text = lines.join("\n") + "\n" + table(head, rows);
+  const bounced = report.results.filter((result) => result.bounce.copyNs > 0);
+  if (bounced.length > 0) {
+    const huge = bounced.filter((result) => result.bounce.hugePageBytes > 0).length;
+    text +=
+      `bounce buffers on transparent huge pages in ${huge} of ${bounced.length} bounced cases ` +
+      `(THP ${host.transparentHugePages ?? "unknown"}); copy GiB/s is the guest <-> bounce copy alone\n`;
+  }
   const waits = report.results.filter((result) => result.bounce.waits > 0);
   if (waits.length > 0) {
     text += `bounce budget waits: ${waits.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.bounce.waits} (${(r.bounce.waitNs / 1e6).toFixed(1)} ms, peak ${r.bounce.peakPages} pages)`).join("; ")}\n`;

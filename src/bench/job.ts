@@ -16,14 +16,15 @@
  * `stop` (a shared Int32Array) lets the main thread end the job early (Ctrl-C): issuing stops,
  * in-flight IOs complete, and the partial result is returned.
  */
-import { BounceBuffer } from "../bounce-buffer";
+import { requestAlignment } from "../alignment";
+import { BounceBuffer, MAX_BOUNCE_BYTES } from "../bounce-buffer";
 import { BounceBufferTracker } from "../bounce-tracker";
 import { PAGE_SIZE } from "../constants";
 import { Disk } from "../disk";
 import { createEngine, type EngineName } from "../engines";
 import { BounceBenchError } from "../errors";
 import { GuestMemory } from "../guest-memory";
-import { errnoName, OsError, RWF_DSYNC, threadCpuNs, type Address, type IovecArray } from "../native";
+import { errnoName, IovecArray, OsError, RWF_DSYNC, threadCpuNs, type Address } from "../native";
 import { PagedRange } from "../paged-range";
 import { plan, type Decision, type IoMode } from "../planner";
 import { RequestBuffers } from "../request-buffers";
@@ -54,6 +55,8 @@ export interface JobSpec {
   ios: number | null;
   alignOverride?: number;
   fua?: boolean;
+  /** Ask for transparent huge pages for the bounce buffers. */
+  hugePages: boolean;
   seed: number;
   /** Check every IO's bytes with an independent buffered read (tests; slow). */
   verify?: boolean;
@@ -75,6 +78,10 @@ export interface JobResult {
   /** Budget stalls handled inside the job (its own in-flight IOs held the pages). */
   budgetStalls: number;
   budgetStallNs: number;
+  /** Time spent copying between guest memory and bounce buffers (0 when nothing bounced). */
+  copyNs: number;
+  /** Bytes of the job's bounce buffers backed by transparent huge pages at the end. */
+  bounceHugePageBytes: number;
   error: { code: string; message: string } | null;
 }
 
@@ -97,6 +104,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const bouncePages = Math.ceil(spec.bs / PAGE_SIZE);
   const owned: { release(): void }[] = [];
   const slots: Slot[] = [];
+  const arenas: BounceArenas = { buffers: [], slotsPerBuffer: 0, stride: 0 };
   let decision: Decision = "direct";
   let reasons: string[] = [];
   try {
@@ -113,10 +121,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       const guestView = memory.view(first * PAGE_SIZE + spec.memOffset, spec.bs);
       if (spec.verify) fillPattern(guestView, spec.thread * spec.qd + i + 1); // slots write tellable data
       if (decided.bouncePages > 0) {
-        const bounce = new BounceBuffer(spec.bs);
-        owned.push(bounce);
-        const iovecs = bounce.iovecs();
-        slots.push({ iovecs, iovecAddress: iovecs.address(), guestView, bounceView: bounce.bytes, startNs: 0, offset: 0 });
+        const { address, bytes } = bounceSlot(arenas, i, spec, requestAlignment(disk.alignment, write ? "write" : "read"), owned);
+        const iovecs = new IovecArray(1);
+        owned.push(iovecs);
+        iovecs.push(address, spec.bs);
+        slots.push({ iovecs, iovecAddress: iovecs.address(), guestView, bounceView: bytes, startNs: 0, offset: 0 });
       } else {
         const iovecs = new RequestBuffers(memory, range, !write).lock(!write);
         owned.push(iovecs);
@@ -124,10 +133,43 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       }
     }
     const bounced = slots[0]!.bounceView !== null;
-    return await loop(spec, disk, tracker, slots, { write, random, bounced, bouncePages, decision, reasons });
+    const result = await loop(spec, disk, tracker, slots, { write, random, bounced, bouncePages, decision, reasons });
+    // Read after the run: the kernel may collapse base pages into huge ones while it runs.
+    result.bounceHugePageBytes = arenas.buffers.reduce((sum, buffer) => sum + buffer.hugePageBytes(), 0);
+    return result;
   } finally {
     for (const resource of owned) resource.release();
   }
+}
+
+/**
+ * The bounce buffers of a job's slots: slices of as few long-lived buffers as fit (each at most
+ * `MAX_BOUNCE_BYTES`), backed by transparent huge pages where the kernel allows (unless the
+ * run asks for base pages, to compare like with like). A slice starts
+ * on a multiple of the request alignment, so the kernel accepts it for direct IO.
+ */
+interface BounceArenas {
+  buffers: BounceBuffer[];
+  slotsPerBuffer: number;
+  stride: number;
+}
+
+function bounceSlot(arenas: BounceArenas, slot: number, spec: JobSpec, alignment: number, owned: { release(): void }[]): { address: Address; bytes: Uint8Array } {
+  if (arenas.stride === 0) {
+    const unit = Math.max(PAGE_SIZE, alignment);
+    arenas.stride = Math.ceil(spec.bs / unit) * unit;
+    arenas.slotsPerBuffer = Math.max(1, Math.floor(MAX_BOUNCE_BYTES / arenas.stride));
+  }
+  const index = Math.floor(slot / arenas.slotsPerBuffer);
+  if (index === arenas.buffers.length) {
+    const slots = Math.min(arenas.slotsPerBuffer, spec.qd - index * arenas.slotsPerBuffer);
+    const buffer = new BounceBuffer(slots * arenas.stride, alignment, { hugePages: spec.hugePages });
+    owned.push(buffer);
+    arenas.buffers.push(buffer);
+  }
+  const buffer = arenas.buffers[index]!;
+  const start = (slot % arenas.slotsPerBuffer) * arenas.stride;
+  return { address: (buffer.address() + start) as Address, bytes: buffer.bytes.subarray(start, start + spec.bs) };
 }
 
 async function loop(
@@ -155,18 +197,25 @@ async function loop(
   let error: { code: string; message: string } | null = null;
   let stalls = 0;
   let stallNs = 0;
+  let copyNs = 0;
 
   const onComplete = (slotIndex: number, result: number): void => {
     const slot = slots[slotIndex]!;
     inFlight--;
     freeSlots[freeCount++] = slotIndex;
     if (result === bs) {
+      let doneNs = Bun.nanoseconds();
       if (bounced) {
-        if (!write) slot.guestView.set(slot.bounceView!);
+        if (!write) {
+          // A bounced read is done when its bytes are in guest memory.
+          slot.guestView.set(slot.bounceView!);
+          const copiedNs = Bun.nanoseconds();
+          copyNs += copiedNs - doneNs;
+          doneNs = copiedNs;
+        }
         tracker.releasePages(bouncePages, thread);
       }
-      // Until here: a bounced read is done when its bytes are in guest memory.
-      histogram.record(Bun.nanoseconds() - slot.startNs);
+      histogram.record(doneNs - slot.startNs);
       if (spec.verify) verifyIo(spec, slot);
       completed++;
       if (progress !== undefined && (completed & 4095) === 0) progress[thread] = completed;
@@ -227,7 +276,11 @@ async function loop(
         // Latency runs from here: a wait for bounce pages and a bounced write's copy are part of
         // what the guest waits for.
         slot.startNs = now;
-        if (bounced && write) slot.bounceView!.set(slot.guestView);
+        if (bounced && write) {
+          const copyStartNs = Bun.nanoseconds();
+          slot.bounceView!.set(slot.guestView);
+          copyNs += Bun.nanoseconds() - copyStartNs;
+        }
         engine.submit(slotIndex, write, fd, slot.iovecAddress, 1, slot.offset, rwFlags, bs);
         inFlight++;
         issued++;
@@ -253,6 +306,8 @@ async function loop(
     histogram: { counts: histogram.counts, count: histogram.count, maxNs: histogram.maxNs },
     budgetStalls: stalls,
     budgetStallNs: stallNs,
+    copyNs,
+    bounceHugePageBytes: 0,
     error,
   };
 }

@@ -11,6 +11,7 @@
  * on; any other error ends the sweep. Setting `stop[0]` (Ctrl-C) ends the current case early,
  * with its partial result, and skips the rest.
  */
+import { readFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { BounceBufferTracker } from "../bounce-tracker";
 import { PAGE_SIZE } from "../constants";
@@ -40,6 +41,8 @@ export interface BenchOptions {
   alignOverride?: number;
   fua?: boolean;
   force?: boolean;
+  /** Bounce buffers on transparent huge pages where the kernel allows (default true). */
+  hugePages?: boolean;
   verify?: boolean;
   /** [0] set to non-zero to stop (shared with the workers). */
   stop?: Int32Array;
@@ -61,6 +64,8 @@ export interface HostInfo {
   /** The disk's alignment as the kernel reports it, and the one planned against (override). */
   alignment: AlignmentJson;
   planAlignment: AlignmentJson;
+  /** The kernel's transparent huge page mode (`always`, `madvise`, `never`), null if unknown. */
+  transparentHugePages: string | null;
 }
 
 export interface BenchCaseResult {
@@ -81,7 +86,19 @@ export interface BenchCaseResult {
   latencyUs: { p50: number; p99: number; max: number };
   /** CPU time of the IO threads per completed IO, in nanoseconds. */
   cpuNsPerIo: number;
-  bounce: { acquired: number; waits: number; waitNs: number; peakPages: number };
+  /**
+   * Budget use, and the bounce copy: `copyNs` spent copying between guest memory and bounce
+   * buffers, its rate, and how much of the bounce buffers had transparent huge pages.
+   */
+  bounce: {
+    acquired: number;
+    waits: number;
+    waitNs: number;
+    peakPages: number;
+    copyNs: number;
+    copyGiBPerSec: number;
+    hugePageBytes: number;
+  };
   error: { code: string; message: string } | null;
 }
 
@@ -165,6 +182,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
               ios: options.ios === null ? null : Math.ceil(options.ios / options.threads),
               alignOverride: options.alignOverride,
               fua: options.fua,
+              hugePages: options.hugePages ?? true,
               seed: 0x9e3779b1 ^ (thread * 7919 + index),
               verify: options.verify,
               stop,
@@ -242,6 +260,8 @@ function failedJob(spec: JobSpec, error: { code: string; message: string }): Job
     histogram: { counts: new Float64Array(0), count: 0, maxNs: 0 },
     budgetStalls: 0,
     budgetStallNs: 0,
+    copyNs: 0,
+    bounceHugePageBytes: 0,
     error,
   };
 }
@@ -258,6 +278,7 @@ function summarize(
   const bytes = jobs.reduce((sum, job) => sum + job.bytes, 0);
   const seconds = Math.max(...jobs.map((job) => job.elapsedNs)) / 1e9;
   const cpuNs = jobs.reduce((sum, job) => sum + job.cpuNs, 0);
+  const copyNs = jobs.reduce((sum, job) => sum + job.copyNs, 0);
   const stats = tracker.totals();
   const first = jobs.find((job) => job.error === null) ?? jobs[0]!;
   return {
@@ -282,6 +303,10 @@ function summarize(
       waits: stats.waits + jobs.reduce((sum, job) => sum + job.budgetStalls, 0),
       waitNs: stats.waitNs + jobs.reduce((sum, job) => sum + job.budgetStallNs, 0),
       peakPages: stats.peakPages,
+      copyNs,
+      // Every completed bounced IO copied its bs bytes once.
+      copyGiBPerSec: copyNs > 0 ? round(bytes / 2 ** 30 / (copyNs / 1e9), 2) : 0,
+      hugePageBytes: jobs.reduce((sum, job) => sum + job.bounceHugePageBytes, 0),
     },
     error: jobs.find((job) => job.error !== null)?.error ?? null,
   };
@@ -299,7 +324,17 @@ function describeHost(workspace: BenchWorkspace, options: BenchOptions): HostInf
     diskSize: workspace.diskSize,
     alignment: alignmentJson(disk.discovered),
     planAlignment: alignmentJson(disk.alignment),
+    transparentHugePages: transparentHugePageMode(),
   };
+}
+
+/** The bracketed choice in /sys/kernel/mm/transparent_hugepage/enabled. */
+function transparentHugePageMode(): string | null {
+  try {
+    return /\[(\w+)\]/.exec(readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8"))?.[1] ?? null;
+  } catch {
+    return null;
+  }
 }
 
 function round(value: number, digits: number): number {

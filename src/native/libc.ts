@@ -32,6 +32,7 @@ export const libc = dlopen(LIBC_PATH, {
   mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },
   munmap: { args: ["ptr", "u64"], returns: "i32" },
   msync: { args: ["ptr", "u64", "i32"], returns: "i32" },
+  madvise: { args: ["ptr", "u64", "i32"], returns: "i32" },
   preadv: { args: ["i32", "ptr", "i32", "i64"], returns: FFIType.i64_fast },
   pwritev: { args: ["i32", "ptr", "i32", "i64"], returns: FFIType.i64_fast },
   pwritev2: { args: ["i32", "ptr", "i32", "i64", "i32"], returns: FFIType.i64_fast },

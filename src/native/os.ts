@@ -8,6 +8,7 @@
  * native memory).
  */
 import { type Pointer } from "bun:ffi";
+import { readFileSync } from "node:fs";
 import { InvalidInputError } from "../errors";
 import { EINTR, OsError } from "./errno";
 import { lastErrno, libc } from "./libc";
@@ -233,6 +234,54 @@ export function mapAnonymous(length: number): Address {
   const address = libc.mmap(null, length, PROT_READ | PROT_WRITE, flags, -1, 0) as number;
   if (address === -1) fail("mmap", `${length} bytes, anonymous`);
   return address as Address;
+}
+
+/** Size of a transparent huge page with 4 KiB base pages (x86-64, arm64). */
+export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
+const MADV_HUGEPAGE = 14;
+
+/**
+ * Like `mapAnonymous`, but starting on a huge-page boundary and advised `MADV_HUGEPAGE`, so
+ * that the kernel may back it with transparent huge pages when it is first touched (with THP
+ * `enabled` set to `always` or `madvise`; otherwise it falls back to base pages silently).
+ * Direct IO into a huge page pins one folio and makes one DMA segment where base pages make one
+ * per 4 KiB. `length` must be a multiple of `HUGE_PAGE_SIZE`. The caller owns the mapping and
+ * must `unmap` it with the same length.
+ */
+export function mapAnonymousHuge(length: number): Address {
+  // Over-map by one huge page, then trim the unaligned head and the tail.
+  const spread = mapAnonymous(length + HUGE_PAGE_SIZE) as number;
+  const start = Math.ceil(spread / HUGE_PAGE_SIZE) * HUGE_PAGE_SIZE;
+  if (start > spread) unmap(spread as Address, start - spread);
+  const tail = spread + HUGE_PAGE_SIZE - start;
+  if (tail > 0) unmap((start + length) as Address, tail);
+  // Advice only: EINVAL means a kernel without THP, and base pages still work.
+  libc.madvise(start as Pointer, length, MADV_HUGEPAGE);
+  return start as Address;
+}
+
+/**
+ * Bytes of the anonymous mapping that contains `address` that the kernel backs with
+ * transparent huge pages right now (`AnonHugePages` in /proc/self/smaps); 0 when none, or when
+ * smaps cannot be read.
+ */
+export function anonHugePageBytes(address: Address): number {
+  let smaps: string;
+  try {
+    smaps = readFileSync("/proc/self/smaps", "utf8");
+  } catch {
+    return 0;
+  }
+  let inside = false;
+  for (const line of smaps.split("\n")) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range !== null) {
+      inside = parseInt(range[1]!, 16) <= address && address < parseInt(range[2]!, 16);
+    } else if (inside && line.startsWith("AnonHugePages:")) {
+      return Number(/(\d+) kB/.exec(line)?.[1] ?? 0) * 1024;
+    }
+  }
+  return 0;
 }
 
 export function unmap(address: Address, length: number): void {

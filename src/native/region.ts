@@ -21,7 +21,7 @@
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { PAGE_SIZE } from "../constants";
 import { ReleasedError } from "../errors";
-import { mapAnonymous, mapFile, syncMapping, unmap, type Address } from "./os";
+import { anonHugePageBytes, HUGE_PAGE_SIZE, mapAnonymous, mapAnonymousHuge, mapFile, syncMapping, unmap, type Address } from "./os";
 
 /** Size of one JS view over a region: 1 GiB, well under the 4 GiB ArrayBuffer limit. */
 export const CHUNK_BYTES = 2 ** 30;
@@ -42,10 +42,21 @@ export class NativeRegion implements Disposable {
     this.#chunks = new Array(Math.ceil(length / CHUNK_BYTES)).fill(undefined);
   }
 
-  /** Zeroed, page-aligned anonymous memory of `length` bytes (rounded up to pages). */
-  static anonymous(length: number, what: string): NativeRegion {
-    const mapped = Math.max(PAGE_SIZE, Math.ceil(length / PAGE_SIZE) * PAGE_SIZE);
-    return new NativeRegion(mapAnonymous(mapped), length, mapped, what);
+  /**
+   * Zeroed, page-aligned anonymous memory of `length` bytes (rounded up to pages). With
+   * `hugePages`, the mapping is rounded up to whole 2 MiB huge pages, starts on one, asks the
+   * kernel for transparent huge pages and is touched at once, so the (possibly compacting)
+   * faults happen here and not in the first IO. Worth it only for long-lived memory.
+   */
+  static anonymous(length: number, what: string, hugePages = false): NativeRegion {
+    if (!hugePages) {
+      const mapped = Math.max(PAGE_SIZE, Math.ceil(length / PAGE_SIZE) * PAGE_SIZE);
+      return new NativeRegion(mapAnonymous(mapped), length, mapped, what);
+    }
+    const mapped = Math.max(HUGE_PAGE_SIZE, Math.ceil(length / HUGE_PAGE_SIZE) * HUGE_PAGE_SIZE);
+    const region = new NativeRegion(mapAnonymousHuge(mapped), length, mapped, what);
+    for (let at = 0; at < length; at += HUGE_PAGE_SIZE) region.view(at, 1)[0] = 0;
+    return region;
   }
 
   /**
@@ -58,6 +69,16 @@ export class NativeRegion implements Disposable {
 
   get released(): boolean {
     return this.#mappedLength === 0;
+  }
+
+  /**
+   * Bytes of this region that the kernel backs with transparent huge pages now, read from
+   * /proc/self/smaps (at most `length`; the kernel may merge the mapping with a neighbouring
+   * one of the same kind, whose huge pages are then counted too).
+   */
+  hugePageBytes(): number {
+    this.#check(0, 0);
+    return Math.min(this.length, anonHugePageBytes(this.#address as Address));
   }
 
   /** Host address of byte `offset`; valid until `release()`. */
