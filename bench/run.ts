@@ -83,14 +83,19 @@ const comparisons: Comparison[] = [
     bounceBench: bb(["--op", "read", "--bs", "4k", "--mem-offset", "0", "--mode", "auto", "--engine", "null", "--qd", "1"]),
     fio: fio(["--rw=read", "--bs=4k", "--ioengine=null"]),
   },
-  // Bounce buffers on transparent huge pages (the default), then on 4 KiB pages like the guest's.
-  ...[[], ["--no-huge-pages"]].flatMap((pages) =>
+  // Bounce vs direct: reads and writes with the bounce buffers on transparent huge pages (the
+  // default), then reads with them on 4 KiB pages like the guest's.
+  ...[
+    { op: "read", pages: [] as string[], suffix: "" },
+    { op: "write", pages: [], suffix: "-w" },
+    { op: "read", pages: ["--no-huge-pages"], suffix: "-4kpg" },
+  ].flatMap(({ op, pages, suffix }) =>
     ["64k", "1m"].map((bs) => ({
-      name: `bounce-${bs}${pages.length > 0 ? "-4kpg" : ""}`,
+      name: `bounce-${bs}${suffix}`,
       target: "bounce vs direct (both bounce-bench): CPU/IO at most 10% above direct",
-      bounceBench: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "bounce", "--engine", "sync", "--qd", "1", ...pages]),
+      bounceBench: bb(["--op", op, "--bs", bs, "--mem-offset", "0", "--mode", "bounce", "--engine", "sync", "--qd", "1", ...pages]),
       fio: null,
-      baseline: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
+      baseline: bb(["--op", op, "--bs", bs, "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
     })),
   ),
 ];
