@@ -5,9 +5,10 @@
  * Each of the `qd` in-flight slots owns guest pages (`ceil((memOffset+bs)/4096)` consecutive
  * GPNs from the job's first GPN) and a request over them at `memOffset`. The plan for that
  * request is made once: `direct` and `buffered` slots hand their locked guest iovecs to the
- * engine; `bounce` slots own a preallocated bounce buffer and, per IO, take the pages from the
- * shared budget (the tracker's page accounting), copy guest -> bounce before a write and
- * bounce -> guest after a read, and give the pages back. Nothing is allocated per IO.
+ * engine; `bounce` slots own a slice of the job's bounce buffers (`BounceSlots`, made once)
+ * and, per IO, take the pages from the shared budget (the tracker's page accounting), copy
+ * guest -> bounce before a write and bounce -> guest after a read (timed: `copyNs`), and give
+ * the pages back. Nothing is allocated per IO.
  *
  * The loop issues while slots are free, then reaps. A bounce IO that cannot get its pages at
  * once reaps its own in-flight IOs first (waiting on itself would deadlock) and only queues on
@@ -104,7 +105,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const bouncePages = Math.ceil(spec.bs / PAGE_SIZE);
   const owned: { release(): void }[] = [];
   const slots: Slot[] = [];
-  const arenas: BounceArenas = { buffers: [], slotsPerBuffer: 0, stride: 0 };
+  let bounceSlots: BounceSlots | null = null;
   let decision: Decision = "direct";
   let reasons: string[] = [];
   try {
@@ -121,7 +122,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       const guestView = memory.view(first * PAGE_SIZE + spec.memOffset, spec.bs);
       if (spec.verify) fillPattern(guestView, spec.thread * spec.qd + i + 1); // slots write tellable data
       if (decided.bouncePages > 0) {
-        const { address, bytes } = bounceSlot(arenas, i, spec, requestAlignment(disk.alignment, write ? "write" : "read"), owned);
+        if (bounceSlots === null) {
+          bounceSlots = new BounceSlots(spec.bs, spec.qd, requestAlignment(disk.alignment, write ? "write" : "read"), spec.hugePages);
+          owned.push(bounceSlots);
+        }
+        const { address, bytes } = bounceSlots.slot(i);
         const iovecs = new IovecArray(1);
         owned.push(iovecs);
         iovecs.push(address, spec.bs);
@@ -135,7 +140,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     const bounced = slots[0]!.bounceView !== null;
     const result = await loop(spec, disk, tracker, slots, { write, random, bounced, bouncePages, decision, reasons });
     // Read after the run: the kernel may collapse base pages into huge ones while it runs.
-    result.bounceHugePageBytes = arenas.buffers.reduce((sum, buffer) => sum + buffer.hugePageBytes(), 0);
+    result.bounceHugePageBytes = bounceSlots?.hugePageBytes() ?? 0;
     return result;
   } finally {
     for (const resource of owned) resource.release();
@@ -144,32 +149,49 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
 
 /**
  * The bounce buffers of a job's slots: slices of as few long-lived buffers as fit (each at most
- * `MAX_BOUNCE_BYTES`), backed by transparent huge pages where the kernel allows (unless the
- * run asks for base pages, to compare like with like). A slice starts
- * on a multiple of the request alignment, so the kernel accepts it for direct IO.
+ * `MAX_BOUNCE_BYTES`), made once, on transparent huge pages where the kernel allows unless the
+ * run asks for base pages (to compare like with like). Each slice starts on a multiple of the
+ * request alignment, so the kernel accepts it for direct IO.
  */
-interface BounceArenas {
-  buffers: BounceBuffer[];
-  slotsPerBuffer: number;
-  stride: number;
-}
+class BounceSlots {
+  readonly #buffers: BounceBuffer[] = [];
+  readonly #stride: number;
+  readonly #slotsPerBuffer: number;
 
-function bounceSlot(arenas: BounceArenas, slot: number, spec: JobSpec, alignment: number, owned: { release(): void }[]): { address: Address; bytes: Uint8Array } {
-  if (arenas.stride === 0) {
+  constructor(
+    readonly bs: number,
+    slots: number,
+    alignment: number,
+    hugePages: boolean,
+  ) {
     const unit = Math.max(PAGE_SIZE, alignment);
-    arenas.stride = Math.ceil(spec.bs / unit) * unit;
-    arenas.slotsPerBuffer = Math.max(1, Math.floor(MAX_BOUNCE_BYTES / arenas.stride));
+    this.#stride = Math.ceil(bs / unit) * unit;
+    this.#slotsPerBuffer = Math.max(1, Math.floor(MAX_BOUNCE_BYTES / this.#stride));
+    try {
+      for (let first = 0; first < slots; first += this.#slotsPerBuffer) {
+        const count = Math.min(this.#slotsPerBuffer, slots - first);
+        this.#buffers.push(new BounceBuffer(count * this.#stride, alignment, { hugePages }));
+      }
+    } catch (error) {
+      this.release();
+      throw error;
+    }
   }
-  const index = Math.floor(slot / arenas.slotsPerBuffer);
-  if (index === arenas.buffers.length) {
-    const slots = Math.min(arenas.slotsPerBuffer, spec.qd - index * arenas.slotsPerBuffer);
-    const buffer = new BounceBuffer(slots * arenas.stride, alignment, { hugePages: spec.hugePages });
-    owned.push(buffer);
-    arenas.buffers.push(buffer);
+
+  /** Slot `index`'s `bs` bytes: their address (for the iovec) and a view of them. */
+  slot(index: number): { address: Address; bytes: Uint8Array } {
+    const buffer = this.#buffers[Math.floor(index / this.#slotsPerBuffer)]!;
+    const start = (index % this.#slotsPerBuffer) * this.#stride;
+    return { address: (buffer.address() + start) as Address, bytes: buffer.bytes.subarray(start, start + this.bs) };
   }
-  const buffer = arenas.buffers[index]!;
-  const start = (slot % arenas.slotsPerBuffer) * arenas.stride;
-  return { address: (buffer.address() + start) as Address, bytes: buffer.bytes.subarray(start, start + spec.bs) };
+
+  hugePageBytes(): number {
+    return this.#buffers.reduce((sum, buffer) => sum + buffer.hugePageBytes(), 0);
+  }
+
+  release(): void {
+    for (const buffer of this.#buffers) buffer.release();
+  }
 }
 
 async function loop(
