@@ -99,6 +99,12 @@ describe("the command", () => {
       expect(r.bounce.copyGiBPerSec > 0).toBe(r.decision === "bounce");
     }
     expect(["always", "madvise", "never", null]).toContain(doc.host.transparentHugePages);
+    // /tmp is on a block device here: its request limit is known, and root sees page frames.
+    expect(doc.host.maxSegments).toBeGreaterThan(0);
+    for (const r of doc.results) {
+      if (process.getuid?.() === 0) expect(r.physicalSegments).toBeOneOf([1, 2]); // 4k at offset 0 or 100
+      else expect(r.physicalSegments).toBeNull();
+    }
     expect(doc.results.map((r: { decision: string }) => r.decision)).toEqual(["direct", "bounce", "direct", "bounce"]);
   });
 

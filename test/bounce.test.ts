@@ -13,7 +13,7 @@ import {
   ReleasedError,
   type TrackedBounceBuffer,
 } from "../src/index";
-import { closeFd, IovecArray, O_DIRECT, O_RDONLY, openFile, preadv } from "../src/native";
+import { closeFd, IovecArray, O_DIRECT, O_RDONLY, openFile, physicalRuns, preadv } from "../src/native";
 import { PAGE, randomBytes, rejection, scratchDir, thrown } from "./helpers";
 
 const dir = scratchDir("bounce");
@@ -76,6 +76,24 @@ describe("BounceBuffer", () => {
     }
     expect(buffer.bytes.subarray(0, data.length)).toEqual(data);
     expect(buffer.bytes.subarray(data.length).every((b) => b === 0)).toBe(true);
+    // Page frames are visible to root only; a huge page is one physically contiguous run.
+    const runs = physicalRuns(buffer.address(), 2 ** 21);
+    if (process.getuid?.() !== 0) expect(runs).toBeNull();
+    else if (buffer.hugePageBytes() >= 2 ** 21) expect(runs).toBe(1);
+  });
+
+  test("physicalRuns counts physically contiguous runs, and pages not yet present as runs of their own", () => {
+    using buffer = new BounceBuffer(8 * PAGE);
+    expect(physicalRuns(buffer.address(), 8 * PAGE)).toBeNull(); // nothing faulted in yet
+    buffer.bytes[0] = 1; // fault in the first page only
+    const runs = physicalRuns(buffer.address(), 8 * PAGE);
+    if (process.getuid?.() !== 0) return expect(runs).toBeNull();
+    expect(runs).toBe(8); // one present page, seven absent ones
+    buffer.bytes.fill(2);
+    const present = physicalRuns(buffer.address(), 8 * PAGE)!;
+    expect(present).toBeGreaterThanOrEqual(1);
+    expect(present).toBeLessThanOrEqual(8);
+    expect(physicalRuns(buffer.address(), PAGE)).toBe(1);
   });
 
   test("release is deterministic and idempotent; any later use fails", () => {

@@ -174,10 +174,11 @@ export function formatReport(report: BenchReport, options: BenchOptions): string
     result.latencyUs.p50.toFixed(1),
     result.latencyUs.p99.toFixed(1),
     (result.cpuNsPerIo / 1000).toFixed(2),
+    result.physicalSegments ?? "",
     result.bounce.copyNs > 0 ? result.bounce.copyGiBPerSec.toFixed(1) : "",
     costVersusDirect(result, report.results),
   ]);
-  const head = ["op", "bs", "mem off", "mode", "decision", "MiB/s", "IOPS", "p50 us", "p99 us", "CPU/IO us", "copy GiB/s", "vs direct"];
+  const head = ["op", "bs", "mem off", "mode", "decision", "MiB/s", "IOPS", "p50 us", "p99 us", "CPU/IO us", "phys segs", "copy GiB/s", "vs direct"];
   let text = lines.join("\n") + "\n" + table(head, rows);
   const bounced = report.results.filter((result) => result.bounce.copyNs > 0);
   if (bounced.length > 0) {
@@ -189,6 +190,16 @@ export function formatReport(report: BenchReport, options: BenchOptions): string
   const waits = report.results.filter((result) => result.bounce.waits > 0);
   if (waits.length > 0) {
     text += `bounce budget waits: ${waits.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.bounce.waits} (${(r.bounce.waitNs / 1e6).toFixed(1)} ms, peak ${r.bounce.peakPages} pages)`).join("; ")}\n`;
+  }
+  if (report.results.some((r) => r.physicalSegments !== null)) {
+    text += "phys segs: physically contiguous runs of the memory the device transfers for one IO (its DMA segments, at best)\n";
+  }
+  const maxSegments = host.maxSegments;
+  const split = report.results.filter((r) => maxSegments !== null && r.physicalSegments !== null && r.physicalSegments > maxSegments);
+  if (split.length > 0) {
+    text +=
+      `more physically contiguous runs than the disk takes in one request (${maxSegments}), so each IO became ` +
+      `several requests: ${split.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.physicalSegments}`).join("; ")}\n`;
   }
   if (report.interrupted) text += "(interrupted: the last case is partial, later cases did not run)\n";
   return text;

@@ -25,7 +25,7 @@ import { Disk } from "../disk";
 import { createEngine, type EngineName } from "../engines";
 import { BounceBenchError } from "../errors";
 import { GuestMemory } from "../guest-memory";
-import { errnoName, IovecArray, OsError, RWF_DSYNC, threadCpuNs, type Address } from "../native";
+import { errnoName, IovecArray, OsError, physicalRuns, RWF_DSYNC, threadCpuNs, type Address } from "../native";
 import { PagedRange } from "../paged-range";
 import { plan, type Decision, type IoMode } from "../planner";
 import { RequestBuffers } from "../request-buffers";
@@ -83,6 +83,11 @@ export interface JobResult {
   copyNs: number;
   /** Bytes of the job's bounce buffers backed by transparent huge pages at the end. */
   bounceHugePageBytes: number;
+  /**
+   * Physically contiguous runs of the buffer the device sees in the first slot (the guest's,
+   * or the bounce buffer), at the end; null when page frames cannot be read (not root).
+   */
+  physicalSegments: number | null;
   error: { code: string; message: string } | null;
 }
 
@@ -139,8 +144,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     }
     const bounced = slots[0]!.bounceView !== null;
     const result = await loop(spec, disk, tracker, slots, { write, random, bounced, bouncePages, decision, reasons });
-    // Read after the run: the kernel may collapse base pages into huge ones while it runs.
+    // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
+    // collapse base pages into huge ones while it runs.
     result.bounceHugePageBytes = bounceSlots?.hugePageBytes() ?? 0;
+    const deviceBuffer = bounced ? bounceSlots!.slot(0).address : memory.hostAddress(spec.firstGpn, spec.memOffset);
+    result.physicalSegments = physicalRuns(deviceBuffer, spec.bs);
     return result;
   } finally {
     for (const resource of owned) resource.release();
@@ -330,6 +338,7 @@ async function loop(
     budgetStallNs: stallNs,
     copyNs,
     bounceHugePageBytes: 0,
+    physicalSegments: null,
     error,
   };
 }

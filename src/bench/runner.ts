@@ -18,6 +18,7 @@ import { PAGE_SIZE } from "../constants";
 import { Disk } from "../disk";
 import { MAX_QUEUE_DEPTH, type EngineName } from "../engines";
 import { InvalidInputError } from "../errors";
+import { statx, type FileStatus } from "../native";
 import type { IoMode } from "../planner";
 import { alignmentJson, type AlignmentJson } from "../report";
 import { LatencyHistogram } from "./histogram";
@@ -66,6 +67,8 @@ export interface HostInfo {
   planAlignment: AlignmentJson;
   /** The kernel's transparent huge page mode (`always`, `madvise`, `never`), null if unknown. */
   transparentHugePages: string | null;
+  /** DMA segments the disk's block device takes in one request (`queue/max_segments`), or null. */
+  maxSegments: number | null;
 }
 
 export interface BenchCaseResult {
@@ -86,6 +89,12 @@ export interface BenchCaseResult {
   latencyUs: { p50: number; p99: number; max: number };
   /** CPU time of the IO threads per completed IO, in nanoseconds. */
   cpuNsPerIo: number;
+  /**
+   * Physically contiguous runs of the first thread's first buffer that the device reads or
+   * writes (guest memory, or the bounce buffer): at least the DMA segments of one IO. Null
+   * when page frames cannot be read (they need CAP_SYS_ADMIN).
+   */
+  physicalSegments: number | null;
   /**
    * Budget use, and the bounce copy: `copyNs` spent copying between guest memory and bounce
    * buffers, its rate, and how much of the bounce buffers had transparent huge pages.
@@ -262,6 +271,7 @@ function failedJob(spec: JobSpec, error: { code: string; message: string }): Job
     budgetStallNs: 0,
     copyNs: 0,
     bounceHugePageBytes: 0,
+    physicalSegments: null,
     error,
   };
 }
@@ -298,6 +308,7 @@ function summarize(
     iops: seconds > 0 ? Math.round(ios / seconds) : 0,
     latencyUs: { p50: round(latency.percentile(50) / 1000, 3), p99: round(latency.percentile(99) / 1000, 3), max: round(latency.maxNs / 1000, 3) },
     cpuNsPerIo: ios > 0 ? Math.round(cpuNs / ios) : 0,
+    physicalSegments: jobs[0]?.physicalSegments ?? null,
     bounce: {
       acquired: stats.acquired,
       waits: stats.waits + jobs.reduce((sum, job) => sum + job.budgetStalls, 0),
@@ -325,7 +336,21 @@ function describeHost(workspace: BenchWorkspace, options: BenchOptions): HostInf
     alignment: alignmentJson(disk.discovered),
     planAlignment: alignmentJson(disk.alignment),
     transparentHugePages: transparentHugePageMode(),
+    maxSegments: maxSegments(statx(workspace.diskPath)),
   };
+}
+
+/** The block device's `queue/max_segments` (a partition's is its disk's). */
+function maxSegments(status: FileStatus): number | null {
+  const device = status.type === "block-device" ? `${status.rdevMajor}:${status.rdevMinor}` : `${status.devMajor}:${status.devMinor}`;
+  for (const queue of ["queue", "../queue"]) {
+    try {
+      return Number(readFileSync(`/sys/dev/block/${device}/${queue}/max_segments`, "utf8").trim()) || null;
+    } catch {
+      // not this one
+    }
+  }
+  return null;
 }
 
 /** The bracketed choice in /sys/kernel/mm/transparent_hugepage/enabled. */

@@ -16,6 +16,7 @@ export {
   ioCounters,
   nextData,
   openFile,
+  physicalRuns,
   preadv,
   pwritev,
   statx,

@@ -8,7 +8,8 @@
  * native memory).
  */
 import { type Pointer } from "bun:ffi";
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { PAGE_SIZE } from "../constants";
 import { InvalidInputError } from "../errors";
 import { EINTR, OsError } from "./errno";
 import { lastErrno, libc } from "./libc";
@@ -154,8 +155,12 @@ export interface FileStatus {
   size: number;
   /** Preferred IO size (`stx_blksize`). */
   blockSize: number;
+  /** The device the file lives on. */
   devMajor: number;
   devMinor: number;
+  /** The device a device file stands for (0:0 for other files). */
+  rdevMajor: number;
+  rdevMinor: number;
   /**
    * Direct-IO alignment from `STATX_DIOALIGN`, or null when the kernel did not report it.
    * All zeros means the file does not support direct IO. `readOffsetAlign` is
@@ -186,6 +191,8 @@ export function statx(target: string | number): FileStatus {
     blockSize: u32(4),
     devMajor: u32(136),
     devMinor: u32(140),
+    rdevMajor: u32(128),
+    rdevMinor: u32(132),
     dio:
       (returned & STATX_DIOALIGN) === 0
         ? null
@@ -239,6 +246,8 @@ export function mapAnonymous(length: number): Address {
 /** Size of a transparent huge page with 4 KiB base pages (x86-64, arm64). */
 export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
 const MADV_HUGEPAGE = 14;
+/** Bits 0-54 of a pagemap entry: the page frame number. */
+const PFN_MASK = (1n << 55n) - 1n;
 
 /**
  * Like `mapAnonymous`, but starting on a huge-page boundary and advised `MADV_HUGEPAGE`, so
@@ -282,6 +291,41 @@ export function anonHugePageBytes(address: Address): number {
     }
   }
   return 0;
+}
+
+/**
+ * How many physically contiguous runs the `length` bytes at `address` occupy, from
+ * /proc/self/pagemap: the number of DMA segments the kernel would build for them, at best
+ * (it merges adjacent pages). Pages not present yet count as runs of their own. Null when the
+ * page frame numbers are hidden (they read as 0 without CAP_SYS_ADMIN), when pagemap is
+ * missing, or when no page is present.
+ */
+export function physicalRuns(address: Address, length: number): number | null {
+  const first = Math.floor(address / PAGE_SIZE);
+  const pages = Math.ceil((address + length) / PAGE_SIZE) - first;
+  const entries = Buffer.alloc(pages * 8);
+  try {
+    const fd = openSync("/proc/self/pagemap", "r");
+    try {
+      readSync(fd, entries, 0, entries.length, first * 8);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+  let runs = 0;
+  let previous = -2;
+  let anyFrame = false;
+  for (let page = 0; page < pages; page++) {
+    const entry = entries.readBigUInt64LE(page * 8);
+    const present = (entry >> 63n) === 1n;
+    const frame = present ? Number(entry & PFN_MASK) : -2;
+    anyFrame ||= frame > 0;
+    if (frame < 0 || frame !== previous + 1) runs++;
+    previous = frame;
+  }
+  return anyFrame ? runs : null;
 }
 
 export function unmap(address: Address, length: number): void {
