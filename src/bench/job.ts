@@ -143,13 +143,15 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       }
     }
     const bounced = slots[0]!.bounceView !== null;
-    const result = await loop(spec, disk, tracker, slots, { write, random, bounced, bouncePages, decision, reasons });
+    const measured = await loop(spec, disk, tracker, slots, { write, random, bounced, bouncePages, decision, reasons });
     // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
     // collapse base pages into huge ones while it runs.
-    result.bounceHugePageBytes = bounceSlots?.hugePageBytes() ?? 0;
     const deviceBuffer = bounced ? bounceSlots!.slot(0).address : memory.hostAddress(spec.firstGpn, spec.memOffset);
-    result.physicalSegments = physicalRuns(deviceBuffer, spec.bs);
-    return result;
+    return {
+      ...measured,
+      bounceHugePageBytes: bounceSlots?.hugePageBytes() ?? 0,
+      physicalSegments: physicalRuns(deviceBuffer, spec.bs),
+    };
   } finally {
     for (const resource of owned) resource.release();
   }
@@ -208,7 +210,7 @@ async function loop(
   tracker: BounceBufferTracker,
   slots: Slot[],
   how: { write: boolean; random: boolean; bounced: boolean; bouncePages: number; decision: Decision; reasons: string[] },
-): Promise<JobResult> {
+): Promise<Omit<JobResult, "bounceHugePageBytes" | "physicalSegments">> {
   const { write, random, bounced, bouncePages } = how;
   const { bs, qd, thread, stop, progress } = spec;
   const blocks = Math.floor(spec.regionBytes / bs);
@@ -337,8 +339,6 @@ async function loop(
     budgetStalls: stalls,
     budgetStallNs: stallNs,
     copyNs,
-    bounceHugePageBytes: 0,
-    physicalSegments: null,
     error,
   };
 }
