@@ -262,8 +262,7 @@ export function mapAnonymousHuge(length: number): Address {
   const spread = mapAnonymous(length + HUGE_PAGE_SIZE) as number;
   const start = Math.ceil(spread / HUGE_PAGE_SIZE) * HUGE_PAGE_SIZE;
   if (start > spread) unmap(spread as Address, start - spread);
-  const tail = spread + HUGE_PAGE_SIZE - start;
-  if (tail > 0) unmap((start + length) as Address, tail);
+  unmap((start + length) as Address, spread + HUGE_PAGE_SIZE - start); // never empty: start < spread + HUGE_PAGE_SIZE
   // Advice only: EINVAL means a kernel without THP, and base pages still work.
   libc.madvise(start as Pointer, length, MADV_HUGEPAGE);
   return start as Address;
@@ -320,9 +319,9 @@ export function physicalRuns(address: Address, length: number): number | null {
   for (let page = 0; page < pages; page++) {
     const entry = entries.readBigUInt64LE(page * 8);
     const present = (entry >> 63n) === 1n;
-    const frame = present ? Number(entry & PFN_MASK) : -2;
+    const frame = present ? Number(entry & PFN_MASK) : -2; // -2: never the successor of anything
     anyFrame ||= frame > 0;
-    if (frame < 0 || frame !== previous + 1) runs++;
+    if (frame !== previous + 1) runs++;
     previous = frame;
   }
   return anyFrame ? runs : null;
