@@ -13,7 +13,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Disk, executePlan, GuestMemory, PagedRange, plan, RangeLocks, UringTransport, type IoMode } from "../src/index";
+import { Disk, executePlan, GuestMemory, PagedRange, plan, RangeLocks, UringTransport, type IoMode } from "../src";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {

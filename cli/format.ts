@@ -3,8 +3,8 @@
  * through here.
  */
 import Table from "cli-table3";
-import { hex } from "../src/errors";
-import type { AlignmentJson } from "../src/report";
+import { hex } from "../src/base/errors";
+import type { AlignmentJson } from "../src/io/documents";
 
 /** `key  value` lines, keys padded; a list value continues on indented lines. */
 export function keyValues(rows: [string, string | string[]][]): string {

@@ -12,7 +12,7 @@
  * `main` takes argv and the output streams as parameters so tests can run it in-process.
  */
 import { Command, CommanderError } from "commander";
-import { BounceBenchError } from "../src/index";
+import { BounceBenchError } from "../src";
 import { registerBench } from "./commands/bench";
 import { registerImage } from "./commands/image";
 import { registerIo } from "./commands/io";

@@ -4,11 +4,11 @@
  * option and the bad value (exit 2).
  */
 import { Option, type Command } from "commander";
-import { parseAlignment } from "../src/alignment";
-import { InvalidInputError } from "../src/errors";
-import { PagedRange } from "../src/paged-range";
-import { IO_MODES, IO_OPS, type IoMode, type IoOp } from "../src/planner";
-import { checkSegment, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../src/values";
+import { parseAlignment } from "../src/base/alignment-rules";
+import { InvalidInputError } from "../src/base/errors";
+import { PagedRange } from "../src/memory/paged-range";
+import { IO_MODES, IO_OPS, type IoMode, type IoOp } from "../src/io/planner";
+import { checkSegment, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../src/base/values";
 
 export interface SegmentOptions {
   seg?: string[];

@@ -8,9 +8,9 @@
  *   const request = OwnedRequestBuffers.linear(4000, 200, true).buffer(memory);
  *   request.isAligned(512); // false: memory offset 4000 is not a multiple of 512
  */
-export { BounceBuffer, MAX_BOUNCE_BYTES } from "./bounce-buffer";
-export { BounceBufferTracker, TrackedBounceBuffer, type BounceStats } from "./bounce-tracker";
-export { DEFAULT_BOUNCE_PAGES_PER_THREAD, IOV_MAX, PAGE_SIZE } from "./constants";
+export { BounceBuffer, MAX_BOUNCE_BYTES } from "./bounce/bounce-buffer";
+export { BounceBufferTracker, TrackedBounceBuffer, type BounceStats } from "./bounce/bounce-tracker";
+export { DEFAULT_BOUNCE_PAGES_PER_THREAD, IOV_MAX, PAGE_SIZE } from "./base/constants";
 export {
   BounceBenchError,
   BounceBudgetError,
@@ -22,32 +22,36 @@ export {
   ReadOnlyError,
   ReleasedError,
   type ErrorKind,
-} from "./errors";
-export { createSparseFile, type CreateFileOptions } from "./files";
-export { GuestMemory } from "./guest-memory";
+} from "./base/errors";
+export { createSparseFile, type CreateFileOptions } from "./host/files";
+export { GuestMemory } from "./memory/guest-memory";
 export { IovecArray, OsError, errnoName } from "./native";
-export { PagedRange, type PageRun } from "./paged-range";
-export { PagedRangeReader, PagedRangeWriter } from "./range-io";
-export { checkAlignment, isPowerOfTwo, memoryAlignmentReasons, OwnedRequestBuffers, RequestBuffers } from "./request-buffers";
+export { PagedRange, type PageRun } from "./memory/paged-range";
+export { PagedRangeReader, PagedRangeWriter } from "./memory/paged-range-io";
+export { OwnedRequestBuffers, RequestBuffers } from "./memory/request-buffers";
 export {
+  blockSize,
+  checkAlignment,
   DEFAULT_ALIGNMENT,
-  discoverAlignment,
+  isPowerOfTwo,
+  memoryAlignmentReasons,
   overrideAlignment,
-  probeAlignment,
+  requestAlignment,
   type AlignmentSource,
   type DiskAlignment,
-} from "./alignment";
-export { Disk, type OpenDiskOptions } from "./disk";
-export { executePlan, type ExecuteOptions, type IoResult } from "./execute";
-export { plan, IO_MODES, IO_OPS, type Decision, type IoMode, type IoOp, type Plan, type PlanInput } from "./planner";
-export { ioJson, planJson } from "./report";
-export { parseGpnList, parseSegment, parseSize, type SegmentSpec } from "./values";
-export { compareDiskWithGuest, guestBytes, MismatchError, readDiskBytes, type Mismatch } from "./verify";
-export { RangeLocks, syncTransport, type Transport } from "./execute";
-export { UringTransport } from "./transport";
-export { patternBytes, PATTERNS, type PatternName } from "./patterns";
+} from "./base/alignment-rules";
+export { discoverAlignment, probeAlignment } from "./disk/alignment";
+export { Disk, type OpenDiskOptions } from "./disk/disk";
+export { executePlan, type ExecuteOptions, type IoResult } from "./io/executor";
+export { plan, IO_MODES, IO_OPS, type Decision, type IoMode, type IoOp, type Plan, type PlanInput } from "./io/planner";
+export { ioJson, planJson } from "./io/documents";
+export { parseGpnList, parseSegment, parseSize, type SegmentSpec } from "./base/values";
+export { compareDiskWithGuest, guestBytes, MismatchError, readDiskBytes, type Mismatch } from "./io/verify";
+export { RangeLocks, syncTransport, type Transport } from "./io/executor";
+export { UringTransport } from "./io/transport";
+export { patternBytes, PATTERNS, type PatternName } from "./base/patterns";
 export { parseScenario, parseScenarioText, ScenarioFormatError, type Scenario, type Step } from "./scenario/format";
 export { runScenario, runScenarioFile, type ScenarioResult, type StepResult } from "./scenario/run";
 export { LatencyHistogram } from "./bench/histogram";
 export { runBench, DEFAULT_BENCH, type BenchOptions, type BenchReport, type BenchCaseResult } from "./bench/runner";
-export { createEngine, ENGINE_NAMES, type Engine, type EngineName } from "./engines";
+export { createEngine, ENGINE_NAMES, type Engine, type EngineName } from "./io/engines";

@@ -22,9 +22,9 @@ import {
   plan,
   RequestBuffers,
   UringTransport,
-} from "../src/index";
+} from "../src";
 import { ioCounters } from "../src/native";
-import { parseGpnList, parseSegment, parseSize } from "../src/values";
+import { parseGpnList, parseSegment, parseSize } from "../src/base/values";
 import { fileBytes, PAGE, randomBytes, ROOT, scratchDir } from "./helpers";
 
 const dir = scratchDir("bad-input");

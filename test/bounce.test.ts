@@ -12,7 +12,7 @@ import {
   DEFAULT_BOUNCE_PAGES_PER_THREAD,
   ReleasedError,
   type TrackedBounceBuffer,
-} from "../src/index";
+} from "../src";
 import { closeFd, IovecArray, O_DIRECT, O_RDONLY, openFile, physicalRuns, preadv } from "../src/native";
 import { PAGE, randomBytes, rejection, scratchDir, thrown } from "./helpers";
 

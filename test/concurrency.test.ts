@@ -7,9 +7,9 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BounceBufferTracker, GuestMemory } from "../src/index";
+import { BounceBufferTracker, GuestMemory } from "../src";
 import { closeFd, createMemfd, truncateFd } from "../src/native";
-import { SharedRangeLocks } from "../src/shared-range-locks";
+import { SharedRangeLocks } from "../src/io/range-locks";
 import { PAGE, randomBytes, scratchDir } from "./helpers";
 
 const dir = scratchDir("concurrency");

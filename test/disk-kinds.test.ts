@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { discoverAlignment, probeAlignment } from "../src/alignment";
+import { discoverAlignment, probeAlignment } from "../src/disk/alignment";
 import { statx } from "../src/native";
 import { fileBytes, PAGE, randomBytes, runCliIn } from "./helpers";
 

@@ -5,8 +5,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BounceBuffer } from "../src/bounce-buffer";
-import { createEngine, type EngineName } from "../src/engines";
+import { BounceBuffer } from "../src/bounce/bounce-buffer";
+import { createEngine, type EngineName } from "../src/io/engines";
 import { closeFd, IovecArray, O_DIRECT, O_RDWR, openFile } from "../src/native";
 import { fileBytes, PAGE, randomBytes, scratchDir } from "./helpers";
 

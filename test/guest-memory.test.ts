@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { GuestAccessError, GuestMemory, ReleasedError } from "../src/index";
+import { GuestAccessError, GuestMemory, ReleasedError } from "../src";
 import { fileBytes, PAGE, randomBytes, scratchDir, thrown } from "./helpers";
 
 const dir = scratchDir("guest");

@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { Disk } from "../src/disk";
-import { advance, executePlan } from "../src/execute";
-import { GuestMemory, IovecArray, PagedRange } from "../src/index";
-import { plan, type IoMode, type IoOp } from "../src/planner";
+import { Disk } from "../src/disk/disk";
+import { advance, executePlan } from "../src/io/executor";
+import { GuestMemory, IovecArray, PagedRange } from "../src";
+import { plan, type IoMode, type IoOp } from "../src/io/planner";
 import { fileBytes, PAGE, randomBytes, rejection, scratchDir, thrown } from "./helpers";
 
 const dir = scratchDir("io");

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { InvalidRangeError, PagedRange } from "../src/index";
+import { InvalidRangeError, PagedRange } from "../src";
 import { arbitraryRange } from "./arbitraries";
 import { modelAddresses, modelRuns, PAGE, thrown } from "./helpers";
 

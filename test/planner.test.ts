@@ -5,9 +5,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { overrideAlignment, type DiskAlignment } from "../src/alignment";
-import { PagedRange } from "../src/index";
-import { plan, type IoMode, type IoOp, type Plan } from "../src/planner";
+import { overrideAlignment, type DiskAlignment } from "../src/base/alignment-rules";
+import { PagedRange } from "../src";
+import { plan, type IoMode, type IoOp, type Plan } from "../src/io/planner";
 import { PAGE } from "./helpers";
 
 const align = (n: number) => overrideAlignment(null, n);

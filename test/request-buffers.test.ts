@@ -17,7 +17,7 @@ import {
   PagedRange,
   ReadOnlyError,
   RequestBuffers,
-} from "../src/index";
+} from "../src";
 import { closeFd, O_RDWR, openFile, preadv, pwritev } from "../src/native";
 import { arbitraryRange, GUEST_PAGES } from "./arbitraries";
 import { fileBytes, modelAddresses, modelRuns, PAGE, randomBytes, scratchDir, thrown } from "./helpers";

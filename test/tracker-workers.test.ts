@@ -3,7 +3,7 @@
  * and waiters from different Workers are served in arrival order.
  */
 import { expect, test } from "bun:test";
-import { BounceBufferTracker } from "../src/index";
+import { BounceBufferTracker } from "../src";
 
 const PAGE = 4096;
 const WORKER_URL = new URL("./fixtures/tracker-worker.ts", import.meta.url);

@@ -2,9 +2,9 @@
  * `bounce-bench image create PATH --size N [--force]`: a sparse guest image or disk file.
  */
 import type { Command } from "commander";
-import { createSparseFile } from "../../src/files";
+import { createSparseFile } from "../../src/host/files";
 import { closeFd } from "../../src/native";
-import { parseSize } from "../../src/values";
+import { parseSize } from "../../src/base/values";
 import type { Context } from "../main";
 
 export function registerImage(program: Command, context: Context): void {

@@ -2,15 +2,15 @@
  * `bounce-bench io`: one real IO between guest memory and a disk, decided, performed, verified.
  */
 import type { Command } from "commander";
-import { Disk } from "../../src/disk";
-import { InvalidInputError } from "../../src/errors";
-import { executePlan } from "../../src/execute";
-import { GuestMemory } from "../../src/guest-memory";
+import { Disk } from "../../src/disk/disk";
+import { InvalidInputError } from "../../src/base/errors";
+import { executePlan } from "../../src/io/executor";
+import { GuestMemory } from "../../src/memory/guest-memory";
 import { OsError } from "../../src/native";
-import { plan } from "../../src/planner";
-import { ioJson } from "../../src/report";
-import { parseSize } from "../../src/values";
-import { compareDiskWithGuest, MismatchError } from "../../src/verify";
+import { plan } from "../../src/io/planner";
+import { ioJson } from "../../src/io/documents";
+import { parseSize } from "../../src/base/values";
+import { compareDiskWithGuest, MismatchError } from "../../src/io/verify";
 import { describeAlignment, keyValues } from "../format";
 import type { Context } from "../main";
 import { addSegmentOptions, modeOption, opOption, parseAlign, parseMode, parseOp, parseSegments, type SegmentOptions } from "../options";

@@ -2,12 +2,13 @@
  * `bounce-bench plan`: the alignment decision for one IO, with no IO.
  */
 import type { Command } from "commander";
-import { DEFAULT_ALIGNMENT, discoverAlignment, overrideAlignment } from "../../src/alignment";
-import { statusOrNull } from "../../src/files";
-import { InvalidInputError } from "../../src/errors";
-import { plan } from "../../src/planner";
-import { planJson } from "../../src/report";
-import { formatGpnList, parseSize } from "../../src/values";
+import { DEFAULT_ALIGNMENT, overrideAlignment } from "../../src/base/alignment-rules";
+import { discoverAlignment } from "../../src/disk/alignment";
+import { statusOrNull } from "../../src/host/files";
+import { InvalidInputError } from "../../src/base/errors";
+import { plan } from "../../src/io/planner";
+import { planJson } from "../../src/io/documents";
+import { formatGpnList, parseSize } from "../../src/base/values";
 import { describeAlignment, iovecText, keyValues, table } from "../format";
 import type { Context } from "../main";
 import { addSegmentOptions, modeOption, opOption, parseAlign, parseMode, parseOp, parseSegments, type SegmentOptions } from "../options";

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { BounceBenchError } from "../../src/errors";
+import { BounceBenchError } from "../../src/base/errors";
 import { parseScenarioText, type Scenario } from "../../src/scenario/format";
 import type { ScenarioResult } from "../../src/scenario/run";
 import { table } from "../format";

@@ -17,19 +17,19 @@
  * `stop` (a shared Int32Array) lets the main thread end the job early (Ctrl-C): issuing stops,
  * in-flight IOs complete, and the partial result is returned.
  */
-import { requestAlignment } from "../alignment";
-import { BounceBuffer, MAX_BOUNCE_BYTES } from "../bounce-buffer";
-import { BounceBufferTracker } from "../bounce-tracker";
-import { PAGE_SIZE } from "../constants";
-import { Disk } from "../disk";
-import { createEngine, type EngineName } from "../engines";
-import { BounceBenchError } from "../errors";
-import { GuestMemory } from "../guest-memory";
+import { requestAlignment } from "../base/alignment-rules";
+import { BounceBuffer, MAX_BOUNCE_BYTES } from "../bounce/bounce-buffer";
+import { BounceBufferTracker } from "../bounce/bounce-tracker";
+import { PAGE_SIZE } from "../base/constants";
+import { Disk } from "../disk/disk";
+import { createEngine, type EngineName } from "../io/engines";
+import { BounceBenchError } from "../base/errors";
+import { GuestMemory } from "../memory/guest-memory";
 import { errnoName, IovecArray, OsError, physicalRuns, RWF_DSYNC, threadCpuNs, type Address } from "../native";
-import { PagedRange } from "../paged-range";
-import { plan, type Decision, type IoMode } from "../planner";
-import { RequestBuffers } from "../request-buffers";
-import { readDiskBytes } from "../verify";
+import { PagedRange } from "../memory/paged-range";
+import { plan, type Decision, type IoMode } from "../io/planner";
+import { RequestBuffers } from "../memory/request-buffers";
+import { readDiskBytes } from "../io/verify";
 import { LatencyHistogram } from "./histogram";
 
 export type BenchOp = "read" | "write" | "randread" | "randwrite";

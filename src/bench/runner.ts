@@ -13,14 +13,14 @@
  */
 import { readFileSync } from "node:fs";
 import { cpus, release } from "node:os";
-import { BounceBufferTracker } from "../bounce-tracker";
-import { PAGE_SIZE } from "../constants";
-import { Disk } from "../disk";
-import { MAX_QUEUE_DEPTH, type EngineName } from "../engines";
-import { InvalidInputError } from "../errors";
+import { BounceBufferTracker } from "../bounce/bounce-tracker";
+import { PAGE_SIZE } from "../base/constants";
+import { Disk } from "../disk/disk";
+import { MAX_QUEUE_DEPTH, type EngineName } from "../io/engines";
+import { InvalidInputError } from "../base/errors";
 import { statx, type FileStatus } from "../native";
-import type { IoMode } from "../planner";
-import { alignmentJson, type AlignmentJson } from "../report";
+import type { IoMode } from "../io/planner";
+import { alignmentJson, type AlignmentJson } from "../io/documents";
 import { LatencyHistogram } from "./histogram";
 import type { BenchOp, JobResult, JobSpec } from "./job";
 import { BenchWorkspace } from "./workspace";

@@ -16,9 +16,9 @@
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PAGE_SIZE } from "../constants";
-import { InvalidInputError } from "../errors";
-import { createSparseFile, statusOrNull } from "../files";
+import { PAGE_SIZE } from "../base/constants";
+import { InvalidInputError } from "../base/errors";
+import { createSparseFile, statusOrNull } from "../host/files";
 import { closeFd, createMemfd, truncateFd } from "../native";
 
 export interface WorkspaceOptions {

@@ -5,7 +5,7 @@
  * errno name (`EINVAL`) as its `code`, so scenario expectations and `--json` consumers match
  * on names, never on numbers or message text.
  */
-import { BounceBenchError } from "../errors";
+import { BounceBenchError } from "../base/errors";
 
 const ERRNO_TABLE: ReadonlyArray<readonly [number, string, string]> = [
   [1, "EPERM", "Operation not permitted"],

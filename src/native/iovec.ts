@@ -12,7 +12,7 @@
  * released; the caller that hands it to the kernel keeps the array, and the buffers its entries
  * point to, alive until the call returns. The entries themselves own nothing.
  */
-import { ReleasedError } from "../errors";
+import { ReleasedError } from "../base/errors";
 import type { Address } from "./os";
 import { NativeRegion } from "./region";
 

@@ -9,8 +9,8 @@
  */
 import { type Pointer } from "bun:ffi";
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
-import { PAGE_SIZE } from "../constants";
-import { InvalidInputError } from "../errors";
+import { PAGE_SIZE } from "../base/constants";
+import { InvalidInputError } from "../base/errors";
 import { EINTR, OsError } from "./errno";
 import { lastErrno, libc } from "./libc";
 

@@ -19,8 +19,8 @@
  * region re-checks only cheaply, with `RangeError`, as a last line of defence.
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
-import { PAGE_SIZE } from "../constants";
-import { ReleasedError } from "../errors";
+import { PAGE_SIZE } from "../base/constants";
+import { ReleasedError } from "../base/errors";
 import { anonHugePageBytes, HUGE_PAGE_SIZE, mapAnonymous, mapAnonymousHuge, mapFile, syncMapping, unmap, type Address } from "./os";
 
 /** Size of one JS view over a region: 1 GiB, well under the 4 GiB ArrayBuffer limit. */

@@ -20,7 +20,7 @@
  * 32-bit halves: no BigInt on the hot path.
  */
 import { ptr } from "bun:ffi";
-import { ReleasedError } from "../errors";
+import { ReleasedError } from "../base/errors";
 import { closeFd, ioCounters, rawSyscall, type Address } from "./os";
 import { NativeRegion } from "./region";
 

@@ -17,11 +17,11 @@
  *   probe      the disk's alignment and where it came from
  *   request    one operation on a RequestBuffers (lock, reader, writer), e.g. on a read-only one
  */
-import { BounceBenchError } from "../errors";
-import { PATTERNS, type PatternName } from "../patterns";
-import { IO_MODES, type Decision, type IoMode, type IoOp } from "../planner";
-import { isPowerOfTwo } from "../request-buffers";
-import { parseGpnList, parseSegment, parseSize, checkSegment, type SegmentSpec } from "../values";
+import { BounceBenchError } from "../base/errors";
+import { PATTERNS, type PatternName } from "../base/patterns";
+import { IO_MODES, type Decision, type IoMode, type IoOp } from "../io/planner";
+import { isPowerOfTwo } from "../base/alignment-rules";
+import { parseGpnList, parseSegment, parseSize, checkSegment, type SegmentSpec } from "../base/values";
 
 export class ScenarioFormatError extends BounceBenchError {
   constructor(

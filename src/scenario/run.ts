@@ -10,20 +10,21 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { discoverAlignment, overrideAlignment, probeAlignment } from "../alignment";
-import { BounceBufferTracker, type TrackedBounceBuffer } from "../bounce-tracker";
-import { PAGE_SIZE } from "../constants";
-import { Disk } from "../disk";
-import { BounceBenchError, hex } from "../errors";
-import { executePlan, RangeLocks } from "../execute";
-import { GuestMemory } from "../guest-memory";
-import { PagedRange } from "../paged-range";
-import { patternBytes, stampAt } from "../patterns";
-import { plan, type Plan } from "../planner";
-import { OwnedRequestBuffers, RequestBuffers } from "../request-buffers";
-import { UringTransport } from "../transport";
-import { formatGpnList } from "../values";
-import { guestBytes, readDiskBytes } from "../verify";
+import { overrideAlignment } from "../base/alignment-rules";
+import { discoverAlignment, probeAlignment } from "../disk/alignment";
+import { BounceBufferTracker, type TrackedBounceBuffer } from "../bounce/bounce-tracker";
+import { PAGE_SIZE } from "../base/constants";
+import { Disk } from "../disk/disk";
+import { BounceBenchError, hex } from "../base/errors";
+import { executePlan, RangeLocks } from "../io/executor";
+import { GuestMemory } from "../memory/guest-memory";
+import { PagedRange } from "../memory/paged-range";
+import { patternBytes, stampAt } from "../base/patterns";
+import { plan, type Plan } from "../io/planner";
+import { OwnedRequestBuffers, RequestBuffers } from "../memory/request-buffers";
+import { UringTransport } from "../io/transport";
+import { formatGpnList } from "../base/values";
+import { guestBytes, readDiskBytes } from "../io/verify";
 import {
   parseScenarioText,
   type BudgetStep,

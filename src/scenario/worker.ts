@@ -6,7 +6,7 @@
  *   in:  { scenarios: Scenario[], stop: Int32Array }
  *   out: { result: ScenarioResult } per scenario, then { done: true }, or { failure: { code, message } }
  */
-import { BounceBenchError } from "../errors";
+import { BounceBenchError } from "../base/errors";
 import type { Scenario } from "./format";
 import { runScenario } from "./run";
 

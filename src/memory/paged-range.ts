@@ -21,8 +21,8 @@
  * Consecutive GPNs (`g, g+1, ...`) are contiguous in host memory, so they form one *run* (one
  * iovec); `forEachRun` walks the range run by run.
  */
-import { PAGE_SIZE } from "./constants";
-import { InvalidRangeError } from "./errors";
+import { PAGE_SIZE } from "../base/constants";
+import { InvalidRangeError } from "../base/errors";
 
 /** A stretch of host-contiguous guest memory: `len` bytes from byte `offset` of page `gpn`. */
 export interface PageRun {

@@ -14,8 +14,8 @@
  * allocates nothing. The iovec array and buffers of a slot must stay alive until its completion
  * has been delivered.
  */
-import { InvalidInputError } from "./errors";
-import { IORING_OP_READV, IORING_OP_WRITEV, IoUring, OsError, preadv, pwritev, type Address } from "./native";
+import { InvalidInputError } from "../base/errors";
+import { IORING_OP_READV, IORING_OP_WRITEV, IoUring, OsError, preadv, pwritev, type Address } from "../native";
 
 export type EngineName = "sync" | "uring" | "null";
 export const ENGINE_NAMES: readonly EngineName[] = ["sync", "uring", "null"];

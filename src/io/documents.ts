@@ -2,8 +2,8 @@
  * The JSON documents of `plan` and `io` (SPEC.md fields, plus extras), built from plain data so
  * that the command line and library users print the same thing.
  */
-import type { DiskAlignment } from "./alignment";
-import type { IoResult } from "./execute";
+import type { DiskAlignment } from "../base/alignment-rules";
+import type { IoResult } from "./executor";
 import type { Plan } from "./planner";
 
 export interface AlignmentJson {

@@ -5,10 +5,11 @@
  * a missing path, a directory or a permission problem as bad input; a disk whose filesystem
  * does no direct IO is refused for `O_DIRECT` with a hint to use `--mode buffered`.
  */
-import { discoverAlignment, filesystemType, overrideAlignment, type DiskAlignment } from "./alignment";
-import { BounceBenchError, InvalidInputError } from "./errors";
-import { openUserFile, statusOrNull } from "./files";
-import { blockDeviceSize, closeFd, O_DIRECT, O_RDONLY, O_RDWR, type FileType } from "./native";
+import { overrideAlignment, type DiskAlignment } from "../base/alignment-rules";
+import { discoverAlignment, filesystemType } from "./alignment";
+import { BounceBenchError, InvalidInputError } from "../base/errors";
+import { openUserFile, statusOrNull } from "../host/files";
+import { blockDeviceSize, closeFd, O_DIRECT, O_RDONLY, O_RDWR, type FileType } from "../native";
 
 export interface OpenDiskOptions {
   /** Open for writing too. */

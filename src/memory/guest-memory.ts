@@ -14,10 +14,10 @@
  * ever touched (or handed to the kernel). Images beyond 4 GiB work: the mapping is seen through
  * 1 GiB views (see `NativeRegion`).
  */
-import { PAGE_SHIFT, PAGE_SIZE } from "./constants";
-import { formatSpan, GuestAccessError, hex, InvalidInputError } from "./errors";
-import { createSparseFile, openUserFile, type CreateFileOptions } from "./files";
-import { closeFd, NativeRegion, O_RDWR, statx, type Address } from "./native";
+import { PAGE_SHIFT, PAGE_SIZE } from "../base/constants";
+import { formatSpan, GuestAccessError, hex, InvalidInputError } from "../base/errors";
+import { createSparseFile, openUserFile, type CreateFileOptions } from "../host/files";
+import { closeFd, NativeRegion, O_RDWR, statx, type Address } from "../native";
 import type { PagedRange } from "./paged-range";
 
 export class GuestMemory implements Disposable {

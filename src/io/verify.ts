@@ -4,10 +4,10 @@
  * guest bytes of the segments, in order.
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { BounceBenchError } from "./errors";
-import type { GuestMemory } from "./guest-memory";
-import type { PagedRange } from "./paged-range";
-import { RequestBuffers } from "./request-buffers";
+import { BounceBenchError } from "../base/errors";
+import type { GuestMemory } from "../memory/guest-memory";
+import type { PagedRange } from "../memory/paged-range";
+import { RequestBuffers } from "../memory/request-buffers";
 
 /** Where disk and guest first disagree. */
 export interface Mismatch {

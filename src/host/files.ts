@@ -7,8 +7,8 @@
  * directory, a device or anything under /dev).
  */
 import { unlinkSync } from "node:fs";
-import { BounceBenchError, InvalidInputError } from "./errors";
-import { closeFd, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, openFile, OsError, statx, truncateFd, type FileStatus } from "./native";
+import { BounceBenchError, InvalidInputError } from "../base/errors";
+import { closeFd, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, openFile, OsError, statx, truncateFd, type FileStatus } from "../native";
 
 /** errnos of open(2) that mean "the path the user gave is not a usable file". */
 const BAD_PATH_ERRNOS = new Set(["ENOENT", "ENOTDIR", "EISDIR", "EACCES", "EPERM", "ELOOP", "ENAMETOOLONG", "EROFS", "ETXTBSY"]);

@@ -14,39 +14,13 @@
  * `lock` produces the request's iovecs (one per run of consecutive GPNs) after checking every
  * covered page against guest memory, so a bad GPN never reaches the kernel.
  */
-import { PAGE_SIZE } from "./constants";
-import { InvalidAlignmentError, InvalidInputError, ReadOnlyError } from "./errors";
+import { PAGE_SIZE } from "../base/constants";
+import { checkAlignment, memoryAlignmentReasons } from "../base/alignment-rules";
+import { InvalidInputError, ReadOnlyError } from "../base/errors";
 import type { GuestMemory } from "./guest-memory";
-import { IovecArray } from "./native";
+import { IovecArray } from "../native";
 import { PagedRange } from "./paged-range";
-import { PagedRangeReader, PagedRangeWriter } from "./range-io";
-
-/** True for 1, 2, 4, ... 2^52. */
-export function isPowerOfTwo(value: number): boolean {
-  return Number.isSafeInteger(value) && value > 0 && 2 ** Math.round(Math.log2(value)) === value;
-}
-
-/** @throws InvalidAlignmentError unless `alignment` is a positive power of two. */
-export function checkAlignment(alignment: number): void {
-  if (!isPowerOfTwo(alignment)) throw new InvalidAlignmentError(alignment);
-}
-
-/**
- * Why buffers at page offset `offset` and length `len` are not aligned to `alignment`, one
- * reason per violated condition; empty when they are.
- */
-export function memoryAlignmentReasons(offset: number, len: number, alignment: number): string[] {
-  checkAlignment(alignment);
-  const reasons: string[] = [];
-  if (alignment > PAGE_SIZE) {
-    reasons.push(
-      `alignment ${alignment} exceeds the page size ${PAGE_SIZE}: interior page boundaries are not contiguous in host memory`,
-    );
-  }
-  if (offset % alignment !== 0) reasons.push(`memory offset ${offset} is not a multiple of ${alignment}`);
-  if (len % alignment !== 0) reasons.push(`buffer length ${len} is not a multiple of ${alignment}`);
-  return reasons;
-}
+import { PagedRangeReader, PagedRangeWriter } from "./paged-range-io";
 
 export class RequestBuffers {
   constructor(

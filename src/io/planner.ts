@@ -26,11 +26,10 @@
  * Modes `direct` (the segments' iovecs as they are, whatever the kernel will say), `bounce`
  * (always copy) and `buffered` (no O_DIRECT) exist for comparison.
  */
-import { blockSize, requestAlignment, type DiskAlignment } from "./alignment";
-import { IOV_MAX, PAGE_SIZE } from "./constants";
-import { InvalidInputError } from "./errors";
-import type { PagedRange } from "./paged-range";
-import { memoryAlignmentReasons } from "./request-buffers";
+import { blockSize, memoryAlignmentReasons, requestAlignment, type DiskAlignment } from "../base/alignment-rules";
+import { IOV_MAX, PAGE_SIZE } from "../base/constants";
+import { InvalidInputError } from "../base/errors";
+import type { PagedRange } from "../memory/paged-range";
 
 export type IoOp = "read" | "write";
 export type IoMode = "auto" | "direct" | "bounce" | "buffered";

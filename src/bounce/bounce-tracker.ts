@@ -25,8 +25,8 @@
  * leaks them: release buffers before a Worker exits.
  */
 import { BounceBuffer } from "./bounce-buffer";
-import { DEFAULT_BOUNCE_PAGES_PER_THREAD, PAGE_SIZE } from "./constants";
-import { BounceBudgetError, InvalidInputError } from "./errors";
+import { DEFAULT_BOUNCE_PAGES_PER_THREAD, PAGE_SIZE } from "../base/constants";
+import { BounceBudgetError, InvalidInputError } from "../base/errors";
 
 /** Counters of one thread's slot (or, from `totals`, of all slots). */
 export interface BounceStats {

@@ -14,14 +14,13 @@
  * Unlike the reference, a regular file is never assumed to have 512-byte alignment.
  */
 import { readFileSync } from "node:fs";
-import { BounceBuffer } from "./bounce-buffer";
-import { InvalidInputError } from "./errors";
-import { openUserFile } from "./files";
+import { openUserFile } from "../host/files";
 import {
   blockDeviceLogicalSize,
   closeFd,
   EINVAL,
   IovecArray,
+  NativeRegion,
   nextData,
   O_DIRECT,
   O_RDONLY,
@@ -29,25 +28,8 @@ import {
   preadv,
   statx,
   type FileStatus,
-} from "./native";
-import { checkAlignment } from "./request-buffers";
-
-/** Where an alignment came from; `default` is `plan`'s 4096 when no disk is named. */
-export type AlignmentSource = "statx" | "blksszget" | "probe" | "override" | "default";
-
-export interface DiskAlignment {
-  /** Whether the kernel does direct IO on this file at all. */
-  directIo: boolean;
-  /** Alignment of buffer addresses in memory. */
-  memAlign: number;
-  /** Alignment of file offsets and lengths for writes (and reads, unless `readOffsetAlign` differs). */
-  offsetAlign: number;
-  /** Alignment of file offsets and lengths for reads. */
-  readOffsetAlign: number;
-  source: AlignmentSource;
-  /** How the source got its answer, for reports ("STATX_DIOALIGN", "empty file: ..."). */
-  note?: string;
-}
+} from "../native";
+import type { DiskAlignment } from "../base/alignment-rules";
 
 /** Lengths and memory offsets the probe tries, smallest first (QEMU's list). */
 const PROBE_ALIGNMENTS = [1, 512, 1024, 2048, 4096];
@@ -99,11 +81,12 @@ export function probeAlignment(path: string, status: FileStatus = statx(path)): 
     const note = `${why}: cannot tell, assuming ${PROBE_MAX}`;
     return { directIo: true, memAlign: PROBE_MAX, offsetAlign: PROBE_MAX, readOffsetAlign: PROBE_MAX, source: "probe", note };
   }
-  using buffer = new BounceBuffer(2 * PROBE_MAX);
+  // Page-aligned memory, so that every memory offset tried is exactly that offset from a page.
+  using buffer = NativeRegion.anonymous(2 * PROBE_MAX, "alignment probe buffer");
   using iovecs = new IovecArray(1);
   const readsAt = (memoryOffset: number, len: number): boolean => {
     iovecs.clear();
-    iovecs.push((buffer.address() as number) + memoryOffset, len);
+    iovecs.push((buffer.address(0) as number) + memoryOffset, len);
     try {
       preadv(fd, iovecs.address(), 1, at);
       return true;
@@ -119,41 +102,6 @@ export function probeAlignment(path: string, status: FileStatus = statx(path)): 
   } finally {
     closeFd(fd);
   }
-}
-
-/** The alignment assumed when no disk is named: 4096, which suits every common disk. */
-export const DEFAULT_ALIGNMENT: DiskAlignment = {
-  directIo: true,
-  memAlign: 4096,
-  offsetAlign: 4096,
-  readOffsetAlign: 4096,
-  source: "default",
-};
-
-/** The user's `--align`: every alignment becomes `alignment` (a power of two). */
-export function overrideAlignment(base: DiskAlignment | null, alignment: number): DiskAlignment {
-  checkAlignment(alignment);
-  return {
-    directIo: base?.directIo ?? true,
-    memAlign: alignment,
-    offsetAlign: alignment,
-    readOffsetAlign: alignment,
-    source: "override",
-  };
-}
-
-/**
- * The one alignment the memory rule (`RequestBuffers.isAligned`) is checked against for an IO
- * of direction `op`: iovec addresses must meet `memAlign` and iovec lengths the offset
- * alignment, so the larger of the two. At least 1.
- */
-export function requestAlignment(alignment: DiskAlignment, op: "read" | "write"): number {
-  return Math.max(1, alignment.memAlign, blockSize(alignment, op));
-}
-
-/** The disk offset and length granularity for `op`. At least 1. */
-export function blockSize(alignment: DiskAlignment, op: "read" | "write"): number {
-  return Math.max(1, op === "read" ? alignment.readOffsetAlign : alignment.offsetAlign);
 }
 
 /** The filesystem type of the file whose statx is `status` (`ext4`), from /proc/self/mountinfo. */
@@ -172,15 +120,4 @@ export function filesystemType(status: FileStatus): string | undefined {
     if (separator > 0) return fields[separator + 1];
   }
   return undefined;
-}
-
-/** Checks a user-given `--align` value; re-exported for the CLI. */
-export function parseAlignment(value: number, what: string): number {
-  try {
-    checkAlignment(value);
-  } catch {
-    throw new InvalidInputError(`${what}: alignment ${value} is not a power of two`);
-  }
-  if (value > 2 ** 20) throw new InvalidInputError(`${what}: alignment ${value} is larger than 1 MiB`);
-  return value;
 }

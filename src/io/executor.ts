@@ -23,17 +23,17 @@
  * Lifetimes: the iovec array and the bounce buffer are owned by one execution and released when
  * it settles; guest memory and the disk are the caller's and must outlive it.
  */
-import { blockSize, type DiskAlignment } from "./alignment";
-import { BounceBuffer } from "./bounce-buffer";
-import type { BounceBufferTracker } from "./bounce-tracker";
-import { PAGE_SIZE } from "./constants";
-import { BounceBenchError, InvalidInputError } from "./errors";
-import type { Disk } from "./disk";
-import type { GuestMemory } from "./guest-memory";
-import { EINVAL, IovecArray, OsError, preadv, pwritev, RWF_DSYNC } from "./native";
-import type { PagedRange } from "./paged-range";
+import { blockSize, type DiskAlignment } from "../base/alignment-rules";
+import { BounceBuffer } from "../bounce/bounce-buffer";
+import type { BounceBufferTracker } from "../bounce/bounce-tracker";
+import { PAGE_SIZE } from "../base/constants";
+import { BounceBenchError, InvalidInputError } from "../base/errors";
+import type { Disk } from "../disk/disk";
+import type { GuestMemory } from "../memory/guest-memory";
+import { EINVAL, IovecArray, OsError, preadv, pwritev, RWF_DSYNC } from "../native";
+import type { PagedRange } from "../memory/paged-range";
 import type { BouncePart, Plan } from "./planner";
-import { RequestBuffers } from "./request-buffers";
+import { RequestBuffers } from "../memory/request-buffers";
 
 export interface ExecuteOptions {
   /** Writes are durable on completion (`pwritev2` with `RWF_DSYNC`). */

@@ -12,10 +12,10 @@
  * machines measured pays for much of the copy (README, "Comparison with fio"). The memory is
  * rounded up to whole 2 MiB pages, so it is for buffers that are reused, not made per IO.
  */
-import { PAGE_SIZE } from "./constants";
-import { InvalidInputError } from "./errors";
-import { checkAlignment } from "./request-buffers";
-import { CHUNK_BYTES, IovecArray, NativeRegion, type Address } from "./native";
+import { PAGE_SIZE } from "../base/constants";
+import { InvalidInputError } from "../base/errors";
+import { checkAlignment } from "../base/alignment-rules";
+import { CHUNK_BYTES, IovecArray, NativeRegion, type Address } from "../native";
 
 /** Largest single bounce buffer: one JS view (1 GiB). Bounce budgets are far smaller. */
 export const MAX_BOUNCE_BYTES = CHUNK_BYTES;

@@ -7,8 +7,8 @@
  * raised before a single byte moves. Copies go run by run (consecutive GPNs at once), not page
  * by page.
  */
-import { PAGE_SIZE } from "./constants";
-import { OutOfRangeError, ReadOnlyError } from "./errors";
+import { PAGE_SIZE } from "../base/constants";
+import { OutOfRangeError, ReadOnlyError } from "../base/errors";
 import type { GuestMemory } from "./guest-memory";
 import type { PagedRange } from "./paged-range";
 

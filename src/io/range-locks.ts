@@ -10,8 +10,8 @@
  * a writer whose range overlaps a held one waits (Atomics.waitAsync) for the generation to move
  * and tries again, so no thread's event loop ever blocks.
  */
-import { InvalidInputError } from "./errors";
-import type { RangeLockTable } from "./execute";
+import { InvalidInputError } from "../base/errors";
+import type { RangeLockTable } from "./executor";
 
 const MUTEX = 0;
 const GENERATION = 1;

@@ -11,10 +11,10 @@
  * Lifetimes: a submitted call's iovec array and buffers belong to its execution, which is
  * awaiting the call and so keeps them alive until the completion has been delivered.
  */
-import type { Disk } from "./disk";
+import type { Disk } from "../disk/disk";
 import { createEngine, type Engine } from "./engines";
-import { advance, shortTransfer, type Transport } from "./execute";
-import { OsError, type IovecArray } from "./native";
+import { advance, shortTransfer, type Transport } from "./executor";
+import { OsError, type IovecArray } from "../native";
 
 export class UringTransport implements Transport, Disposable {
   readonly #engine: Engine;
