@@ -13,7 +13,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Disk, executePlan, GuestMemory, PagedRange, plan, RangeLocks, UringTransport, type IoMode } from "../src";
+import { Disk, executePlan, GuestMemory, PagedRange, plan, RangeLocks, IoQueue, type IoMode } from "../src";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -88,14 +88,14 @@ try {
       const at = random() < 0.5 ? below((DISK_BYTES - addresses.length) / 512) * 512 : below(DISK_BYTES - addresses.length);
       {
         using disk = Disk.open(diskPath, { write: true, direct: mode !== "buffered" });
-        await executePlan(plan({ op: "write", mode, at, segments, alignment: disk.alignment }), segments, memory, disk);
+        await executePlan(plan({ op: "write", mode, at, segments, alignment: disk.alignment }), memory, disk);
       }
       addresses.forEach((gpa, i) => (model[at + i] = guest[gpa]!));
       const back = randomSegments(Array.from({ length: GUEST_PAGES / 2 }, (_, i) => GUEST_PAGES / 2 + i), addresses.length);
       const backLen = back.reduce((sum, s) => sum + s.len, 0);
       {
         using disk = Disk.open(diskPath, { write: false, direct: mode !== "buffered" });
-        await executePlan(plan({ op: "read", mode, at, segments: back, alignment: disk.alignment }), back, memory, disk);
+        await executePlan(plan({ op: "read", mode, at, segments: back, alignment: disk.alignment }), memory, disk);
       }
       streamAddresses(back).forEach((gpa, i) => (guest[gpa] = model[at + i]!));
       ios += 2;
@@ -103,7 +103,7 @@ try {
     } else {
       // Overlapping unaligned writes in flight at once.
       using disk = Disk.open(diskPath, { write: true, direct: true });
-      using transport = new UringTransport(16);
+      using queue = new IoQueue(16);
       const locks = new RangeLocks();
       const order: number[] = [];
       const writes = Array.from({ length: 2 + below(12) }, (_, i) => {
@@ -113,10 +113,10 @@ try {
         const at = below(32 * 1024);
         return { segments, at, index: i };
       });
-      const settled = await transport.drive(
+      const settled = await queue.drive(
         writes.map((w) =>
-          executePlan(plan({ op: "write", mode: "auto", at: w.at, segments: w.segments, alignment: disk.alignment }), w.segments, memory, disk, {
-            transport,
+          executePlan(plan({ op: "write", mode: "auto", at: w.at, segments: w.segments, alignment: disk.alignment }), memory, disk, {
+            queue,
             locks,
             onDone: () => order.push(w.index),
           }),

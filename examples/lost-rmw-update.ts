@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Disk, executePlan, GuestMemory, PagedRange, plan, RangeLocks, UringTransport } from "bounce-bench";
+import { Disk, executePlan, GuestMemory, PagedRange, plan, RangeLocks, IoQueue } from "bounce-bench";
 
 const dir = mkdtempSync(join(tmpdir(), "lost-update-"));
 try {
@@ -18,13 +18,13 @@ try {
     memory.fill(4096, 4096, 0xbb); // GPN 1: the second write's data
     writeFileSync(join(dir, "disk.bin"), new Uint8Array(1 << 20));
     using disk = Disk.open(join(dir, "disk.bin"), { write: true, direct: true });
-    using transport = new UringTransport(8);
+    using queue = new IoQueue(8);
     const write = (gpn: number, at: number) => {
       const segments = [new PagedRange(0, 100, [gpn])];
       const decided = plan({ op: "write", mode: "auto", at, segments, alignment: disk.alignment });
-      return executePlan(decided, segments, memory, disk, { transport, locks });
+      return executePlan(decided, memory, disk, { queue, locks });
     };
-    await transport.drive([write(0, 10), write(1, 200)]); // both inside disk block 0..512
+    await queue.drive([write(0, 10), write(1, 200)]); // both inside disk block 0..512
     const bytes = readFileSync(join(dir, "disk.bin"));
     const lost = bytes[10] !== 0xaa || bytes[200] !== 0xbb;
     console.log(`${locks ? "with" : "without"} range locks: byte 10 = 0x${bytes[10]!.toString(16)}, byte 200 = 0x${bytes[200]!.toString(16)}${lost ? "  <- a write was lost" : ""}`);

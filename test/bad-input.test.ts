@@ -21,7 +21,7 @@ import {
   PagedRange,
   plan,
   RequestBuffers,
-  UringTransport,
+  IoQueue,
 } from "../src";
 import { ioCounters } from "../src/native";
 import { parseGpnList, parseSegment, parseSize } from "../src/base/values";
@@ -212,7 +212,7 @@ describe("out-of-range GPNs never reach the kernel", () => {
   for (const engine of ["sync", "uring"] as const) {
     test(`executePlan over the ${engine} transport, random page lists`, async () => {
       using target = Disk.open(diskPath, { write: true, direct: true });
-      using transport = engine === "uring" ? new UringTransport(4) : null;
+      using queue = engine === "uring" ? new IoQueue(4) : null;
       await fc.assert(
         fc.asyncProperty(segmentsArbitrary, fc.constantFrom("read", "write"), fc.constantFrom("auto", "bounce", "direct"), async (specs, op, mode) => {
           const segments = specs.map(({ gpns, a, b }) => {
@@ -222,10 +222,10 @@ describe("out-of-range GPNs never reach the kernel", () => {
           const bad = segments.some((segment) => segment.gpns().some((gpn) => gpn >= GUEST_PAGES));
           const decided = plan({ op, mode, at: 0, segments, alignment: target.alignment });
           const before = counters();
-          const run = executePlan(decided, segments, memory, target, transport === null ? {} : { transport });
+          const run = executePlan(decided, memory, target, queue === null ? {} : { queue });
           if (!bad) {
             // Good pages: the IO goes ahead (the kernel may still refuse a forced direct one).
-            const settled = transport === null ? await run.then(() => null, (e) => e) : (await transport.drive([run]))[0]!;
+            const settled = queue === null ? await run.then(() => null, (e) => e) : (await queue.drive([run]))[0]!;
             void settled;
             return;
           }

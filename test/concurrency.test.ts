@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BounceBufferTracker, GuestMemory } from "../src";
 import { closeFd, createMemfd, truncateFd } from "../src/native";
-import { SharedRangeLocks } from "../src/io/range-locks";
+import { RangeLocks } from "../src/io/range-locks";
 import { PAGE, randomBytes, scratchDir } from "./helpers";
 
 const dir = scratchDir("concurrency");
@@ -76,7 +76,7 @@ test(`${RUNS} random runs: ${WORKERS} Workers x ${WRITES_PER_WORKER} overlapping
       }
       plans.push(writes);
     }
-    const locks = new SharedRangeLocks(256);
+    const locks = new RangeLocks(256);
     const tracker = new BounceBufferTracker(BUDGET_PAGES, WORKERS);
     const sequence = new SharedArrayBuffer(4);
     const sequences = await Promise.all(

@@ -57,7 +57,7 @@ describe("a disk that fills up (EFBIG from RLIMIT_FSIZE)", () => {
     writeFileSync(disk, new Uint8Array(2 ** 20));
     const result = withFileSizeLimit(512, childTmp("io-efbig"), "io", "--guest", guest, "--disk", disk, "--op", "write", "--gpns", "0-1", "--at", "600k");
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^bounce-bench: pwritev\(fd \d+, 1 iovecs at offset 614400\): EFBIG \(File too large\)\n$/);
+    expect(result.stderr).toMatch(/^bounce-bench: pwritev\(sync engine, fd \d+, 1 iovecs at offset 614400\): EFBIG \(File too large\)\n$/);
     expect(fileBytes(disk).every((b) => b === 0)).toBe(true);
   });
 

@@ -39,7 +39,7 @@ afterAll(() => memory.release());
 async function doIo(op: IoOp, mode: IoMode, at: number, segments: PagedRange[], alignOverride?: number, fua = false) {
   using target = Disk.open(diskPath, { write: op === "write", direct: mode !== "buffered", alignOverride });
   const decided = plan({ op, mode, at, segments, alignment: target.alignment });
-  const result = await executePlan(decided, segments, memory, target, { fua });
+  const result = await executePlan(decided, memory, target, { fua });
   memory.sync();
   return { plan: decided, result };
 }
@@ -107,7 +107,7 @@ describe("writes land on the disk, reads land in the guest", () => {
     using target = Disk.open(bigDisk, { write: true, direct: true });
     const decided = plan({ op: "write", mode: "auto", at: 0, segments, alignment: target.alignment });
     expect(decided.decision).toBe("split");
-    expect((await executePlan(decided, segments, big, target)).calls).toBe(2);
+    expect((await executePlan(decided, big, target)).calls).toBe(2);
     const written = fileBytes(bigDisk);
     gpns.forEach((gpn, i) => expect(written.subarray(i * PAGE, (i + 1) * PAGE)).toEqual(pattern.subarray(gpn * PAGE, (gpn + 1) * PAGE)));
   });

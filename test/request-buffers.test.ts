@@ -18,7 +18,7 @@ import {
   ReadOnlyError,
   RequestBuffers,
 } from "../src";
-import { closeFd, O_RDWR, openFile, preadv, pwritev } from "../src/native";
+import { closeFd, O_RDWR, openFile, preadv, pwritevOnce } from "../src/native";
 import { arbitraryRange, GUEST_PAGES } from "./arbitraries";
 import { fileBytes, modelAddresses, modelRuns, PAGE, randomBytes, scratchDir, thrown } from "./helpers";
 
@@ -214,7 +214,7 @@ describe("lock", () => {
         });
         if (len === 0) return;
         // Guest -> file: the file holds the model's bytes, in order.
-        expect(pwritev(diskFd, iovecs.address(), iovecs.count, 0)).toBe(len);
+        expect(pwritevOnce(diskFd, iovecs.address(), iovecs.count, 0)).toBe(len);
         const written = new Uint8Array(readFileSync(diskPath).subarray(0, len));
         expect(written).toEqual(Uint8Array.from(addresses, (address) => mirror[address]!));
         // File -> guest: new bytes land at the model's addresses and nowhere else.

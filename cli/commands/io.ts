@@ -57,7 +57,7 @@ export function registerIo(program: Command, context: Context): void {
       const decided = plan({ op, mode, at, segments: ranges, alignment: disk.alignment });
       let result;
       try {
-        result = await executePlan(decided, ranges, memory, disk, { fua: options.fua ?? false });
+        result = await executePlan(decided, memory, disk, { fua: options.fua ?? false });
       } catch (error) {
         throw explainRefusal(error, mode);
       }

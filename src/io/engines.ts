@@ -1,50 +1,81 @@
 /**
- * IO engines: how a prepared IO (a disk descriptor, an iovec array, an offset) reaches the
- * kernel. One small interface, three engines, in the spirit of fio's:
+ * IO engines: the one kernel interface. An engine takes a prepared vectored call (a descriptor,
+ * an iovec array, an offset) and reports its completion; it knows nothing of plans, short
+ * transfers or retries, which the executor handles once for every engine. In the spirit of
+ * fio's ioengines, a small ops table:
  *
- *   engine  in flight   what it does
- *   sync    1           preadv/pwritev on the calling thread
- *   uring   up to qd    io_uring through its raw system calls, vectored reads and writes
- *   null    up to qd    no IO at all: completes at once, to measure the tool's own cost
+ *   engine  in flight   capabilities          what it does
+ *   sync    1           touches the disk      preadv/pwritev on the calling thread
+ *   uring   up to qd    touches the disk,     io_uring through its raw system calls
+ *                       completes later
+ *   null    up to qd    none                  no IO at all: completes at once with the bytes
+ *                                             asked for, to measure the tool's own cost
  *
- * Protocol: `submit(slot, ...)` starts an IO for in-flight slot `slot` (0 .. qd-1);
- * `reap()` waits until at least one IO has completed (when any is in flight) and calls the
- * engine's completion callback once per completed IO with `(slot, result)`, where `result` is
- * the bytes transferred or `-errno`. The callback is given once, at creation, so the hot path
- * allocates nothing. The iovec array and buffers of a slot must stay alive until its completion
- * has been delivered.
+ * Protocol: `submit(tag, ...)` starts one call tagged `tag` (an in-flight slot, 0 .. qd-1);
+ * `reap()` waits until at least one call has completed (when any is in flight) and calls the
+ * completion callback once per completed call with `(tag, result)`, where `result` is the bytes
+ * transferred or `-errno`. Every completion is taken off the engine's queue before its callback
+ * runs, so a callback that throws never sees a completion twice; the ones after it stay queued
+ * for the next `reap`. The callback is given once, at creation, so the hot path allocates
+ * nothing. The iovec array and buffers of a call must stay alive until its completion has been
+ * delivered; `close` reaps whatever is still in flight first.
  */
 import { InvalidInputError } from "../base/errors";
-import { IORING_OP_READV, IORING_OP_WRITEV, IoUring, OsError, preadv, pwritev, type Address } from "../native";
+import { IORING_OP_READV, IORING_OP_WRITEV, IoUring, preadvOnce, pwritevOnce, type Address } from "../native";
 
 export type EngineName = "sync" | "uring" | "null";
 export const ENGINE_NAMES: readonly EngineName[] = ["sync", "uring", "null"];
 
-/** Called once per completed IO. */
-export type CompletionCallback = (slot: number, result: number) => void;
+/** Called once per completed call. */
+export type CompletionCallback = (tag: number, result: number) => void;
+
+export interface EngineCapabilities {
+  /** Calls that may be in flight at once. */
+  readonly maxQueueDepth: number;
+  /** The engine hands calls to the kernel (false: the null engine). */
+  readonly touchesDisk: boolean;
+  /** Calls complete after `submit` returns, so several can overlap. */
+  readonly asynchronous: boolean;
+}
 
 export interface Engine {
   readonly name: EngineName;
-  /** IOs that may be in flight at once. */
+  readonly capabilities: EngineCapabilities;
+  /** Calls that may be in flight at once on this instance. */
   readonly queueDepth: number;
-  submit(slot: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, bytes: number): void;
-  /** Delivers at least one completion if any IO is in flight; returns how many it delivered. */
+  /** Starts one vectored call; `bytes` is its total length (what the null engine reports). */
+  submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, bytes: number): void;
+  /** Delivers at least one completion if any call is in flight; returns how many it delivered. */
   reap(): number;
+  /** Calls submitted and not yet delivered. */
+  readonly inFlight: number;
   close(): void;
 }
 
 /** Deepest queue an engine may be asked for. */
 export const MAX_QUEUE_DEPTH = 4096;
 
+const CAPABILITIES: Record<EngineName, EngineCapabilities> = {
+  sync: { maxQueueDepth: 1, touchesDisk: true, asynchronous: false },
+  uring: { maxQueueDepth: MAX_QUEUE_DEPTH, touchesDisk: true, asynchronous: true },
+  null: { maxQueueDepth: MAX_QUEUE_DEPTH, touchesDisk: false, asynchronous: false },
+};
+
+export function engineCapabilities(name: EngineName): EngineCapabilities {
+  return CAPABILITIES[name];
+}
+
 export function createEngine(name: EngineName, queueDepth: number, onComplete: CompletionCallback): Engine {
+  const capabilities = CAPABILITIES[name];
+  if (capabilities === undefined) throw new InvalidInputError(`engine ${JSON.stringify(name)} is not one of ${ENGINE_NAMES.join(", ")}`);
   if (!(Number.isInteger(queueDepth) && queueDepth >= 1 && queueDepth <= MAX_QUEUE_DEPTH)) {
     throw new InvalidInputError(`--qd: queue depth ${queueDepth} is not in 1 .. ${MAX_QUEUE_DEPTH}`);
   }
+  if (queueDepth > capabilities.maxQueueDepth) {
+    throw new InvalidInputError(`--qd ${queueDepth}: the ${name} engine does one IO at a time; use --engine uring for a queue`);
+  }
   switch (name) {
     case "sync":
-      if (queueDepth !== 1) {
-        throw new InvalidInputError(`--qd ${queueDepth}: the sync engine does one IO at a time; use --engine uring for a queue`);
-      }
       return new SyncEngine(onComplete);
     case "uring":
       return new UringEngine(queueDepth, onComplete);
@@ -53,129 +84,115 @@ export function createEngine(name: EngineName, queueDepth: number, onComplete: C
   }
 }
 
-/** Completions kept until `reap`, in a fixed ring (no allocation per IO). */
-class CompletionQueue {
-  readonly #slots: Int32Array;
-  readonly #results: Float64Array;
-  #head = 0;
-  #count = 0;
-
-  constructor(capacity: number) {
-    this.#slots = new Int32Array(capacity);
-    this.#results = new Float64Array(capacity);
-  }
-
-  push(slot: number, result: number): void {
-    const at = (this.#head + this.#count) % this.#slots.length;
-    this.#slots[at] = slot;
-    this.#results[at] = result;
-    this.#count++;
-  }
-
-  drain(onComplete: CompletionCallback): number {
-    const n = this.#count;
-    for (let i = 0; i < n; i++) {
-      const at = this.#head;
-      this.#head = (this.#head + 1) % this.#slots.length;
-      this.#count--;
-      onComplete(this.#slots[at]!, this.#results[at]!);
-    }
-    return n;
-  }
-}
-
 /**
- * An engine whose IOs complete during `submit` (or never touch the kernel): completions wait in
- * a fixed queue until `reap`.
+ * The shared half of every engine: completions wait in a fixed ring (no allocation per call)
+ * until `reap` hands them out one by one, each removed before its callback runs.
  */
-abstract class ImmediateEngine implements Engine {
+abstract class QueuedEngine implements Engine {
   abstract readonly name: EngineName;
-  readonly #done: CompletionQueue;
+  readonly #tags: Int32Array;
+  readonly #results: Int32Array;
+  #head = 0;
+  #queued = 0;
+  /** Submitted and not yet queued for delivery (held by the kernel). */
+  protected pending = 0;
 
   constructor(
     readonly queueDepth: number,
     readonly onComplete: CompletionCallback,
   ) {
-    this.#done = new CompletionQueue(queueDepth);
+    this.#tags = new Int32Array(queueDepth);
+    this.#results = new Int32Array(queueDepth);
   }
 
-  abstract submit(slot: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, bytes: number): void;
+  get capabilities(): EngineCapabilities {
+    return CAPABILITIES[this.name];
+  }
 
-  protected complete(slot: number, result: number): void {
-    this.#done.push(slot, result);
+  get inFlight(): number {
+    return this.pending + this.#queued;
+  }
+
+  abstract submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, bytes: number): void;
+
+  /** Moves completions the kernel holds into the queue, waiting for one when none is queued. */
+  protected collect(): void {}
+
+  protected complete(tag: number, result: number): void {
+    const at = (this.#head + this.#queued) % this.#tags.length;
+    this.#tags[at] = tag;
+    this.#results[at] = result;
+    this.#queued++;
   }
 
   reap(): number {
-    return this.#done.drain(this.onComplete);
+    if (this.#queued === 0 && this.pending > 0) this.collect();
+    const n = this.#queued;
+    for (let i = 0; i < n; i++) {
+      const at = this.#head;
+      this.#head = (at + 1) % this.#tags.length;
+      this.#queued--;
+      this.onComplete(this.#tags[at]!, this.#results[at]!);
+    }
+    return n;
   }
 
-  close(): void {}
+  close(): void {
+    // Every call must be delivered before the buffers it points to may go.
+    while (this.inFlight > 0) this.reap();
+  }
 }
 
-class SyncEngine extends ImmediateEngine {
+class SyncEngine extends QueuedEngine {
   readonly name = "sync";
 
   constructor(onComplete: CompletionCallback) {
     super(1, onComplete);
   }
 
-  submit(slot: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
-    let result: number;
-    try {
-      result = write ? pwritev(fd, iovecs, iovecCount, offset, rwFlags) : preadv(fd, iovecs, iovecCount, offset);
-    } catch (error) {
-      if (!(error instanceof OsError)) throw error;
-      result = -error.errno;
-    }
-    this.complete(slot, result);
+  submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
+    this.complete(tag, write ? pwritevOnce(fd, iovecs, iovecCount, offset, rwFlags) : preadvOnce(fd, iovecs, iovecCount, offset));
   }
 }
 
-class NullEngine extends ImmediateEngine {
+class NullEngine extends QueuedEngine {
   readonly name = "null";
 
-  submit(slot: number, _write: boolean, _fd: number, _iovecs: Address, _count: number, _offset: number, _flags: number, bytes: number): void {
-    this.complete(slot, bytes);
+  submit(tag: number, _write: boolean, _fd: number, _iovecs: Address, _count: number, _offset: number, _flags: number, bytes: number): void {
+    this.complete(tag, bytes);
   }
 }
 
-class UringEngine implements Engine {
+class UringEngine extends QueuedEngine {
   readonly name = "uring";
   readonly #ring: IoUring;
-  #inFlight = 0;
+  readonly #tags: Int32Array;
+  readonly #results: Int32Array;
 
-  constructor(
-    readonly queueDepth: number,
-    readonly onComplete: CompletionCallback,
-  ) {
+  constructor(queueDepth: number, onComplete: CompletionCallback) {
+    super(queueDepth, onComplete);
     this.#ring = new IoUring(queueDepth);
+    this.#tags = new Int32Array(queueDepth);
+    this.#results = new Int32Array(queueDepth);
   }
 
-  submit(slot: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
-    this.#ring.prepare(write ? IORING_OP_WRITEV : IORING_OP_READV, fd, iovecs, iovecCount, offset, rwFlags, slot);
-    this.#inFlight++;
+  submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
+    this.#ring.prepare(write ? IORING_OP_WRITEV : IORING_OP_READV, fd, iovecs, iovecCount, offset, rwFlags, tag);
+    this.pending++;
   }
 
-  reap(): number {
-    if (this.#inFlight === 0) return 0;
+  protected override collect(): void {
     const ring = this.#ring;
     // Submits what was queued and, when nothing is ready yet, waits for a completion: one
     // system call either way.
     if (ring.unsubmitted > 0 || ring.ready === 0) ring.submitAndWait(ring.ready === 0 ? 1 : 0);
-    const ready = ring.ready;
-    for (let i = 0; i < ready; i++) {
-      const slot = ring.completionTag(i);
-      const result = ring.completionResult(i);
-      this.#inFlight--;
-      this.onComplete(slot, result);
-    }
-    ring.consume(ready);
-    return ready;
+    const n = ring.takeCompletions(this.#tags, this.#results, this.pending);
+    this.pending -= n;
+    for (let i = 0; i < n; i++) this.complete(this.#tags[i]!, this.#results[i]!);
   }
 
-  close(): void {
-    // Every IO must be reaped before the ring (and the buffers it points to) goes away.
-    while (this.#inFlight > 0) this.reap();
+  override close(): void {
+    super.close();
     this.#ring.close();
   }
 }

@@ -1,280 +1,344 @@
 /**
- * Carrying out a plan: real vectored IO between guest memory and a disk, through a bounce
- * buffer where the plan says so.
+ * The executor: the one place where plans are carried out, for `io`, `bench`, `repro`, the soak
+ * and the library. It runs prepared IOs (`PreparedIo`) in up to `queueDepth` slots over one
+ * engine, each slot a small state machine advanced by completions, so that a slot's run
+ * allocates nothing:
  *
- * Order of a write:  check everything -> (rmw) read head/tail blocks -> copy guest bytes into
- *                    the bounce buffer -> pwritev each call.
- * Order of a read:   check everything -> preadv each call -> copy the bounce buffer out to the
- *                    guest.
+ *   budget    take the bounce pages from the budget (waits while the thread's budget is spent)
+ *   lock      a write claims its disk range, widened to whole blocks (waits behind overlapping
+ *             writes in flight, in arrival order)
+ *   transfer  each vectored call of the prepared IO in order, continued where a short transfer
+ *             stopped, resubmitted on EINTR; a bounced write copies the guest bytes in after
+ *             its head/tail reads and before its first write
+ *   settle    a bounced read copies out; `onDone`; the range and the pages are given back;
+ *             the slot's owner hears `(slot, error)`
  *
- * Everything that bad input can get wrong is checked before the first system call: the disk
- * range against the disk's size, every guest iovec against guest memory (so an out-of-range GPN
- * never reaches the kernel), and, under an alignment override, the simulated disk's rules (a
- * violation is a simulated `EINVAL`, as the stricter disk would answer). Short transfers
- * continue where they stopped; `EINTR` is retried by the native layer.
+ * Every failure settles the slot with a typed error: the kernel's errno (`OsError` naming the
+ * call), a transfer that stopped at the disk's end, a simulated disk's refusal (no call made).
  *
- * How the calls reach the kernel is the `transport`'s business: `syncTransport` (the default)
- * calls preadv/pwritev on this thread; `UringTransport` (transport.ts) shares one io_uring
- * between many executions in flight at once. With `locks`, a write holds its disk range (widened
- * to whole blocks) from its first read-modify-write read to its last write, so two writes in
- * flight never interleave inside a block: the result equals running them one after the other in
- * completion order.
+ * Driving: `start` a slot, then `poll()` (reaps completions, blocking in the kernel only while
+ * something is in flight) until it returns false, which means every remaining slot waits on
+ * something outside this executor (another thread's pages or ranges): `await wake()` then.
+ * `run()` does both until every slot has settled. `executePlan` and `IoQueue` are the
+ * promise-shaped front ends.
  *
- * Lifetimes: the iovec array and the bounce buffer are owned by one execution and released when
- * it settles; guest memory and the disk are the caller's and must outlive it.
+ * Lifetimes: a slot's prepared IO (its iovecs, bounce memory, the guest memory and disk it
+ * points into) must stay alive until the slot settles; `close` reaps every call still in flight
+ * before it returns.
  */
-import { blockSize, type DiskAlignment } from "../base/alignment-rules";
-import { BounceBuffer } from "../bounce/bounce-buffer";
-import type { BounceBufferTracker } from "../bounce/bounce-tracker";
-import { PAGE_SIZE } from "../base/constants";
-import { BounceBenchError, InvalidInputError } from "../base/errors";
+import { BounceBenchError } from "../base/errors";
 import type { Disk } from "../disk/disk";
 import type { GuestMemory } from "../memory/guest-memory";
-import { EINVAL, IovecArray, OsError, preadv, pwritev, RWF_DSYNC } from "../native";
-import type { PagedRange } from "../memory/paged-range";
-import type { BouncePart, Plan } from "./planner";
-import { RequestBuffers } from "../memory/request-buffers";
+import { EINTR, OsError, type Address, type IovecArray } from "../native";
+import { createEngine, type Engine, type EngineName } from "./engines";
+import { PreparedIo, type RunOptions } from "./prepared-io";
+import type { Plan } from "./planner";
 
-export interface ExecuteOptions {
-  /** Writes are durable on completion (`pwritev2` with `RWF_DSYNC`). */
-  fua?: boolean;
-  /** How calls reach the kernel; `syncTransport` by default. */
-  transport?: Transport;
-  /** Disk ranges held by writes in flight (for concurrent executions). */
-  locks?: RangeLockTable;
-  /**
-   * Called when the IO's data has reached the disk, while a write still holds its range: the
-   * order of these calls is the order in which overlapping writes took effect.
-   */
-  onDone?: () => void;
-  /** Take the bounce buffer from this budget (before the range lock, so waiting never deadlocks). */
-  budget?: { tracker: BounceBufferTracker; thread: number };
-}
+/** Called once per started run, when it has settled (succeeded, or failed with `error`). */
+export type SettledCallback = (slot: number, error: BounceBenchError | null) => void;
 
-/** Disk ranges that writes in flight hold (`RangeLocks` in one thread, `SharedRangeLocks` across Workers). */
-export interface RangeLockTable {
-  /** Resolves, with the function that releases it, once no held range overlaps `[start, end)`. */
-  acquire(start: number, end: number): Promise<() => void>;
-}
-
-/**
- * One vectored transfer of iovecs `[first, first+count)` of `iovecs` at disk `offset`, continued
- * after short transfers until every byte has moved. Resolves to the system calls made.
- */
-export interface Transport {
-  transfer(op: "read" | "write", disk: Disk, iovecs: IovecArray, first: number, count: number, offset: number, flags: number): Promise<number>;
-}
-
-/** Transfers on the calling thread with preadv/pwritev. */
-export const syncTransport: Transport = {
-  transfer: (op, disk, iovecs, first, count, offset, flags) =>
-    Promise.resolve(transferFully(op, disk, iovecs, first, count, offset, flags)),
-};
+const IDLE = 0;
+const BUDGET = 1;
+const LOCK = 2;
+const TRANSFER = 3;
 
 export interface IoResult {
   bytes: number;
   elapsedNs: number;
-  /** Vectored calls made (short transfers count again), head/tail reads of a rmw included. */
+  /** Vectored calls handed to the engine (short transfers count again), head/tail reads of a rmw included. */
   calls: number;
+  /** Bytes moved to or from the disk, padding of a widened read or rmw included. */
+  diskBytes: number;
+  /** Guest bytes copied through the bounce buffer. */
+  copiedBytes: number;
 }
 
-/** Executes `plan` (made for `segments`) between `memory` and `disk`. */
-export async function executePlan(
-  plan: Plan,
-  segments: readonly PagedRange[],
-  memory: GuestMemory,
-  disk: Disk,
-  options: ExecuteOptions = {},
-): Promise<IoResult> {
-  checkDiskRange(plan, disk);
-  for (const segment of segments) memory.checkPages(segment, plan.op);
-  const started = Bun.nanoseconds();
-  const buffers = segments.map((range) => new RequestBuffers(memory, range, plan.op === "read"));
-  using iovecs = new IovecArray(plan.iovecs.length);
-  const bounceAlign = Math.max(PAGE_SIZE, disk.alignment.memAlign);
-  using bounce =
-    plan.bounceBytes === 0
-      ? null
-      : options.budget === undefined
-        ? new BounceBuffer(plan.bounceBytes, bounceAlign)
-        : await options.budget.tracker.acquire(plan.bounceBytes, options.budget.thread, bounceAlign);
-  for (const iovec of plan.iovecs) {
-    if (iovec.kind === "guest") iovecs.push(memory.hostAddressOfRange(iovec.gpa, iovec.len, "IO"), iovec.len);
-    else iovecs.push((bounce!.address() as number) + iovec.bufferOffset, iovec.len);
-  }
-  if (disk.direct && disk.alignment.source === "override") checkSimulatedDisk(plan, iovecs, disk.alignment);
+export class Executor implements Disposable {
+  readonly engine: Engine;
+  readonly queueDepth: number;
+  readonly #onSettled: SettledCallback;
+  readonly #io: (PreparedIo | null)[];
+  readonly #stage: Int32Array;
+  readonly #transfer: Int32Array;
+  readonly #iovec: Int32Array;
+  readonly #iovecEnd: Int32Array;
+  readonly #position: Float64Array;
+  readonly #shift: Float64Array;
+  readonly #lock: Float64Array;
+  readonly #holdsPages: Uint8Array;
+  readonly #budgetWait: (Promise<void> | null)[];
+  readonly #budgetGranted: Uint8Array;
+  readonly #parked: Int32Array;
+  readonly #retrying: Int32Array;
+  #parkedCount = 0;
+  /** Per slot: the range locks' version seen before its last try, so `wake` misses no release. */
+  readonly #lockSeen: Float64Array;
+  #active = 0;
+  /** Per slot, for its current run: start time, calls made, disk bytes moved. */
+  readonly startNs: Float64Array;
+  readonly calls: Float64Array;
+  readonly diskBytes: Float64Array;
+  /** Totals over every run: time spent copying, bytes copied, budget stalls and their time. */
+  copyNs = 0;
+  copiedBytes = 0;
+  budgetStalls = 0;
+  budgetStallNs = 0;
+  readonly #parkedAt: Float64Array;
 
-  const transport = options.transport ?? syncTransport;
-  const bounceParts = plan.parts.filter((part): part is BouncePart => part.kind === "bounce");
-  const release = plan.op === "write" && options.locks !== undefined ? await options.locks.acquire(plan.diskStart, plan.diskEnd) : null;
-  let calls = 0;
-  try {
-    if (plan.op === "write") {
-      for (const part of bounceParts) {
-        calls += await readPadding(part, plan, bounce!, disk, transport);
-        copyStream(buffers, part.stream, part.copyLen, bounce!.bytes, copyOffset(part, plan), "toBounce");
+  constructor(engine: EngineName, queueDepth: number, onSettled: SettledCallback) {
+    this.engine = createEngine(engine, queueDepth, (slot, result) => this.#completed(slot, result));
+    this.queueDepth = queueDepth;
+    this.#onSettled = onSettled;
+    this.#io = new Array(queueDepth).fill(null);
+    this.#stage = new Int32Array(queueDepth);
+    this.#transfer = new Int32Array(queueDepth);
+    this.#iovec = new Int32Array(queueDepth);
+    this.#iovecEnd = new Int32Array(queueDepth);
+    this.#position = new Float64Array(queueDepth);
+    this.#shift = new Float64Array(queueDepth);
+    this.#lock = new Float64Array(queueDepth).fill(-1);
+    this.#holdsPages = new Uint8Array(queueDepth);
+    this.#budgetWait = new Array(queueDepth).fill(null);
+    this.#budgetGranted = new Uint8Array(queueDepth);
+    this.#parked = new Int32Array(queueDepth);
+    this.#retrying = new Int32Array(queueDepth);
+    this.#lockSeen = new Float64Array(queueDepth);
+    this.#parkedAt = new Float64Array(queueDepth);
+    this.startNs = new Float64Array(queueDepth);
+    this.calls = new Float64Array(queueDepth);
+    this.diskBytes = new Float64Array(queueDepth);
+  }
+
+  /** Runs started and not yet settled. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Whether `slot` is free to `start`. */
+  isIdle(slot: number): boolean {
+    return this.#stage[slot] === IDLE;
+  }
+
+  /**
+   * Starts `io` in `slot` (idle), `shift` bytes further on the disk than planned (a multiple of
+   * its block size; checked by `io.checkShift` beforehand where it is not known to be valid).
+   * May settle before returning (a simulated refusal, or an engine that completes at once and
+   * is reaped by a later `poll`).
+   */
+  start(slot: number, io: PreparedIo, shift = 0): void {
+    if (this.#stage[slot] !== IDLE) throw new BounceBenchError("SLOT_BUSY", "input", `executor slot ${slot} is still running`);
+    if (io.trimmed) io.restoreIovecs();
+    this.#io[slot] = io;
+    this.#shift[slot] = shift;
+    this.#transfer[slot] = 0;
+    this.calls[slot] = 0;
+    this.diskBytes[slot] = 0;
+    this.startNs[slot] = Bun.nanoseconds();
+    this.#stage[slot] = BUDGET;
+    this.#active++;
+    this.#advance(slot);
+  }
+
+  /**
+   * Makes progress: retries waiting slots, and reaps completions when calls are in flight
+   * (blocking in the kernel until one completes). False when nothing could be done here: every
+   * unsettled slot waits on another thread (`wake`).
+   */
+  poll(): boolean {
+    if (this.#parkedCount > 0) this.#retryParked();
+    if (this.engine.inFlight > 0) {
+      this.engine.reap();
+      if (this.#parkedCount > 0) this.#retryParked();
+      return true;
+    }
+    return this.#active === 0 || this.#parkedCount < this.#active;
+  }
+
+  /** Resolves once a waiting slot may be able to go on: pages granted or a range released. */
+  async wake(): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (let i = 0; i < this.#parkedCount; i++) {
+      const slot = this.#parked[i]!;
+      const io = this.#io[slot]!;
+      if (this.#stage[slot] === BUDGET) waits.push(this.#waitForPages(slot, io));
+      else if (this.#stage[slot] === LOCK) waits.push(io.locks!.changed(this.#lockSeen[slot]!));
+    }
+    if (waits.length > 0) await Promise.race(waits);
+  }
+
+  /** Drives every started run until it has settled. */
+  async run(): Promise<void> {
+    while (this.#active > 0) if (!this.poll()) await this.wake();
+  }
+
+  /** Reaps every call still in flight, then closes the engine. */
+  close(): void {
+    this.engine.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #advance(slot: number): void {
+    const io = this.#io[slot]!;
+    if (this.#stage[slot] === BUDGET) {
+      if (io.bouncePages > 0 && io.budget !== undefined && !this.#takePages(slot, io)) return this.#park(slot);
+      this.#stage[slot] = LOCK;
+    }
+    if (this.#stage[slot] === LOCK) {
+      if (io.lockEnd > 0 && !this.#takeRange(slot, io)) return this.#park(slot);
+      this.#stage[slot] = TRANSFER;
+      if (io.refusal !== null) return this.#settle(slot, io.refusal);
+      return this.#next(slot, io);
+    }
+  }
+
+  /** Submits transfer `#transfer[slot]`, or settles when none is left. */
+  #next(slot: number, io: PreparedIo): void {
+    const t = this.#transfer[slot]!;
+    if (t === io.readsBeforeCopy && io.write && io.guestViews.length > 0) this.#copy(io, true);
+    if (t === io.transferCount) return this.#settle(slot, null);
+    this.#iovec[slot] = io.transferFirst[t]!;
+    this.#iovecEnd[slot] = io.transferFirst[t]! + io.transferIovecs[t]!;
+    this.#position[slot] = io.transferOffset[t]! + this.#shift[slot]!;
+    this.#submit(slot, io, io.transferBytes[t]!);
+  }
+
+  #submit(slot: number, io: PreparedIo, bytes: number): void {
+    const t = this.#transfer[slot]!;
+    const first = this.#iovec[slot]!;
+    this.calls[slot]!++;
+    this.engine.submit(slot, io.transferWrites[t] === 1, io.fd, io.iovecs.addressOf(first) as Address, this.#iovecEnd[slot]! - first, this.#position[slot]!, io.transferWrites[t] === 1 ? io.rwFlags : 0, bytes);
+  }
+
+  #completed(slot: number, result: number): void {
+    const io = this.#io[slot]!;
+    const t = this.#transfer[slot]!;
+    const write = io.transferWrites[t] === 1;
+    if (result < 0) {
+      if (result === -EINTR) return this.#submit(slot, io, this.#remaining(slot, io));
+      const call = write ? "pwritev" : "preadv";
+      const detail = `${this.engine.name} engine, fd ${io.fd}, ${this.#iovecEnd[slot]! - this.#iovec[slot]!} iovecs at offset ${this.#position[slot]}`;
+      return this.#settle(slot, new OsError(-result, call, detail));
+    }
+    if (result === 0) return this.#settle(slot, shortTransfer(write, this.#position[slot]!));
+    this.diskBytes[slot]! += result;
+    this.#position[slot]! += result;
+    const index = advance(io.iovecs, this.#iovec[slot]!, this.#iovecEnd[slot]!, result);
+    this.#iovec[slot] = index;
+    if (index < this.#iovecEnd[slot]!) {
+      // A short transfer: go on from where it stopped (the next run restores the trimmed iovec).
+      io.trimmed = true;
+      return this.#submit(slot, io, this.#remaining(slot, io));
+    }
+    this.#transfer[slot] = t + 1;
+    this.#next(slot, io);
+  }
+
+  /** Bytes of the current transfer not yet moved. */
+  #remaining(slot: number, io: PreparedIo): number {
+    let bytes = 0;
+    for (let i = this.#iovec[slot]!; i < this.#iovecEnd[slot]!; i++) bytes += io.iovecs.length(i);
+    return bytes;
+  }
+
+  #settle(slot: number, error: BounceBenchError | null): void {
+    const io = this.#io[slot]!;
+    try {
+      if (error === null) {
+        if (!io.write && io.guestViews.length > 0) this.#copy(io, false);
+        io.onDone?.();
       }
-    }
-    const flags = plan.op === "write" && options.fua ? RWF_DSYNC : 0;
-    for (const call of plan.calls) {
-      calls += await transport.transfer(plan.op, disk, iovecs, call.firstIovec, call.iovecs, call.diskOffset, flags);
-    }
-    options.onDone?.();
-  } finally {
-    release?.();
-  }
-  if (plan.op === "read") {
-    for (const part of bounceParts) copyStream(buffers, part.stream, part.copyLen, bounce!.bytes, copyOffset(part, plan), "toGuest");
-  }
-  return { bytes: plan.len, elapsedNs: Bun.nanoseconds() - started, calls };
-}
-
-/**
- * Disk ranges held by writes in flight. `acquire(start, end)` resolves, with the function that
- * releases it, once no held range overlaps `[start, end)`. Ranges are exclusive: this is for
- * writes, whose read-modify-write must not interleave with another write to the same blocks.
- */
-export class RangeLocks implements RangeLockTable {
-  readonly #held: { start: number; end: number; released: Promise<void> }[] = [];
-
-  async acquire(start: number, end: number): Promise<() => void> {
-    for (;;) {
-      const overlapping = this.#held.filter((held) => held.start < end && start < held.end);
-      if (overlapping.length === 0) break;
-      await Promise.all(overlapping.map((held) => held.released));
-    }
-    let release!: () => void;
-    const entry = { start, end, released: new Promise<void>((resolve) => (release = resolve)) };
-    this.#held.push(entry);
-    return () => {
-      const at = this.#held.indexOf(entry);
-      if (at >= 0) this.#held.splice(at, 1);
-      release();
-    };
-  }
-
-  /** Ranges held right now. */
-  get size(): number {
-    return this.#held.length;
-  }
-}
-
-/** Refuses, before any IO, a disk range past the disk's end. */
-function checkDiskRange(plan: Plan, disk: Disk): void {
-  const end = plan.at + plan.len;
-  if (end > disk.size) {
-    throw new InvalidInputError(
-      `${plan.op} of ${plan.len} bytes at ${plan.at} ends at ${end}, past the end of disk ${disk.path} (${disk.size} bytes)`,
-    );
-  }
-  if (plan.diskEnd > disk.size) {
-    throw new InvalidInputError(
-      `${plan.op} at ${plan.at} must be widened to ${plan.diskStart}..${plan.diskEnd}, past the end of disk ${disk.path} (${disk.size} bytes, not a multiple of the ${plan.blockSize}-byte block)`,
-    );
-  }
-}
-
-/**
- * Under `--align`, the kernel would accept what the real (laxer) disk accepts; the simulated
- * disk is stricter. Applies its rules to every call: each iovec's address a multiple of the
- * memory alignment and its length of the block size, and the call's offset and length of the
- * block size.
- */
-function checkSimulatedDisk(plan: Plan, iovecs: IovecArray, alignment: DiskAlignment): void {
-  const block = blockSize(alignment, plan.op);
-  for (const call of plan.calls) {
-    let problem: string | null = null;
-    if (call.diskOffset % block !== 0 || call.bytes % block !== 0) problem = `disk range ${call.diskOffset}+${call.bytes}`;
-    for (let i = call.firstIovec; problem === null && i < call.firstIovec + call.iovecs; i++) {
-      if (iovecs.base(i) % alignment.memAlign !== 0 || iovecs.length(i) % block !== 0) {
-        problem = `iovec ${i - call.firstIovec} (${iovecs.length(i)} bytes at memory offset ${iovecs.base(i) % 4096} in its page)`;
+    } catch (thrown) {
+      error = thrown instanceof BounceBenchError ? thrown : new BounceBenchError("INTERNAL", "io", String(thrown), { cause: thrown });
+    } finally {
+      if (this.#lock[slot]! >= 0) {
+        io.locks!.release(this.#lock[slot]!);
+        this.#lock[slot] = -1;
       }
+      if (this.#holdsPages[slot] === 1) {
+        io.budget!.tracker.releasePages(io.bouncePages, io.budget!.thread);
+        this.#holdsPages[slot] = 0;
+      }
+      this.#stage[slot] = IDLE;
+      this.#io[slot] = null;
+      this.#active--;
     }
-    if (problem !== null) {
-      throw new OsError(
-        EINVAL,
-        plan.op === "read" ? "preadv" : "pwritev",
-        `simulated ${alignment.offsetAlign}-byte-aligned disk (--align)`,
-        `${problem} is not aligned for it`,
-      );
+    this.#onSettled(slot, error);
+  }
+
+  /** Copies every prepared pair: guest -> bounce (`toBounce`) or back. */
+  #copy(io: PreparedIo, toBounce: boolean): void {
+    const started = Bun.nanoseconds();
+    const guest = io.guestViews;
+    const bounce = io.bounceViews;
+    if (toBounce) for (let i = 0; i < guest.length; i++) bounce[i]!.set(guest[i]!);
+    else for (let i = 0; i < guest.length; i++) guest[i]!.set(bounce[i]!);
+    this.copyNs += Bun.nanoseconds() - started;
+    this.copiedBytes += io.copiedBytes;
+  }
+
+  #takePages(slot: number, io: PreparedIo): boolean {
+    if (this.#budgetGranted[slot] === 1) {
+      this.#budgetGranted[slot] = 0;
+    } else if (this.#budgetWait[slot] !== null || !io.budget!.tracker.tryAcquirePages(io.bouncePages, io.budget!.thread)) {
+      return false;
+    } else if (this.#parkedAt[slot]! > 0) {
+      // Waited for pages this executor's own IOs held.
+      this.budgetStalls++;
+      this.budgetStallNs += Bun.nanoseconds() - this.#parkedAt[slot]!;
+    }
+    this.#holdsPages[slot] = 1;
+    return true;
+  }
+
+  /** Queues for the pages (in the tracker's FIFO order) once nothing of ours is in flight to free them. */
+  #waitForPages(slot: number, io: PreparedIo): Promise<void> {
+    let wait = this.#budgetWait[slot];
+    if (wait === null) {
+      wait = io.budget!.tracker.acquirePages(io.bouncePages, io.budget!.thread).then(() => {
+        this.#budgetWait[slot] = null;
+        this.#budgetGranted[slot] = 1;
+      });
+      this.#budgetWait[slot] = wait;
+    }
+    return wait;
+  }
+
+  #takeRange(slot: number, io: PreparedIo): boolean {
+    const locks = io.locks!;
+    this.#lockSeen[slot] = locks.version;
+    if (this.#lock[slot]! < 0) {
+      const handle = locks.claim(io.lockStart + this.#shift[slot]!, io.lockEnd + this.#shift[slot]!);
+      if (handle < 0) return false; // the table is full: try again after a release
+      this.#lock[slot] = handle;
+    }
+    return locks.isHeld(this.#lock[slot]!);
+  }
+
+  #park(slot: number): void {
+    if (this.#isParked(slot)) return;
+    this.#parked[this.#parkedCount++] = slot;
+    if (this.#parkedAt[slot] === 0) this.#parkedAt[slot] = Bun.nanoseconds();
+  }
+
+  /** Gives every waiting slot, oldest first, another try; those still waiting park again in the same order. */
+  #retryParked(): void {
+    const count = this.#parkedCount;
+    this.#retrying.set(this.#parked.subarray(0, count));
+    this.#parkedCount = 0;
+    for (let i = 0; i < count; i++) {
+      const slot = this.#retrying[i]!;
+      this.#advance(slot);
+      if (!this.#isParked(slot)) this.#parkedAt[slot] = 0;
     }
   }
-}
 
-/** Where a bounce part's stream bytes sit in the bounce buffer. */
-function copyOffset(part: BouncePart, plan: Plan): number {
-  return part.bufferOffset + (plan.at + part.stream - part.diskStart);
-}
-
-/**
- * Read-modify-write: reads the partial head and tail blocks of a widened write part from the
- * disk into the bounce buffer. Returns the calls made.
- */
-async function readPadding(part: BouncePart, plan: Plan, bounce: BounceBuffer, disk: Disk, transport: Transport): Promise<number> {
-  const block = plan.blockSize;
-  const copyStart = plan.at + part.stream;
-  const copyEnd = copyStart + part.copyLen;
-  const partEnd = part.diskStart + part.len;
-  const blocks: number[] = [];
-  if (copyStart % block !== 0) blocks.push(part.diskStart);
-  if (copyEnd % block !== 0 && partEnd - block !== blocks[0]) blocks.push(partEnd - block);
-  if (blocks.length === 0) return 0;
-  using iovec = new IovecArray(1);
-  let calls = 0;
-  for (const diskOffset of blocks) {
-    iovec.clear();
-    iovec.push((bounce.address() as number) + part.bufferOffset + (diskOffset - part.diskStart), block);
-    calls += await transport.transfer("read", disk, iovec, 0, 1, diskOffset, 0);
+  #isParked(slot: number): boolean {
+    for (let i = 0; i < this.#parkedCount; i++) if (this.#parked[i] === slot) return true;
+    return false;
   }
-  return calls;
-}
-
-/** Copies stream bytes `[stream, stream+len)` of the segments to or from `bytes[at..]`. */
-function copyStream(
-  buffers: readonly RequestBuffers[],
-  stream: number,
-  len: number,
-  bytes: Uint8Array,
-  at: number,
-  direction: "toBounce" | "toGuest",
-): void {
-  let segmentStart = 0;
-  for (const buffer of buffers) {
-    const from = Math.max(stream, segmentStart);
-    const to = Math.min(stream + len, segmentStart + buffer.len);
-    if (from < to) {
-      const piece = buffer.subrange(from - segmentStart, to - from);
-      const target = bytes.subarray(at + (from - stream), at + (to - stream));
-      if (direction === "toBounce") piece.reader().read(target);
-      else piece.writer().write(target);
-    }
-    segmentStart += buffer.len;
-  }
-}
-
-/** `Transport.transfer` on this thread: preadv/pwritev, continued after short transfers. */
-function transferFully(
-  op: "read" | "write",
-  disk: Disk,
-  iovecs: IovecArray,
-  first: number,
-  count: number,
-  offset: number,
-  flags: number,
-): number {
-  const end = first + count;
-  let index = first;
-  let position = offset;
-  let calls = 0;
-  while (index < end) {
-    const address = iovecs.addressOf(index);
-    const n = op === "read" ? preadv(disk.fd, address, end - index, position) : pwritev(disk.fd, address, end - index, position, flags);
-    calls++;
-    if (n === 0) throw shortTransfer(op, disk, position);
-    position += n;
-    index = advance(iovecs, index, end, n);
-  }
-  return calls;
 }
 
 /**
@@ -289,10 +353,119 @@ export function advance(iovecs: IovecArray, index: number, end: number, n: numbe
 }
 
 /** A transfer that moved nothing before its end: the disk is shorter than it was. */
-export function shortTransfer(op: "read" | "write", disk: Disk, position: number): BounceBenchError {
+function shortTransfer(write: boolean, position: number): BounceBenchError {
   return new BounceBenchError(
-    op === "read" ? "SHORT_READ" : "SHORT_WRITE",
+    write ? "SHORT_WRITE" : "SHORT_READ",
     "io",
-    `${op} at ${position} of disk ${disk.path}: the disk ended (0 bytes transferred); was it truncated?`,
+    `${write ? "write" : "read"} at ${position}: the disk ended (0 bytes transferred); was it truncated?`,
   );
+}
+
+/**
+ * Executes `plan` (which carries its segments) between `memory` and `disk`: on this thread with
+ * the sync engine, or, with `queue`, as one of many executions in flight on a shared queue.
+ */
+export async function executePlan(plan: Plan, memory: GuestMemory, disk: Disk, options: ExecuteOptions = {}): Promise<IoResult> {
+  if (options.queue !== undefined) return options.queue.execute(plan, memory, disk, options);
+  using io = PreparedIo.prepare(plan, memory, disk, options);
+  const settled: { error: BounceBenchError | null } = { error: null };
+  using executor = new Executor("sync", 1, (_slot, error) => (settled.error = error));
+  executor.start(0, io);
+  await executor.run();
+  if (settled.error !== null) throw settled.error;
+  return resultOf(executor, 0, plan, io);
+}
+
+export interface ExecuteOptions extends RunOptions {
+  /** Run as one of many executions in flight on this queue (its engine and depth). */
+  queue?: IoQueue;
+}
+
+function resultOf(executor: Executor, slot: number, plan: Plan, io: PreparedIo): IoResult {
+  return {
+    bytes: plan.len,
+    elapsedNs: Bun.nanoseconds() - executor.startNs[slot]!,
+    calls: executor.calls[slot]!,
+    diskBytes: executor.diskBytes[slot]!,
+    copiedBytes: io.copiedBytes,
+  };
+}
+
+/**
+ * Many plan executions in flight at once on one engine (io_uring by default), each in a slot
+ * of the queue; executions beyond its depth wait for a slot in arrival order. The queue drives
+ * itself while anything is in flight: `execute` returns a promise that settles with the IO.
+ */
+export class IoQueue implements Disposable {
+  readonly #executor: Executor;
+  readonly #settle: ((error: BounceBenchError | null) => void)[];
+  /** Slots given to an execution (taken before it starts, free again once it has read its result). */
+  readonly #taken: Uint8Array;
+  readonly #slotWaiters: ((slot: number) => void)[] = [];
+  #driving = false;
+
+  constructor(
+    readonly queueDepth: number,
+    engine: EngineName = "uring",
+  ) {
+    this.#executor = new Executor(engine, queueDepth, (slot, error) => this.#settle[slot]!(error));
+    this.#settle = new Array(queueDepth).fill(() => {});
+    this.#taken = new Uint8Array(queueDepth);
+  }
+
+  async execute(plan: Plan, memory: GuestMemory, disk: Disk, options: RunOptions = {}): Promise<IoResult> {
+    using io = PreparedIo.prepare(plan, memory, disk, options);
+    const slot = await this.#takeSlot();
+    const done = new Promise<BounceBenchError | null>((resolve) => (this.#settle[slot] = resolve));
+    this.#executor.start(slot, io);
+    this.#drive();
+    const error = await done;
+    const result = resultOf(this.#executor, slot, plan, io);
+    this.#giveSlot(slot);
+    if (error !== null) throw error;
+    return result;
+  }
+
+  /** Settles like `Promise.allSettled(work)` (the queue drives itself; kept for scripts). */
+  drive<T>(work: Promise<T>[]): Promise<PromiseSettledResult<T>[]> {
+    return Promise.allSettled(work);
+  }
+
+  close(): void {
+    this.#executor.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Polls while runs are unsettled, yielding between rounds so other executions can start. */
+  async #drive(): Promise<void> {
+    if (this.#driving) return;
+    this.#driving = true;
+    try {
+      while (this.#executor.active > 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (!this.#executor.poll()) await this.#executor.wake();
+      }
+    } finally {
+      this.#driving = false;
+    }
+  }
+
+  #takeSlot(): Promise<number> {
+    const slot = this.#taken.indexOf(0);
+    if (slot >= 0 && this.#slotWaiters.length === 0) {
+      this.#taken[slot] = 1;
+      return Promise.resolve(slot);
+    }
+    return new Promise((resolve) => this.#slotWaiters.push(resolve));
+  }
+
+  /** Hands `slot` to the oldest waiting execution, or frees it. */
+  #giveSlot(slot: number): void {
+    const waiter = this.#slotWaiters.shift();
+    if (waiter !== undefined) waiter(slot);
+    else this.#taken[slot] = 0;
+  }
 }

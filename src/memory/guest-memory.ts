@@ -17,7 +17,7 @@
 import { PAGE_SHIFT, PAGE_SIZE } from "../base/constants";
 import { formatSpan, GuestAccessError, hex, InvalidInputError } from "../base/errors";
 import { createSparseFile, openUserFile, type CreateFileOptions } from "../host/files";
-import { closeFd, NativeRegion, O_RDWR, statx, type Address } from "../native";
+import { CHUNK_BYTES, closeFd, NativeRegion, O_RDWR, statx, type Address } from "../native";
 import type { PagedRange } from "./paged-range";
 
 export class GuestMemory implements Disposable {
@@ -149,6 +149,22 @@ export class GuestMemory implements Disposable {
   view(gpa: number, len: number): Uint8Array {
     this.#checkSpan("view", gpa, len);
     return this.#region.view(gpa, len);
+  }
+
+  /**
+   * Guest physical bytes `[gpa, gpa+len)` as views, split where the mapping's 1 GiB views
+   * split, for copies prepared once and repeated (the executor's bounce copies). Same lifetime
+   * as `view`.
+   */
+  views(gpa: number, len: number): Uint8Array[] {
+    this.#checkSpan("view", gpa, len);
+    const views: Uint8Array[] = [];
+    for (let at = gpa; at < gpa + len; ) {
+      const n = Math.min(gpa + len, (Math.floor(at / CHUNK_BYTES) + 1) * CHUNK_BYTES) - at;
+      views.push(this.#region.view(at, n));
+      at += n;
+    }
+    return views;
   }
 
   /** msync: every store so far is in the image file when this returns. */

@@ -2,7 +2,7 @@
  * The native boundary, as the rest of the library sees it: typed wrappers, owners of native
  * memory, errno. Nothing outside `src/native/` imports `bun:ffi`; everything goes through here.
  */
-export { errnoName, OsError, EINVAL } from "./errno";
+export { errnoName, OsError, EINTR, EINVAL } from "./errno";
 export { IovecArray } from "./iovec";
 export { CHUNK_BYTES, NativeRegion } from "./region";
 export { IoUring, IORING_OP_READV, IORING_OP_WRITEV } from "./uring";
@@ -18,7 +18,13 @@ export {
   openFile,
   physicalRuns,
   preadv,
-  pwritev,
+  preadvOnce,
+  pwritevOnce,
+  IO_BYTES_READ,
+  IO_BYTES_WRITTEN,
+  IO_PREADV,
+  IO_PWRITEV,
+  IO_SQES,
   statx,
   threadCpuNs,
   truncateFd,

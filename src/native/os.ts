@@ -337,41 +337,54 @@ export function syncMapping(address: Address, length: number): void {
 }
 
 /**
- * Vectored IO calls handed to the kernel by this thread: [0] preadv, [1] pwritev/pwritev2,
- * [2] io_uring submissions. Tests read them to prove that bad input never reaches the kernel.
+ * What this thread asked of the kernel, counted where the calls are made (tests and `bench`
+ * read differences of them): [IO_PREADV] preadv calls, [IO_PWRITEV] pwritev/pwritev2 calls,
+ * [IO_SQES] io_uring submissions, [IO_BYTES_READ] and [IO_BYTES_WRITTEN] bytes the kernel
+ * reported transferred by either. Each Worker has its own (one module instance per thread).
  */
-export const ioCounters = new Float64Array(3);
+export const ioCounters = new Float64Array(5);
+export const IO_PREADV = 0;
+export const IO_PWRITEV = 1;
+export const IO_SQES = 2;
+export const IO_BYTES_READ = 3;
+export const IO_BYTES_WRITTEN = 4;
 
 /**
- * preadv(2): reads into the `count` iovecs at `iovecs` from file offset `offset`.
- * Returns the bytes transferred, which may be short (end of file, or a partial transfer);
- * continuing is the caller's business. The iovec array and every buffer it points to must
+ * One preadv(2) of the `count` iovecs at `iovecs` from file offset `offset`: the bytes
+ * transferred (possibly short), or `-errno`, `-EINTR` included; continuing and retrying are
+ * the caller's business (the executor's). The iovec array and every buffer it points to must
  * stay alive until this returns.
  */
-export function preadv(fd: number, iovecs: Address, count: number, offset: number): number {
-  ioCounters[0]!++;
-  for (;;) {
-    const n = libc.preadv(fd, iovecs as number as Pointer, count, offset) as number;
-    if (n >= 0) return n;
-    if (lastErrno() !== EINTR) fail("preadv", `fd ${fd}, ${count} iovecs at offset ${offset}`);
-  }
+export function preadvOnce(fd: number, iovecs: Address, count: number, offset: number): number {
+  ioCounters[IO_PREADV]!++;
+  const n = libc.preadv(fd, iovecs as number as Pointer, count, offset) as number;
+  if (n < 0) return -lastErrno();
+  ioCounters[IO_BYTES_READ]! += n;
+  return n;
+}
+
+/** One pwritev(2), or pwritev2(2) when `flags` (`RWF_DSYNC`) are given. Same contract as `preadvOnce`. */
+export function pwritevOnce(fd: number, iovecs: Address, count: number, offset: number, flags = 0): number {
+  ioCounters[IO_PWRITEV]!++;
+  const n = (
+    flags === 0
+      ? libc.pwritev(fd, iovecs as number as Pointer, count, offset)
+      : libc.pwritev2(fd, iovecs as number as Pointer, count, offset, flags)
+  ) as number;
+  if (n < 0) return -lastErrno();
+  ioCounters[IO_BYTES_WRITTEN]! += n;
+  return n;
 }
 
 /**
- * pwritev(2), or pwritev2(2) when `flags` (`RWF_DSYNC`) are given. Same contract as `preadv`.
+ * preadv(2) for callers outside the executor (the alignment probe): `EINTR` retried, a failure
+ * thrown as `OsError`. Returns the bytes transferred, which may be short.
  */
-export function pwritev(fd: number, iovecs: Address, count: number, offset: number, flags = 0): number {
-  ioCounters[1]!++;
+export function preadv(fd: number, iovecs: Address, count: number, offset: number): number {
   for (;;) {
-    const n = (
-      flags === 0
-        ? libc.pwritev(fd, iovecs as number as Pointer, count, offset)
-        : libc.pwritev2(fd, iovecs as number as Pointer, count, offset, flags)
-    ) as number;
+    const n = preadvOnce(fd, iovecs, count, offset);
     if (n >= 0) return n;
-    if (lastErrno() !== EINTR) {
-      fail(flags === 0 ? "pwritev" : "pwritev2", `fd ${fd}, ${count} iovecs at offset ${offset}`);
-    }
+    if (n !== -EINTR) throw new OsError(-n, "preadv", `fd ${fd}, ${count} iovecs at offset ${offset}`);
   }
 }
 

@@ -21,7 +21,7 @@
  */
 import { ptr } from "bun:ffi";
 import { ReleasedError } from "../base/errors";
-import { closeFd, ioCounters, rawSyscall, type Address } from "./os";
+import { closeFd, IO_BYTES_READ, IO_BYTES_WRITTEN, IO_SQES, ioCounters, rawSyscall, type Address } from "./os";
 import { NativeRegion } from "./region";
 
 const SYS_IO_URING_SETUP = 425;
@@ -111,7 +111,7 @@ export class IoUring implements Disposable {
    */
   prepare(opcode: number, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, tag: number): void {
     this.#checkOpen();
-    ioCounters[2]!++;
+    ioCounters[IO_SQES]!++;
     const index = this.#localTail & this.#sqMask;
     const sqes = this.#sqes;
     const at = index * SQE_WORDS;
@@ -123,8 +123,8 @@ export class IoUring implements Disposable {
     sqes[at + 5] = (iovecs / TWO_32) >>> 0;
     sqes[at + 6] = iovecCount;
     sqes[at + 7] = rwFlags;
-    sqes[at + 8] = tag;
-    sqes[at + 9] = 0;
+    sqes[at + 8] = tag; // user_data: the tag, and whether it writes (for the byte counters)
+    sqes[at + 9] = opcode === IORING_OP_WRITEV ? 1 : 0;
     sqes.fill(0, at + 10, at + SQE_WORDS);
     this.#sqRing[this.#sqArray + index] = index;
     this.#localTail = (this.#localTail + 1) >>> 0;
@@ -150,19 +150,24 @@ export class IoUring implements Disposable {
     return (Atomics.load(this.#cqRing, this.#cqTail) - this.#cqRing[this.#cqHead]!) >>> 0;
   }
 
-  /** Tag of the `i`th ready completion (0 = oldest). */
-  completionTag(i: number): number {
-    return this.#cqRing[this.#cqes + (((this.#cqRing[this.#cqHead]! + i) & this.#cqMask) * CQE_WORDS)]!;
-  }
-
-  /** Result of the `i`th ready completion: bytes transferred, or `-errno`. */
-  completionResult(i: number): number {
-    return this.#cqRingSigned[this.#cqes + (((this.#cqRing[this.#cqHead]! + i) & this.#cqMask) * CQE_WORDS) + 2]!;
-  }
-
-  /** Marks the `n` oldest ready completions as consumed. */
-  consume(n: number): void {
-    Atomics.store(this.#cqRing, this.#cqHead, (this.#cqRing[this.#cqHead]! + n) >>> 0);
+  /**
+   * Moves up to `max` ready completions into `tags` and `results` (bytes transferred, or
+   * `-errno`) and marks them consumed before returning, so a completion is handed out exactly
+   * once whatever its receiver does next. Returns how many were moved.
+   */
+  takeCompletions(tags: Int32Array, results: Int32Array, max: number): number {
+    const ring = this.#cqRing;
+    const head = ring[this.#cqHead]!;
+    const n = Math.min(max, (Atomics.load(ring, this.#cqTail) - head) >>> 0);
+    for (let i = 0; i < n; i++) {
+      const at = this.#cqes + ((head + i) & this.#cqMask) * CQE_WORDS;
+      const result = this.#cqRingSigned[at + 2]!;
+      tags[i] = ring[at]!;
+      results[i] = result;
+      if (result > 0) ioCounters[ring[at + 1] === 1 ? IO_BYTES_WRITTEN : IO_BYTES_READ]! += result;
+    }
+    Atomics.store(ring, this.#cqHead, (head + n) >>> 0);
+    return n;
   }
 
   /** Unmaps the rings and closes the descriptor. Idempotent. In-flight IOs must have completed. */

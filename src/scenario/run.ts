@@ -16,13 +16,13 @@ import { BounceBufferTracker, type TrackedBounceBuffer } from "../bounce/bounce-
 import { PAGE_SIZE } from "../base/constants";
 import { Disk } from "../disk/disk";
 import { BounceBenchError, hex } from "../base/errors";
-import { executePlan, RangeLocks } from "../io/executor";
+import { executePlan, IoQueue } from "../io/executor";
+import { RangeLocks } from "../io/range-locks";
 import { GuestMemory } from "../memory/guest-memory";
 import { PagedRange } from "../memory/paged-range";
 import { patternBytes, stampAt } from "../base/patterns";
 import { plan, type Plan } from "../io/planner";
 import { OwnedRequestBuffers, RequestBuffers } from "../memory/request-buffers";
-import { UringTransport } from "../io/transport";
 import { formatGpnList } from "../base/values";
 import { guestBytes, readDiskBytes } from "../io/verify";
 import {
@@ -211,7 +211,7 @@ async function ioOrPlan(context: Context, step: Extract<Step, { kind: "io" | "pl
     const alignOverride = context.scenario.diskAlign ?? undefined;
     using disk = Disk.open(context.diskPath, { write: step.op === "write", direct: step.mode !== "buffered", alignOverride });
     decided = plan({ op: step.op, mode: step.mode, at: step.at, segments, alignment: disk.alignment });
-    const done = await executePlan(decided, segments, context.memory, disk, { fua: step.fua });
+    const done = await executePlan(decided, context.memory, disk, { fua: step.fua });
     context.memory.sync();
     return judge(name, decided, done.bytes, step.expect, result);
   } catch (error) {
@@ -290,18 +290,18 @@ async function concurrent(context: Context, step: ConcurrentStep, result: Result
   const alignOverride = context.scenario.diskAlign ?? undefined;
   const before = readDiskBytes(context.diskPath, 0, context.scenario.diskSize);
   using disk = Disk.open(context.diskPath, { write: true, direct: true, alignOverride });
-  using transport = new UringTransport(step.qd);
+  using queue = new IoQueue(step.qd);
   const locks = step.locks ? new RangeLocks() : undefined;
   const completed: number[] = [];
   const work = step.ios.map((io, i) => {
     const segments = io.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns));
     const decided = plan({ op: io.op, mode: io.mode, at: io.at, segments, alignment: disk.alignment });
-    return executePlan(decided, segments, context.memory, disk, { transport, locks }).then(() => {
+    return executePlan(decided, context.memory, disk, { queue, locks }).then(() => {
       completed.push(i);
       return decided;
     });
   });
-  const settled = await transport.drive(work);
+  const settled = await queue.drive(work);
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
   if (failure !== undefined) return errorResult(name, failure.reason, step.expect.error, result);
   // The disk must equal the writes replayed one after the other in completion order.

@@ -1,0 +1,286 @@
+/**
+ * PreparedIo: a plan made ready to run, once, so that running it (again and again, in `bench`)
+ * allocates nothing and looks nothing up. It holds everything the executor hands the kernel:
+ *
+ *   iovecs     the plan's iovecs with host addresses (guest pages, or the bounce memory), then
+ *              one iovec per head/tail block a read-modify-write reads first
+ *   transfers  the vectored calls in order: a write's head/tail reads, then the plan's calls
+ *   copies     pairs of views (guest bytes, bounce bytes) that a bounced write copies in before
+ *              its first write call, and a bounced read copies out after its last read call
+ *   lock       the disk range a write holds from its first read to its last write
+ *   refusal    under a simulated disk (`--align`), the EINVAL that disk would answer, found
+ *              here so that the IO fails before any call, as the stricter disk would
+ *
+ * Everything bad input can get wrong is checked while preparing, before any system call: the
+ * disk range against the disk's size, every guest iovec against guest memory (a bad GPN never
+ * reaches the kernel), the bounce memory against the plan.
+ *
+ * A prepared IO runs at its plan's disk offset, or shifted by a multiple of the plan's block
+ * size (`bench` moves one prepared IO across the disk: the shape of a plan depends only on
+ * where the IO sits within its block).
+ *
+ * Lifetimes: the prepared IO owns its iovec array and, unless given `bounce` memory, its bounce
+ * buffer, until `release`; the guest memory and the disk are the caller's, and everything must
+ * outlive every run (the executor delivers a call's completion before it settles the run).
+ */
+import { blockSize, type DiskAlignment } from "../base/alignment-rules";
+import { PAGE_SIZE } from "../base/constants";
+import { BounceBenchError, InvalidInputError } from "../base/errors";
+import { BounceBuffer } from "../bounce/bounce-buffer";
+import type { BounceBufferTracker } from "../bounce/bounce-tracker";
+import type { Disk } from "../disk/disk";
+import type { GuestMemory } from "../memory/guest-memory";
+import { PagedRange } from "../memory/paged-range";
+import { EINVAL, IovecArray, OsError, RWF_DSYNC } from "../native";
+import type { BouncePart, Plan } from "./planner";
+import type { RangeLocks } from "./range-locks";
+
+/** Bounce memory handed to a prepared IO: `bytes` are the memory at `address`. */
+export interface BounceArea {
+  address: number;
+  bytes: Uint8Array;
+}
+
+export interface RunOptions {
+  /** Writes are durable on completion (`pwritev2` with `RWF_DSYNC`). */
+  fua?: boolean;
+  /** Disk ranges held by writes in flight (for concurrent executions). */
+  locks?: RangeLocks;
+  /**
+   * Called when the IO's data has reached the disk, while a write still holds its range: the
+   * order of these calls is the order in which overlapping writes took effect.
+   */
+  onDone?: () => void;
+  /** Count the bounce pages against this budget while the IO runs (taken before the range lock, so waiting never deadlocks). */
+  budget?: { tracker: BounceBufferTracker; thread: number };
+}
+
+export interface PrepareOptions extends RunOptions {
+  /** Bounce memory to use (at least `plan.bounceBytes`, aligned for the disk); by default the IO allocates its own. */
+  bounce?: BounceArea;
+}
+
+export class PreparedIo implements Disposable {
+  readonly write: boolean;
+  readonly fd: number;
+  readonly rwFlags: number;
+  readonly iovecs: IovecArray;
+  /** The iovecs as prepared (a short transfer trims them in place; `restoreIovecs` puts them back). */
+  readonly #bases: Float64Array;
+  readonly #lengths: Float64Array;
+  /** Set by the executor when a short transfer trimmed the iovecs. */
+  trimmed = false;
+  /** Transfers in order: direction, first iovec, iovec count, disk offset (unshifted), bytes. */
+  readonly transferCount: number;
+  readonly transferWrites: Uint8Array;
+  readonly transferFirst: Int32Array;
+  readonly transferIovecs: Int32Array;
+  readonly transferOffset: Float64Array;
+  readonly transferBytes: Float64Array;
+  /** Transfers before the guest bytes are copied in (a write's head/tail reads). */
+  readonly readsBeforeCopy: number;
+  readonly guestViews: Uint8Array[];
+  readonly bounceViews: Uint8Array[];
+  /** Guest bytes copied per run, and disk bytes moved per run (padding of rmw and widened reads included). */
+  readonly copiedBytes: number;
+  readonly diskBytes: number;
+  readonly bouncePages: number;
+  /** The range a write locks, or `lockEnd` 0 when it takes no lock. */
+  readonly lockStart: number;
+  readonly lockEnd: number;
+  readonly refusal: OsError | null;
+  readonly locks: RangeLocks | undefined;
+  readonly budget: { tracker: BounceBufferTracker; thread: number } | undefined;
+  readonly onDone: (() => void) | undefined;
+  /** Shifts must be multiples of this. */
+  readonly shiftUnit: number;
+  /** Largest shift that keeps the IO inside the disk. */
+  readonly maxShift: number;
+  readonly #ownBounce: BounceBuffer | null;
+
+  private constructor(readonly plan: Plan, memory: GuestMemory, disk: Disk, options: PrepareOptions) {
+    checkDiskRange(plan, disk);
+    for (const segment of plan.segments) memory.checkPages(new PagedRange(segment.offset, segment.len, segment.gpns), plan.op);
+    this.write = plan.op === "write";
+    this.fd = disk.fd;
+    this.rwFlags = this.write && options.fua ? RWF_DSYNC : 0;
+    this.locks = options.locks;
+    this.budget = options.budget;
+    this.onDone = options.onDone;
+    this.shiftUnit = plan.blockSize;
+    this.maxShift = disk.size - plan.diskEnd;
+    const bounceParts = plan.parts.filter((part): part is BouncePart => part.kind === "bounce");
+    this.bouncePages = plan.bouncePages;
+
+    let bounce: BounceArea | null = null;
+    this.#ownBounce = null;
+    if (plan.bounceBytes > 0) {
+      if (options.bounce === undefined) {
+        this.#ownBounce = new BounceBuffer(plan.bounceBytes, Math.max(PAGE_SIZE, disk.alignment.memAlign));
+        bounce = { address: this.#ownBounce.address(), bytes: this.#ownBounce.bytes };
+      } else {
+        bounce = options.bounce;
+        if (bounce.bytes.length < plan.bounceBytes) {
+          throw new BounceBenchError("BOUNCE_TOO_SMALL", "input", `bounce memory of ${bounce.bytes.length} bytes cannot hold this plan's ${plan.bounceBytes}`);
+        }
+      }
+    }
+
+    // Head and tail blocks a read-modify-write reads before writing its part whole.
+    const padding: { diskOffset: number; bufferOffset: number }[] = [];
+    if (this.write) for (const part of bounceParts) padding.push(...paddingBlocks(part, plan));
+
+    try {
+      this.iovecs = new IovecArray(plan.iovecs.length + padding.length);
+      for (const iovec of plan.iovecs) {
+        if (iovec.kind === "guest") this.iovecs.push(memory.hostAddressOfRange(iovec.gpa, iovec.len, "IO"), iovec.len);
+        else this.iovecs.push(bounce!.address + iovec.bufferOffset, iovec.len);
+      }
+      for (const block of padding) this.iovecs.push(bounce!.address + block.bufferOffset, plan.blockSize);
+      const count = this.iovecs.count;
+      this.#bases = new Float64Array(count);
+      this.#lengths = new Float64Array(count);
+      for (let i = 0; i < count; i++) {
+        this.#bases[i] = this.iovecs.base(i);
+        this.#lengths[i] = this.iovecs.length(i);
+      }
+
+      this.readsBeforeCopy = padding.length;
+      this.transferCount = padding.length + plan.calls.length;
+      this.transferWrites = new Uint8Array(this.transferCount);
+      this.transferFirst = new Int32Array(this.transferCount);
+      this.transferIovecs = new Int32Array(this.transferCount);
+      this.transferOffset = new Float64Array(this.transferCount);
+      this.transferBytes = new Float64Array(this.transferCount);
+      padding.forEach((block, i) => this.#setTransfer(i, false, plan.iovecs.length + i, 1, block.diskOffset, plan.blockSize));
+      plan.calls.forEach((call, i) => this.#setTransfer(padding.length + i, this.write, call.firstIovec, call.iovecs, call.diskOffset, call.bytes));
+      this.diskBytes = this.transferBytes.reduce((sum, bytes) => sum + bytes, 0);
+
+      this.guestViews = [];
+      this.bounceViews = [];
+      for (const part of bounceParts) this.#addCopies(part, plan, memory, bounce!);
+      this.copiedBytes = plan.copiedBytes;
+
+      this.lockStart = plan.diskStart;
+      this.lockEnd = this.write && options.locks !== undefined ? plan.diskEnd : 0;
+      this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk.alignment) : null;
+    } catch (error) {
+      this.release();
+      throw error;
+    }
+  }
+
+  /** Prepares `plan` between `memory` and `disk`; release it (or `using`) when done. */
+  static prepare(plan: Plan, memory: GuestMemory, disk: Disk, options: PrepareOptions = {}): PreparedIo {
+    return new PreparedIo(plan, memory, disk, options);
+  }
+
+  /** Puts back iovecs a short transfer trimmed. */
+  restoreIovecs(): void {
+    for (let i = 0; i < this.#bases.length; i++) this.iovecs.set(i, this.#bases[i]!, this.#lengths[i]!);
+    this.trimmed = false;
+  }
+
+  /** Checks that the IO may run shifted by `shift` bytes on the disk. */
+  checkShift(shift: number): void {
+    if (shift % this.shiftUnit !== 0 || shift < -this.plan.diskStart || shift > this.maxShift) {
+      throw new InvalidInputError(
+        `an IO planned at ${this.plan.at} cannot run ${shift} bytes further on: shifts are multiples of the ${this.shiftUnit}-byte block within the disk`,
+      );
+    }
+  }
+
+  release(): void {
+    this.iovecs?.release();
+    this.#ownBounce?.release();
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  #setTransfer(i: number, write: boolean, first: number, count: number, diskOffset: number, bytes: number): void {
+    this.transferWrites[i] = write ? 1 : 0;
+    this.transferFirst[i] = first;
+    this.transferIovecs[i] = count;
+    this.transferOffset[i] = diskOffset;
+    this.transferBytes[i] = bytes;
+  }
+
+  /** The views that copy stream bytes `[part.stream, +copyLen)` between the guest and the bounce memory. */
+  #addCopies(part: BouncePart, plan: Plan, memory: GuestMemory, bounce: BounceArea): void {
+    const bounceStart = part.bufferOffset + (plan.at + part.stream - part.diskStart);
+    let segmentStart = 0;
+    for (const segment of plan.segments) {
+      const from = Math.max(part.stream, segmentStart);
+      const to = Math.min(part.stream + part.copyLen, segmentStart + segment.len);
+      if (from < to) {
+        const range = new PagedRange(segment.offset, segment.len, segment.gpns);
+        range.forEachRun(from - segmentStart, to - from, (gpn, pageOffset, runLen, done) => {
+          let at = bounceStart + (from - part.stream) + done;
+          for (const view of memory.views(gpn * PAGE_SIZE + pageOffset, runLen)) {
+            this.guestViews.push(view);
+            this.bounceViews.push(bounce.bytes.subarray(at, at + view.length));
+            at += view.length;
+          }
+        });
+      }
+      segmentStart += segment.len;
+    }
+  }
+}
+
+/** The head and tail blocks of a widened write part that hold disk bytes the write keeps. */
+function paddingBlocks(part: BouncePart, plan: Plan): { diskOffset: number; bufferOffset: number }[] {
+  const block = plan.blockSize;
+  const copyStart = plan.at + part.stream;
+  const copyEnd = copyStart + part.copyLen;
+  const partEnd = part.diskStart + part.len;
+  const blocks: number[] = [];
+  if (copyStart % block !== 0) blocks.push(part.diskStart);
+  if (copyEnd % block !== 0 && partEnd - block !== blocks[0]) blocks.push(partEnd - block);
+  return blocks.map((diskOffset) => ({ diskOffset, bufferOffset: part.bufferOffset + (diskOffset - part.diskStart) }));
+}
+
+/** Refuses, before any IO, a disk range past the disk's end. */
+function checkDiskRange(plan: Plan, disk: Disk): void {
+  const end = plan.at + plan.len;
+  if (end > disk.size) {
+    throw new InvalidInputError(
+      `${plan.op} of ${plan.len} bytes at ${plan.at} ends at ${end}, past the end of disk ${disk.path} (${disk.size} bytes)`,
+    );
+  }
+  if (plan.diskEnd > disk.size) {
+    throw new InvalidInputError(
+      `${plan.op} at ${plan.at} must be widened to ${plan.diskStart}..${plan.diskEnd}, past the end of disk ${disk.path} (${disk.size} bytes, not a multiple of the ${plan.blockSize}-byte block)`,
+    );
+  }
+}
+
+/**
+ * Under `--align`, the kernel would accept what the real (laxer) disk accepts; the simulated
+ * disk is stricter. Applies its rules to every call: each iovec's address a multiple of the
+ * memory alignment and its length of the block size, and the call's offset and length of the
+ * block size. Returns the EINVAL that disk would answer, or null.
+ */
+function simulatedRefusal(plan: Plan, iovecs: IovecArray, alignment: DiskAlignment): OsError | null {
+  const block = blockSize(alignment, plan.op);
+  for (const call of plan.calls) {
+    let problem: string | null = null;
+    if (call.diskOffset % block !== 0 || call.bytes % block !== 0) problem = `disk range ${call.diskOffset}+${call.bytes}`;
+    for (let i = call.firstIovec; problem === null && i < call.firstIovec + call.iovecs; i++) {
+      if (iovecs.base(i) % alignment.memAlign !== 0 || iovecs.length(i) % block !== 0) {
+        problem = `iovec ${i - call.firstIovec} (${iovecs.length(i)} bytes at memory offset ${iovecs.base(i) % 4096} in its page)`;
+      }
+    }
+    if (problem !== null) {
+      return new OsError(
+        EINVAL,
+        plan.op === "read" ? "preadv" : "pwritev",
+        `simulated ${alignment.offsetAlign}-byte-aligned disk (--align)`,
+        `${problem} is not aligned for it`,
+      );
+    }
+  }
+  return null;
+}
