@@ -1,35 +1,52 @@
 /**
  * One benchmark job: one thread running one case (op, block size, memory offset, mode, engine,
- * queue depth) against its own region of the disk, for a time or a number of IOs.
+ * queue depth) against its own region of the disk, for a time or a number of IOs, through the
+ * one executor that carries out every plan.
  *
  * Each of the `qd` in-flight slots owns guest pages (`ceil((memOffset+bs)/4096)` consecutive
- * GPNs from the job's first GPN) and a request over them at `memOffset`. The plan for that
- * request is made once: `direct` and `buffered` slots hand their locked guest iovecs to the
- * engine; `bounce` slots own a slice of the job's bounce buffers (`BounceSlots`, made once)
- * and, per IO, take the pages from the shared budget (the tracker's page accounting), copy
- * guest -> bounce before a write and bounce -> guest after a read (timed: `copyNs`), and give
- * the pages back. Nothing is allocated per IO.
+ * GPNs from the job's first GPN), a request over them at `memOffset`, and a slice of the job's
+ * bounce memory (`BounceSlots`, made once). The IO at disk offset `o` performs the plan made for
+ * that request at `o`: its shape depends only on where `o` sits within a disk block, so each
+ * slot prepares (`PreparedIo`) one plan per such position the run meets, on first use, and
+ * runs it shifted to `o`. A case therefore does exactly what `plan` and `io` say it does,
+ * whatever the decision: direct, bounced, a widened read, a read-modify-write with its head and
+ * tail reads and its range lock, split calls, or a simulated disk's refusal. Nothing is
+ * allocated per IO.
  *
- * The loop issues while slots are free, then reaps. A bounce IO that cannot get its pages at
- * once reaps its own in-flight IOs first (waiting on itself would deadlock) and only queues on
- * the tracker when nothing of its own is in flight; both count as budget waits.
+ * The loop starts IOs while slots are free, then polls the executor (which reaps completions);
+ * when every slot waits on another thread's bounce pages it awaits them.
+ *
+ * What the kernel was asked to do is counted at the native boundary (this thread's `ioCounters`:
+ * calls or SQEs, and bytes moved), so the per-IO figures are measured, not derived from the plan.
  *
  * `stop` (a shared Int32Array) lets the main thread end the job early (Ctrl-C): issuing stops,
  * in-flight IOs complete, and the partial result is returned.
  */
-import { requestAlignment } from "../base/alignment-rules";
+import { blockSize, requestAlignment } from "../base/alignment-rules";
+import { PAGE_SIZE } from "../base/constants";
+import { BounceBenchError } from "../base/errors";
 import { BounceBuffer, MAX_BOUNCE_BYTES } from "../bounce/bounce-buffer";
 import { BounceBufferTracker } from "../bounce/bounce-tracker";
-import { PAGE_SIZE } from "../base/constants";
 import { Disk } from "../disk/disk";
-import { createEngine, type EngineName } from "../io/engines";
-import { BounceBenchError } from "../base/errors";
-import { GuestMemory } from "../memory/guest-memory";
-import { errnoName, IovecArray, OsError, physicalRuns, RWF_DSYNC, threadCpuNs, type Address } from "../native";
-import { PagedRange } from "../memory/paged-range";
+import type { EngineName } from "../io/engines";
+import { Executor } from "../io/executor";
 import { plan, type Decision, type IoMode } from "../io/planner";
-import { RequestBuffers } from "../memory/request-buffers";
+import { PreparedIo } from "../io/prepared-io";
+import { RangeLocks } from "../io/range-locks";
 import { readDiskBytes } from "../io/verify";
+import { GuestMemory } from "../memory/guest-memory";
+import { PagedRange } from "../memory/paged-range";
+import {
+  IO_BYTES_READ,
+  IO_BYTES_WRITTEN,
+  IO_PREADV,
+  IO_PWRITEV,
+  IO_SQES,
+  ioCounters,
+  physicalRuns,
+  threadCpuNs,
+  type Address,
+} from "../native";
 import { LatencyHistogram } from "./histogram";
 
 export type BenchOp = "read" | "write" | "randread" | "randwrite";
@@ -81,6 +98,13 @@ export interface JobResult {
   budgetStallNs: number;
   /** Time spent copying between guest memory and bounce buffers (0 when nothing bounced). */
   copyNs: number;
+  /** Guest bytes copied through bounce buffers. */
+  copiedBytes: number;
+  /** What the kernel was asked, counted at the native boundary: vectored calls or SQEs, and bytes moved to or from the disk. */
+  kernelCalls: number;
+  diskBytes: number;
+  /** IOs that ran to completion or failure (`ios` counts the successful ones). */
+  settled: number;
   /** Bytes of the job's bounce buffers backed by transparent huge pages at the end. */
   bounceHugePageBytes: number;
   /**
@@ -91,91 +115,91 @@ export interface JobResult {
   error: { code: string; message: string } | null;
 }
 
-interface Slot {
-  iovecs: IovecArray;
-  iovecAddress: Address;
-  guestView: Uint8Array;
-  bounceView: Uint8Array | null;
-  startNs: number;
-  offset: number;
-}
-
 export async function runJob(spec: JobSpec): Promise<JobResult> {
   const write = spec.op === "write" || spec.op === "randwrite";
-  const random = spec.op === "randread" || spec.op === "randwrite";
   using memory = GuestMemory.open(spec.guestPath);
   using disk = Disk.open(spec.diskPath, { write, direct: spec.mode !== "buffered", alignOverride: spec.alignOverride });
   const tracker = BounceBufferTracker.attach(spec.trackerShared);
+  const op = write ? "write" : "read";
+  const block = blockSize(disk.alignment, op);
+  if (spec.regionStart % block !== 0 || spec.regionBytes % block !== 0) {
+    throw new BounceBenchError("BENCH_REGION", "input", `bench: region ${spec.regionStart}+${spec.regionBytes} is not made of whole ${block}-byte blocks`);
+  }
   const slotPages = Math.ceil((spec.memOffset + spec.bs) / PAGE_SIZE);
-  const bouncePages = Math.ceil(spec.bs / PAGE_SIZE);
-  const owned: { release(): void }[] = [];
-  const slots: Slot[] = [];
-  let bounceSlots: BounceSlots | null = null;
-  let decision: Decision = "direct";
-  let reasons: string[] = [];
+  const ranges = Array.from({ length: spec.qd }, (_, i) => {
+    const first = spec.firstGpn + i * slotPages;
+    return new PagedRange(spec.memOffset, spec.bs, Array.from({ length: slotPages }, (_, page) => first + page));
+  });
+  const guestViews = ranges.map((range) => memory.view(range.gpns()[0]! * PAGE_SIZE + spec.memOffset, spec.bs));
+  if (spec.verify) guestViews.forEach((view, i) => fillPattern(view, spec.thread * spec.qd + i + 1)); // slots write tellable data
+
+  // The positions an IO can take within a block: offsets are regionStart + k*bs.
+  const positions = spec.bs % block === 0 ? 1 : block / gcd(spec.bs, block);
+  const positionUnit = block / positions;
+  const planFor = (slot: number, position: number) =>
+    plan({ op, mode: spec.mode, at: spec.regionStart + position * positionUnit, segments: [ranges[slot]!], alignment: disk.alignment });
+  const first = planFor(0, 0);
+  const locks = write ? new RangeLocks(spec.qd) : undefined;
+  using bounceSlots = first.bounceBytes > 0 || positions > 1 ? new BounceSlots(bounceBound(spec.bs, block, positions), spec.qd, requestAlignment(disk.alignment, op), spec.hugePages) : null;
+  const prepared: (PreparedIo | null)[] = new Array(spec.qd * positions).fill(null);
   try {
-    for (let i = 0; i < spec.qd; i++) {
-      const first = spec.firstGpn + i * slotPages;
-      const gpns = Array.from({ length: slotPages }, (_, page) => first + page);
-      const range = new PagedRange(spec.memOffset, spec.bs, gpns);
-      const decided = plan({ op: write ? "write" : "read", mode: spec.mode, at: spec.regionStart, segments: [range], alignment: disk.alignment });
-      if (decided.calls.length !== 1 || decided.diskStart !== spec.regionStart) {
-        throw new BounceBenchError("BENCH_CASE", "input", `bench: block size ${spec.bs} needs ${decided.decision}; use a multiple of the ${decided.blockSize}-byte block`);
+    const preparedFor = (slot: number, position: number): PreparedIo => {
+      let io = prepared[slot * positions + position]!;
+      if (io === null) {
+        const decided = slot === 0 && position === 0 ? first : planFor(slot, position);
+        const bounce = decided.bounceBytes > 0 ? bounceSlots!.slot(slot) : undefined;
+        io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce });
+        prepared[slot * positions + position] = io;
       }
-      decision = decided.decision;
-      reasons = decided.reasons;
-      const guestView = memory.view(first * PAGE_SIZE + spec.memOffset, spec.bs);
-      if (spec.verify) fillPattern(guestView, spec.thread * spec.qd + i + 1); // slots write tellable data
-      if (decided.bouncePages > 0) {
-        if (bounceSlots === null) {
-          bounceSlots = new BounceSlots(spec.bs, spec.qd, requestAlignment(disk.alignment, write ? "write" : "read"), spec.hugePages);
-          owned.push(bounceSlots);
-        }
-        const { address, bytes } = bounceSlots.slot(i);
-        const iovecs = new IovecArray(1);
-        owned.push(iovecs);
-        iovecs.push(address, spec.bs);
-        slots.push({ iovecs, iovecAddress: iovecs.address(), guestView, bounceView: bytes, startNs: 0, offset: 0 });
-      } else {
-        const iovecs = new RequestBuffers(memory, range, !write).lock(!write);
-        owned.push(iovecs);
-        slots.push({ iovecs, iovecAddress: iovecs.address(), guestView, bounceView: null, startNs: 0, offset: 0 });
-      }
-    }
-    const bounced = slots[0]!.bounceView !== null;
-    const measured = await loop(spec, disk, tracker, slots, { write, random, bounced, bouncePages, decision, reasons });
+      return io;
+    };
+    preparedFor(0, 0); // fails here, before the clock starts, on anything preparing can refuse
+    const measured = await loop(spec, preparedFor, guestViews, block, positionUnit);
     // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
     // collapse base pages into huge ones while it runs.
-    const deviceBuffer = bounced ? bounceSlots!.slot(0).address : memory.hostAddress(spec.firstGpn, spec.memOffset);
+    const deviceBuffer = first.bounceBytes > 0 ? (bounceSlots!.slot(0).address as Address) : memory.hostAddress(spec.firstGpn, spec.memOffset);
     return {
       ...measured,
+      decision: first.decision,
+      reasons: first.reasons,
       bounceHugePageBytes: bounceSlots?.hugePageBytes() ?? 0,
       physicalSegments: physicalRuns(deviceBuffer, spec.bs),
     };
   } finally {
-    for (const resource of owned) resource.release();
+    for (const io of prepared) io?.release();
   }
 }
 
+/** Bounce memory one slot may need: a bounced IO, or one widened to whole blocks at any position. */
+function bounceBound(bs: number, block: number, positions: number): number {
+  const widened = positions > 1 || bs % block !== 0 ? Math.ceil(bs / block) * block + block : bs;
+  return Math.max(bs, widened);
+}
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
+}
+
 /**
- * The bounce buffers of a job's slots: slices of as few long-lived buffers as fit (each at most
+ * The bounce memory of a job's slots: slices of as few long-lived buffers as fit (each at most
  * `MAX_BOUNCE_BYTES`), made once, on transparent huge pages where the kernel allows unless the
  * run asks for base pages (to compare like with like). Each slice starts on a multiple of the
  * request alignment, so the kernel accepts it for direct IO.
  */
-class BounceSlots {
+class BounceSlots implements Disposable {
   readonly #buffers: BounceBuffer[] = [];
   readonly #stride: number;
   readonly #slotsPerBuffer: number;
 
   constructor(
-    readonly bs: number,
+    readonly bytesPerSlot: number,
     slots: number,
     alignment: number,
     hugePages: boolean,
   ) {
     const unit = Math.max(PAGE_SIZE, alignment);
-    this.#stride = Math.ceil(bs / unit) * unit;
+    this.#stride = Math.ceil(bytesPerSlot / unit) * unit;
     this.#slotsPerBuffer = Math.max(1, Math.floor(MAX_BOUNCE_BYTES / this.#stride));
     try {
       for (let first = 0; first < slots; first += this.#slotsPerBuffer) {
@@ -188,11 +212,11 @@ class BounceSlots {
     }
   }
 
-  /** Slot `index`'s `bs` bytes: their address (for the iovec) and a view of them. */
-  slot(index: number): { address: Address; bytes: Uint8Array } {
+  /** Slot `index`'s bytes: their address and a view of them. */
+  slot(index: number): { address: number; bytes: Uint8Array } {
     const buffer = this.#buffers[Math.floor(index / this.#slotsPerBuffer)]!;
     const start = (index % this.#slotsPerBuffer) * this.#stride;
-    return { address: (buffer.address() + start) as Address, bytes: buffer.bytes.subarray(start, start + this.bs) };
+    return { address: (buffer.address() as number) + start, bytes: buffer.bytes.subarray(start, start + this.bytesPerSlot) };
   }
 
   hugePageBytes(): number {
@@ -202,74 +226,51 @@ class BounceSlots {
   release(): void {
     for (const buffer of this.#buffers) buffer.release();
   }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
 }
+
+type Measured = Omit<JobResult, "bounceHugePageBytes" | "physicalSegments" | "decision" | "reasons">;
 
 async function loop(
   spec: JobSpec,
-  disk: Disk,
-  tracker: BounceBufferTracker,
-  slots: Slot[],
-  how: { write: boolean; random: boolean; bounced: boolean; bouncePages: number; decision: Decision; reasons: string[] },
-): Promise<Omit<JobResult, "bounceHugePageBytes" | "physicalSegments">> {
-  const { write, random, bounced, bouncePages } = how;
+  preparedFor: (slot: number, position: number) => PreparedIo,
+  guestViews: Uint8Array[],
+  block: number,
+  positionUnit: number,
+): Promise<Measured> {
   const { bs, qd, thread, stop, progress } = spec;
+  const random = spec.op === "randread" || spec.op === "randwrite";
   const blocks = Math.floor(spec.regionBytes / bs);
   const histogram = new LatencyHistogram();
   const freeSlots = new Int32Array(qd);
+  const slotOffset = new Float64Array(qd);
   let freeCount = qd;
   for (let i = 0; i < qd; i++) freeSlots[i] = qd - 1 - i;
-  const fd = disk.fd;
-  const rwFlags = write && spec.fua ? RWF_DSYNC : 0;
-  let inFlight = 0;
   let issued = 0;
   let completed = 0;
   let cursor = 0;
   let rng = spec.seed | 0 || 1;
   let stopIssuing = false;
   let error: { code: string; message: string } | null = null;
-  let stalls = 0;
-  let stallNs = 0;
-  let copyNs = 0;
 
-  const onComplete = (slotIndex: number, result: number): void => {
-    const slot = slots[slotIndex]!;
-    inFlight--;
-    freeSlots[freeCount++] = slotIndex;
-    if (result === bs) {
-      let doneNs = Bun.nanoseconds();
-      if (bounced) {
-        if (!write) {
-          // A bounced read is done when its bytes are in guest memory.
-          slot.guestView.set(slot.bounceView!);
-          const copiedNs = Bun.nanoseconds();
-          copyNs += copiedNs - doneNs;
-          doneNs = copiedNs;
-        }
-        tracker.releasePages(bouncePages, thread);
-      }
-      histogram.record(doneNs - slot.startNs);
-      if (spec.verify) verifyIo(spec, slot);
+  const onSettled = (slot: number, failure: BounceBenchError | null): void => {
+    freeSlots[freeCount++] = slot;
+    histogram.record(Bun.nanoseconds() - executor.startNs[slot]!);
+    if (failure === null) {
+      if (spec.verify) verifyIo(spec, slotOffset[slot]!, guestViews[slot]!);
       completed++;
       if (progress !== undefined && (completed & 4095) === 0) progress[thread] = completed;
       return;
     }
-    histogram.record(Bun.nanoseconds() - slot.startNs);
-    if (bounced) tracker.releasePages(bouncePages, thread);
     stopIssuing = true;
-    if (error === null) {
-      const call = write ? "pwritev" : "preadv";
-      const detail = `${spec.engine} engine, ${bs} bytes at offset ${slot.offset} of ${spec.diskPath}`;
-      error =
-        result < 0
-          ? { code: errnoName(-result), message: new OsError(-result, call, detail).message }
-          : {
-              code: write ? "SHORT_WRITE" : "SHORT_READ",
-              message: `${call}(${detail}): ${result} of ${bs} bytes transferred${result === 0 ? ": the disk ends before this offset (was it truncated?)" : ""}`,
-            };
-    }
+    error ??= { code: failure.code, message: failure.message };
   };
 
-  const engine = createEngine(spec.engine, qd, onComplete);
+  const executor = new Executor(spec.engine, qd, onSettled);
+  const countersBefore = ioCounters.slice();
   const startNs = Bun.nanoseconds();
   const startCpu = threadCpuNs();
   const deadline = spec.runtimeNs === null ? Number.POSITIVE_INFINITY : startNs + spec.runtimeNs;
@@ -277,79 +278,64 @@ async function loop(
   try {
     for (;;) {
       while (freeCount > 0 && !stopIssuing) {
-        const now = Bun.nanoseconds();
-        if (issued >= limit || now >= deadline || Atomics.load(stop, 0) !== 0) {
+        if (issued >= limit || Bun.nanoseconds() >= deadline || Atomics.load(stop, 0) !== 0) {
           stopIssuing = true;
           break;
         }
-        if (bounced && !tracker.tryAcquirePages(bouncePages, thread)) {
-          if (inFlight > 0) {
-            stalls++;
-            const stalled = Bun.nanoseconds();
-            engine.reap(); // our own IOs hold the pages: complete some, then try again
-            stallNs += Bun.nanoseconds() - stalled;
-            continue;
-          }
-          await tracker.acquirePages(bouncePages, thread); // other threads hold them: queue
-        }
-        const slotIndex = freeSlots[--freeCount]!;
-        const slot = slots[slotIndex]!;
-        let block: number;
+        let index: number;
         if (random) {
           rng ^= rng << 13;
           rng ^= rng >>> 17;
           rng ^= rng << 5;
-          block = (rng >>> 0) % blocks;
+          index = (rng >>> 0) % blocks;
         } else {
-          block = cursor;
+          index = cursor;
           cursor = cursor + 1 === blocks ? 0 : cursor + 1;
         }
-        slot.offset = spec.regionStart + block * bs;
-        // Latency runs from here: a wait for bounce pages and a bounced write's copy are part of
-        // what the guest waits for.
-        slot.startNs = now;
-        if (bounced && write) {
-          const copyStartNs = Bun.nanoseconds();
-          slot.bounceView!.set(slot.guestView);
-          copyNs += Bun.nanoseconds() - copyStartNs;
-        }
-        engine.submit(slotIndex, write, fd, slot.iovecAddress, 1, slot.offset, rwFlags, bs);
-        inFlight++;
+        const slot = freeSlots[--freeCount]!;
+        const within = (index * bs) % block;
+        const io = preparedFor(slot, within / positionUnit);
+        const offset = spec.regionStart + index * bs;
+        slotOffset[slot] = offset;
         issued++;
+        executor.start(slot, io, offset - io.plan.at);
       }
-      if (inFlight === 0) break;
-      engine.reap();
+      if (executor.active === 0) break;
+      if (!executor.poll()) await executor.wake();
     }
   } catch (thrown) {
     error = errorJson(thrown);
   } finally {
-    engine.close();
+    executor.close();
   }
   const elapsedNs = Bun.nanoseconds() - startNs;
+  const cpuNs = threadCpuNs() - startCpu;
   if (progress !== undefined) progress[thread] = completed;
+  const delta = (i: number) => ioCounters[i]! - countersBefore[i]!;
   return {
     thread,
-    decision: how.decision,
-    reasons: how.reasons,
     ios: completed,
     bytes: completed * bs,
     elapsedNs,
-    cpuNs: threadCpuNs() - startCpu,
+    cpuNs,
     histogram: { counts: histogram.counts, count: histogram.count, maxNs: histogram.maxNs },
-    budgetStalls: stalls,
-    budgetStallNs: stallNs,
-    copyNs,
+    budgetStalls: executor.budgetStalls,
+    budgetStallNs: executor.budgetStallNs,
+    copyNs: executor.copyNs,
+    copiedBytes: executor.copiedBytes,
+    kernelCalls: delta(IO_PREADV) + delta(IO_PWRITEV) + delta(IO_SQES),
+    diskBytes: delta(IO_BYTES_READ) + delta(IO_BYTES_WRITTEN),
+    settled: issued,
     error,
   };
 }
 
-/** Verify mode: the disk block just transferred equals the slot's guest bytes. */
-function verifyIo(spec: JobSpec, slot: Slot): void {
-  const disk = readDiskBytes(spec.diskPath, slot.offset, spec.bs);
-  const guest = slot.guestView;
+/** Verify mode: the disk bytes just transferred equal the slot's guest bytes. */
+function verifyIo(spec: JobSpec, offset: number, guest: Uint8Array): void {
+  const disk = readDiskBytes(spec.diskPath, offset, spec.bs);
   for (let i = 0; i < disk.length; i++) {
     if (disk[i] !== guest[i]) {
-      throw new BounceBenchError("MISMATCH", "check", `bench verify: disk byte ${slot.offset + i} is 0x${disk[i]!.toString(16)}, guest has 0x${guest[i]!.toString(16)}`);
+      throw new BounceBenchError("MISMATCH", "check", `bench verify: disk byte ${offset + i} is 0x${disk[i]!.toString(16)}, guest has 0x${guest[i]!.toString(16)}`);
     }
   }
 }

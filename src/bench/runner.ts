@@ -90,6 +90,15 @@ export interface BenchCaseResult {
   /** CPU time of the IO threads per completed IO, in nanoseconds. */
   cpuNsPerIo: number;
   /**
+   * What the kernel was asked to do per IO, counted at the native boundary: vectored system
+   * calls or io_uring SQEs (`callsPerIo`), bytes moved to or from the disk (`diskBytesPerIo`,
+   * the padding of a widened read or a read-modify-write included), and guest bytes copied
+   * through a bounce buffer (`copiedBytesPerIo`). The null engine asks nothing of the kernel.
+   */
+  callsPerIo: number;
+  diskBytesPerIo: number;
+  copiedBytesPerIo: number;
+  /**
    * Physically contiguous runs of the first thread's first buffer that the device reads or
    * writes (guest memory, or the bounce buffer): at least the DMA segments of one IO. Null
    * when page frames cannot be read (they need CAP_SYS_ADMIN).
@@ -151,7 +160,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const workers: Worker[] = [];
   try {
     const host = describeHost(workspace, options);
-    const regionBytes = Math.floor(workspace.diskSize / options.threads / PAGE_SIZE) * PAGE_SIZE;
+    // Regions of whole disk blocks, so that an IO widened to blocks never leaves its thread's region.
+    const regionUnit = Math.max(PAGE_SIZE, host.planAlignment.offset, host.planAlignment.readOffset);
+    const regionBytes = Math.floor(workspace.diskSize / options.threads / regionUnit) * regionUnit;
     const largest = Math.max(...options.bs);
     if (regionBytes < largest) {
       throw new InvalidInputError(`the disk (${workspace.diskSize} bytes) is too small for ${options.threads} threads of ${largest}-byte IOs`);
@@ -270,6 +281,10 @@ function failedJob(spec: JobSpec, error: { code: string; message: string }): Job
     budgetStalls: 0,
     budgetStallNs: 0,
     copyNs: 0,
+    copiedBytes: 0,
+    kernelCalls: 0,
+    diskBytes: 0,
+    settled: 0,
     bounceHugePageBytes: 0,
     physicalSegments: null,
     error,
@@ -308,6 +323,9 @@ function summarize(
     iops: seconds > 0 ? Math.round(ios / seconds) : 0,
     latencyUs: { p50: round(latency.percentile(50) / 1000, 3), p99: round(latency.percentile(99) / 1000, 3), max: round(latency.maxNs / 1000, 3) },
     cpuNsPerIo: ios > 0 ? Math.round(cpuNs / ios) : 0,
+    callsPerIo: perIo(jobs, (job) => job.kernelCalls),
+    diskBytesPerIo: perIo(jobs, (job) => job.diskBytes),
+    copiedBytesPerIo: perIo(jobs, (job) => job.copiedBytes),
     physicalSegments: jobs[0]?.physicalSegments ?? null,
     bounce: {
       acquired: stats.acquired,
@@ -321,6 +339,12 @@ function summarize(
     },
     error: jobs.find((job) => job.error !== null)?.error ?? null,
   };
+}
+
+/** A total over the jobs per IO they ran (failed ones included: they asked the kernel too). */
+function perIo(jobs: JobResult[], total: (job: JobResult) => number): number {
+  const settled = jobs.reduce((sum, job) => sum + job.settled, 0);
+  return settled > 0 ? round(jobs.reduce((sum, job) => sum + total(job), 0) / settled, 3) : 0;
 }
 
 function describeHost(workspace: BenchWorkspace, options: BenchOptions): HostInfo {

@@ -181,6 +181,17 @@ export class Executor implements Disposable {
   }
 
   #advance(slot: number): void {
+    try {
+      this.#step(slot);
+    } catch (thrown) {
+      // A budget or lock table that refuses the request (too large, wrong thread) fails this run only.
+      if (this.#stage[slot] === IDLE) throw thrown;
+      this.#unpark(slot);
+      this.#settle(slot, thrown instanceof BounceBenchError ? thrown : new BounceBenchError("INTERNAL", "io", String(thrown), { cause: thrown }));
+    }
+  }
+
+  #step(slot: number): void {
     const io = this.#io[slot]!;
     if (this.#stage[slot] === BUDGET) {
       if (io.bouncePages > 0 && io.budget !== undefined && !this.#takePages(slot, io)) return this.#park(slot);
@@ -219,10 +230,10 @@ export class Executor implements Disposable {
     if (result < 0) {
       if (result === -EINTR) return this.#submit(slot, io, this.#remaining(slot, io));
       const call = write ? "pwritev" : "preadv";
-      const detail = `${this.engine.name} engine, fd ${io.fd}, ${this.#iovecEnd[slot]! - this.#iovec[slot]!} iovecs at offset ${this.#position[slot]}`;
+      const detail = `${this.engine.name} engine, ${this.#remaining(slot, io)} bytes at offset ${this.#position[slot]} of ${io.diskPath}`;
       return this.#settle(slot, new OsError(-result, call, detail));
     }
-    if (result === 0) return this.#settle(slot, shortTransfer(write, this.#position[slot]!));
+    if (result === 0) return this.#settle(slot, shortTransfer(write, this.#position[slot]!, io.diskPath));
     this.diskBytes[slot]! += result;
     this.#position[slot]! += result;
     const index = advance(io.iovecs, this.#iovec[slot]!, this.#iovecEnd[slot]!, result);
@@ -335,6 +346,13 @@ export class Executor implements Disposable {
     }
   }
 
+  #unpark(slot: number): void {
+    let kept = 0;
+    for (let i = 0; i < this.#parkedCount; i++) if (this.#parked[i] !== slot) this.#parked[kept++] = this.#parked[i]!;
+    this.#parkedCount = kept;
+    this.#parkedAt[slot] = 0;
+  }
+
   #isParked(slot: number): boolean {
     for (let i = 0; i < this.#parkedCount; i++) if (this.#parked[i] === slot) return true;
     return false;
@@ -353,11 +371,11 @@ export function advance(iovecs: IovecArray, index: number, end: number, n: numbe
 }
 
 /** A transfer that moved nothing before its end: the disk is shorter than it was. */
-function shortTransfer(write: boolean, position: number): BounceBenchError {
+function shortTransfer(write: boolean, position: number, path: string): BounceBenchError {
   return new BounceBenchError(
     write ? "SHORT_WRITE" : "SHORT_READ",
     "io",
-    `${write ? "write" : "read"} at ${position}: the disk ended (0 bytes transferred); was it truncated?`,
+    `${write ? "write" : "read"} at ${position} of disk ${path}: the disk ended (0 bytes transferred); was it truncated?`,
   );
 }
 

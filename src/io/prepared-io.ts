@@ -63,6 +63,8 @@ export interface PrepareOptions extends RunOptions {
 export class PreparedIo implements Disposable {
   readonly write: boolean;
   readonly fd: number;
+  /** The disk's path, for messages. */
+  readonly diskPath: string;
   readonly rwFlags: number;
   readonly iovecs: IovecArray;
   /** The iovecs as prepared (a short transfer trims them in place; `restoreIovecs` puts them back). */
@@ -103,6 +105,7 @@ export class PreparedIo implements Disposable {
     for (const segment of plan.segments) memory.checkPages(new PagedRange(segment.offset, segment.len, segment.gpns), plan.op);
     this.write = plan.op === "write";
     this.fd = disk.fd;
+    this.diskPath = disk.path;
     this.rwFlags = this.write && options.fua ? RWF_DSYNC : 0;
     this.locks = options.locks;
     this.budget = options.budget;
