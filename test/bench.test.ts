@@ -194,3 +194,127 @@ describe("latency histogram", () => {
     expect(new LatencyHistogram().percentile(50)).toBe(0);
   });
 });
+
+describe("bench performs exactly the plan it reports", () => {
+  test("widened reads and read-modify-writes, IO by IO verified, queued and from several slots at once", async () => {
+    for (const engine of ["sync", "uring"] as const) {
+      const report = await runBench(
+        options({
+          engine,
+          qd: engine === "uring" ? 8 : 1,
+          alignOverride: 4096,
+          bs: [512, 1536, 8192],
+          memOffsets: [0, 8],
+          modes: ["auto"],
+          ops: ["write", "randwrite", "read", "randread"],
+          ios: 96,
+          verify: true,
+          force: true,
+        }),
+      );
+      for (const result of report.results) {
+        const label = `${engine} ${result.op} ${result.bs} +${result.memOffset}`;
+        expect({ label, error: result.error }).toEqual({ label, error: null });
+        expect({ label, ios: result.ios }).toEqual({ label, ios: 96 });
+        const widened = result.bs % 4096 !== 0;
+        expect({ label, decision: result.decision }).toEqual({ label, decision: widened ? (result.op.endsWith("write") ? "rmw" : "bounce") : result.memOffset === 0 ? "direct" : "bounce" });
+        if (widened) expect(result.diskBytesPerIo).toBeGreaterThan(result.bs); // the padding moved too
+      }
+    }
+  }, 120_000);
+
+  // The same request through `io --json` and through a bench case: the same calls, disk bytes and copies per IO.
+  const kinds: { kind: string; op: "read" | "write"; bs: number; memOffset: number; mode: "auto" | "direct"; align?: number; decision: string }[] = [
+    { kind: "direct", op: "write", bs: 65536, memOffset: 0, mode: "auto", decision: "direct" },
+    { kind: "bounce", op: "read", bs: 65536, memOffset: 8, mode: "auto", decision: "bounce" },
+    { kind: "bounced write", op: "write", bs: 4096, memOffset: 100, mode: "auto", decision: "bounce" },
+    { kind: "widened bounce read", op: "read", bs: 512, memOffset: 0, mode: "auto", align: 4096, decision: "bounce" },
+    { kind: "rmw", op: "write", bs: 512, memOffset: 0, mode: "auto", align: 4096, decision: "rmw" },
+    { kind: "rmw over two blocks", op: "write", bs: 6144, memOffset: 512, mode: "auto", align: 4096, decision: "rmw" },
+  ];
+  for (const { kind, op, bs, memOffset, mode, align, decision } of kinds) {
+    test(`per-IO counts equal io's: ${kind}`, async () => {
+      const pages = Math.ceil((memOffset + bs) / 4096);
+      const guest = join(dir, `counts-${kind.replace(/ /g, "-")}.img`);
+      const disk = join(dir, `counts-${kind.replace(/ /g, "-")}.bin`);
+      writeFileSync(guest, randomBytes(64 * 4096, 1));
+      writeFileSync(disk, randomBytes(2 ** 20, 2));
+      const alignArgs = align === undefined ? [] : ["--align", String(align)];
+      const io = runCliIn(dir, "io", "--guest", guest, "--disk", disk, "--op", op, "--gpns", `0-${pages - 1}`, "--offset", String(memOffset), "--len", String(bs), "--at", "0", "--mode", mode, ...alignArgs, "--json");
+      expect(io.code).toBe(0);
+      const single = JSON.parse(io.stdout);
+      expect(single.decision).toBe(decision);
+      const report = await runBench(options({ ops: [op], bs: [bs], memOffsets: [memOffset], modes: [mode], alignOverride: align, ios: 16, guestPath: guest, diskPath: disk, force: true }));
+      const [result] = report.results;
+      expect(result!.error).toBeNull();
+      expect(result!.decision).toBe(decision);
+      expect({ calls: result!.callsPerIo, diskBytes: result!.diskBytesPerIo, copied: result!.copiedBytesPerIo }).toEqual({
+        calls: single.calls,
+        diskBytes: single.diskBytes,
+        copied: single.copiedBytes,
+      });
+    });
+  }
+
+  test("a simulated disk's refusal: EINVAL before any call, in bench as in io", async () => {
+    const report = await runBench(options({ ops: ["write"], bs: [4096], memOffsets: [8], modes: ["direct"], alignOverride: 4096, ios: 4, force: true }));
+    const [result] = report.results;
+    expect(result!.error?.code).toBe("EINVAL");
+    expect(result!.error?.message).toContain("simulated 4096-byte-aligned disk");
+    expect(result!.ios).toBe(0);
+    expect(result!.callsPerIo).toBe(0);
+  });
+
+  const strace = Bun.which("strace");
+  test.skipIf(strace === null)(`the kernel sees the plan's calls: strace counts preadv and pwritev of bench --align 4096 --bs 512${strace === null ? " (skipped: strace is not installed)" : ""}`, () => {
+    const counts = join(dir, "strace.txt");
+    const run = Bun.spawnSync(
+      [strace!, "-f", "-qq", "-c", "-o", counts, "-e", "trace=preadv,pwritev,pwritev2", process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--align", "4096", "--bs", "512", "--op", "read,write", "--ios", "400", "--mem-offset", "0", "--mode", "auto", "--json"],
+      { cwd: dir },
+    );
+    expect(run.exitCode).toBe(0);
+    const results = JSON.parse(run.stdout.toString()).results;
+    expect(results.map((r: { decision: string }) => r.decision)).toEqual(["bounce", "rmw"]);
+    // strace -c rows: % time, seconds, usecs/call, calls, [errors], syscall.
+    const rows = readFileSync(counts, "utf8").split("\n").map((line) => line.trim().split(/\s+/));
+    const calls = (name: string) => Number(rows.find((row) => row[row.length - 1] === name)?.[3] ?? 0);
+    // 400 widened reads; 400 writes, each reading its block first.
+    expect({ preadv: calls("preadv"), pwritev: calls("pwritev") + calls("pwritev2") }).toEqual({ preadv: 800, pwritev: 400 });
+  });
+});
+
+describe("bench's page acquisition", () => {
+  test("a request larger than the thread's whole budget fails at once, naming both, instead of waiting forever", async () => {
+    const { runJob } = await import("../src/bench/job");
+    const { BounceBufferTracker } = await import("../src/bounce/bounce-tracker");
+    const guest = join(dir, "budget-guest.img");
+    const disk = join(dir, "budget-disk.bin");
+    writeFileSync(guest, new Uint8Array(64 * 4096));
+    writeFileSync(disk, new Uint8Array(2 ** 20));
+    const tracker = new BounceBufferTracker(4, 1);
+    const result = await runJob({
+      guestPath: guest,
+      diskPath: disk,
+      op: "read",
+      bs: 65536,
+      memOffset: 8,
+      mode: "auto",
+      engine: "sync",
+      qd: 1,
+      thread: 0,
+      trackerShared: tracker.shared,
+      regionStart: 0,
+      regionBytes: 2 ** 20,
+      firstGpn: 0,
+      runtimeNs: null,
+      ios: 4,
+      hugePages: false,
+      seed: 1,
+      stop: new Int32Array(new SharedArrayBuffer(4)),
+    });
+    expect(result.error?.code).toBe("BUDGET_EXCEEDED");
+    expect(result.error?.message).toContain("per-thread budget of 4 pages");
+    expect(result.ios).toBe(0);
+    expect(tracker.stats(0).inUsePages).toBe(0);
+  });
+});

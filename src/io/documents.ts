@@ -62,8 +62,9 @@ export function ioJson(plan: Plan, alignment: DiskAlignment, result: IoResult, v
     elapsedNs: result.elapsedNs,
     alignment: alignmentJson(alignment),
     calls: result.calls,
+    diskBytes: result.diskBytes,
     bouncePages: plan.bouncePages,
-    copiedBytes: plan.copiedBytes,
+    copiedBytes: result.copiedBytes,
     verified,
   };
 }
