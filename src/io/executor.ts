@@ -63,6 +63,8 @@ export class Executor implements Disposable {
   readonly #iovec: Int32Array;
   readonly #iovecEnd: Int32Array;
   readonly #position: Float64Array;
+  /** Bytes the call in flight asked for. */
+  readonly #expected: Float64Array;
   readonly #shift: Float64Array;
   readonly #lock: Float64Array;
   readonly #holdsPages: Uint8Array;
@@ -78,6 +80,14 @@ export class Executor implements Disposable {
   readonly startNs: Float64Array;
   readonly calls: Float64Array;
   readonly diskBytes: Float64Array;
+  /**
+   * The clock, read as rarely as correctness allows (a read costs about as much as the rest of
+   * a null-engine IO): once per reap, on first use by a callback (`now`), and at the end of every
+   * copy, which is part of the IO's latency. `copyEndNs` is the end of the latest copy.
+   */
+  #clock = 0;
+  #clockStale = true;
+  copyEndNs = 0;
   /** Totals over every run: time spent copying, bytes copied, budget stalls and their time. */
   copyNs = 0;
   copiedBytes = 0;
@@ -95,6 +105,7 @@ export class Executor implements Disposable {
     this.#iovec = new Int32Array(queueDepth);
     this.#iovecEnd = new Int32Array(queueDepth);
     this.#position = new Float64Array(queueDepth);
+    this.#expected = new Float64Array(queueDepth);
     this.#shift = new Float64Array(queueDepth);
     this.#lock = new Float64Array(queueDepth).fill(-1);
     this.#holdsPages = new Uint8Array(queueDepth);
@@ -122,10 +133,12 @@ export class Executor implements Disposable {
   /**
    * Starts `io` in `slot` (idle), `shift` bytes further on the disk than planned (a multiple of
    * its block size; checked by `io.checkShift` beforehand where it is not known to be valid).
+   * `nowNs` (Bun.nanoseconds()) is when the run started, for its latency; a caller that has
+   * just read the clock passes it.
    * May settle before returning (a simulated refusal, or an engine that completes at once and
    * is reaped by a later `poll`).
    */
-  start(slot: number, io: PreparedIo, shift = 0): void {
+  start(slot: number, io: PreparedIo, shift = 0, nowNs = Bun.nanoseconds()): void {
     if (this.#stage[slot] !== IDLE) throw new BounceBenchError("SLOT_BUSY", "input", `executor slot ${slot} is still running`);
     if (io.trimmed) io.restoreIovecs();
     this.#io[slot] = io;
@@ -133,9 +146,14 @@ export class Executor implements Disposable {
     this.#transfer[slot] = 0;
     this.calls[slot] = 0;
     this.diskBytes[slot] = 0;
-    this.startNs[slot] = Bun.nanoseconds();
-    this.#stage[slot] = BUDGET;
+    this.startNs[slot] = nowNs;
     this.#active++;
+    if (io.ungated) {
+      // No pages to take, no range to lock, nothing to refuse: straight to the first call.
+      this.#stage[slot] = TRANSFER;
+      return this.#next(slot, io);
+    }
+    this.#stage[slot] = BUDGET;
     this.#advance(slot);
   }
 
@@ -147,11 +165,24 @@ export class Executor implements Disposable {
   poll(): boolean {
     if (this.#parkedCount > 0) this.#retryParked();
     if (this.engine.inFlight > 0) {
+      this.#clockStale = true;
       this.engine.reap();
       if (this.#parkedCount > 0) this.#retryParked();
       return true;
     }
     return this.#active === 0 || this.#parkedCount < this.#active;
+  }
+
+  /**
+   * Now, for a settled callback's latency: read once per reap (completions delivered together
+   * share it), or the end of the copy that settled run just made.
+   */
+  now(): number {
+    if (this.#clockStale) {
+      this.#clock = Bun.nanoseconds();
+      this.#clockStale = false;
+    }
+    return this.#clock;
   }
 
   /** Resolves once a waiting slot may be able to go on: pages granted or a range released. */
@@ -205,30 +236,47 @@ export class Executor implements Disposable {
     }
   }
 
-  /** Submits transfer `#transfer[slot]`, or settles when none is left. */
+  /** Submits transfer `#transfer[slot]` whole, or settles when none is left. */
   #next(slot: number, io: PreparedIo): void {
     const t = this.#transfer[slot]!;
     if (t === io.readsBeforeCopy && io.write && io.guestViews.length > 0) this.#copy(io, true);
     if (t === io.transferCount) return this.#settle(slot, null);
-    this.#iovec[slot] = io.transferFirst[t]!;
-    this.#iovecEnd[slot] = io.transferFirst[t]! + io.transferIovecs[t]!;
-    this.#position[slot] = io.transferOffset[t]! + this.#shift[slot]!;
-    this.#submit(slot, io, io.transferBytes[t]!);
+    const first = io.transferFirst[t]!;
+    const count = io.transferIovecs[t]!;
+    const bytes = io.transferBytes[t]!;
+    const position = io.transferOffset[t]! + this.#shift[slot]!;
+    const write = io.transferWrites[t] === 1;
+    this.#iovec[slot] = first;
+    this.#iovecEnd[slot] = first + count;
+    this.#position[slot] = position;
+    this.#expected[slot] = bytes;
+    this.calls[slot]!++;
+    this.engine.submit(slot, write, io.fd, io.transferAddress[t]! as Address, count, position, write ? io.rwFlags : 0, bytes);
   }
 
-  #submit(slot: number, io: PreparedIo, bytes: number): void {
+  /** Submits what remains of the current transfer (after a short transfer or EINTR). */
+  #submitRest(slot: number, io: PreparedIo): void {
     const t = this.#transfer[slot]!;
     const first = this.#iovec[slot]!;
+    const bytes = this.#remaining(slot, io);
+    const write = io.transferWrites[t] === 1;
+    this.#expected[slot] = bytes;
     this.calls[slot]!++;
-    this.engine.submit(slot, io.transferWrites[t] === 1, io.fd, io.iovecs.addressOf(first) as Address, this.#iovecEnd[slot]! - first, this.#position[slot]!, io.transferWrites[t] === 1 ? io.rwFlags : 0, bytes);
+    this.engine.submit(slot, write, io.fd, io.iovecs.addressOf(first), this.#iovecEnd[slot]! - first, this.#position[slot]!, write ? io.rwFlags : 0, bytes);
   }
 
   #completed(slot: number, result: number): void {
     const io = this.#io[slot]!;
+    if (result === this.#expected[slot]) {
+      // The whole call moved: the common case, no iovec to look at.
+      this.diskBytes[slot]! += result;
+      this.#transfer[slot]!++;
+      return this.#next(slot, io);
+    }
     const t = this.#transfer[slot]!;
     const write = io.transferWrites[t] === 1;
     if (result < 0) {
-      if (result === -EINTR) return this.#submit(slot, io, this.#remaining(slot, io));
+      if (result === -EINTR) return this.#submitRest(slot, io);
       const call = write ? "pwritev" : "preadv";
       const detail = `${this.engine.name} engine, ${this.#remaining(slot, io)} bytes at offset ${this.#position[slot]} of ${io.diskPath}`;
       return this.#settle(slot, new OsError(-result, call, detail));
@@ -241,7 +289,7 @@ export class Executor implements Disposable {
     if (index < this.#iovecEnd[slot]!) {
       // A short transfer: go on from where it stopped (the next run restores the trimmed iovec).
       io.trimmed = true;
-      return this.#submit(slot, io, this.#remaining(slot, io));
+      return this.#submitRest(slot, io);
     }
     this.#transfer[slot] = t + 1;
     this.#next(slot, io);
@@ -256,6 +304,13 @@ export class Executor implements Disposable {
 
   #settle(slot: number, error: BounceBenchError | null): void {
     const io = this.#io[slot]!;
+    if (error === null && io.plain) {
+      // Nothing to copy, call back, release or give back.
+      this.#stage[slot] = IDLE;
+      this.#io[slot] = null;
+      this.#active--;
+      return this.#onSettled(slot, null);
+    }
     try {
       if (error === null) {
         if (!io.write && io.guestViews.length > 0) this.#copy(io, false);
@@ -286,8 +341,12 @@ export class Executor implements Disposable {
     const bounce = io.bounceViews;
     if (toBounce) for (let i = 0; i < guest.length; i++) bounce[i]!.set(guest[i]!);
     else for (let i = 0; i < guest.length; i++) guest[i]!.set(bounce[i]!);
-    this.copyNs += Bun.nanoseconds() - started;
+    const ended = Bun.nanoseconds();
+    this.copyNs += ended - started;
     this.copiedBytes += io.copiedBytes;
+    this.#clock = ended;
+    this.#clockStale = false;
+    this.copyEndNs = ended;
   }
 
   #takePages(slot: number, io: PreparedIo): boolean {

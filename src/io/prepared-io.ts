@@ -79,6 +79,8 @@ export class PreparedIo implements Disposable {
   readonly transferIovecs: Int32Array;
   readonly transferOffset: Float64Array;
   readonly transferBytes: Float64Array;
+  /** Host address of each transfer's first iovec (the array never moves: it is never grown). */
+  readonly transferAddress: Float64Array;
   /** Transfers before the guest bytes are copied in (a write's head/tail reads). */
   readonly readsBeforeCopy: number;
   readonly guestViews: Uint8Array[];
@@ -94,6 +96,10 @@ export class PreparedIo implements Disposable {
   readonly locks: RangeLocks | undefined;
   readonly budget: { tracker: BounceBufferTracker; thread: number } | undefined;
   readonly onDone: (() => void) | undefined;
+  /** Settling needs no work: no copy, no lock, no pages, no callback. */
+  readonly plain: boolean;
+  /** Starting needs no work: no pages to take, no range to lock, no refusal. */
+  readonly ungated: boolean;
   /** Shifts must be multiples of this. */
   readonly shiftUnit: number;
   /** Largest shift that keeps the IO inside the disk. */
@@ -155,6 +161,7 @@ export class PreparedIo implements Disposable {
       this.transferIovecs = new Int32Array(this.transferCount);
       this.transferOffset = new Float64Array(this.transferCount);
       this.transferBytes = new Float64Array(this.transferCount);
+      this.transferAddress = new Float64Array(this.transferCount);
       padding.forEach((block, i) => this.#setTransfer(i, false, plan.iovecs.length + i, 1, block.diskOffset, plan.blockSize));
       plan.calls.forEach((call, i) => this.#setTransfer(padding.length + i, this.write, call.firstIovec, call.iovecs, call.diskOffset, call.bytes));
       this.diskBytes = this.transferBytes.reduce((sum, bytes) => sum + bytes, 0);
@@ -166,7 +173,9 @@ export class PreparedIo implements Disposable {
 
       this.lockStart = plan.diskStart;
       this.lockEnd = this.write && options.locks !== undefined ? plan.diskEnd : 0;
+      this.plain = this.guestViews.length === 0 && this.lockEnd === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.onDone === undefined;
       this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk.alignment) : null;
+      this.ungated = this.lockEnd === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.refusal === null;
     } catch (error) {
       this.release();
       throw error;
@@ -208,6 +217,7 @@ export class PreparedIo implements Disposable {
     this.transferIovecs[i] = count;
     this.transferOffset[i] = diskOffset;
     this.transferBytes[i] = bytes;
+    this.transferAddress[i] = this.iovecs.addressOf(first);
   }
 
   /** The views that copy stream bytes `[part.stream, +copyLen)` between the guest and the bounce memory. */
