@@ -43,6 +43,7 @@ import {
   IO_PWRITEV,
   IO_SQES,
   ioCounters,
+  monotonicNs,
   physicalRuns,
   threadCpuNs,
   type Address,
@@ -154,7 +155,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       return io;
     };
     preparedFor(0, 0); // fails here, before the clock starts, on anything preparing can refuse
-    const measured = await loop(spec, preparedFor, guestViews, block, positionUnit);
+    const measured = await loop(spec, preparedFor, prepared, guestViews, block, positionUnit);
     // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
     // collapse base pages into huge ones while it runs.
     const deviceBuffer = first.bounceBytes > 0 ? (bounceSlots!.slot(0).address as Address) : memory.hostAddress(spec.firstGpn, spec.memOffset);
@@ -237,11 +238,15 @@ type Measured = Omit<JobResult, "bounceHugePageBytes" | "physicalSegments" | "de
 async function loop(
   spec: JobSpec,
   preparedFor: (slot: number, position: number) => PreparedIo,
+  /** What `preparedFor` made so far, indexed `slot * positions + position`. */
+  prepared: readonly (PreparedIo | null)[],
   guestViews: Uint8Array[],
   block: number,
   positionUnit: number,
 ): Promise<Measured> {
-  const { bs, qd, thread, stop, progress } = spec;
+  // Read once: `spec` came through postMessage, and a hot loop should not look fields up in it.
+  const { bs, qd, thread, stop, progress, regionStart } = spec;
+  const verify = spec.verify === true;
   const random = spec.op === "randread" || spec.op === "randwrite";
   const blocks = Math.floor(spec.regionBytes / bs);
   const histogram = new LatencyHistogram();
@@ -262,7 +267,7 @@ async function loop(
     freeSlots[freeCount++] = slot;
     histogram.record(executor!.now() - executor!.startNs[slot]!);
     if (failure === null) {
-      if (spec.verify) verifyIo(spec, slotOffset[slot]!, guestViews[slot]!);
+      if (verify) verifyIo(spec, slotOffset[slot]!, guestViews[slot]!);
       completed++;
       if (progress !== undefined && (completed & 4095) === 0) progress[thread] = completed;
       return;
@@ -273,15 +278,16 @@ async function loop(
 
   executor = new Executor(spec.engine, qd, onSettled);
   const countersBefore = ioCounters.slice();
-  const startNs = Bun.nanoseconds();
+  const startNs = monotonicNs();
   const startCpu = threadCpuNs();
   const deadline = spec.runtimeNs === null ? Number.POSITIVE_INFINITY : startNs + spec.runtimeNs;
   const limit = spec.ios ?? Number.POSITIVE_INFINITY;
   try {
     for (;;) {
-      // One clock reading per pass: the IOs of a pass are submitted together (io_uring hands
-      // them to the kernel at the next reap), and a copy made while starting one moves it on.
-      let now = Bun.nanoseconds();
+      // The IOs of a pass start at the time the last completions were seen (no clock reading
+      // of their own: io_uring hands them to the kernel together at the next reap anyway); a
+      // copy made while starting one moves the time on for the next.
+      let now = executor.now();
       while (freeCount > 0 && !stopIssuing) {
         if (issued >= limit || now >= deadline || Atomics.load(stop, 0) !== 0) {
           stopIssuing = true;
@@ -298,13 +304,13 @@ async function loop(
           cursor = cursor + 1 === blocks ? 0 : cursor + 1;
         }
         const slot = freeSlots[--freeCount]!;
-        const io = positionUnit === block ? preparedFor(slot, 0) : preparedFor(slot, ((index * bs) % block) / positionUnit);
-        const offset = spec.regionStart + index * bs;
+        const io = positionUnit === block ? (prepared[slot] ?? preparedFor(slot, 0)) : preparedFor(slot, ((index * bs) % block) / positionUnit);
+        const offset = regionStart + index * bs;
         slotOffset[slot] = offset;
         issued++;
         // Latency runs from the start: a wait for bounce pages and a bounced write's copy are
         // part of what the guest waits for.
-        executor.start(slot, io, offset - io.plan.at, now);
+        executor.start(slot, io, offset - io.at, now);
         if (executor.copyEndNs > now) now = executor.copyEndNs;
       }
       if (executor.active === 0) break;
@@ -315,7 +321,7 @@ async function loop(
   } finally {
     executor.close();
   }
-  const elapsedNs = Bun.nanoseconds() - startNs;
+  const elapsedNs = monotonicNs() - startNs;
   const cpuNs = threadCpuNs() - startCpu;
   if (progress !== undefined) progress[thread] = completed;
   const delta = (i: number) => ioCounters[i]! - countersBefore[i]!;

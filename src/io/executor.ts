@@ -29,7 +29,7 @@
 import { BounceBenchError } from "../base/errors";
 import type { Disk } from "../disk/disk";
 import type { GuestMemory } from "../memory/guest-memory";
-import { EINTR, OsError, type Address, type IovecArray } from "../native";
+import { EINTR, monotonicNs, OsError, type Address, type IovecArray } from "../native";
 import { createEngine, type Engine, type EngineName } from "./engines";
 import { PreparedIo, type RunOptions } from "./prepared-io";
 import type { Plan } from "./planner";
@@ -81,9 +81,8 @@ export class Executor implements Disposable {
   readonly calls: Float64Array;
   readonly diskBytes: Float64Array;
   /**
-   * The clock, read as rarely as correctness allows (a read costs about as much as the rest of
-   * a null-engine IO): once per reap, on first use by a callback (`now`), and at the end of every
-   * copy, which is part of the IO's latency. `copyEndNs` is the end of the latest copy.
+   * The clock (`now`), read as rarely as correctness allows: a reading costs about as much as
+   * the rest of a null-engine IO. `copyEndNs` is the end of the latest copy.
    */
   #clock = 0;
   #clockStale = true;
@@ -133,12 +132,12 @@ export class Executor implements Disposable {
   /**
    * Starts `io` in `slot` (idle), `shift` bytes further on the disk than planned (a multiple of
    * its block size; checked by `io.checkShift` beforehand where it is not known to be valid).
-   * `nowNs` (Bun.nanoseconds()) is when the run started, for its latency; a caller that has
+   * `nowNs` (`monotonicNs()`, the clock of `now`) is when the run started, for its latency; a caller that has
    * just read the clock passes it.
    * May settle before returning (a simulated refusal, or an engine that completes at once and
    * is reaped by a later `poll`).
    */
-  start(slot: number, io: PreparedIo, shift = 0, nowNs = Bun.nanoseconds()): void {
+  start(slot: number, io: PreparedIo, shift = 0, nowNs = monotonicNs()): void {
     if (this.#stage[slot] !== IDLE) throw new BounceBenchError("SLOT_BUSY", "input", `executor slot ${slot} is still running`);
     if (io.trimmed) io.restoreIovecs();
     this.#io[slot] = io;
@@ -174,12 +173,14 @@ export class Executor implements Disposable {
   }
 
   /**
-   * Now, for a settled callback's latency: read once per reap (completions delivered together
-   * share it), or the end of the copy that settled run just made.
+   * Now, to the precision a latency needs: the clock is read on first use after anything that
+   * takes time (a reap, which may wait in the kernel; a wait for pages or ranges) and reused
+   * until the next such thing, so completions delivered together, and the IOs started right
+   * after them, share one reading; a copy's end counts as a reading too.
    */
   now(): number {
     if (this.#clockStale) {
-      this.#clock = Bun.nanoseconds();
+      this.#clock = monotonicNs();
       this.#clockStale = false;
     }
     return this.#clock;
@@ -187,6 +188,7 @@ export class Executor implements Disposable {
 
   /** Resolves once a waiting slot may be able to go on: pages granted or a range released. */
   async wake(): Promise<void> {
+    this.#clockStale = true;
     const waits: Promise<void>[] = [];
     for (let i = 0; i < this.#parkedCount; i++) {
       const slot = this.#parked[i]!;
@@ -239,7 +241,7 @@ export class Executor implements Disposable {
   /** Submits transfer `#transfer[slot]` whole, or settles when none is left. */
   #next(slot: number, io: PreparedIo): void {
     const t = this.#transfer[slot]!;
-    if (t === io.readsBeforeCopy && io.write && io.guestViews.length > 0) this.#copy(io, true);
+    if (t === io.copyInAt) this.#copy(io, true);
     if (t === io.transferCount) return this.#settle(slot, null);
     const first = io.transferFirst[t]!;
     const count = io.transferIovecs[t]!;
@@ -270,8 +272,8 @@ export class Executor implements Disposable {
     if (result === this.#expected[slot]) {
       // The whole call moved: the common case, no iovec to look at.
       this.diskBytes[slot]! += result;
-      this.#transfer[slot]!++;
-      return this.#next(slot, io);
+      const t = ++this.#transfer[slot]!;
+      return t === io.transferCount && io.plain ? this.#settle(slot, null) : this.#next(slot, io);
     }
     const t = this.#transfer[slot]!;
     const write = io.transferWrites[t] === 1;
@@ -336,12 +338,12 @@ export class Executor implements Disposable {
 
   /** Copies every prepared pair: guest -> bounce (`toBounce`) or back. */
   #copy(io: PreparedIo, toBounce: boolean): void {
-    const started = Bun.nanoseconds();
+    const started = monotonicNs();
     const guest = io.guestViews;
     const bounce = io.bounceViews;
     if (toBounce) for (let i = 0; i < guest.length; i++) bounce[i]!.set(guest[i]!);
     else for (let i = 0; i < guest.length; i++) guest[i]!.set(bounce[i]!);
-    const ended = Bun.nanoseconds();
+    const ended = monotonicNs();
     this.copyNs += ended - started;
     this.copiedBytes += io.copiedBytes;
     this.#clock = ended;
@@ -357,7 +359,7 @@ export class Executor implements Disposable {
     } else if (this.#parkedAt[slot]! > 0) {
       // Waited for pages this executor's own IOs held.
       this.budgetStalls++;
-      this.budgetStallNs += Bun.nanoseconds() - this.#parkedAt[slot]!;
+      this.budgetStallNs += monotonicNs() - this.#parkedAt[slot]!;
     }
     this.#holdsPages[slot] = 1;
     return true;
@@ -390,7 +392,7 @@ export class Executor implements Disposable {
   #park(slot: number): void {
     if (this.#isParked(slot)) return;
     this.#parked[this.#parkedCount++] = slot;
-    if (this.#parkedAt[slot] === 0) this.#parkedAt[slot] = Bun.nanoseconds();
+    if (this.#parkedAt[slot] === 0) this.#parkedAt[slot] = monotonicNs();
   }
 
   /** Gives every waiting slot, oldest first, another try; those still waiting park again in the same order. */
@@ -461,7 +463,7 @@ export interface ExecuteOptions extends RunOptions {
 function resultOf(executor: Executor, slot: number, plan: Plan, io: PreparedIo): IoResult {
   return {
     bytes: plan.len,
-    elapsedNs: Bun.nanoseconds() - executor.startNs[slot]!,
+    elapsedNs: monotonicNs() - executor.startNs[slot]!,
     calls: executor.calls[slot]!,
     diskBytes: executor.diskBytes[slot]!,
     copiedBytes: io.copiedBytes,

@@ -62,6 +62,8 @@ export interface PrepareOptions extends RunOptions {
 
 export class PreparedIo implements Disposable {
   readonly write: boolean;
+  /** The plan's disk offset (where a run with shift 0 goes). */
+  readonly at: number;
   readonly fd: number;
   /** The disk's path, for messages. */
   readonly diskPath: string;
@@ -83,6 +85,8 @@ export class PreparedIo implements Disposable {
   readonly transferAddress: Float64Array;
   /** Transfers before the guest bytes are copied in (a write's head/tail reads). */
   readonly readsBeforeCopy: number;
+  /** The transfer before which a bounced write copies the guest bytes in; -1 when nothing is. */
+  readonly copyInAt: number;
   readonly guestViews: Uint8Array[];
   readonly bounceViews: Uint8Array[];
   /** Guest bytes copied per run, and disk bytes moved per run (padding of rmw and widened reads included). */
@@ -110,6 +114,7 @@ export class PreparedIo implements Disposable {
     checkDiskRange(plan, disk);
     for (const segment of plan.segments) memory.checkPages(new PagedRange(segment.offset, segment.len, segment.gpns), plan.op);
     this.write = plan.op === "write";
+    this.at = plan.at;
     this.fd = disk.fd;
     this.diskPath = disk.path;
     this.rwFlags = this.write && options.fua ? RWF_DSYNC : 0;
@@ -173,6 +178,7 @@ export class PreparedIo implements Disposable {
 
       this.lockStart = plan.diskStart;
       this.lockEnd = this.write && options.locks !== undefined ? plan.diskEnd : 0;
+      this.copyInAt = this.write && this.guestViews.length > 0 ? this.readsBeforeCopy : -1;
       this.plain = this.guestViews.length === 0 && this.lockEnd === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.onDone === undefined;
       this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk.alignment) : null;
       this.ungated = this.lockEnd === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.refusal === null;
