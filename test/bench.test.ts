@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { LatencyHistogram } from "../src/bench/histogram";
 import { runBench, type BenchOptions } from "../src/bench/runner";
+import { parseSegment } from "../src/base/values";
 import { fileBytes, randomBytes, ROOT, runCliIn, scratchDir } from "./helpers";
 
 const dir = scratchDir("bench");
@@ -223,28 +224,49 @@ describe("bench performs exactly the plan it reports", () => {
     }
   }, 120_000);
 
+  test("a scatter-gather shape (--seg) at qd 8, IO by IO verified: partly bounced, read-modify-written, split", async () => {
+    const shapes = [
+      ["0@512+3584", "2@0+512"], // bounced around a descriptor boundary inside a 4 KiB block
+      ["1@8+1000", "2-3", "0@100+50"], // unaligned everywhere: widened, rmw on writes
+      ["0-2050/2"], // more iovecs than IOV_MAX: split
+    ];
+    for (const seg of shapes) {
+      const shape = seg.map((text) => parseSegment(text, "--seg"));
+      const report = await runBench(options({ engine: "uring", qd: 8, shape, alignOverride: 4096, ops: ["write", "randwrite", "read"], ios: 48, verify: true, force: true, size: 64 * 2 ** 20 }));
+      for (const result of report.results) {
+        expect({ seg, op: result.op, error: result.error, ios: result.ios }).toEqual({ seg, op: result.op, error: null, ios: 48 });
+        expect(result.shape).not.toBeNull();
+      }
+    }
+  }, 120_000);
+
   // The same request through `io --json` and through a bench case: the same calls, disk bytes and copies per IO.
-  const kinds: { kind: string; op: "read" | "write"; bs: number; memOffset: number; mode: "auto" | "direct"; align?: number; decision: string }[] = [
+  const kinds: { kind: string; op: "read" | "write"; bs: number; memOffset: number; mode: "auto" | "direct"; align?: number; decision: string; seg?: string[] }[] = [
     { kind: "direct", op: "write", bs: 65536, memOffset: 0, mode: "auto", decision: "direct" },
     { kind: "bounce", op: "read", bs: 65536, memOffset: 8, mode: "auto", decision: "bounce" },
     { kind: "bounced write", op: "write", bs: 4096, memOffset: 100, mode: "auto", decision: "bounce" },
     { kind: "widened bounce read", op: "read", bs: 512, memOffset: 0, mode: "auto", align: 4096, decision: "bounce" },
     { kind: "rmw", op: "write", bs: 512, memOffset: 0, mode: "auto", align: 4096, decision: "rmw" },
     { kind: "rmw over two blocks", op: "write", bs: 6144, memOffset: 512, mode: "auto", align: 4096, decision: "rmw" },
+    { kind: "partial scatter-gather bounce", op: "write", bs: 0, memOffset: 0, mode: "auto", align: 4096, decision: "bounce", seg: ["0@512+3584", "2@0+512", "4-5"] },
+    { kind: "scatter-gather read, direct", op: "read", bs: 0, memOffset: 0, mode: "auto", decision: "direct", seg: ["3", "0-1", "7@512+1024"] },
+    { kind: "split beyond IOV_MAX", op: "write", bs: 0, memOffset: 0, mode: "auto", decision: "split", seg: ["0-2050/2"] },
   ];
-  for (const { kind, op, bs, memOffset, mode, align, decision } of kinds) {
+  for (const { kind, op, bs, memOffset, mode, align, decision, seg } of kinds) {
     test(`per-IO counts equal io's: ${kind}`, async () => {
       const pages = Math.ceil((memOffset + bs) / 4096);
       const guest = join(dir, `counts-${kind.replace(/ /g, "-")}.img`);
       const disk = join(dir, `counts-${kind.replace(/ /g, "-")}.bin`);
-      writeFileSync(guest, randomBytes(64 * 4096, 1));
-      writeFileSync(disk, randomBytes(2 ** 20, 2));
+      writeFileSync(guest, randomBytes(2100 * 4096, 1));
+      writeFileSync(disk, randomBytes(16 * 2 ** 20, 2));
       const alignArgs = align === undefined ? [] : ["--align", String(align)];
-      const io = runCliIn(dir, "io", "--guest", guest, "--disk", disk, "--op", op, "--gpns", `0-${pages - 1}`, "--offset", String(memOffset), "--len", String(bs), "--at", "0", "--mode", mode, ...alignArgs, "--json");
+      const request = seg === undefined ? ["--gpns", `0-${pages - 1}`, "--offset", String(memOffset), "--len", String(bs)] : seg.flatMap((text) => ["--seg", text]);
+      const io = runCliIn(dir, "io", "--guest", guest, "--disk", disk, "--op", op, ...request, "--at", "0", "--mode", mode, ...alignArgs, "--json");
       expect(io.code).toBe(0);
       const single = JSON.parse(io.stdout);
       expect(single.decision).toBe(decision);
-      const report = await runBench(options({ ops: [op], bs: [bs], memOffsets: [memOffset], modes: [mode], alignOverride: align, ios: 16, guestPath: guest, diskPath: disk, force: true }));
+      const shape = seg?.map((text) => parseSegment(text, "--seg"));
+      const report = await runBench(options({ ops: [op], bs: [bs], memOffsets: [memOffset], shape, modes: [mode], alignOverride: align, ios: 16, guestPath: guest, diskPath: disk, force: true }));
       const [result] = report.results;
       expect(result!.error).toBeNull();
       expect(result!.decision).toBe(decision);
@@ -316,5 +338,21 @@ describe("bench's page acquisition", () => {
     expect(result.error?.message).toContain("per-thread budget of 4 pages");
     expect(result.ios).toBe(0);
     expect(tracker.stats(0).inUsePages).toBe(0);
+  });
+});
+
+describe("bench --seg on the command line", () => {
+  test("runs the shape and says so; --seg with --bs or --mem-offset is exit 2 and nothing runs", () => {
+    const ok = runCliIn(dir, "bench", "--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096", "--op", "write", "--ios", "20", "--mode", "auto", "--json");
+    expect(ok.code).toBe(0);
+    const [result] = JSON.parse(ok.stdout).results;
+    expect(result).toMatchObject({ bs: 4096, shape: "0@512+3584 2@0+512", decision: "bounce", ios: 20, callsPerIo: 1, copiedBytesPerIo: 4096 });
+    for (const extra of [["--bs", "4k"], ["--mem-offset", "8"]]) {
+      const bad = runCliIn(dir, "bench", "--seg", "0", ...extra, "--ios", "20");
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain("--seg gives the request's shape");
+      expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    expect(runCliIn(dir, "bench", "--seg", "0@4000+200", "--ios", "20").code).toBe(2); // does not fit its one page
   });
 });

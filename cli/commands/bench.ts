@@ -12,7 +12,7 @@ import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
 import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
 import { InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
-import { parseSize } from "../../src/base/values";
+import { parseSegment, parseSize } from "../../src/base/values";
 import { describeAlignment, table } from "../format";
 import type { Context } from "../main";
 import { parseAlign } from "../options";
@@ -39,6 +39,7 @@ interface BenchFlags {
   hugePages: boolean;
   emitFio?: string;
   json?: boolean;
+  seg?: string[];
 }
 
 export function registerBench(program: Command, context: Context): void {
@@ -56,6 +57,11 @@ export function registerBench(program: Command, context: Context): void {
     .option("--bs <list>", "block sizes (multiples of 512)", DEFAULT_BENCH.bs.map(formatBytes).join(","))
     .option("--mem-offset <list>", "offsets of the guest buffers within their first page (0 .. 4095)", DEFAULT_BENCH.memOffsets.join(","))
     .option("--mode <list>", `modes: ${IO_MODES.join(", ")}`, DEFAULT_BENCH.modes.join(","))
+    .option(
+      "--seg <segment>",
+      "a request shape instead of --bs/--mem-offset: a segment GPNS[@OFFSET][+LEN] with GPNs counted from each slot's first page; repeat for a scatter-gather list (e.g. --seg 0@512+3584 --seg 2@0+512)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .addOption(new Option("--engine <name>", "sync: preadv/pwritev; uring: io_uring at --qd; null: no IO (the tool's own cost)").choices(ENGINE_NAMES as string[]).default(DEFAULT_BENCH.engine))
     .option("--qd <n>", "IOs in flight per thread (uring and null engines)", String(DEFAULT_BENCH.qd))
     .option("--threads <n>", "IO threads (Bun Workers), each with its own engine and bounce budget slot", String(DEFAULT_BENCH.threads))
@@ -68,7 +74,12 @@ export function registerBench(program: Command, context: Context): void {
     .option("--force", "allow writing to an existing --disk (write workloads) or --guest (read workloads), and replacing --emit-fio's file")
     .option("--emit-fio <file>", "also write the equivalent fio job file")
     .option("--json", "print one JSON document on stdout")
-    .action(async (flags: BenchFlags) => {
+    .action(async (flags: BenchFlags, command: Command) => {
+      if (flags.seg !== undefined) {
+        for (const name of ["bs", "memOffset"]) {
+          if (command.getOptionValueSource(name) !== "default") throw new InvalidInputError(`--seg gives the request's shape: it cannot be combined with --${name === "bs" ? "bs" : "mem-offset"}`);
+        }
+      }
       const options = parseFlags(flags);
       if (flags.emitFio !== undefined) emitFio(flags.emitFio, options, flags.force ?? false);
       const stop = new Int32Array(new SharedArrayBuffer(4));
@@ -142,6 +153,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     fua: flags.fua ?? false,
     force: flags.force ?? false,
     hugePages: flags.hugePages,
+    shape: flags.seg?.map((text, i) => parseSegment(text, flags.seg!.length > 1 ? `--seg #${i + 1}` : "--seg")),
   };
 }
 
@@ -165,7 +177,7 @@ export function formatReport(report: BenchReport, options: BenchOptions): string
   ];
   const rows = report.results.map((result) => [
     result.op,
-    formatBytes(result.bs),
+    result.shape === null ? formatBytes(result.bs) : `${formatBytes(result.bs)} sg`,
     result.memOffset,
     result.mode,
     result.error === null ? result.decision : result.ios === 0 ? result.error.code : `${result.decision}, then ${result.error.code}`,
@@ -180,6 +192,8 @@ export function formatReport(report: BenchReport, options: BenchOptions): string
   ]);
   const head = ["op", "bs", "mem off", "mode", "decision", "MiB/s", "IOPS", "p50 us", "p99 us", "CPU/IO us", "phys segs", "copy GiB/s", "vs direct"];
   let text = lines.join("\n") + "\n" + table(head, rows);
+  const shaped = report.results.find((result) => result.shape !== null);
+  if (shaped !== undefined) text += `sg: every IO is the scatter-gather list --seg ${shaped.shape} over its slot's pages\n`;
   const bounced = report.results.filter((result) => result.bounce.copyNs > 0);
   if (bounced.length > 0) {
     const huge = bounced.filter((result) => result.bounce.hugePageBytes > 0).length;

@@ -9,7 +9,7 @@
  * (stonewall). fio has no bounce buffer: a case bounce-bench bounced runs direct in fio, and the
  * job says so in a comment.
  */
-import type { BenchOptions } from "./runner";
+import { formatShape, type BenchOptions } from "./runner";
 
 const FIO_ENGINES = { sync: "psync", uring: "io_uring", null: "null" } as const;
 
@@ -31,10 +31,16 @@ export function fioJobFile(options: BenchOptions, diskPath: string, diskSize: nu
     options.fua ? "; --fua: fio has no per-write RWF_DSYNC for psync; sync=dsync is the closest\nsync=dsync" : null,
     "",
   ];
+  const shape = options.shape;
+  if (shape !== undefined) {
+    lines.push(`; bounce-bench --seg ${formatShape(shape)}: fio cannot express a scatter-gather list; each job below moves the same bytes as one buffer`, "");
+  }
+  const sizes = shape === undefined ? options.bs : [shape.reduce((sum, segment) => sum + segment.len, 0)];
+  const offsets = shape === undefined ? options.memOffsets : [shape[0]!.offset];
   let index = 0;
   for (const op of options.ops) {
-    for (const bs of options.bs) {
-      for (const memOffset of options.memOffsets) {
+    for (const bs of sizes) {
+      for (const memOffset of offsets) {
         for (const mode of options.modes) {
           lines.push(`[case-${index++}-${op}-${bs}-${memOffset}-${mode}]`);
           if (mode === "bounce" || mode === "auto") lines.push(`; bounce-bench mode ${mode}: fio has no bounce buffer, so this job runs direct`);

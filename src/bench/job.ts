@@ -33,7 +33,8 @@ import { Executor } from "../io/executor";
 import { plan, type Decision, type IoMode } from "../io/planner";
 import { PreparedIo } from "../io/prepared-io";
 import { RangeLocks } from "../io/range-locks";
-import { readDiskBytes } from "../io/verify";
+import { compareDiskWithGuest } from "../io/verify";
+import type { SegmentSpec } from "../base/values";
 import { GuestMemory } from "../memory/guest-memory";
 import { PagedRange } from "../memory/paged-range";
 import {
@@ -62,6 +63,11 @@ export interface JobSpec {
   mode: IoMode;
   engine: EngineName;
   qd: number;
+  /**
+   * A scatter-gather request shape instead of one segment of `bs` bytes at `memOffset`: its
+   * segments' GPNs count from the slot's first page; `bs` is then their total length.
+   */
+  shape?: SegmentSpec[];
   /** This job's index in the bounce tracker (its IO thread). */
   thread: number;
   trackerShared: SharedArrayBuffer;
@@ -126,28 +132,36 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   if (spec.regionStart % block !== 0 || spec.regionBytes % block !== 0) {
     throw new BounceBenchError("BENCH_REGION", "input", `bench: region ${spec.regionStart}+${spec.regionBytes} is not made of whole ${block}-byte blocks`);
   }
-  const slotPages = Math.ceil((spec.memOffset + spec.bs) / PAGE_SIZE);
-  const ranges = Array.from({ length: spec.qd }, (_, i) => {
+  // Each slot's request: the shape's segments (or one of `bs` bytes at `memOffset`) over the
+  // slot's own pages.
+  const shape = spec.shape ?? [{ gpns: pagesFrom(0, Math.ceil((spec.memOffset + spec.bs) / PAGE_SIZE)), offset: spec.memOffset, len: spec.bs }];
+  const slotPages = shapePages(shape);
+  const requests = Array.from({ length: spec.qd }, (_, i) => {
     const first = spec.firstGpn + i * slotPages;
-    return new PagedRange(spec.memOffset, spec.bs, Array.from({ length: slotPages }, (_, page) => first + page));
+    return shape.map((segment) => new PagedRange(segment.offset, segment.len, segment.gpns.map((gpn) => first + gpn)));
   });
-  const guestViews = ranges.map((range) => memory.view(range.gpns()[0]! * PAGE_SIZE + spec.memOffset, spec.bs));
-  if (spec.verify) guestViews.forEach((view, i) => fillPattern(view, spec.thread * spec.qd + i + 1)); // slots write tellable data
+  if (spec.verify) {
+    // Slots write tellable data, so that a byte in the wrong place is seen.
+    for (let i = 0; i < spec.qd; i++) fillPattern(memory.view((spec.firstGpn + i * slotPages) * PAGE_SIZE, slotPages * PAGE_SIZE), spec.thread * spec.qd + i + 1);
+  }
 
   // The positions an IO can take within a block: offsets are regionStart + k*bs.
   const positions = spec.bs % block === 0 ? 1 : block / gcd(spec.bs, block);
   const positionUnit = block / positions;
   const planFor = (slot: number, position: number) =>
-    plan({ op, mode: spec.mode, at: spec.regionStart + position * positionUnit, segments: [ranges[slot]!], alignment: disk.alignment });
-  const first = planFor(0, 0);
+    plan({ op, mode: spec.mode, at: spec.regionStart + position * positionUnit, segments: requests[slot]!, alignment: disk.alignment });
+  // Every slot's plans have the shape of slot 0's: their bounce memory is the largest of those.
+  const slotZero = Array.from({ length: positions }, (_, position) => planFor(0, position));
+  const first = slotZero[0]!;
+  const bounceBytes = Math.max(...slotZero.map((decided) => decided.bounceBytes));
   const locks = write ? new RangeLocks(spec.qd) : undefined;
-  using bounceSlots = first.bounceBytes > 0 || positions > 1 ? new BounceSlots(bounceBound(spec.bs, block, positions), spec.qd, requestAlignment(disk.alignment, op), spec.hugePages) : null;
+  using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes, spec.qd, requestAlignment(disk.alignment, op), spec.hugePages) : null;
   const prepared: (PreparedIo | null)[] = new Array(spec.qd * positions).fill(null);
   try {
     const preparedFor = (slot: number, position: number): PreparedIo => {
       let io = prepared[slot * positions + position]!;
       if (io === null) {
-        const decided = slot === 0 && position === 0 ? first : planFor(slot, position);
+        const decided = slot === 0 ? slotZero[position]! : planFor(slot, position);
         const bounce = decided.bounceBytes > 0 ? bounceSlots!.slot(slot) : undefined;
         io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce });
         prepared[slot * positions + position] = io;
@@ -155,10 +169,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       return io;
     };
     preparedFor(0, 0); // fails here, before the clock starts, on anything preparing can refuse
-    const measured = await loop(spec, preparedFor, prepared, guestViews, block, positionUnit);
+    const measured = await loop(spec, preparedFor, prepared, memory, requests, block, positionUnit);
     // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
     // collapse base pages into huge ones while it runs.
-    const deviceBuffer = first.bounceBytes > 0 ? (bounceSlots!.slot(0).address as Address) : memory.hostAddress(spec.firstGpn, spec.memOffset);
+    const firstRun = requests[0]![0]!.runs()[0]!;
+    const deviceBuffer = first.bounceBytes > 0 ? (bounceSlots!.slot(0).address as Address) : memory.hostAddress(firstRun.gpn, firstRun.offset);
     return {
       ...measured,
       decision: first.decision,
@@ -171,10 +186,14 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   }
 }
 
-/** Bounce memory one slot may need: a bounced IO, or one widened to whole blocks at any position. */
-function bounceBound(bs: number, block: number, positions: number): number {
-  const widened = positions > 1 || bs % block !== 0 ? Math.ceil(bs / block) * block + block : bs;
-  return Math.max(bs, widened);
+/** Pages `first .. first+count-1`. */
+function pagesFrom(first: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => first + i);
+}
+
+/** Pages a slot needs for `shape`: up to its highest (relative) GPN. */
+export function shapePages(shape: readonly SegmentSpec[]): number {
+  return Math.max(...shape.map((segment) => Math.max(...segment.gpns))) + 1;
 }
 
 function gcd(a: number, b: number): number {
@@ -240,7 +259,8 @@ async function loop(
   preparedFor: (slot: number, position: number) => PreparedIo,
   /** What `preparedFor` made so far, indexed `slot * positions + position`. */
   prepared: readonly (PreparedIo | null)[],
-  guestViews: Uint8Array[],
+  memory: GuestMemory,
+  requests: PagedRange[][],
   block: number,
   positionUnit: number,
 ): Promise<Measured> {
@@ -267,7 +287,7 @@ async function loop(
     freeSlots[freeCount++] = slot;
     histogram.record(executor!.now() - executor!.startNs[slot]!);
     if (failure === null) {
-      if (verify) verifyIo(spec, slotOffset[slot]!, guestViews[slot]!);
+      if (verify) verifyIo(spec, slotOffset[slot]!, memory, requests[slot]!);
       completed++;
       if (progress !== undefined && (completed & 4095) === 0) progress[thread] = completed;
       return;
@@ -343,13 +363,11 @@ async function loop(
   };
 }
 
-/** Verify mode: the disk bytes just transferred equal the slot's guest bytes. */
-function verifyIo(spec: JobSpec, offset: number, guest: Uint8Array): void {
-  const disk = readDiskBytes(spec.diskPath, offset, spec.bs);
-  for (let i = 0; i < disk.length; i++) {
-    if (disk[i] !== guest[i]) {
-      throw new BounceBenchError("MISMATCH", "check", `bench verify: disk byte ${offset + i} is 0x${disk[i]!.toString(16)}, guest has 0x${guest[i]!.toString(16)}`);
-    }
+/** Verify mode: the disk bytes just transferred equal the slot's guest bytes (read independently). */
+function verifyIo(spec: JobSpec, offset: number, memory: GuestMemory, segments: PagedRange[]): void {
+  const mismatch = compareDiskWithGuest(spec.diskPath, offset, memory, segments);
+  if (mismatch !== null) {
+    throw new BounceBenchError("MISMATCH", "check", `bench verify: disk byte ${mismatch.diskOffset} is 0x${mismatch.disk.toString(16)}, guest has 0x${mismatch.guest.toString(16)}`);
   }
 }
 

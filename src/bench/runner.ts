@@ -18,11 +18,12 @@ import { PAGE_SIZE } from "../base/constants";
 import { Disk } from "../disk/disk";
 import { MAX_QUEUE_DEPTH, type EngineName } from "../io/engines";
 import { InvalidInputError } from "../base/errors";
+import { checkSegment, formatGpnList, type SegmentSpec } from "../base/values";
 import { statx, type FileStatus } from "../native";
 import type { IoMode } from "../io/planner";
 import { alignmentJson, type AlignmentJson } from "../io/documents";
 import { LatencyHistogram } from "./histogram";
-import type { BenchOp, JobResult, JobSpec } from "./job";
+import { shapePages, type BenchOp, type JobResult, type JobSpec } from "./job";
 import { BenchWorkspace } from "./workspace";
 
 export interface BenchOptions {
@@ -32,6 +33,11 @@ export interface BenchOptions {
   ops: BenchOp[];
   bs: number[];
   memOffsets: number[];
+  /**
+   * A scatter-gather request shape (`--seg`), GPNs counted from each slot's first page, instead
+   * of the `bs` x `memOffsets` product: every case then moves the shape's total length.
+   */
+  shape?: SegmentSpec[];
   modes: IoMode[];
   engine: EngineName;
   qd: number;
@@ -75,6 +81,8 @@ export interface BenchCaseResult {
   op: BenchOp;
   bs: number;
   memOffset: number;
+  /** The `--seg` shape of every IO, when one was given (`bs` is then its length). */
+  shape: string | null;
   mode: IoMode;
   decision: string;
   reasons: string[];
@@ -139,13 +147,19 @@ export const DEFAULT_BENCH = {
 };
 
 const MAX_THREADS = 64;
+/** Largest block size (or shape length) a case may move per IO. */
+const MAX_BS = 64 * 2 ** 20;
 const PROGRESS_INTERVAL_MS = 500;
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
 
-export async function runBench(options: BenchOptions): Promise<BenchReport> {
+export async function runBench(given: BenchOptions): Promise<BenchReport> {
+  const options = withShape(given);
   validate(options);
   const stop = options.stop ?? new Int32Array(new SharedArrayBuffer(4));
-  const slotPages = Math.max(...options.bs.flatMap((bs) => options.memOffsets.map((offset) => Math.ceil((offset + bs) / PAGE_SIZE))));
+  const slotPages =
+    options.shape === undefined
+      ? Math.max(...options.bs.flatMap((bs) => options.memOffsets.map((offset) => Math.ceil((offset + bs) / PAGE_SIZE))))
+      : shapePages(options.shape);
   const guestPagesPerThread = slotPages * options.qd;
   const workspace = BenchWorkspace.prepare({
     guestPath: options.guestPath,
@@ -175,7 +189,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     const progress = new Float64Array(new SharedArrayBuffer(8 * options.threads));
     for (const [index, item] of cases.entries()) {
       if (Atomics.load(stop, 0) !== 0) break;
-      const label = `${item.op} ${formatBytes(item.bs)} +${item.memOffset} ${item.mode}`;
+      const label = `${item.op} ${options.shape === undefined ? `${formatBytes(item.bs)} +${item.memOffset}` : `--seg ${formatShape(options.shape)}`} ${item.mode}`;
       const tracker = new BounceBufferTracker(options.budget, options.threads);
       progress.fill(0);
       options.onProgress?.(index, cases.length, label, 0);
@@ -190,6 +204,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
               op: item.op,
               bs: item.bs,
               memOffset: item.memOffset,
+              shape: options.shape,
               mode: item.mode,
               engine: options.engine,
               qd: options.qd,
@@ -225,15 +240,30 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   }
 }
 
+/** With a shape, the one block size and memory offset are the shape's total length and first offset. */
+function withShape(options: BenchOptions): BenchOptions {
+  if (options.shape === undefined) return options;
+  if (options.shape.length === 0) throw new InvalidInputError("--seg: the shape has no segments");
+  for (const [i, segment] of options.shape.entries()) checkSegment(segment, `--seg ${i}`);
+  const total = options.shape.reduce((sum, segment) => sum + segment.len, 0);
+  if (!(total >= 1 && total <= MAX_BS)) throw new InvalidInputError(`--seg: the shape moves ${total} bytes; it must move 1 .. ${MAX_BS}`);
+  return { ...options, bs: [total], memOffsets: [options.shape[0]!.offset] };
+}
+
+/** `0@512+3584,2+512`: a shape as `--seg` values. */
+export function formatShape(shape: readonly SegmentSpec[]): string {
+  return shape.map((segment) => `${formatGpnList(segment.gpns)}@${segment.offset}+${segment.len}`).join(" ");
+}
+
 function validate(options: BenchOptions): void {
   const lists: [string, unknown[]][] = [["--op", options.ops], ["--bs", options.bs], ["--mem-offset", options.memOffsets], ["--mode", options.modes]];
   for (const [flag, list] of lists) if (list.length === 0) throw new InvalidInputError(`${flag}: the list is empty`);
-  for (const bs of options.bs) {
-    if (!(bs >= 512 && bs % 512 === 0 && bs <= 64 * 2 ** 20)) {
+  for (const bs of options.shape === undefined ? options.bs : []) {
+    if (!(bs >= 512 && bs % 512 === 0 && bs <= MAX_BS)) {
       throw new InvalidInputError(`--bs: ${bs} is not a multiple of 512 between 512 and 64 MiB`);
     }
   }
-  for (const offset of options.memOffsets) {
+  for (const offset of options.shape === undefined ? options.memOffsets : []) {
     if (!(offset >= 0 && offset < PAGE_SIZE)) throw new InvalidInputError(`--mem-offset: ${offset} is not an offset within a page (0 .. 4095)`);
   }
   if (!(Number.isInteger(options.qd) && options.qd >= 1 && options.qd <= MAX_QUEUE_DEPTH)) {
@@ -310,6 +340,7 @@ function summarize(
     op: item.op,
     bs: item.bs,
     memOffset: item.memOffset,
+    shape: options.shape === undefined ? null : formatShape(options.shape),
     mode: item.mode,
     decision: first.decision,
     reasons: first.reasons,
