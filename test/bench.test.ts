@@ -305,6 +305,19 @@ describe("bench performs exactly the plan it reports", () => {
   });
 });
 
+test.skipIf(Bun.which("strace") === null)(`the disk's path is opened once for a whole run, by every thread together${Bun.which("strace") === null ? " (skipped: strace is not installed)" : ""}`, () => {
+  const disk = join(dir, "opened-once.bin");
+  writeFileSync(disk, randomBytes(8 * 2 ** 20, 9));
+  const trace = join(dir, "opens.txt");
+  const run = Bun.spawnSync(
+    [Bun.which("strace")!, "-f", "-qq", "-o", trace, "-e", "trace=open,openat,openat2", process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--disk", disk, "--force", "--op", "read,write", "--bs", "4k", "--mem-offset", "0,8", "--mode", "auto,buffered", "--threads", "2", "--ios", "40"],
+    { cwd: dir },
+  );
+  expect(run.exitCode).toBe(0);
+  const opens = readFileSync(trace, "utf8").split("\n").filter((line) => line.includes(`"${disk}"`));
+  expect(opens).toHaveLength(1); // 8 cases x 2 threads, alignment discovery and the probe: one open
+});
+
 describe("bench's page acquisition", () => {
   test("a request larger than the thread's whole budget fails at once, naming both, instead of waiting forever", async () => {
     const { runJob } = await import("../src/bench/job");
@@ -314,9 +327,12 @@ describe("bench's page acquisition", () => {
     writeFileSync(guest, new Uint8Array(64 * 4096));
     writeFileSync(disk, new Uint8Array(2 ** 20));
     const tracker = new BounceBufferTracker(4, 1);
+    const { Disk } = await import("../src/disk/disk");
+    using opened = Disk.open(disk, { write: false, direct: true });
     const result = await runJob({
       guestPath: guest,
       diskPath: disk,
+      disk: opened.shared(),
       op: "read",
       bs: 65536,
       memOffset: 8,

@@ -31,7 +31,7 @@ describe("a filesystem without direct IO (ramfs)", () => {
     const guest = randomBytes(4 * PAGE, 1);
     writeFileSync(guestPath, guest);
     writeFileSync(diskPath, new Uint8Array(4 * PAGE));
-    expect(discoverAlignment(diskPath)).toMatchObject({ directIo: false, source: "probe", note: "open with O_DIRECT: EINVAL" });
+    expect(discoverAlignment(diskPath)).toMatchObject({ directIo: false, source: "probe", note: "O_DIRECT refused: EINVAL" });
     const probe = JSON.parse(runCliIn(dir, "probe", diskPath, "--json").stdout);
     expect(probe).toMatchObject({ directIo: false, fsType: "ramfs" });
 

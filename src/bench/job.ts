@@ -27,7 +27,7 @@ import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError } from "../base/errors";
 import { BounceBuffer, MAX_BOUNCE_BYTES } from "../bounce/bounce-buffer";
 import { BounceBufferTracker } from "../bounce/bounce-tracker";
-import { Disk } from "../disk/disk";
+import { Disk, type SharedDisk } from "../disk/disk";
 import type { EngineName } from "../io/engines";
 import { Executor } from "../io/executor";
 import { plan, type Decision, type IoMode } from "../io/planner";
@@ -56,7 +56,10 @@ export const BENCH_OPS: readonly BenchOp[] = ["read", "write", "randread", "rand
 
 export interface JobSpec {
   guestPath: string;
+  /** The disk's path, for the independent read-back of `verify` only. */
   diskPath: string;
+  /** The disk, opened once by the main thread, in this case's mode. */
+  disk: SharedDisk;
   op: BenchOp;
   bs: number;
   memOffset: number;
@@ -78,7 +81,6 @@ export interface JobSpec {
   firstGpn: number;
   runtimeNs: number | null;
   ios: number | null;
-  alignOverride?: number;
   fua?: boolean;
   /** Ask for transparent huge pages for the bounce buffers. */
   hugePages: boolean;
@@ -125,7 +127,7 @@ export interface JobResult {
 export async function runJob(spec: JobSpec): Promise<JobResult> {
   const write = spec.op === "write" || spec.op === "randwrite";
   using memory = GuestMemory.open(spec.guestPath);
-  using disk = Disk.open(spec.diskPath, { write, direct: spec.mode !== "buffered", alignOverride: spec.alignOverride });
+  using disk = Disk.adopt(spec.disk); // the main thread's descriptor, opened once for the whole run
   const tracker = BounceBufferTracker.attach(spec.trackerShared);
   const op = write ? "write" : "read";
   const block = blockSize(disk.alignment, op);

@@ -23,7 +23,7 @@ import { statx, type FileStatus } from "../native";
 import type { IoMode } from "../io/planner";
 import { alignmentJson, type AlignmentJson } from "../io/documents";
 import { LatencyHistogram } from "./histogram";
-import { shapePages, type BenchOp, type JobResult, type JobSpec } from "./job";
+import { errorJson, shapePages, type BenchOp, type JobResult, type JobSpec } from "./job";
 import { BenchWorkspace } from "./workspace";
 
 export interface BenchOptions {
@@ -172,8 +172,11 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
   });
   options.onWorkspace?.(workspace);
   const workers: Worker[] = [];
+  let disk: Disk | null = null;
   try {
-    const host = describeHost(workspace, options);
+    // The disk is opened here, once; every job's Worker uses this descriptor (Disk.adopt).
+    disk = Disk.open(workspace.diskPath, { write: options.ops.some((op) => op.endsWith("write")), direct: false, alignOverride: options.alignOverride });
+    const host = describeHost(workspace, options, disk);
     // Regions of whole disk blocks, so that an IO widened to blocks never leaves its thread's region.
     const regionUnit = Math.max(PAGE_SIZE, host.planAlignment.offset, host.planAlignment.readOffset);
     const regionBytes = Math.floor(workspace.diskSize / options.threads / regionUnit) * regionUnit;
@@ -196,11 +199,18 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
       const timer = setInterval(() => options.onProgress?.(index, cases.length, label, progress.reduce((a, b) => a + b, 0)), PROGRESS_INTERVAL_MS);
       let jobs: JobResult[];
       try {
-        jobs = await Promise.all(
+        disk.setDirect(item.mode !== "buffered");
+      } catch (error) {
+        jobs = workers.map((_, thread) => failedJob(thread, errorJson(error)));
+      }
+      const shared = disk.shared();
+      try {
+        jobs ??= await Promise.all(
           workers.map((worker, thread) =>
             runInWorker(worker, {
               guestPath: workspace.guestPath,
               diskPath: workspace.diskPath,
+              disk: shared,
               op: item.op,
               bs: item.bs,
               memOffset: item.memOffset,
@@ -215,7 +225,6 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
               firstGpn: thread * guestPagesPerThread,
               runtimeNs: options.runtimeSeconds === null ? null : options.runtimeSeconds * 1e9,
               ios: options.ios === null ? null : Math.ceil(options.ios / options.threads),
-              alignOverride: options.alignOverride,
               fua: options.fua,
               hugePages: options.hugePages ?? true,
               seed: 0x9e3779b1 ^ (thread * 7919 + index),
@@ -236,6 +245,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     return { host, results, interrupted: Atomics.load(stop, 0) !== 0 };
   } finally {
     for (const worker of workers) worker.terminate();
+    disk?.close();
     workspace.cleanup();
   }
 }
@@ -291,16 +301,16 @@ function runInWorker(worker: Worker, spec: JobSpec): Promise<JobResult> {
   return new Promise((resolve, reject) => {
     worker.onmessage = (event: MessageEvent<{ result?: JobResult; failure?: { code: string; message: string } }>) => {
       if (event.data.result !== undefined) resolve(event.data.result);
-      else resolve(failedJob(spec, event.data.failure!));
+      else resolve(failedJob(spec.thread, event.data.failure!));
     };
     worker.onerror = (event) => reject(new Error(`bench worker failed: ${event.message}`));
     worker.postMessage({ spec });
   });
 }
 
-function failedJob(spec: JobSpec, error: { code: string; message: string }): JobResult {
+function failedJob(thread: number, error: { code: string; message: string }): JobResult {
   return {
-    thread: spec.thread,
+    thread,
     decision: "direct",
     reasons: [],
     ios: 0,
@@ -378,8 +388,7 @@ function perIo(jobs: JobResult[], total: (job: JobResult) => number): number {
   return settled > 0 ? round(jobs.reduce((sum, job) => sum + total(job), 0) / settled, 3) : 0;
 }
 
-function describeHost(workspace: BenchWorkspace, options: BenchOptions): HostInfo {
-  using disk = Disk.open(workspace.diskPath, { write: false, direct: false, alignOverride: options.alignOverride });
+function describeHost(workspace: BenchWorkspace, options: BenchOptions, disk: Disk): HostInfo {
   const cpu = cpus();
   return {
     kernel: release(),
@@ -391,7 +400,7 @@ function describeHost(workspace: BenchWorkspace, options: BenchOptions): HostInf
     alignment: alignmentJson(disk.discovered),
     planAlignment: alignmentJson(disk.alignment),
     transparentHugePages: transparentHugePageMode(),
-    maxSegments: maxSegments(statx(workspace.diskPath)),
+    maxSegments: maxSegments(statx(disk.fd)),
   };
 }
 

@@ -19,8 +19,11 @@ import {
   blockDeviceLogicalSize,
   closeFd,
   EINVAL,
+  fileFlags,
   IovecArray,
   NativeRegion,
+  O_NONBLOCK,
+  setFileFlags,
   nextData,
   O_DIRECT,
   O_RDONLY,
@@ -35,8 +38,38 @@ import type { DiskAlignment } from "../base/alignment-rules";
 const PROBE_ALIGNMENTS = [1, 512, 1024, 2048, 4096];
 const PROBE_MAX = PROBE_ALIGNMENTS[PROBE_ALIGNMENTS.length - 1]!;
 
-/** The alignment of the file at `path`, by the first source that knows. */
-export function discoverAlignment(path: string, status: FileStatus = statx(path)): DiskAlignment {
+/**
+ * The alignment of a disk, by the first source that knows, asked of an open descriptor (the one
+ * `Disk.open` holds, so the answer is about the file that IO goes to) or of a path, which is
+ * then opened once for all the questions.
+ */
+export function discoverAlignment(target: string | number, status?: FileStatus): DiskAlignment {
+  return withDescriptor(target, (fd) => discoverOn(fd, status ?? statx(fd)));
+}
+
+/**
+ * Finds the alignment empirically with direct reads of the file's first data (reading a hole
+ * involves no device IO, so it accepts anything). A file with no data, or too short to read
+ * `PROBE_MAX` bytes from, cannot tell: the probe then reports the conservative `PROBE_MAX` and
+ * says so in `note`. Memory alignment is measured with reads only: probing writes would write
+ * to the user's file. Like `discoverAlignment`, on a descriptor or a path opened once.
+ */
+export function probeAlignment(target: string | number, status?: FileStatus): DiskAlignment {
+  return withDescriptor(target, (fd) => probeOn(fd, status ?? statx(fd)));
+}
+
+/** Runs `body` on `target`'s descriptor: the given one, or the path opened (without waiting on a FIFO) and closed after. */
+function withDescriptor<T>(target: string | number, body: (fd: number) => T): T {
+  if (typeof target === "number") return body(target);
+  const fd = openUserFile(target, O_RDONLY | O_NONBLOCK, "disk");
+  try {
+    return body(fd);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+function discoverOn(fd: number, status: FileStatus): DiskAlignment {
   if (status.dio !== null) {
     const { memAlign, offsetAlign, readOffsetAlign } = status.dio;
     if (memAlign === 0 && offsetAlign === 0) {
@@ -45,62 +78,50 @@ export function discoverAlignment(path: string, status: FileStatus = statx(path)
     return { directIo: true, memAlign, offsetAlign, readOffsetAlign: readOffsetAlign || offsetAlign, source: "statx" };
   }
   if (status.type === "block-device") {
-    const fd = openUserFile(path, O_RDONLY, "disk");
-    try {
-      const size = blockDeviceLogicalSize(fd);
-      return { directIo: true, memAlign: size, offsetAlign: size, readOffsetAlign: size, source: "blksszget" };
-    } finally {
-      closeFd(fd);
-    }
+    const size = blockDeviceLogicalSize(fd);
+    return { directIo: true, memAlign: size, offsetAlign: size, readOffsetAlign: size, source: "blksszget" };
   }
-  return probeAlignment(path, status);
+  return probeOn(fd, status);
 }
 
-/**
- * Finds the alignment empirically with direct reads of the file's first data (reading a hole
- * involves no device IO, so it accepts anything). A file with no data, or too short to read
- * `PROBE_MAX` bytes from, cannot tell: the probe then reports the conservative `PROBE_MAX` and
- * says so in `note`. Memory alignment is measured with reads only: probing writes would write
- * to the user's file.
- */
-export function probeAlignment(path: string, status: FileStatus = statx(path)): DiskAlignment {
-  let fd: number;
+function probeOn(fd: number, status: FileStatus): DiskAlignment {
+  const data = status.type === "file" ? nextData(fd, 0) : 0;
+  const at = data === null ? null : Math.floor(data / PROBE_MAX) * PROBE_MAX;
+  // The probe reads with O_DIRECT on the caller's descriptor and gives it back as it was.
+  const flags = fileFlags(fd);
   try {
-    fd = openUserFile(path, O_RDONLY | O_DIRECT, "disk");
+    setFileFlags(fd, flags | O_DIRECT);
   } catch (error) {
     if (error instanceof OsError && error.errno === EINVAL) {
-      return { directIo: false, memAlign: 0, offsetAlign: 0, readOffsetAlign: 0, source: "probe", note: "open with O_DIRECT: EINVAL" };
+      return { directIo: false, memAlign: 0, offsetAlign: 0, readOffsetAlign: 0, source: "probe", note: "O_DIRECT refused: EINVAL" };
     }
     throw error;
   }
-  const data = status.type === "file" ? nextData(fd, 0) : 0;
-  const at = data === null ? null : Math.floor(data / PROBE_MAX) * PROBE_MAX;
-  if (at === null || at + PROBE_MAX > status.size) {
-    closeFd(fd);
-    const why = at === null ? "the file holds no data (only holes)" : `the file has less than ${PROBE_MAX} bytes of data`;
-    const note = `${why}: cannot tell, assuming ${PROBE_MAX}`;
-    return { directIo: true, memAlign: PROBE_MAX, offsetAlign: PROBE_MAX, readOffsetAlign: PROBE_MAX, source: "probe", note };
-  }
-  // Page-aligned memory, so that every memory offset tried is exactly that offset from a page.
-  using buffer = NativeRegion.anonymous(2 * PROBE_MAX, "alignment probe buffer");
-  using iovecs = new IovecArray(1);
-  const readsAt = (memoryOffset: number, len: number): boolean => {
-    iovecs.clear();
-    iovecs.push((buffer.address(0) as number) + memoryOffset, len);
-    try {
-      preadv(fd, iovecs.address(), 1, at);
-      return true;
-    } catch (error) {
-      if (error instanceof OsError && error.errno === EINVAL) return false;
-      throw error;
-    }
-  };
   try {
+    if (at === null || at + PROBE_MAX > status.size) {
+      const why = at === null ? "the file holds no data (only holes)" : `the file has less than ${PROBE_MAX} bytes of data`;
+      const note = `${why}: cannot tell, assuming ${PROBE_MAX}`;
+      return { directIo: true, memAlign: PROBE_MAX, offsetAlign: PROBE_MAX, readOffsetAlign: PROBE_MAX, source: "probe", note };
+    }
+    // Page-aligned memory, so that every memory offset tried is exactly that offset from a page.
+    using buffer = NativeRegion.anonymous(2 * PROBE_MAX, "alignment probe buffer");
+    using iovecs = new IovecArray(1);
+    const readsAt = (memoryOffset: number, len: number): boolean => {
+      iovecs.clear();
+      iovecs.push((buffer.address(0) as number) + memoryOffset, len);
+      try {
+        preadv(fd, iovecs.address(), 1, at);
+        return true;
+      } catch (error) {
+        if (error instanceof OsError && error.errno === EINVAL) return false;
+        throw error;
+      }
+    };
     const offsetAlign = PROBE_ALIGNMENTS.find((len) => readsAt(0, len)) ?? PROBE_MAX;
     const memAlign = PROBE_ALIGNMENTS.find((offset) => readsAt(offset, offsetAlign)) ?? PROBE_MAX;
     return { directIo: true, memAlign, offsetAlign, readOffsetAlign: offsetAlign, source: "probe" };
   } finally {
-    closeFd(fd);
+    setFileFlags(fd, flags);
   }
 }
 

@@ -1,15 +1,24 @@
 /**
  * Disk: a file or block device opened for IO, with its size and direct-IO alignment.
  *
- * The disk is what the user pointed at: it is never created or resized here. Opening it reports
- * a missing path, a directory or a permission problem as bad input; a disk whose filesystem
- * does no direct IO is refused for `O_DIRECT` with a hint to use `--mode buffered`.
+ * The disk is what the user pointed at: it is never created or resized here. Its path is opened
+ * once; everything else (its type, size, alignment, the empirical probe, whether it takes
+ * `O_DIRECT`) is asked of that descriptor, so every answer is about the file the IO goes to,
+ * even if the path is renamed or replaced meanwhile. Opening reports a missing path, a
+ * directory or a permission problem as bad input; a disk whose filesystem does no direct IO is
+ * refused for `O_DIRECT` with a hint to use `--mode buffered`.
+ *
+ * Ownership: the Disk that opened the descriptor closes it (`close`, `using`). Bun Workers of
+ * the same process reach the same descriptor with `Disk.adopt(disk.shared())`: the adopted Disk
+ * never closes it, so the owner must outlive them. `O_DIRECT` belongs to the descriptor, so
+ * `setDirect` changes it for every adopter at once (the benchmark's cases switch it between
+ * cases, never during one).
  */
 import { overrideAlignment, type DiskAlignment } from "../base/alignment-rules";
-import { discoverAlignment, filesystemType } from "./alignment";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
-import { openUserFile, statusOrNull } from "../host/files";
-import { blockDeviceSize, closeFd, O_DIRECT, O_RDONLY, O_RDWR, type FileType } from "../native";
+import { openUserFile } from "../host/files";
+import { blockDeviceSize, closeFd, EINVAL, fileFlags, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
+import { discoverAlignment, filesystemType } from "./alignment";
 
 export interface OpenDiskOptions {
   /** Open for writing too. */
@@ -20,8 +29,21 @@ export interface OpenDiskOptions {
   alignOverride?: number;
 }
 
+/** What another thread needs to use an open Disk (plain data, for postMessage). */
+export interface SharedDisk {
+  path: string;
+  fd: number;
+  type: FileType;
+  size: number;
+  alignment: DiskAlignment;
+  discovered: DiskAlignment;
+  direct: boolean;
+  fsType: string | undefined;
+}
+
 export class Disk implements Disposable {
   #fd: number;
+  #direct: boolean;
 
   private constructor(
     readonly path: string,
@@ -32,36 +54,78 @@ export class Disk implements Disposable {
     readonly alignment: DiskAlignment,
     /** What the kernel itself reports, whatever the override. */
     readonly discovered: DiskAlignment,
-    readonly direct: boolean,
+    direct: boolean,
     readonly fsType: string | undefined,
+    /** Whether `close` closes the descriptor (false for an adopted one). */
+    readonly owner: boolean,
   ) {
     this.#fd = fd;
+    this.#direct = direct;
   }
 
   static open(path: string, options: OpenDiskOptions): Disk {
-    const status = statusOrNull(path);
-    if (status === null) throw new BounceBenchError("ENOENT", "input", `disk ${path}: ENOENT (No such file or directory)`);
-    if (status.type !== "file" && status.type !== "block-device") {
-      throw new InvalidInputError(`disk ${path}: is a ${status.type}, not a regular file or block device`);
-    }
-    const discovered = discoverAlignment(path, status);
-    const alignment = options.alignOverride === undefined ? discovered : overrideAlignment(discovered, options.alignOverride);
-    if (options.direct && !discovered.directIo) {
-      throw new BounceBenchError(
-        "NO_DIRECT_IO",
-        "io",
-        `disk ${path}: its filesystem does not do direct IO (${discovered.source}: ${discovered.note ?? "no alignment"}); try --mode buffered`,
-      );
-    }
-    const flags = (options.write ? O_RDWR : O_RDONLY) | (options.direct ? O_DIRECT : 0);
-    const fd = openUserFile(path, flags, "disk");
+    // O_NONBLOCK: a FIFO or a device must not make the open wait; it is cleared once the type is known.
+    let fd: number;
     try {
+      fd = openUserFile(path, (options.write ? O_RDWR : O_RDONLY) | O_NONBLOCK, "disk");
+    } catch (error) {
+      // A directory cannot be opened for writing at all; say what it is, as for reading.
+      if (error instanceof BounceBenchError && error.code === "EISDIR") throw notADisk(path, "directory");
+      throw error;
+    }
+    try {
+      const status = statx(fd);
+      if (status.type !== "file" && status.type !== "block-device") {
+        throw notADisk(path, status.type);
+      }
+      setFileFlags(fd, fileFlags(fd) & ~O_NONBLOCK);
+      const discovered = discoverAlignment(fd, status);
+      const alignment = options.alignOverride === undefined ? discovered : overrideAlignment(discovered, options.alignOverride);
       const size = status.type === "block-device" ? blockDeviceSize(fd) : status.size;
-      return new Disk(path, fd, status.type, size, alignment, discovered, options.direct, filesystemType(status));
+      const disk = new Disk(path, fd, status.type, size, alignment, discovered, false, filesystemType(status), true);
+      if (options.direct) disk.setDirect(true);
+      return disk;
     } catch (error) {
       closeFd(fd);
       throw error;
     }
+  }
+
+  /** The Disk another thread opened, over the same descriptor (see the module doc). */
+  static adopt(shared: SharedDisk): Disk {
+    return new Disk(shared.path, shared.fd, shared.type, shared.size, shared.alignment, shared.discovered, shared.direct, shared.fsType, false);
+  }
+
+  /** This disk as plain data for `Disk.adopt` in a Worker. */
+  shared(): SharedDisk {
+    return {
+      path: this.path,
+      fd: this.fd,
+      type: this.type,
+      size: this.size,
+      alignment: this.alignment,
+      discovered: this.discovered,
+      direct: this.#direct,
+      fsType: this.fsType,
+    };
+  }
+
+  /** Whether IO bypasses the page cache (`O_DIRECT`). */
+  get direct(): boolean {
+    return this.#direct;
+  }
+
+  /** Turns `O_DIRECT` on or off for the descriptor (for every Disk sharing it). */
+  setDirect(direct: boolean): void {
+    if (direct && !this.discovered.directIo) throw this.#noDirectIo(this.discovered.note ?? "no alignment");
+    const flags = fileFlags(this.fd);
+    try {
+      setFileFlags(this.fd, direct ? flags | O_DIRECT : flags & ~O_DIRECT);
+    } catch (error) {
+      if (error instanceof OsError && error.errno === EINVAL) throw this.#noDirectIo("O_DIRECT refused: EINVAL");
+      throw error;
+    }
+    this.#direct = direct;
   }
 
   /** The open descriptor; valid until `close`. */
@@ -70,14 +134,27 @@ export class Disk implements Disposable {
     return this.#fd;
   }
 
+  /** Closes the descriptor if this Disk opened it; an adopted Disk only stops using it. Idempotent. */
   close(): void {
     if (this.#fd < 0) return;
     const fd = this.#fd;
     this.#fd = -1;
-    closeFd(fd);
+    if (this.owner) closeFd(fd);
   }
 
   [Symbol.dispose](): void {
     this.close();
   }
+
+  #noDirectIo(why: string): BounceBenchError {
+    return new BounceBenchError(
+      "NO_DIRECT_IO",
+      "io",
+      `disk ${this.path}: its filesystem does not do direct IO (${this.discovered.source}: ${why}); try --mode buffered`,
+    );
+  }
+}
+
+function notADisk(path: string, type: FileType): InvalidInputError {
+  return new InvalidInputError(`disk ${path}: is a ${type}, not a regular file or block device`);
 }

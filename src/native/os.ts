@@ -31,6 +31,10 @@ export const O_TRUNC = 0o1000;
 export const O_DSYNC = 0o10000;
 export const O_DIRECT = isArm64 ? 0o200000 : 0o40000;
 export const O_CLOEXEC = 0o2000000;
+/** Opening a FIFO or a device does not wait for it (bounce-bench checks the type first, then clears it). */
+export const O_NONBLOCK = 0o4000;
+const F_GETFL = 3;
+const F_SETFL = 4;
 
 /** `pwritev2` flag: this write is durable when it completes (FUA where the device has it). */
 export const RWF_DSYNC = 0x2;
@@ -131,6 +135,22 @@ export function nextData(fd: number, offset: number): number | null {
   if (position >= 0) return position;
   if (lastErrno() === ENXIO) return null;
   fail("lseek", `fd ${fd}, SEEK_DATA from ${offset}`);
+}
+
+/** The status flags of an open descriptor (`fcntl(F_GETFL)`): `O_DIRECT`, `O_NONBLOCK`, ... */
+export function fileFlags(fd: number): number {
+  const flags = libc.fcntl(fd, F_GETFL, 0);
+  if (flags < 0) fail("fcntl", `fd ${fd}, F_GETFL`);
+  return flags;
+}
+
+/**
+ * Sets the status flags of an open descriptor (`fcntl(F_SETFL)`); the kernel changes only
+ * `O_APPEND`, `O_DIRECT`, `O_NONBLOCK` and a few others. Setting `O_DIRECT` on a file whose
+ * filesystem does no direct IO fails with `EINVAL`.
+ */
+export function setFileFlags(fd: number, flags: number): void {
+  if (libc.fcntl(fd, F_SETFL, flags) !== 0) fail("fcntl", `fd ${fd}, F_SETFL`);
 }
 
 /** The logical block size of a block device (`BLKSSZGET`). */
