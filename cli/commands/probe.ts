@@ -20,9 +20,9 @@ export function registerProbe(program: Command, context: Context): void {
     .option("--json", "print one JSON document on stdout")
     .action((path: string, options: { empirical?: boolean; json?: boolean }) => {
       const status = statusOrNull(path);
-      if (status === null) throw new BounceBenchError("ENOENT", "input", `${path}: ENOENT (No such file or directory)`);
+      if (status === null) throw new BounceBenchError("ENOENT", `${path}: ENOENT (No such file or directory)`, { kind: "input" });
       if (status.type !== "file" && status.type !== "block-device") {
-        throw new BounceBenchError("INVALID_INPUT", "input", `${path}: is a ${status.type}, not a regular file or block device`);
+        throw new BounceBenchError("INVALID_INPUT", `${path}: is a ${status.type}, not a regular file or block device`);
       }
       const alignment = options.empirical ? probeAlignment(path, status) : discoverAlignment(path, status);
       const fsType = filesystemType(status);

@@ -57,7 +57,7 @@ function runInWorker(scenarios: Scenario[], stop: Int32Array): Promise<ScenarioR
       if (message.result !== undefined) return void results.push(message.result);
       worker.terminate();
       if (message.done) resolve(results);
-      else reject(new BounceBenchError(message.failure.code, message.failure.kind, message.failure.message));
+      else reject(new BounceBenchError(message.failure.code, message.failure.message, { kind: message.failure.kind }));
     };
     worker.onerror = (event) => {
       worker.terminate();
@@ -72,7 +72,7 @@ function scenarioFiles(path: string): string[] {
   try {
     stat = statSync(path);
   } catch {
-    throw new BounceBenchError("ENOENT", "input", `${path}: no such scenario file or directory`);
+    throw new BounceBenchError("ENOENT", `${path}: no such scenario file or directory`, { kind: "input" });
   }
   if (!stat.isDirectory()) return [path];
   const files = readdirSync(path, { recursive: true })
@@ -80,7 +80,7 @@ function scenarioFiles(path: string): string[] {
     .filter((name) => name.endsWith(".json"))
     .sort()
     .map((name) => join(path, name));
-  if (files.length === 0) throw new BounceBenchError("INVALID_INPUT", "input", `${path}: no .json scenario files in it`);
+  if (files.length === 0) throw new BounceBenchError("INVALID_INPUT", `${path}: no .json scenario files in it`);
   return files;
 }
 
@@ -89,7 +89,7 @@ function loadScenario(path: string): Scenario {
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new BounceBenchError("INVALID_INPUT", "input", `${path}: cannot read it (${(error as Error).message})`);
+    throw new BounceBenchError("INVALID_INPUT", `${path}: cannot read it (${(error as Error).message})`);
   }
   return parseScenarioText(text, path);
 }

@@ -17,22 +17,57 @@
 
 export type ErrorKind = "input" | "io" | "check";
 
+/**
+ * Every error code bounce-bench raises, in one catalogue, with whose fault it is. Codes named
+ * after an errno (`EINVAL`, `ENOENT`, `ERRNO_200`) are the kernel's and not listed: where one is
+ * raised, its kind is given (a path that cannot be opened is the caller's input; a call the
+ * kernel refuses is an IO failure).
+ */
+export const ERROR_CATALOGUE = {
+  INVALID_INPUT: { kind: "input", means: "a value given is malformed or out of its domain (a size, a list, an option)" },
+  INVALID_RANGE: { kind: "input", means: "a byte range does not fit what it is laid over" },
+  INVALID_ALIGNMENT: { kind: "input", means: "an alignment is not a power of two" },
+  OUT_OF_RANGE: { kind: "input", means: "a reader or writer was asked for more bytes than it has left" },
+  GUEST_ACCESS: { kind: "input", means: "a guest page or address outside guest memory" },
+  READ_ONLY: { kind: "input", means: "guest memory the request may only read was to be written" },
+  BUDGET_EXCEEDED: { kind: "input", means: "a bounce buffer larger than the whole per-thread budget" },
+  BAD_THREAD: { kind: "input", means: "a thread index the bounce tracker does not have" },
+  RELEASED: { kind: "input", means: "native memory or a descriptor used after its release" },
+  SCENARIO_FORMAT: { kind: "input", means: "a scenario file is malformed or does not fit its own sizes" },
+  SLOT_BUSY: { kind: "input", means: "an executor slot was started while still running" },
+  BOUNCE_TOO_SMALL: { kind: "input", means: "bounce memory handed to a prepared IO cannot hold its plan" },
+  BENCH_REGION: { kind: "input", means: "a benchmark job's disk region is not made of whole blocks" },
+  NO_DIRECT_IO: { kind: "io", means: "the disk's filesystem does not do direct IO" },
+  SHORT_READ: { kind: "io", means: "a read stopped at the disk's end (was it truncated?)" },
+  SHORT_WRITE: { kind: "io", means: "a write moved nothing (was the disk truncated?)" },
+  MISMATCH: { kind: "check", means: "disk and guest bytes differ after an IO" },
+  INTERNAL: { kind: "io", means: "a bug: something failed that should not have" },
+} as const satisfies Record<string, { kind: ErrorKind; means: string }>;
+
+export type CatalogueCode = keyof typeof ERROR_CATALOGUE;
+/** An errno name from the kernel (`EINVAL`), or `ERRNO_<n>` for one without a name. */
+export type ErrnoCode = `E${string}`;
+export type ErrorCode = CatalogueCode | ErrnoCode;
+
 export class BounceBenchError extends Error {
+  /** Whose fault it is: the catalogue's for its code, or given (errno codes). */
+  readonly kind: ErrorKind;
+
   constructor(
-    readonly code: string,
-    readonly kind: ErrorKind,
+    readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; kind?: ErrorKind },
   ) {
     super(message, options);
     this.name = new.target.name;
+    this.kind = options?.kind ?? (ERROR_CATALOGUE as Record<string, { kind: ErrorKind }>)[code]?.kind ?? "io";
   }
 }
 
 /** A value given by the caller is malformed or out of its domain (a size, a list, an option). */
 export class InvalidInputError extends BounceBenchError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super("INVALID_INPUT", "input", message, options);
+    super("INVALID_INPUT", message, options);
   }
 }
 
@@ -46,7 +81,7 @@ export class GuestAccessError extends BounceBenchError {
     readonly where: string,
     readonly why: string,
   ) {
-    super("GUEST_ACCESS", "input", `guest memory: ${operation} failed at ${where}: ${why}`);
+    super("GUEST_ACCESS", `guest memory: ${operation} failed at ${where}: ${why}`);
   }
 }
 
@@ -61,9 +96,7 @@ export class OutOfRangeError extends BounceBenchError {
     readonly requested: number,
   ) {
     super(
-      "OUT_OF_RANGE",
-      "input",
-      `${operation}: out of range: ${requested} bytes requested, ${remaining} remaining`,
+      "OUT_OF_RANGE", `${operation}: out of range: ${requested} bytes requested, ${remaining} remaining`,
     );
   }
 }
@@ -71,35 +104,35 @@ export class OutOfRangeError extends BounceBenchError {
 /** A byte range that does not fit what it is laid over (a PagedRange or a subrange). */
 export class InvalidRangeError extends BounceBenchError {
   constructor(message: string) {
-    super("INVALID_RANGE", "input", message);
+    super("INVALID_RANGE", message);
   }
 }
 
 /** Guest memory that the request may only read was asked to be written. */
 export class ReadOnlyError extends BounceBenchError {
   constructor(operation: string) {
-    super("READ_ONLY", "input", `${operation}: the request buffers are read-only (the request is a disk write)`);
+    super("READ_ONLY", `${operation}: the request buffers are read-only (the request is a disk write)`);
   }
 }
 
 /** An alignment that is not a positive power of two. */
 export class InvalidAlignmentError extends BounceBenchError {
   constructor(readonly alignment: number) {
-    super("INVALID_ALIGNMENT", "input", `alignment ${alignment} is not a power of two`);
+    super("INVALID_ALIGNMENT", `alignment ${alignment} is not a power of two`);
   }
 }
 
 /** A bounce buffer request that the tracker can never satisfy, or names no tracked thread. */
 export class BounceBudgetError extends BounceBenchError {
   constructor(code: "BUDGET_EXCEEDED" | "BAD_THREAD", message: string) {
-    super(code, "input", message);
+    super(code, message);
   }
 }
 
 /** Native memory (a bounce buffer, an iovec array, a guest mapping) used after its release. */
 export class ReleasedError extends BounceBenchError {
   constructor(what: string) {
-    super("RELEASED", "input", `${what}: used after release`);
+    super("RELEASED", `${what}: used after release`);
   }
 }
 

@@ -132,7 +132,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const op = write ? "write" : "read";
   const block = blockSize(disk.alignment, op);
   if (spec.regionStart % block !== 0 || spec.regionBytes % block !== 0) {
-    throw new BounceBenchError("BENCH_REGION", "input", `bench: region ${spec.regionStart}+${spec.regionBytes} is not made of whole ${block}-byte blocks`);
+    throw new BounceBenchError("BENCH_REGION", `bench: region ${spec.regionStart}+${spec.regionBytes} is not made of whole ${block}-byte blocks`);
   }
   // Each slot's request: the shape's segments (or one of `bs` bytes at `memOffset`) over the
   // slot's own pages.
@@ -369,7 +369,7 @@ async function loop(
 function verifyIo(spec: JobSpec, offset: number, memory: GuestMemory, segments: PagedRange[]): void {
   const mismatch = compareDiskWithGuest(spec.diskPath, offset, memory, segments);
   if (mismatch !== null) {
-    throw new BounceBenchError("MISMATCH", "check", `bench verify: disk byte ${mismatch.diskOffset} is 0x${mismatch.disk.toString(16)}, guest has 0x${mismatch.guest.toString(16)}`);
+    throw new BounceBenchError("MISMATCH", `bench verify: disk byte ${mismatch.diskOffset} is 0x${mismatch.disk.toString(16)}, guest has 0x${mismatch.guest.toString(16)}`);
   }
 }
 

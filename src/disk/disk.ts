@@ -130,7 +130,7 @@ export class Disk implements Disposable {
 
   /** The open descriptor; valid until `close`. */
   get fd(): number {
-    if (this.#fd < 0) throw new BounceBenchError("RELEASED", "input", `disk ${this.path}: used after close`);
+    if (this.#fd < 0) throw new BounceBenchError("RELEASED", `disk ${this.path}: used after close`);
     return this.#fd;
   }
 
@@ -148,9 +148,7 @@ export class Disk implements Disposable {
 
   #noDirectIo(why: string): BounceBenchError {
     return new BounceBenchError(
-      "NO_DIRECT_IO",
-      "io",
-      `disk ${this.path}: its filesystem does not do direct IO (${this.discovered.source}: ${why}); try --mode buffered`,
+      "NO_DIRECT_IO", `disk ${this.path}: its filesystem does not do direct IO (${this.discovered.source}: ${why}); try --mode buffered`,
     );
   }
 }

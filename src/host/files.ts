@@ -24,7 +24,7 @@ export function openUserFile(path: string, flags: number, role: string): number 
   } catch (error) {
     if (error instanceof OsError && BAD_PATH_ERRNOS.has(error.code)) {
       const message = `${role} ${path}: ${error.code} (${error.description})`;
-      throw new BounceBenchError(error.code, "input", message, { cause: error });
+      throw new BounceBenchError(error.code, message, { cause: error, kind: "input" });
     }
     throw error;
   }

@@ -138,7 +138,7 @@ export class Executor implements Disposable {
    * is reaped by a later `poll`).
    */
   start(slot: number, io: PreparedIo, shift = 0, nowNs = monotonicNs()): void {
-    if (this.#stage[slot] !== IDLE) throw new BounceBenchError("SLOT_BUSY", "input", `executor slot ${slot} is still running`);
+    if (this.#stage[slot] !== IDLE) throw new BounceBenchError("SLOT_BUSY", `executor slot ${slot} is still running`);
     if (io.trimmed) io.restoreIovecs();
     this.#io[slot] = io;
     this.#shift[slot] = shift;
@@ -220,7 +220,7 @@ export class Executor implements Disposable {
       // A budget or lock table that refuses the request (too large, wrong thread) fails this run only.
       if (this.#stage[slot] === IDLE) throw thrown;
       this.#unpark(slot);
-      this.#settle(slot, thrown instanceof BounceBenchError ? thrown : new BounceBenchError("INTERNAL", "io", String(thrown), { cause: thrown }));
+      this.#settle(slot, thrown instanceof BounceBenchError ? thrown : new BounceBenchError("INTERNAL", String(thrown), { cause: thrown }));
     }
   }
 
@@ -319,7 +319,7 @@ export class Executor implements Disposable {
         io.onDone?.();
       }
     } catch (thrown) {
-      error = thrown instanceof BounceBenchError ? thrown : new BounceBenchError("INTERNAL", "io", String(thrown), { cause: thrown });
+      error = thrown instanceof BounceBenchError ? thrown : new BounceBenchError("INTERNAL", String(thrown), { cause: thrown });
     } finally {
       if (this.#lock[slot]! >= 0) {
         io.locks!.release(this.#lock[slot]!);
@@ -434,9 +434,7 @@ export function advance(iovecs: IovecArray, index: number, end: number, n: numbe
 /** A transfer that moved nothing before its end: the disk is shorter than it was. */
 function shortTransfer(write: boolean, position: number, path: string): BounceBenchError {
   return new BounceBenchError(
-    write ? "SHORT_WRITE" : "SHORT_READ",
-    "io",
-    `${write ? "write" : "read"} at ${position} of disk ${path}: the disk ended (0 bytes transferred); was it truncated?`,
+    write ? "SHORT_WRITE" : "SHORT_READ", `${write ? "write" : "read"} at ${position} of disk ${path}: the disk ended (0 bytes transferred); was it truncated?`,
   );
 }
 

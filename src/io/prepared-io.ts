@@ -135,7 +135,7 @@ export class PreparedIo implements Disposable {
       } else {
         bounce = options.bounce;
         if (bounce.bytes.length < plan.bounceBytes) {
-          throw new BounceBenchError("BOUNCE_TOO_SMALL", "input", `bounce memory of ${bounce.bytes.length} bytes cannot hold this plan's ${plan.bounceBytes}`);
+          throw new BounceBenchError("BOUNCE_TOO_SMALL", `bounce memory of ${bounce.bytes.length} bytes cannot hold this plan's ${plan.bounceBytes}`);
         }
       }
     }

@@ -60,9 +60,7 @@ export function compareDiskWithGuest(path: string, at: number, memory: GuestMemo
 export class MismatchError extends BounceBenchError {
   constructor(readonly mismatch: Mismatch) {
     super(
-      "MISMATCH",
-      "check",
-      `verify: disk and guest differ at byte ${mismatch.offset} of the IO (disk offset ${mismatch.diskOffset}): disk 0x${mismatch.disk.toString(16).padStart(2, "0")}, guest 0x${mismatch.guest.toString(16).padStart(2, "0")}`,
+      "MISMATCH", `verify: disk and guest differ at byte ${mismatch.offset} of the IO (disk offset ${mismatch.diskOffset}): disk 0x${mismatch.disk.toString(16).padStart(2, "0")}, guest 0x${mismatch.guest.toString(16).padStart(2, "0")}`,
     );
   }
 }

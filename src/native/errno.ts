@@ -5,7 +5,7 @@
  * errno name (`EINVAL`) as its `code`, so scenario expectations and `--json` consumers match
  * on names, never on numbers or message text.
  */
-import { BounceBenchError } from "../base/errors";
+import { BounceBenchError, type ErrnoCode } from "../base/errors";
 
 const ERRNO_TABLE: ReadonlyArray<readonly [number, string, string]> = [
   [1, "EPERM", "Operation not permitted"],
@@ -83,7 +83,7 @@ export class OsError extends BounceBenchError {
     const name = errnoName(errno);
     const description = DESCRIPTIONS.get(errno) ?? "unknown error";
     const where = detail ? `${call}(${detail})` : call;
-    super(name, "io", `${where}: ${name} (${description})${hint ? `; ${hint}` : ""}`);
+    super(name as ErrnoCode, `${where}: ${name} (${description})${hint ? `; ${hint}` : ""}`, { kind: "io" });
     this.description = description;
   }
 }

@@ -29,7 +29,7 @@ export class ScenarioFormatError extends BounceBenchError {
     readonly path: string,
     why: string,
   ) {
-    super("SCENARIO_FORMAT", "input", `${file}: ${path === "" ? "" : `${path}: `}${why}`);
+    super("SCENARIO_FORMAT", `${file}: ${path === "" ? "" : `${path}: `}${why}`);
   }
 }
 

@@ -69,7 +69,7 @@ export async function runScenarioFile(path: string, options: RunScenarioOptions 
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new BounceBenchError("ENOENT", "input", `${path}: cannot read the scenario (${(error as Error).message})`);
+    throw new BounceBenchError("ENOENT", `${path}: cannot read the scenario (${(error as Error).message})`, { kind: "input" });
   }
   return runScenario(parseScenarioText(text, path), options);
 }
@@ -187,7 +187,7 @@ function fill(context: Context, step: Extract<Step, { kind: "fill" }>): void {
   }
   const len = step.len ?? context.scenario.diskSize - step.at;
   if (step.at + len > context.scenario.diskSize) {
-    throw new BounceBenchError("INVALID_INPUT", "input", `fill of disk ${step.at}+${len} goes past its end (${context.scenario.diskSize} bytes)`);
+    throw new BounceBenchError("INVALID_INPUT", `fill of disk ${step.at}+${len} goes past its end (${context.scenario.diskSize} bytes)`);
   }
   const fd = openSync(context.diskPath, "r+");
   try {
@@ -262,7 +262,7 @@ function check(context: Context, step: CheckStep): string | null {
     ? guestBytes(memory, step.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns)))
     : patternBytes(step.pattern, step.seed, step.at, step.len!);
   if (step.at + expected.length > scenario.diskSize) {
-    throw new BounceBenchError("INVALID_INPUT", "input", `check of disk ${step.at}+${expected.length} goes past its end (${scenario.diskSize} bytes)`);
+    throw new BounceBenchError("INVALID_INPUT", `check of disk ${step.at}+${expected.length} goes past its end (${scenario.diskSize} bytes)`);
   }
   const actual = readDiskBytes(diskPath, step.at, expected.length);
   const i = firstDifference(actual, expected);
