@@ -47,27 +47,33 @@ export function parseSegments(options: SegmentOptions): { specs: SegmentSpec[]; 
   return { specs, ranges: specs.map((spec) => new PagedRange(spec.offset, spec.len, spec.gpns)) };
 }
 
-export const opOption = (required: boolean) =>
-  new Option("--op <op>", "disk operation: read (disk to guest) or write (guest to disk)")
-    .choices(IO_OPS as string[])
-    .makeOptionMandatory(required);
+/** Defaults of the options below, in one place. */
+export const OPTION_DEFAULTS = { op: "write" as IoOp, mode: "auto" as IoMode, at: 0 };
 
-export const modeOption = () =>
-  new Option(
-    "--mode <mode>",
-    "auto: decide; direct: force the guest buffers on O_DIRECT (see what the kernel says); bounce: always copy; buffered: page cache, no O_DIRECT",
-  )
-    .choices(IO_MODES as string[])
-    .default("auto");
-
-export function parseAlign(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : parseAlignment(parseSize(value, "--align"), "--align");
-}
-
-export function parseOp(value: string | undefined): IoOp {
-  return (value ?? "write") as IoOp;
-}
-
-export function parseMode(value: string | undefined): IoMode {
-  return (value ?? "auto") as IoMode;
-}
+/**
+ * Options several commands take, declared once: flags, help, parser and default. Parsers run
+ * while the command line is read, so a bad value is exit 2 before anything is opened; the
+ * action receives parsed values (`align` a number, `at` a byte offset).
+ */
+export const sharedOptions = {
+  json: () => new Option("--json", "print one JSON document on stdout"),
+  force: (help: string) => new Option("--force", help),
+  fua: (help = "write with RWF_DSYNC (durable on completion)") => new Option("--fua", help),
+  align: (help = "simulate a disk with this alignment (a power of two), e.g. 4096 on a 512-byte disk") =>
+    new Option("--align <n>", help).argParser((value: string) => parseAlignment(parseSize(value, "--align"), "--align")),
+  at: (required: boolean) => {
+    const option = new Option("--at <n>", "disk offset of the IO in bytes").argParser((value: string) => parseSize(value, "--at"));
+    return required ? option.makeOptionMandatory() : option.default(OPTION_DEFAULTS.at);
+  },
+  op: (required: boolean) => {
+    const option = new Option("--op <op>", "disk operation: read (disk to guest) or write (guest to disk)").choices(IO_OPS as string[]);
+    return required ? option.makeOptionMandatory() : option.default(OPTION_DEFAULTS.op);
+  },
+  mode: () =>
+    new Option(
+      "--mode <mode>",
+      "auto: decide; direct: force the guest buffers on O_DIRECT (see what the kernel says); bounce: always copy; buffered: page cache, no O_DIRECT",
+    )
+      .choices(IO_MODES as string[])
+      .default(OPTION_DEFAULTS.mode),
+};

@@ -15,7 +15,7 @@ import { IO_MODES, type IoMode } from "../../src/io/planner";
 import { parseSegment, parseSize } from "../../src/base/values";
 import { describeAlignment, table } from "../format";
 import type { Context } from "../main";
-import { parseAlign } from "../options";
+import { sharedOptions } from "../options";
 import { SignalGuard } from "../signals";
 import { VERSION } from "../version";
 
@@ -33,7 +33,7 @@ interface BenchFlags {
   budget: string;
   runtime?: string;
   ios?: string;
-  align?: string;
+  align?: number;
   fua?: boolean;
   force?: boolean;
   hugePages: boolean;
@@ -68,12 +68,12 @@ export function registerBench(program: Command, context: Context): void {
     .option("--budget <pages>", "bounce budget per thread, in 4096-byte pages", String(DEFAULT_BOUNCE_PAGES_PER_THREAD))
     .option("--runtime <seconds>", `time per case (default ${DEFAULT_BENCH.runtimeSeconds})`)
     .option("--ios <n>", "IOs per case instead of a time")
-    .option("--align <n>", "simulate a disk with this alignment (a power of two)")
-    .option("--fua", "writes with RWF_DSYNC")
+    .addOption(sharedOptions.align())
+    .addOption(sharedOptions.fua("writes with RWF_DSYNC"))
     .option("--no-huge-pages", "bounce buffers on 4 KiB pages; by default they ask for transparent huge pages, which make direct IO into them cheaper")
-    .option("--force", "allow writing to an existing --disk (write workloads) or --guest (read workloads), and replacing --emit-fio's file")
+    .addOption(sharedOptions.force("allow writing to an existing --disk (write workloads) or --guest (read workloads), and replacing --emit-fio's file"))
     .option("--emit-fio <file>", "also write the equivalent fio job file")
-    .option("--json", "print one JSON document on stdout")
+    .addOption(sharedOptions.json())
     .action(async (flags: BenchFlags, command: Command) => {
       if (flags.seg !== undefined) {
         for (const name of ["bs", "memOffset"]) {
@@ -149,7 +149,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     budget: count("--budget", flags.budget),
     runtimeSeconds,
     ios: flags.ios === undefined ? null : count("--ios", flags.ios),
-    alignOverride: parseAlign(flags.align),
+    alignOverride: flags.align,
     fua: flags.fua ?? false,
     force: flags.force ?? false,
     hugePages: flags.hugePages,

@@ -6,6 +6,7 @@ import { createSparseFile } from "../../src/host/files";
 import { closeFd } from "../../src/native";
 import { parseSize } from "../../src/base/values";
 import type { Context } from "../main";
+import { sharedOptions } from "../options";
 
 export function registerImage(program: Command, context: Context): void {
   const image = program.command("image").description("create guest images and disk files");
@@ -17,8 +18,8 @@ export function registerImage(program: Command, context: Context): void {
     )
     .argument("<path>", "file to create")
     .requiredOption("--size <n>", "size in bytes: 4096, 0x1000, 4k, 64MiB, 1G")
-    .option("--force", "replace an existing regular file")
-    .option("--json", "print one JSON document on stdout")
+    .addOption(sharedOptions.force("replace an existing regular file"))
+    .addOption(sharedOptions.json())
     .action((path: string, options: { size: string; force?: boolean; json?: boolean }) => {
       const size = parseSize(options.size, "--size");
       closeFd(createSparseFile(path, size, { force: options.force ?? false }));

@@ -9,19 +9,19 @@ import { GuestMemory } from "../../src/memory/guest-memory";
 import { OsError } from "../../src/native";
 import { plan } from "../../src/io/planner";
 import { ioJson } from "../../src/io/documents";
-import { parseSize } from "../../src/base/values";
 import { compareDiskWithGuest, MismatchError } from "../../src/io/verify";
 import { describeAlignment, keyValues } from "../format";
 import type { Context } from "../main";
-import { addSegmentOptions, modeOption, opOption, parseAlign, parseMode, parseOp, parseSegments, type SegmentOptions } from "../options";
+import { addSegmentOptions, parseSegments, sharedOptions, type SegmentOptions } from "../options";
+import type { IoMode, IoOp } from "../../src/io/planner";
 
 interface IoOptions extends SegmentOptions {
   guest: string;
   disk: string;
-  op: string;
-  at: string;
-  mode?: string;
-  align?: string;
+  op: IoOp;
+  at: number;
+  mode: IoMode;
+  align?: number;
   fua?: boolean;
   verify: boolean;
   json?: boolean;
@@ -36,20 +36,17 @@ export function registerIo(program: Command, context: Context): void {
     )
     .requiredOption("--guest <path>", "guest image (a whole number of 4096-byte pages)")
     .requiredOption("--disk <path>", "disk file or block device (must exist)")
-    .addOption(opOption(true));
+    .addOption(sharedOptions.op(true));
   addSegmentOptions(command)
-    .requiredOption("--at <n>", "disk offset in bytes")
-    .addOption(modeOption())
-    .option("--align <n>", "simulate a disk with this alignment (a power of two), e.g. 4096 on a 512-byte disk")
-    .option("--fua", "write with RWF_DSYNC (durable on completion)")
+    .addOption(sharedOptions.at(true))
+    .addOption(sharedOptions.mode())
+    .addOption(sharedOptions.align())
+    .addOption(sharedOptions.fua())
     .option("--no-verify", "skip reading the bytes back")
-    .option("--json", "print one JSON document on stdout")
+    .addOption(sharedOptions.json())
     .action(async (options: IoOptions) => {
-      const op = parseOp(options.op);
-      const mode = parseMode(options.mode);
+      const { op, mode, at, align: alignOverride } = options;
       const { ranges } = parseSegments(options);
-      const at = parseSize(options.at, "--at");
-      const alignOverride = parseAlign(options.align);
       if (options.fua && op !== "write") throw new InvalidInputError("--fua applies to writes only");
 
       using memory = GuestMemory.open(options.guest);

@@ -8,17 +8,18 @@ import { statusOrNull } from "../../src/host/files";
 import { InvalidInputError } from "../../src/base/errors";
 import { plan } from "../../src/io/planner";
 import { planJson } from "../../src/io/documents";
-import { formatGpnList, parseSize } from "../../src/base/values";
+import { formatGpnList } from "../../src/base/values";
 import { describeAlignment, iovecText, keyValues, table } from "../format";
 import type { Context } from "../main";
-import { addSegmentOptions, modeOption, opOption, parseAlign, parseMode, parseOp, parseSegments, type SegmentOptions } from "../options";
+import { addSegmentOptions, parseSegments, sharedOptions, type SegmentOptions } from "../options";
+import type { IoMode, IoOp } from "../../src/io/planner";
 
 interface PlanOptions extends SegmentOptions {
-  align?: string;
+  align?: number;
   disk?: string;
-  at?: string;
-  op?: string;
-  mode?: string;
+  at: number;
+  op: IoOp;
+  mode: IoMode;
   json?: boolean;
 }
 
@@ -30,16 +31,15 @@ export function registerPlan(program: Command, context: Context): void {
         "No IO is done. The alignment is --align, else the disk's (--disk), else 4096.",
     );
   addSegmentOptions(command)
-    .option("--align <n>", "simulate a disk with this alignment (a power of two); overrides --disk")
+    .addOption(sharedOptions.align("simulate a disk with this alignment (a power of two); overrides --disk"))
     .option("--disk <path>", "take the alignment from this disk (statx, block size or a probe)")
-    .option("--at <n>", "disk offset of the IO in bytes", "0")
-    .addOption(opOption(false).default("write"))
-    .addOption(modeOption())
-    .option("--json", "print one JSON document on stdout")
+    .addOption(sharedOptions.at(false))
+    .addOption(sharedOptions.op(false))
+    .addOption(sharedOptions.mode())
+    .addOption(sharedOptions.json())
     .action((options: PlanOptions) => {
       const { ranges } = parseSegments(options);
-      const at = parseSize(options.at ?? "0", "--at");
-      const align = parseAlign(options.align);
+      const { at, align } = options;
       let alignment = DEFAULT_ALIGNMENT;
       if (options.disk !== undefined) {
         const status = statusOrNull(options.disk);
@@ -47,7 +47,7 @@ export function registerPlan(program: Command, context: Context): void {
         alignment = discoverAlignment(options.disk, status);
       }
       if (align !== undefined) alignment = overrideAlignment(alignment, align);
-      const result = plan({ op: parseOp(options.op), mode: parseMode(options.mode), at, segments: ranges, alignment });
+      const result = plan({ op: options.op, mode: options.mode, at, segments: ranges, alignment });
       const json = planJson(result, alignment);
       if (options.json) {
         context.io.stdout(`${JSON.stringify(json)}\n`);

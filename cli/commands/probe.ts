@@ -7,6 +7,7 @@ import { BounceBenchError } from "../../src/base/errors";
 import { statusOrNull } from "../../src/host/files";
 import { keyValues } from "../format";
 import type { Context } from "../main";
+import { sharedOptions } from "../options";
 
 export function registerProbe(program: Command, context: Context): void {
   program
@@ -17,7 +18,7 @@ export function registerProbe(program: Command, context: Context): void {
     )
     .argument("<path>", "file or block device; only read, never written")
     .option("--empirical", "measure with direct reads even when the kernel reports the alignment")
-    .option("--json", "print one JSON document on stdout")
+    .addOption(sharedOptions.json())
     .action((path: string, options: { empirical?: boolean; json?: boolean }) => {
       const status = statusOrNull(path);
       if (status === null) throw new BounceBenchError("ENOENT", `${path}: ENOENT (No such file or directory)`, { kind: "input" });

@@ -11,6 +11,7 @@ import { parseScenarioText, type Scenario } from "../../src/scenario/format";
 import type { ScenarioResult } from "../../src/scenario/run";
 import { table } from "../format";
 import type { Context } from "../main";
+import { sharedOptions } from "../options";
 import { SignalGuard } from "../signals";
 
 export function registerRepro(program: Command, context: Context): void {
@@ -22,7 +23,7 @@ export function registerRepro(program: Command, context: Context): void {
         "Exit 0: all pass; 1: an expectation failed; 2: a file is malformed (the bad field is named; nothing runs).",
     )
     .argument("<paths...>", "scenario files or directories")
-    .option("--json", "print one JSON document on stdout")
+    .addOption(sharedOptions.json())
     .action(async (paths: string[], options: { json?: boolean }) => {
       const scenarios = paths.flatMap(scenarioFiles).map(loadScenario);
       const stop = new Int32Array(new SharedArrayBuffer(4));
