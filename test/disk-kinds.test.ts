@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { discoverAlignment, probeAlignment } from "../src/disk/alignment";
-import { statx } from "../src/native";
+import { closeFd, O_RDONLY, openFile, statx } from "../src/native";
 import { fileBytes, PAGE, randomBytes, runCliIn } from "./helpers";
 
 describe("a filesystem without direct IO (ramfs)", () => {
@@ -23,11 +23,8 @@ describe("a filesystem without direct IO (ramfs)", () => {
   const guestPath = join(dir, "guest.img");
   const diskPath = join(dir, "disk.bin");
 
-  test("probe says no direct IO; io explains and points at --mode buffered, which works", () => {
-    if (!mounted) {
-      console.log("skipped: cannot mount ramfs here (needs root and CAP_SYS_ADMIN)");
-      return;
-    }
+  const skipped = mounted ? "" : " (skipped: cannot mount ramfs here; needs root and CAP_SYS_ADMIN)";
+  test.skipIf(!mounted)(`probe says no direct IO; io explains and points at --mode buffered, which works${skipped}`, () => {
     const guest = randomBytes(4 * PAGE, 1);
     writeFileSync(guestPath, guest);
     writeFileSync(diskPath, new Uint8Array(4 * PAGE));
@@ -70,31 +67,29 @@ describe("a block device (read-only)", () => {
     return null;
   }
 
-  test("BLKSSZGET gives the logical block size when statx says nothing", () => {
-    const device = findBlockDevice();
-    if (device === null) {
-      console.log("skipped: no readable block device");
-      return;
-    }
-    const status = statx(device.path);
+  const device = findBlockDevice();
+  /** Why the block device cannot be used here, or null when it can (it is only ever opened read-only). */
+  const unusable = (() => {
+    if (device === null) return "no block device";
     try {
-      expect(discoverAlignment(device.path, { ...status, dio: null })).toEqual({
-        directIo: true,
-        memAlign: device.blockSize,
-        offsetAlign: device.blockSize,
-        readOffsetAlign: device.blockSize,
-        source: "blksszget",
-      });
+      closeFd(openFile(device.path, O_RDONLY));
+      return null;
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === "EACCES" || code === "EPERM") {
-        console.log(`skipped: ${device.path} is not readable here (${code})`);
-        return;
-      }
-      throw error;
+      return `${device.path} is not readable here (${(error as { code?: string }).code})`;
     }
+  })();
+
+  test.skipIf(unusable !== null)(`BLKSSZGET gives the logical block size when statx says nothing${unusable === null ? "" : ` (skipped: ${unusable})`}`, () => {
+    const status = statx(device!.path);
+    expect(discoverAlignment(device!.path, { ...status, dio: null })).toEqual({
+      directIo: true,
+      memAlign: device!.blockSize,
+      offsetAlign: device!.blockSize,
+      readOffsetAlign: device!.blockSize,
+      source: "blksszget",
+    });
     // Where statx does report it (Linux 6.1+), the device's own answer agrees on the block size.
-    if (status.dio !== null) expect(status.dio.offsetAlign).toBe(device.blockSize);
+    if (status.dio !== null) expect(status.dio.offsetAlign).toBe(device!.blockSize);
   });
 
   test("the empirical probe of a regular file agrees with statx on the block size", () => {
@@ -112,5 +107,69 @@ describe("a block device (read-only)", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("a real 4 KiB-sector disk: a loop device made over a scratch file (root only)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bounce-bench-loop-"));
+  const backing = join(dir, "backing.img");
+  writeFileSync(backing, randomBytes(4 * 2 ** 20, 21));
+  // Only a device made here, over this scratch file, is ever used; it is detached afterwards.
+  const made = spawnSync("losetup", ["--sector-size", "4096", "--direct-io=on", "-f", "--show", backing], { encoding: "utf8" });
+  const device = made.status === 0 ? made.stdout.trim() : null;
+  afterAll(() => {
+    if (device !== null) spawnSync("losetup", ["-d", device]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const why = device === null ? ` (skipped: losetup failed: ${(made.stderr ?? made.error?.message ?? "").trim() || "not available"})` : "";
+
+  test.skipIf(device === null)(`BLKSSZGET gives its 4096-byte logical block when statx says nothing, and Disk.open its size${why}`, async () => {
+    const status = statx(device!);
+    expect(status.type).toBe("block-device");
+    expect(discoverAlignment(device!, { ...status, dio: null })).toEqual({ directIo: true, memAlign: 4096, offsetAlign: 4096, readOffsetAlign: 4096, source: "blksszget" });
+    const { Disk } = await import("../src/disk/disk");
+    using disk = Disk.open(device!, { write: false, direct: true });
+    expect(disk.size).toBe(4 * 2 ** 20);
+    expect(disk.type).toBe("block-device");
+    expect(disk.discovered.offsetAlign).toBe(4096);
+  });
+});
+
+describe("alignment from statx, as the kernel reports it (made-up answers, so that equal values cannot hide a swap)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bounce-bench-statx-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "disk.bin");
+  writeFileSync(path, new Uint8Array(PAGE));
+  const status = statx(path);
+
+  test("memory and offset alignment stay apart, and a read offset alignment of its own is kept", () => {
+    expect(discoverAlignment(path, { ...status, dio: { memAlign: 8, offsetAlign: 512, readOffsetAlign: 2048 } })).toEqual({
+      directIo: true,
+      memAlign: 8,
+      offsetAlign: 512,
+      readOffsetAlign: 2048,
+      source: "statx",
+    });
+  });
+
+  test("no read offset alignment (STATX_DIO_READ_ALIGN absent) means reads use the offset alignment", () => {
+    expect(discoverAlignment(path, { ...status, dio: { memAlign: 4, offsetAlign: 4096, readOffsetAlign: 0 } })).toMatchObject({
+      memAlign: 4,
+      offsetAlign: 4096,
+      readOffsetAlign: 4096,
+    });
+  });
+
+  test("zeros mean no direct IO at all", () => {
+    expect(discoverAlignment(path, { ...status, dio: { memAlign: 0, offsetAlign: 0, readOffsetAlign: 0 } })).toMatchObject({ directIo: false, source: "statx" });
+  });
+
+  test("the planner takes a read's block from the read alignment and a write's from the write one", async () => {
+    const { plan } = await import("../src/io/planner");
+    const { PagedRange } = await import("../src/memory/paged-range");
+    const alignment = discoverAlignment(path, { ...status, dio: { memAlign: 8, offsetAlign: 4096, readOffsetAlign: 512 } });
+    const segments = [new PagedRange(0, 512, [0])];
+    expect(plan({ op: "read", mode: "auto", at: 512, segments, alignment })).toMatchObject({ decision: "direct", blockSize: 512 });
+    expect(plan({ op: "write", mode: "auto", at: 512, segments, alignment })).toMatchObject({ decision: "rmw", blockSize: 4096 });
   });
 });

@@ -90,6 +90,45 @@ describe("repro on the command line", () => {
   });
 });
 
+describe("negative numbers", () => {
+  /** Fields that take any number on purpose: a seed, and values a scenario sets wrong to expect the error. */
+  const ANY_NUMBER = /(\.seed|\.thread|^steps\[\d+\]\.align)$/;
+
+  /** Every numeric leaf of `value`, as [path, set(value)] pairs. */
+  function numericLeaves(value: unknown, path = ""): [string, (root: unknown, replacement: number) => void][] {
+    if (Array.isArray(value)) return value.flatMap((item, i) => numericLeaves(item, `${path}[${i}]`));
+    if (typeof value !== "object" || value === null) return [];
+    return Object.entries(value).flatMap(([key, child]) => {
+      const childPath = path === "" ? key : `${path}.${key}`;
+      if (typeof child === "number") return [[childPath, (root: unknown, replacement: number) => setAt(root, childPath, replacement)]];
+      return numericLeaves(child, childPath);
+    });
+  }
+
+  function setAt(root: unknown, path: string, replacement: number): void {
+    const keys = path.replace(/\[(\d+)\]/g, ".$1").split(".");
+    let node = root as Record<string, unknown>;
+    for (const key of keys.slice(0, -1)) node = node[key] as Record<string, unknown>;
+    node[keys[keys.length - 1]!] = replacement;
+  }
+
+  test("every numeric field of every corpus scenario, made negative, is refused when the file is read (and by the schema)", () => {
+    let tried = 0;
+    for (const file of files) {
+      const text = readFileSync(join(CORPUS, file), "utf8");
+      for (const [path, set] of numericLeaves(JSON.parse(text))) {
+        if (ANY_NUMBER.test(path)) continue;
+        const scenario = JSON.parse(text);
+        set(scenario, -1);
+        tried++;
+        expect({ file, path, parsed: (() => { try { parseScenarioText(JSON.stringify(scenario), file); return "accepted"; } catch (error) { return (error as Error).name; } })() }).toEqual({ file, path, parsed: "ScenarioFormatError" });
+        expect({ file, path, schema: validate(scenario) }).toEqual({ file, path, schema: false });
+      }
+    }
+    expect(tried).toBeGreaterThan(20);
+  });
+});
+
 describe("scripts", () => {
   test("the README's example imports the library by its package name and keeps writes intact with range locks", () => {
     const result = Bun.spawnSync([process.execPath, join(ROOT, "examples/lost-rmw-update.ts")], { cwd: ROOT });

@@ -359,8 +359,8 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
           source: expect.source === undefined ? undefined : f.string(expect.source, `${path}.expect.source`),
           notSource: expect.notSource === undefined ? undefined : f.string(expect.notSource, `${path}.expect.notSource`),
           directIo: expect.directIo === undefined ? undefined : f.boolean(expect.directIo, `${path}.expect.directIo`),
-          memAlign: expect.memAlign === undefined ? undefined : f.integer(expect.memAlign, `${path}.expect.memAlign`),
-          offsetAlign: expect.offsetAlign === undefined ? undefined : f.integer(expect.offsetAlign, `${path}.expect.offsetAlign`),
+          memAlign: expect.memAlign === undefined ? undefined : f.integer(expect.memAlign, `${path}.expect.memAlign`, 0),
+          offsetAlign: expect.offsetAlign === undefined ? undefined : f.integer(expect.offsetAlign, `${path}.expect.offsetAlign`, 0),
         },
       };
     }
