@@ -207,6 +207,28 @@ describe("properties", () => {
     );
   });
 
+  test("every bounce part starts in the bounce buffer on a multiple of the page size and of the memory alignment", () => {
+    // Memory, write and read alignments drawn apart, so that one standing in for another is seen.
+    const alignments = fc.record({
+      mem: fc.constantFrom(1, 8, 512, 4096, 8192, 16384),
+      write: fc.constantFrom(1, 512, 4096, 8192),
+      read: fc.constantFrom(1, 512, 4096),
+    });
+    fc.assert(
+      fc.property(arbitraryIo, alignments, ({ segments, at, op, mode }, a) => {
+        const alignment: DiskAlignment = { directIo: true, memAlign: a.mem, offsetAlign: a.write, readOffsetAlign: a.read, source: "override" };
+        const result = plan({ op, mode, at, segments, alignment });
+        for (const part of result.parts) {
+          if (part.kind !== "bounce") continue;
+          expect(part.bufferOffset % PAGE).toBe(0);
+          expect(part.bufferOffset % a.mem).toBe(0);
+        }
+        expect(result.blockSize).toBe(Math.max(1, op === "read" ? a.read : a.write));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   test("auto bounces nothing when the buffers and the disk range are aligned", () => {
     fc.assert(
       fc.property(arbitraryIo, ({ segments, alignment, at, op }) => {
