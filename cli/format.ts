@@ -4,7 +4,7 @@
  */
 import Table from "cli-table3";
 import { hex } from "../src/base/errors";
-import type { AlignmentJson } from "../src/io/documents";
+import type { AlignmentJson } from "../src/io/json-documents";
 
 /** `key  value` lines, keys padded; a list value continues on indented lines. */
 export function keyValues(rows: [string, string | string[]][]): string {

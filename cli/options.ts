@@ -8,7 +8,7 @@ import { parseAlignment } from "../src/base/alignment-rules";
 import { InvalidInputError } from "../src/base/errors";
 import { PagedRange } from "../src/memory/paged-range";
 import { IO_MODES, IO_OPS, type IoMode, type IoOp } from "../src/io/planner";
-import { checkSegment, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../src/base/values";
+import { checkSegment, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../src/base/value-parsers";
 
 export interface SegmentOptions {
   seg?: string[];

@@ -46,8 +46,8 @@ export { executePlan, Executor, IoQueue, type ExecuteOptions, type IoResult, typ
 export { PreparedIo, type BounceArea, type PrepareOptions, type RunOptions } from "./io/prepared-io";
 export { RangeLocks } from "./io/range-locks";
 export { plan, IO_MODES, IO_OPS, type Decision, type IoMode, type IoOp, type Plan, type PlanInput } from "./io/planner";
-export { ioJson, planJson } from "./io/documents";
-export { parseGpnList, parseSegment, parseSize, type SegmentSpec } from "./base/values";
+export { ioJson, planJson } from "./io/json-documents";
+export { parseGpnList, parseSegment, parseSize, type SegmentSpec } from "./base/value-parsers";
 export { compareDiskWithGuest, guestBytes, MismatchError, readDiskBytes, type Mismatch } from "./io/verify";
 export { patternBytes, PATTERNS, type PatternName } from "./base/patterns";
 export { parseScenario, parseScenarioText, ScenarioFormatError, type Scenario, type Step } from "./scenario/format";

@@ -24,7 +24,7 @@ import {
   IoQueue,
 } from "../src";
 import { ioCounters } from "../src/native";
-import { parseGpnList, parseSegment, parseSize } from "../src/base/values";
+import { parseGpnList, parseSegment, parseSize } from "../src/base/value-parsers";
 import { fileBytes, PAGE, randomBytes, ROOT, scratchDir } from "./helpers";
 
 const dir = scratchDir("bad-input");

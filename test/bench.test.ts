@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { LatencyHistogram } from "../src/bench/histogram";
 import { runBench, type BenchOptions } from "../src/bench/runner";
-import { parseSegment } from "../src/base/values";
+import { parseSegment } from "../src/base/value-parsers";
 import { fileBytes, randomBytes, ROOT, runCliIn, scratchDir } from "./helpers";
 
 const dir = scratchDir("bench");

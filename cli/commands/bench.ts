@@ -12,7 +12,7 @@ import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
 import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
 import { InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
-import { parseSegment, parseSize } from "../../src/base/values";
+import { parseSegment, parseSize } from "../../src/base/value-parsers";
 import { describeAlignment, table } from "../format";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";

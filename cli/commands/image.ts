@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { createSparseFile } from "../../src/host/files";
 import { closeFd } from "../../src/native";
-import { parseSize } from "../../src/base/values";
+import { parseSize } from "../../src/base/value-parsers";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";
 

@@ -8,7 +8,7 @@ import { executePlan } from "../../src/io/executor";
 import { GuestMemory } from "../../src/memory/guest-memory";
 import { OsError } from "../../src/native";
 import { plan } from "../../src/io/planner";
-import { ioJson } from "../../src/io/documents";
+import { ioJson } from "../../src/io/json-documents";
 import { compareDiskWithGuest, MismatchError } from "../../src/io/verify";
 import { describeAlignment, keyValues } from "../format";
 import type { Context } from "../main";

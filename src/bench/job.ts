@@ -34,7 +34,7 @@ import { plan, type Decision, type IoMode } from "../io/planner";
 import { PreparedIo } from "../io/prepared-io";
 import { RangeLocks } from "../io/range-locks";
 import { compareDiskWithGuest } from "../io/verify";
-import type { SegmentSpec } from "../base/values";
+import type { SegmentSpec } from "../base/value-parsers";
 import { GuestMemory } from "../memory/guest-memory";
 import { PagedRange } from "../memory/paged-range";
 import {

@@ -21,7 +21,7 @@ import { BounceBenchError } from "../base/errors";
 import { PATTERNS, type PatternName } from "../base/patterns";
 import { IO_MODES, type Decision, type IoMode, type IoOp } from "../io/planner";
 import { isPowerOfTwo } from "../base/alignment-rules";
-import { parseGpnList, parseSegment, parseSize, checkSegment, type SegmentSpec } from "../base/values";
+import { parseGpnList, parseSegment, parseSize, checkSegment, type SegmentSpec } from "../base/value-parsers";
 
 export class ScenarioFormatError extends BounceBenchError {
   constructor(

@@ -23,7 +23,7 @@ import { PagedRange } from "../memory/paged-range";
 import { patternBytes, stampAt } from "../base/patterns";
 import { plan, type Plan } from "../io/planner";
 import { OwnedRequestBuffers, RequestBuffers } from "../memory/request-buffers";
-import { formatGpnList } from "../base/values";
+import { formatGpnList } from "../base/value-parsers";
 import { guestBytes, readDiskBytes } from "../io/verify";
 import {
   parseScenarioText,

@@ -3,7 +3,7 @@
  */
 import { expect, test } from "bun:test";
 import fc from "fast-check";
-import { parseGpnList, parseSegment, parseSize } from "../src/base/values";
+import { parseGpnList, parseSegment, parseSize } from "../src/base/value-parsers";
 import { thrown } from "./helpers";
 
 test("sizes: decimal, hex and binary suffixes", () => {
