@@ -23,6 +23,9 @@ interface Sample {
   cpuNsPerIo: number;
   /** bounce-bench's guest <-> bounce copy rate (bounced cases only). */
   copyGiBPerSec?: number;
+  /** bounce-bench's kernel calls and disk bytes per IO. */
+  callsPerIo?: number;
+  diskBytesPerIo?: number;
 }
 
 interface Comparison {
@@ -65,12 +68,16 @@ function fio(options: string[]): string[] {
 }
 
 const comparisons: Comparison[] = [
-  ...["4k", "64k", "1m"].map((bs) => ({
-    name: `sync-${bs}`,
-    target: "direct at qd 1: CPU/IO within 5% of fio psync, throughput within noise",
-    bounceBench: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
-    fio: fio(["--rw=read", `--bs=${bs}`, "--direct=1", "--ioengine=psync", "--iodepth=1"]),
-  })),
+  // bounce-bench's sync engine is vectored (preadv), like fio's pvsync; psync (pread) is the
+  // other common baseline.
+  ...["4k", "64k", "1m"].flatMap((bs) =>
+    ["psync", "pvsync"].map((engine) => ({
+      name: `sync-${bs}${engine === "pvsync" ? "-pv" : ""}`,
+      target: `direct at qd 1: CPU/IO at most fio ${engine}'s, throughput within noise`,
+      bounceBench: bb(["--op", "read", "--bs", bs, "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
+      fio: fio(["--rw=read", `--bs=${bs}`, "--direct=1", `--ioengine=${engine}`, "--iodepth=1"]),
+    })),
+  ),
   {
     name: "uring-64k-qd16",
     target: "io_uring at qd 16, 64 KiB random reads: throughput at least fio io_uring",
@@ -83,6 +90,16 @@ const comparisons: Comparison[] = [
     bounceBench: bb(["--op", "read", "--bs", "4k", "--mem-offset", "0", "--mode", "auto", "--engine", "null", "--qd", "1"]),
     fio: fio(["--rw=read", "--bs=4k", "--ioengine=null"]),
   },
+  // What a widened read and a read-modify-write really cost: 512-byte IOs on a simulated 4 KiB
+  // disk (each moves a 4 KiB block; a write reads its block first) against the same IOs direct
+  // on the real 512-byte disk.
+  ...["read", "write"].map((op) => ({
+    name: op === "read" ? "widened-512" : "rmw-512",
+    target: "the extra IO is really done: CPU and throughput against direct 512-byte IOs (both bounce-bench)",
+    bounceBench: bb(["--op", op, "--bs", "512", "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1", "--align", "4096"]),
+    fio: null,
+    baseline: bb(["--op", op, "--bs", "512", "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
+  })),
   // Bounce vs direct: reads and writes with the bounce buffers on transparent huge pages (the
   // default), then reads with them on 4 KiB pages like the guest's.
   ...[
@@ -105,7 +122,7 @@ function runBounceBench(command: string[]): Sample & { maxRssBytes: number } {
   if (result.exitCode !== 0) throw new Error(`bounce-bench ${command.join(" ")}: ${result.stderr.toString()}${result.stdout.toString()}`);
   const doc = JSON.parse(result.stdout.toString());
   const r = doc.results[0];
-  return { mibPerSec: r.mibPerSec, iops: r.iops, cpuNsPerIo: r.cpuNsPerIo, copyGiBPerSec: r.bounce.copyGiBPerSec, maxRssBytes: result.resourceUsage?.maxRSS ?? 0 };
+  return { mibPerSec: r.mibPerSec, iops: r.iops, cpuNsPerIo: r.cpuNsPerIo, copyGiBPerSec: r.bounce.copyGiBPerSec, callsPerIo: r.callsPerIo, diskBytesPerIo: r.diskBytesPerIo, maxRssBytes: result.resourceUsage?.maxRSS ?? 0 };
 }
 
 function runFio(command: string[]): Sample {
@@ -134,6 +151,8 @@ function medians(samples: Sample[]): Sample {
     iops: median(samples.map((s) => s.iops)),
     cpuNsPerIo: median(samples.map((s) => s.cpuNsPerIo)),
     copyGiBPerSec: median(samples.map((s) => s.copyGiBPerSec ?? 0)),
+    callsPerIo: median(samples.map((s) => s.callsPerIo ?? 0)),
+    diskBytesPerIo: median(samples.map((s) => s.diskBytesPerIo ?? 0)),
   };
 }
 
@@ -177,9 +196,14 @@ try {
     }
     const a = medians(ours);
     const b = theirs.length > 0 ? medians(theirs) : null;
+    const range = (samples: Sample[], key: "mibPerSec" | "cpuNsPerIo") => [Math.min(...samples.map((x) => x[key])), Math.max(...samples.map((x) => x[key]))];
     report.push({
       name: comparison.name,
       target: comparison.target,
+      spread: {
+        mibPerSec: { ours: range(ours, "mibPerSec"), other: theirs.length > 0 ? range(theirs, "mibPerSec") : null },
+        cpuNsPerIo: { ours: range(ours, "cpuNsPerIo"), other: theirs.length > 0 ? range(theirs, "cpuNsPerIo") : null },
+      },
       against: comparison.baseline !== undefined ? "bounce-bench direct" : hasFio ? "fio" : null,
       rounds,
       seconds,
@@ -213,6 +237,17 @@ if (asJson) {
     const r = row.ratio as Sample | null;
     console.log(
       [String(row.name).padEnd(15), fmt(a.mibPerSec).padStart(10), fmt(b?.mibPerSec).padStart(11), fmt(r?.mibPerSec, 2).padStart(5), fmt(a.iops, 0).padStart(9), fmt(b?.iops, 0).padStart(10), fmt(r?.iops, 2).padStart(5), fmt(a.cpuNsPerIo, 0).padStart(14), fmt(b?.cpuNsPerIo, 0).padStart(15), fmt(r?.cpuNsPerIo, 2).padStart(5), String(row.against ?? "-")].join(" | "),
+    );
+  }
+  console.log(`\nspread (min .. max of the ${rounds} runs), and what bounce-bench asked of the kernel per IO`);
+  console.log("case            | MiB/s ours        | MiB/s other       | CPU/IO ns ours  | CPU/IO ns other | calls/IO | disk bytes/IO");
+  for (const row of report) {
+    const spread = row.spread as { mibPerSec: { ours: number[]; other: number[] | null }; cpuNsPerIo: { ours: number[]; other: number[] | null } } | undefined;
+    if (spread === undefined) continue;
+    const a = row.bounceBench as Sample;
+    const span = (pair: number[] | null, digits: number) => (pair === null ? "-" : `${fmt(pair[0], digits)} .. ${fmt(pair[1], digits)}`);
+    console.log(
+      [String(row.name).padEnd(15), span(spread.mibPerSec.ours, 1).padStart(17), span(spread.mibPerSec.other, 1).padStart(17), span(spread.cpuNsPerIo.ours, 0).padStart(15), span(spread.cpuNsPerIo.other, 0).padStart(15), fmt(a.callsPerIo, 2).padStart(8), fmt(a.diskBytesPerIo, 0).padStart(13)].join(" | "),
     );
   }
   const rssRow = report.find((row) => row.name === "peak-rss");
