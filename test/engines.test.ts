@@ -29,6 +29,15 @@ function engineWith(name: EngineName, qd: number) {
   return { engine, completions };
 }
 
+/** One iovec per slot, each over its own page of `buffers`; the caller releases them. */
+function pagePerSlot(buffers: BounceBuffer, qd: number): IovecArray[] {
+  return Array.from({ length: qd }, (_, slot) => {
+    const array = new IovecArray(1);
+    array.push((buffers.address() as number) + slot * PAGE, PAGE);
+    return array;
+  });
+}
+
 /** Reaps until `n` completions have arrived. */
 function drain(engine: { reap(): number }, completions: Completion[], n: number): void {
   while (completions.length < n) if (engine.reap() === 0) break;
@@ -44,11 +53,7 @@ for (const [name, qd] of IO_ENGINES) {
     test("lost or misattributed completions: every IO completes once, under its own slot", () => {
       const { engine, completions } = engineWith(name, qd);
       using buffers = new BounceBuffer(qd * PAGE);
-      const iovecs = Array.from({ length: qd }, (_, slot) => {
-        const array = new IovecArray(1);
-        array.push((buffers.address() as number) + slot * PAGE, PAGE);
-        return array;
-      });
+      const iovecs = pagePerSlot(buffers, qd);
       try {
         for (let round = 0; round < 3; round++) {
           completions.length = 0;
@@ -113,11 +118,7 @@ for (const [name, qd] of ALL_ENGINES) {
         }
       });
       using buffers = new BounceBuffer(qd * PAGE);
-      const iovecs = Array.from({ length: qd }, (_, slot) => {
-        const array = new IovecArray(1);
-        array.push((buffers.address() as number) + slot * PAGE, PAGE);
-        return array;
-      });
+      const iovecs = pagePerSlot(buffers, qd);
       try {
         let thrown = 0;
         for (let slot = 0; slot < qd; slot++) {
