@@ -107,4 +107,18 @@ describe("a prepared IO run shifted along the disk", () => {
     expect(() => io.checkShift(-4096)).toThrow("within the disk");
     io.checkShift(15 * PAGE);
   });
+
+  test("bounce memory handed in must hold the plan and be aligned for the disk, or nothing is prepared", async () => {
+    const { BounceBuffer } = await import("../src/bounce/bounce-buffer");
+    using memory = GuestMemory.create(join(dir, "area-guest.img"), 4 * PAGE);
+    writeFileSync(join(dir, "area-disk.bin"), new Uint8Array(16 * PAGE));
+    using disk = Disk.open(join(dir, "area-disk.bin"), { write: false, direct: true });
+    const bounced = plan({ op: "read", mode: "bounce", at: 0, segments: [new PagedRange(8, 4096, [0, 1])], alignment: disk.alignment });
+    using buffer = new BounceBuffer(2 * PAGE);
+    const area = (offset: number, len: number) => ({ address: (buffer.address() as number) + offset, bytes: buffer.bytes.subarray(offset, offset + len) });
+    expect(() => PreparedIo.prepare(bounced, memory, disk, { bounce: area(0, 2048) })).toThrow(expect.objectContaining({ code: "BOUNCE_TOO_SMALL" }));
+    expect(() => PreparedIo.prepare(bounced, memory, disk, { bounce: area(512, 4096) })).toThrow(expect.objectContaining({ code: "BOUNCE_TOO_SMALL" }));
+    using io = PreparedIo.prepare(bounced, memory, disk, { bounce: area(PAGE, PAGE) });
+    expect(io.copiedBytes).toBe(4096);
+  });
 });

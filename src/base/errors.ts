@@ -35,7 +35,7 @@ export const ERROR_CATALOGUE = {
   RELEASED: { kind: "input", means: "native memory or a descriptor used after its release" },
   SCENARIO_FORMAT: { kind: "input", means: "a scenario file is malformed or does not fit its own sizes" },
   SLOT_BUSY: { kind: "input", means: "an executor slot was started while still running" },
-  BOUNCE_TOO_SMALL: { kind: "input", means: "bounce memory handed to a prepared IO cannot hold its plan" },
+  BOUNCE_TOO_SMALL: { kind: "input", means: "bounce memory handed to a prepared IO is too small for its plan, or not aligned for the disk" },
   BENCH_REGION: { kind: "input", means: "a benchmark job's disk region is not made of whole blocks" },
   NO_DIRECT_IO: { kind: "io", means: "the disk's filesystem does not do direct IO" },
   SHORT_READ: { kind: "io", means: "a read stopped at the disk's end (was it truncated?)" },

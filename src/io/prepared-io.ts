@@ -134,8 +134,12 @@ export class PreparedIo implements Disposable {
         bounce = { address: this.#ownBounce.address(), bytes: this.#ownBounce.bytes };
       } else {
         bounce = options.bounce;
-        if (bounce.bytes.length < plan.bounceBytes) {
-          throw new BounceBenchError("BOUNCE_TOO_SMALL", `bounce memory of ${bounce.bytes.length} bytes cannot hold this plan's ${plan.bounceBytes}`);
+        const alignment = Math.max(PAGE_SIZE, disk.alignment.memAlign);
+        if (bounce.bytes.length < plan.bounceBytes || bounce.address % alignment !== 0) {
+          throw new BounceBenchError(
+            "BOUNCE_TOO_SMALL",
+            `bounce memory of ${bounce.bytes.length} bytes at ${bounce.address % alignment} past a ${alignment}-byte boundary cannot hold this plan's ${plan.bounceBytes} bytes aligned for the disk`,
+          );
         }
       }
     }
