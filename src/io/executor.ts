@@ -132,10 +132,9 @@ export class Executor implements Disposable {
   /**
    * Starts `io` in `slot` (idle), `shift` bytes further on the disk than planned (a multiple of
    * its block size; checked by `io.checkShift` beforehand where it is not known to be valid).
-   * `nowNs` (`monotonicNs()`, the clock of `now`) is when the run started, for its latency; a caller that has
-   * just read the clock passes it.
-   * May settle before returning (a simulated refusal, or an engine that completes at once and
-   * is reaped by a later `poll`).
+   * `nowNs` is when the run started, for its latency, on the clock of `now` (`monotonicNs`); a
+   * caller that has just read it passes it. May settle before returning (a simulated refusal);
+   * an engine's completions, even immediate ones, are delivered by a later `poll`.
    */
   start(slot: number, io: PreparedIo, shift = 0, nowNs = monotonicNs()): void {
     if (this.#stage[slot] !== IDLE) throw new BounceBenchError("SLOT_BUSY", `executor slot ${slot} is still running`);
