@@ -170,6 +170,11 @@ describe("bad input: exit 2, one line, nothing read or written", () => {
     ["a directory as disk", ["io", "--guest", guestPath, "--disk", dir, "--op", "write", "--gpns", "1", "--at", "0"], "not a regular file"],
     ["plan: non-power-of-two alignment", ["plan", "--gpns", "1", "--align", "12"], "not a power of two"],
     ["plan: empty IO", ["plan", "--gpns", "1", "--len", "0"], "the IO is empty"],
+    // A simulated disk may only be stricter than the real one (ext4 here: 512, or more).
+    ...[1, 8, 256].flatMap((align): [string, string[], string][] => [
+      [`--align ${align} below the disk's own`, [...base(), "--op", "write", "--gpns", "1", "--at", "0", "--mode", "auto", "--align", String(align)], `--align ${align} is below the disk's own alignment (memory`],
+      [`plan --disk --align ${align}`, ["plan", "--gpns", "1", "--disk", diskPath, "--align", String(align)], "a simulated disk may only be stricter"],
+    ]),
   ];
   for (const [name, args, fragment] of cases) {
     test(name, () => {

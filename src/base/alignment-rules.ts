@@ -81,9 +81,21 @@ export const DEFAULT_ALIGNMENT: DiskAlignment = {
   source: "default",
 };
 
-/** The user's `--align`: every alignment becomes `alignment` (a power of two). */
+/**
+ * The user's `--align`: every alignment becomes `alignment` (a power of two). A simulated disk
+ * may only be stricter than the real one it runs on (`base`, when it was discovered): a smaller
+ * value would send IO the real disk refuses, so it is bad input naming both.
+ */
 export function overrideAlignment(base: DiskAlignment | null, alignment: number): DiskAlignment {
   checkAlignment(alignment);
+  if (base !== null && base.source !== "default" && base.directIo) {
+    const real = Math.max(base.memAlign, base.offsetAlign, base.readOffsetAlign);
+    if (alignment < real) {
+      throw new InvalidInputError(
+        `--align ${alignment} is below the disk's own alignment (memory ${base.memAlign}, offset ${base.offsetAlign}, from ${base.source}): a simulated disk may only be stricter than the real one`,
+      );
+    }
+  }
   return {
     directIo: base?.directIo ?? true,
     memAlign: alignment,
