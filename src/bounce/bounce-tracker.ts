@@ -186,7 +186,13 @@ export class BounceBufferTracker {
 
   /** Returns pages taken with `acquirePages`/`tryAcquirePages` and wakes the waiters. */
   releasePages(pages: number, thread: number): void {
+    this.#checkThread(thread);
     const slot = slotOf(thread);
+    const inUse = this.maxPagesPerThread - Atomics.load(this.#state, slot + FREE);
+    if (!(Number.isSafeInteger(pages) && pages > 0 && pages <= inUse)) {
+      // Giving back pages nobody took would let the budget grant more than its size.
+      throw new BounceBudgetError("BUDGET_EXCEEDED", `release of ${pages} bounce pages on thread ${thread}, which holds ${inUse}`);
+    }
     Atomics.add(this.#state, slot + FREE, pages);
     signal(this.#state, slot);
   }

@@ -14,7 +14,7 @@
  * `setDirect` changes it for every adopter at once (the benchmark's cases switch it between
  * cases, never during one).
  */
-import { overrideAlignment, type DiskAlignment } from "../base/alignment-rules";
+import { overrideAlignment, parseAlignment, type DiskAlignment } from "../base/alignment-rules";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { openUserFile } from "../host/files";
 import { blockDeviceSize, closeFd, EINVAL, fileFlags, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
@@ -80,7 +80,7 @@ export class Disk implements Disposable {
       }
       setFileFlags(fd, fileFlags(fd) & ~O_NONBLOCK);
       const discovered = discoverAlignment(fd, status);
-      const alignment = options.alignOverride === undefined ? discovered : overrideAlignment(discovered, options.alignOverride);
+      const alignment = options.alignOverride === undefined ? discovered : overrideAlignment(discovered, parseAlignment(options.alignOverride, "--align"));
       const size = status.type === "block-device" ? blockDeviceSize(fd) : status.size;
       const disk = new Disk(path, fd, status.type, size, alignment, discovered, false, filesystemType(status), true);
       if (options.direct) disk.setDirect(true);

@@ -26,10 +26,10 @@
  * Modes `direct` (the segments' iovecs as they are, whatever the kernel will say), `bounce`
  * (always copy) and `buffered` (no O_DIRECT) exist for comparison.
  */
-import { blockSize, memoryAlignmentReasons, requestAlignment, type DiskAlignment } from "../base/alignment-rules";
+import { blockSize, isPowerOfTwo, memoryAlignmentReasons, requestAlignment, type DiskAlignment } from "../base/alignment-rules";
 import { IOV_MAX, PAGE_SIZE } from "../base/constants";
 import { InvalidInputError } from "../base/errors";
-import type { PagedRange } from "../memory/paged-range";
+import { PagedRange } from "../memory/paged-range";
 
 export type IoOp = "read" | "write";
 export type IoMode = "auto" | "direct" | "bounce" | "buffered";
@@ -124,9 +124,40 @@ export interface PlanInput {
   iovMax?: number;
 }
 
+/** Plans `plan` made, so that only those are executed (see `isPlannerPlan`). */
+const PLANNED = new WeakSet<Plan>();
+
+/**
+ * Whether `value` is a plan this module made and nobody changed: plans are frozen, so a changed
+ * copy (`{ ...plan, at }`) is a new object the executor refuses rather than trusts.
+ */
+export function isPlannerPlan(value: unknown): value is Plan {
+  return typeof value === "object" && value !== null && PLANNED.has(value as Plan);
+}
+
 export function plan(input: PlanInput): Plan {
+  const result = makePlan(input);
+  deepFreeze(result);
+  PLANNED.add(result);
+  return result;
+}
+
+function deepFreeze(value: object): void {
+  for (const child of Object.values(value)) if (typeof child === "object" && child !== null && !Object.isFrozen(child)) deepFreeze(child);
+  Object.freeze(value);
+}
+
+function makePlan(input: PlanInput): Plan {
+  if (typeof input !== "object" || input === null) throw new InvalidInputError("plan: the input is not an object");
   const { op, mode, at, segments } = input;
+  if (!IO_OPS.includes(op)) throw new InvalidInputError(`plan: op ${JSON.stringify(op)} is not one of ${IO_OPS.join(", ")}`);
+  if (!IO_MODES.includes(mode)) throw new InvalidInputError(`plan: mode ${JSON.stringify(mode)} is not one of ${IO_MODES.join(", ")}`);
   const iovMax = input.iovMax ?? IOV_MAX;
+  if (!(Number.isInteger(iovMax) && iovMax >= 1 && iovMax <= IOV_MAX)) throw new InvalidInputError(`plan: iovMax ${iovMax} is not in 1 .. ${IOV_MAX}`);
+  if (!Array.isArray(segments) || !segments.every((segment) => segment instanceof PagedRange)) {
+    throw new InvalidInputError("plan: segments must be a list of PagedRange");
+  }
+  checkDiskAlignment(input.alignment);
   if (segments.length === 0) throw new InvalidInputError("an IO needs at least one segment");
   if (!(Number.isSafeInteger(at) && at >= 0)) throw new InvalidInputError(`disk offset ${at} is not a non-negative whole number of bytes`);
   const alignment = requestAlignment(input.alignment, op);
@@ -202,6 +233,15 @@ export function plan(input: PlanInput): Plan {
     bouncePages: Math.ceil(bounceBytes / PAGE_SIZE),
     copiedBytes: bounceParts.reduce((sum, part) => sum + part.copyLen, 0),
   };
+}
+
+/** A disk alignment the planner can work with: powers of two (0 only where direct IO is off). */
+function checkDiskAlignment(alignment: DiskAlignment): void {
+  if (typeof alignment !== "object" || alignment === null) throw new InvalidInputError("plan: alignment is not an object");
+  for (const key of ["memAlign", "offsetAlign", "readOffsetAlign"] as const) {
+    const value = alignment[key];
+    if (!(value === 0 || isPowerOfTwo(value))) throw new InvalidInputError(`plan: alignment.${key} ${value} is not a power of two`);
+  }
 }
 
 function bouncePart(first: number, last: number, stream: number, copyLen: number, diskStart: number, len: number, bufferOffset: number): BouncePart {

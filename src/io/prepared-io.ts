@@ -32,7 +32,7 @@ import type { Disk } from "../disk/disk";
 import type { GuestMemory } from "../memory/guest-memory";
 import { PagedRange } from "../memory/paged-range";
 import { EINVAL, IovecArray, OsError, RWF_DSYNC } from "../native";
-import type { BouncePart, Plan } from "./planner";
+import { isPlannerPlan, type BouncePart, type Plan } from "./planner";
 import type { RangeLocks } from "./range-locks";
 
 /** Bounce memory handed to a prepared IO: `bytes` are the memory at `address`. */
@@ -111,6 +111,7 @@ export class PreparedIo implements Disposable {
   readonly #ownBounce: BounceBuffer | null;
 
   private constructor(readonly plan: Plan, memory: GuestMemory, disk: Disk, options: PrepareOptions) {
+    if (!isPlannerPlan(plan)) throw new InvalidInputError("executePlan: not a plan made by plan() (plans are frozen; plan again rather than change one)");
     checkDiskRange(plan, disk);
     for (const segment of plan.segments) memory.checkPages(new PagedRange(segment.offset, segment.len, segment.gpns), plan.op);
     this.write = plan.op === "write";

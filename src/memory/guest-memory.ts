@@ -101,6 +101,9 @@ export class GuestMemory implements Disposable {
    */
   hostAddress(gpn: number, offset = 0): Address {
     this.checkPage(gpn, "lock");
+    if (!(Number.isInteger(offset) && offset >= 0 && offset < PAGE_SIZE)) {
+      throw new GuestAccessError("lock", `GPN ${gpn}`, `offset ${offset} is not a byte of the page (0 .. ${PAGE_SIZE - 1})`);
+    }
     return this.#region.address(gpn * PAGE_SIZE + offset);
   }
 
