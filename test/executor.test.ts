@@ -122,3 +122,53 @@ describe("a prepared IO run shifted along the disk", () => {
     expect(io.copiedBytes).toBe(4096);
   });
 });
+
+describe("memory that IO in flight points into", () => {
+  test("guest memory released while its read is queued stays mapped until the read is done; the read lands in its own image", async () => {
+    const { IoQueue } = await import("../src/io/executor");
+    const { ReleasedError } = await import("../src/base/errors");
+    const a = join(dir, "inflight-a.img");
+    const b = join(dir, "inflight-b.img");
+    const diskPath = join(dir, "inflight-disk.bin");
+    const pages = 64;
+    const data = randomBytes(pages * PAGE, 77);
+    writeFileSync(diskPath, data);
+    for (let round = 0; round < 8; round++) {
+      writeFileSync(a, new Uint8Array(pages * PAGE));
+      writeFileSync(b, new Uint8Array(pages * PAGE).fill(0x5a));
+      using disk = Disk.open(diskPath, { write: false, direct: true });
+      using queue = new IoQueue(4);
+      let released!: GuestMemory;
+      const pending = (() => {
+        using memory = GuestMemory.open(a); // released when this block ends, with the read still queued
+        released = memory;
+        const segments = [new PagedRange(0, pages * PAGE, Array.from({ length: pages }, (_, i) => i))];
+        return executePlan(plan({ op: "read", mode: "auto", at: 0, segments, alignment: disk.alignment }), memory, disk, { queue });
+      })();
+      expect(released.released).toBe(true);
+      expect(() => released.read(0, new Uint8Array(1))).toThrow(ReleasedError); // no new use
+      using other = GuestMemory.open(b); // mapped meanwhile, perhaps where the first one was
+      const result = await pending;
+      expect(result.bytes).toBe(pages * PAGE);
+      expect(fileBytes(a)).toEqual(data);
+      expect(other.page(0)[0]).toBe(0x5a);
+      expect(fileBytes(b)).toEqual(new Uint8Array(pages * PAGE).fill(0x5a));
+    }
+  });
+
+  test("a prepared IO released during its run is freed when the run settles, and does not run again", async () => {
+    using memory = GuestMemory.create(join(dir, "run-release.img"), 4 * PAGE);
+    writeFileSync(join(dir, "run-release.bin"), randomBytes(16 * PAGE, 3));
+    using disk = Disk.open(join(dir, "run-release.bin"), { write: false, direct: true });
+    const io = PreparedIo.prepare(plan({ op: "read", mode: "bounce", at: 0, segments: [new PagedRange(8, 4000, [1])], alignment: disk.alignment }), memory, disk);
+    let settled: Error | null | undefined;
+    using executor = new Executor("uring", 1, (_slot, error) => (settled = error));
+    executor.start(0, io);
+    io.release(); // the kernel holds its iovecs and bounce buffer now
+    expect(io.iovecs.released).toBe(false);
+    await executor.run();
+    expect(settled).toBeNull();
+    expect(io.iovecs.released).toBe(true);
+    expect(() => executor.start(0, io)).toThrow("prepared IO: used after release");
+  });
+});

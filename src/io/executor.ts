@@ -138,6 +138,7 @@ export class Executor implements Disposable {
    */
   start(slot: number, io: PreparedIo, shift = 0, nowNs = monotonicNs()): void {
     if (this.#stage[slot] !== IDLE) throw new BounceBenchError("SLOT_BUSY", `executor slot ${slot} is still running`);
+    io.beginRun();
     if (io.trimmed) io.restoreIovecs();
     this.#io[slot] = io;
     this.#shift[slot] = shift;
@@ -310,6 +311,7 @@ export class Executor implements Disposable {
       this.#stage[slot] = IDLE;
       this.#io[slot] = null;
       this.#active--;
+      io.endRun();
       return this.#onSettled(slot, null);
     }
     try {
@@ -331,6 +333,7 @@ export class Executor implements Disposable {
       this.#stage[slot] = IDLE;
       this.#io[slot] = null;
       this.#active--;
+      io.endRun();
     }
     this.#onSettled(slot, error);
   }

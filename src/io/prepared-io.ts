@@ -20,12 +20,14 @@
  * where the IO sits within its block).
  *
  * Lifetimes: the prepared IO owns its iovec array and, unless given `bounce` memory, its bounce
- * buffer, until `release`; the guest memory and the disk are the caller's, and everything must
- * outlive every run (the executor delivers a call's completion before it settles the run).
+ * buffer, until `release`, which waits for a run in flight to settle. It pins the guest memory
+ * (`GuestMemory.pin`), so releasing that memory while this IO exists only takes effect when the
+ * IO is released: a read in flight can never land in another mapping at the same address. Bounce
+ * memory handed in and the disk are the caller's and must outlive every run.
  */
 import { blockSize, type DiskAlignment } from "../base/alignment-rules";
 import { PAGE_SIZE } from "../base/constants";
-import { BounceBenchError, InvalidInputError } from "../base/errors";
+import { BounceBenchError, InvalidInputError, ReleasedError } from "../base/errors";
 import { BounceBuffer } from "../bounce/bounce-buffer";
 import type { BounceBufferTracker } from "../bounce/bounce-tracker";
 import type { Disk } from "../disk/disk";
@@ -109,11 +111,20 @@ export class PreparedIo implements Disposable {
   /** Largest shift that keeps the IO inside the disk. */
   readonly maxShift: number;
   readonly #ownBounce: BounceBuffer | null;
+  /** The guest memory this IO points into, pinned from preparation to release. */
+  readonly #memory: GuestMemory;
+  /** Runs in flight; a release asked for meanwhile waits for the last one. */
+  #runs = 0;
+  #releaseAsked = false;
+  #released = false;
 
   private constructor(readonly plan: Plan, memory: GuestMemory, disk: Disk, options: PrepareOptions) {
     if (!isPlannerPlan(plan)) throw new InvalidInputError("executePlan: not a plan made by plan() (plans are frozen; plan again rather than change one)");
     checkDiskRange(plan, disk);
     for (const segment of plan.segments) memory.checkPages(new PagedRange(segment.offset, segment.len, segment.gpns), plan.op);
+    // From here on the guest mapping stays, whatever its owner does, until this IO is released.
+    memory.pin();
+    this.#memory = memory;
     this.write = plan.op === "write";
     this.at = plan.at;
     this.fd = disk.fd;
@@ -213,9 +224,32 @@ export class PreparedIo implements Disposable {
     }
   }
 
+  /** @internal the executor, as a run starts: a released prepared IO does not run again. */
+  beginRun(): void {
+    if (this.#released || this.#releaseAsked) throw new ReleasedError("prepared IO");
+    this.#runs++;
+  }
+
+  /** @internal the executor, as a run settles: performs a release asked for meanwhile. */
+  endRun(): void {
+    this.#runs--;
+    if (this.#runs === 0 && this.#releaseAsked) this.release();
+  }
+
+  /**
+   * Frees the iovecs and the bounce buffer and unpins the guest memory; while a run is in flight
+   * (the kernel may be using all three), only once it settles. Idempotent.
+   */
   release(): void {
+    if (this.#released) return;
+    if (this.#runs > 0) {
+      this.#releaseAsked = true;
+      return;
+    }
+    this.#released = true;
     this.iovecs?.release();
     this.#ownBounce?.release();
+    this.#memory.unpin();
   }
 
   [Symbol.dispose](): void {

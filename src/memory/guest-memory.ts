@@ -175,7 +175,19 @@ export class GuestMemory implements Disposable {
     this.#region.sync();
   }
 
-  /** Unmaps the image. Idempotent; later use throws `ReleasedError`. */
+  /**
+   * Keeps the mapping while IO points into it (a prepared IO pins the guest memory it was made
+   * over, and unpins it when released): a `release` meanwhile is deferred until the last unpin.
+   */
+  pin(): void {
+    this.#region.pin();
+  }
+
+  unpin(): void {
+    this.#region.unpin();
+  }
+
+  /** Unmaps the image (once no IO points into it: see `pin`). Idempotent; later use throws `ReleasedError`. */
   release(): void {
     this.#region.release();
   }

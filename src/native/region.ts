@@ -15,6 +15,12 @@
  * the region throws `ReleasedError`. Addresses from `address()` are valid until release: whoever
  * hands one to the kernel must keep the region alive until the call returns.
  *
+ * Pins keep it alive for IO in flight: a prepared IO `pin()`s the regions its iovecs point
+ * into and `unpin()`s them when it is done. A `release()` while pinned takes effect for every
+ * new use at once (`released` is true, `address()`, `view()` and copies throw) but detaches and
+ * unmaps only when the last pin goes, so an IO already handed to the kernel can never land in
+ * whatever is mapped at the same address next.
+ *
  * Offsets are checked by callers (GuestMemory checks GPNs, BounceBuffer its length); the
  * region re-checks only cheaply, with `RangeError`, as a last line of defence.
  */
@@ -33,6 +39,9 @@ export class NativeRegion implements Disposable {
   #chunks: (Uint8Array | undefined)[];
   readonly length: number;
   readonly #what: string;
+  #pins = 0;
+  /** Released while pinned: unmapped when the last pin goes. */
+  #releasing = false;
 
   private constructor(address: Address, length: number, mappedLength: number, what: string) {
     this.#address = address;
@@ -68,7 +77,23 @@ export class NativeRegion implements Disposable {
   }
 
   get released(): boolean {
-    return this.#mappedLength === 0;
+    return this.#mappedLength === 0 || this.#releasing;
+  }
+
+  /** Keeps the mapping until the matching `unpin`, whatever `release` says meanwhile. */
+  pin(): void {
+    this.#check(0, 0);
+    this.#pins++;
+  }
+
+  /** Drops a pin; the last one performs a release asked for meanwhile. */
+  unpin(): void {
+    if (this.#pins === 0) throw new RangeError(`${this.#what}: unpinned more often than pinned`);
+    this.#pins--;
+    if (this.#pins === 0 && this.#releasing) {
+      this.#releasing = false;
+      this.release();
+    }
   }
 
   /**
@@ -138,9 +163,13 @@ export class NativeRegion implements Disposable {
     syncMapping(this.#address as Address, this.#mappedLength);
   }
 
-  /** Detaches every view, then unmaps. Idempotent. */
+  /** Detaches every view, then unmaps; while pinned, only marks the region released (see above). Idempotent. */
   release(): void {
     if (this.released) return;
+    if (this.#pins > 0) {
+      this.#releasing = true;
+      return;
+    }
     for (const chunk of this.#chunks) (chunk?.buffer as ArrayBuffer | undefined)?.transfer(0);
     this.#chunks.fill(undefined);
     const length = this.#mappedLength;
@@ -153,7 +182,7 @@ export class NativeRegion implements Disposable {
   }
 
   #check(offset: number, len: number): void {
-    if (this.#mappedLength === 0) throw new ReleasedError(this.#what);
+    if (this.#mappedLength === 0 || this.#releasing) throw new ReleasedError(this.#what);
     if (!(offset >= 0 && len >= 0 && offset + len <= this.length)) {
       throw new RangeError(`${this.#what}: bytes ${offset}+${len} outside its ${this.length} bytes`);
     }
