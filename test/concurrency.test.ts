@@ -4,7 +4,7 @@
  * Over many random runs the final disk equals a sequential replay of the completed writes in
  * the order they took effect, and the shared bounce budget and range locks come back whole.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BounceBufferTracker, GuestMemory } from "../src";
@@ -108,4 +108,32 @@ test(`${RUNS} random runs: ${WORKERS} Workers x ${WRITES_PER_WORKER} overlapping
     }
     expect(locks.size).toBe(0);
   }
+});
+
+describe("two processes, one disk", () => {
+  test("read-modify-writes into the same blocks from two processes lose no update (open file description locks)", async () => {
+    const dir = scratchDir("two-processes");
+    const diskPath = join(dir, "disk.bin");
+    const blocks = 8;
+    for (let round = 0; round < 3; round++) {
+      writeFileSync(diskPath, new Uint8Array(blocks * 4096));
+      const children = [0, 1].map((role) => {
+        const guest = join(dir, `guest-${role}.img`);
+        writeFileSync(guest, new Uint8Array(4096));
+        return Bun.spawn([process.execPath, join(import.meta.dir, "fixtures/rmw-process.ts"), guest, diskPath, String(role), String(blocks), String(round * 2 + role + 1)], { stderr: "pipe" });
+      });
+      const codes = await Promise.all(children.map((child) => child.exited));
+      expect({ round, codes, stderr: await Promise.all(children.map((child) => new Response(child.stderr).text())) }).toEqual({ round, codes: [0, 0], stderr: ["", ""] });
+      const bytes = readFileSync(diskPath);
+      const lost: string[] = [];
+      for (let block = 0; block < blocks; block++) {
+        for (let chunk = 0; chunk < 40; chunk++) {
+          const at = block * 4096 + chunk * 100;
+          const expected = chunk % 2 === 0 ? 0xaa : 0xbb;
+          if (!bytes.subarray(at, at + 100).every((byte) => byte === expected)) lost.push(`block ${block} chunk ${chunk}`);
+        }
+      }
+      expect({ round, lost }).toEqual({ round, lost: [] });
+    }
+  }, 60_000);
 });

@@ -6,7 +6,9 @@
  *
  *   budget    take the bounce pages from the budget (waits while the thread's budget is spent)
  *   lock      a write claims its disk range, widened to whole blocks (waits behind overlapping
- *             writes in flight, in arrival order)
+ *             writes in flight, in arrival order); a read-modify-write also locks those blocks
+ *             in the disk file against other processes (an open file description lock, tried
+ *             without blocking and again every millisecond while another process holds it)
  *   transfer  each vectored call of the prepared IO in order, continued where a short transfer
  *             stopped, resubmitted on EINTR; a bounced write copies the guest bytes in after
  *             its head/tail reads and before its first write
@@ -29,13 +31,16 @@
 import { BounceBenchError } from "../base/errors";
 import type { Disk } from "../disk/disk";
 import type { GuestMemory } from "../memory/guest-memory";
-import { EINTR, monotonicNs, OsError, type Address, type IovecArray } from "../native";
+import { EINTR, monotonicNs, OsError, tryLockRange, unlockRange, type Address, type IovecArray } from "../native";
 import { createEngine, type Engine, type EngineName } from "./engines";
 import { PreparedIo, type RunOptions } from "./prepared-io";
 import type { Plan } from "./planner";
 
 /** Called once per started run, when it has settled (succeeded, or failed with `error`). */
 export type SettledCallback = (slot: number, error: BounceBenchError | null) => void;
+
+/** How often a read-modify-write tries again for blocks another process has locked. */
+const FILE_LOCK_RETRY_MS = 1;
 
 const IDLE = 0;
 const BUDGET = 1;
@@ -68,6 +73,7 @@ export class Executor implements Disposable {
   readonly #shift: Float64Array;
   readonly #lock: Float64Array;
   readonly #holdsPages: Uint8Array;
+  readonly #holdsFileLock: Uint8Array;
   readonly #budgetWait: (Promise<void> | null)[];
   readonly #budgetGranted: Uint8Array;
   readonly #parked: Int32Array;
@@ -108,6 +114,7 @@ export class Executor implements Disposable {
     this.#shift = new Float64Array(queueDepth);
     this.#lock = new Float64Array(queueDepth).fill(-1);
     this.#holdsPages = new Uint8Array(queueDepth);
+    this.#holdsFileLock = new Uint8Array(queueDepth);
     this.#budgetWait = new Array(queueDepth).fill(null);
     this.#budgetGranted = new Uint8Array(queueDepth);
     this.#parked = new Int32Array(queueDepth);
@@ -194,7 +201,8 @@ export class Executor implements Disposable {
       const slot = this.#parked[i]!;
       const io = this.#io[slot]!;
       if (this.#stage[slot] === BUDGET) waits.push(this.#waitForPages(slot, io));
-      else if (this.#stage[slot] === LOCK) waits.push(io.locks!.changed(this.#lockSeen[slot]!));
+      else if (io.lockEnd > 0 && !(this.#lock[slot]! >= 0 && io.locks!.isHeld(this.#lock[slot]!))) waits.push(io.locks!.changed(this.#lockSeen[slot]!));
+      else waits.push(Bun.sleep(FILE_LOCK_RETRY_MS)); // another process holds the blocks: no notice comes when it lets go
     }
     if (waits.length > 0) await Promise.race(waits);
   }
@@ -232,6 +240,10 @@ export class Executor implements Disposable {
     }
     if (this.#stage[slot] === LOCK) {
       if (io.lockEnd > 0 && !this.#takeRange(slot, io)) return this.#park(slot);
+      if (io.fileLockLen > 0 && this.#holdsFileLock[slot] === 0) {
+        if (!tryLockRange(io.fd, io.lockStart + this.#shift[slot]!, io.fileLockLen)) return this.#park(slot);
+        this.#holdsFileLock[slot] = 1;
+      }
       this.#stage[slot] = TRANSFER;
       if (io.refusal !== null) return this.#settle(slot, io.refusal);
       return this.#next(slot, io);
@@ -322,6 +334,10 @@ export class Executor implements Disposable {
     } catch (thrown) {
       error = thrown instanceof BounceBenchError ? thrown : new BounceBenchError("INTERNAL", String(thrown), { cause: thrown });
     } finally {
+      if (this.#holdsFileLock[slot] === 1) {
+        this.#holdsFileLock[slot] = 0;
+        unlockRange(io.fd, io.lockStart + this.#shift[slot]!, io.fileLockLen);
+      }
       if (this.#lock[slot]! >= 0) {
         io.locks!.release(this.#lock[slot]!);
         this.#lock[slot] = -1;

@@ -98,6 +98,11 @@ export class PreparedIo implements Disposable {
   /** The range a write locks, or `lockEnd` 0 when it takes no lock. */
   readonly lockStart: number;
   readonly lockEnd: number;
+  /**
+   * Bytes a read-modify-write locks in the disk file against other processes (an open file
+   * description lock on `[lockStart, lockStart+fileLockLen)`), 0 for any other IO.
+   */
+  readonly fileLockLen: number;
   readonly refusal: OsError | null;
   readonly locks: RangeLocks | undefined;
   readonly budget: { tracker: BounceBufferTracker; thread: number } | undefined;
@@ -194,10 +199,11 @@ export class PreparedIo implements Disposable {
 
       this.lockStart = plan.diskStart;
       this.lockEnd = this.write && options.locks !== undefined ? plan.diskEnd : 0;
+      this.fileLockLen = padding.length > 0 ? plan.diskEnd - plan.diskStart : 0;
       this.copyInAt = this.write && this.guestViews.length > 0 ? this.readsBeforeCopy : -1;
-      this.plain = this.guestViews.length === 0 && this.lockEnd === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.onDone === undefined;
+      this.plain = this.guestViews.length === 0 && this.lockEnd === 0 && this.fileLockLen === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.onDone === undefined;
       this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk.alignment) : null;
-      this.ungated = this.lockEnd === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.refusal === null;
+      this.ungated = this.lockEnd === 0 && this.fileLockLen === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.refusal === null;
     } catch (error) {
       this.release();
       throw error;

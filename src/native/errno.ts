@@ -59,6 +59,8 @@ for (const [number, name, description] of ERRNO_TABLE) {
 }
 
 export const EINTR = 4;
+/** What a lock request that conflicts with another owner's lock fails with (EAGAIN, or EACCES on some systems). */
+export const EAGAIN_OR_EACCES: ReadonlySet<number> = new Set([11, 13]);
 export const EINVAL = 22;
 
 /** `EINVAL` for 22; `ERRNO_200` for a number not in the table. */

@@ -5,6 +5,7 @@
 export { errnoName, OsError, EINTR, EINVAL } from "./errno";
 export { IovecArray } from "./iovec";
 export { monotonicNs } from "./clock";
+export { tryLockRange, unlockRange } from "./file-locks";
 export { CHUNK_BYTES, NativeRegion } from "./region";
 export { IoUring, IORING_OP_READV, IORING_OP_WRITEV } from "./uring";
 export {

@@ -22,8 +22,9 @@ const LIBC_PATH = "libc.so.6";
 export const libc = dlopen(LIBC_PATH, {
   open: { args: ["ptr", "i32", "u32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
-  // Variadic in C; its third argument is an int for the commands used here (F_GETFL, F_SETFL).
-  fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
+  // Variadic in C; its third argument is an int (F_GETFL, F_SETFL: passed as a number) or a
+  // pointer (the F_OFD_* locks' struct flock), one register either way.
+  fcntl: { args: ["i32", "i32", "ptr"], returns: "i32" },
   memfd_create: { args: ["ptr", "u32"], returns: "i32" },
   fsync: { args: ["i32"], returns: "i32" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },

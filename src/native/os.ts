@@ -139,7 +139,7 @@ export function nextData(fd: number, offset: number): number | null {
 
 /** The status flags of an open descriptor (`fcntl(F_GETFL)`): `O_DIRECT`, `O_NONBLOCK`, ... */
 export function fileFlags(fd: number): number {
-  const flags = libc.fcntl(fd, F_GETFL, 0);
+  const flags = libc.fcntl(fd, F_GETFL, null);
   if (flags < 0) fail("fcntl", `fd ${fd}, F_GETFL`);
   return flags;
 }
@@ -150,7 +150,7 @@ export function fileFlags(fd: number): number {
  * filesystem does no direct IO fails with `EINVAL`.
  */
 export function setFileFlags(fd: number, flags: number): void {
-  if (libc.fcntl(fd, F_SETFL, flags) !== 0) fail("fcntl", `fd ${fd}, F_SETFL`);
+  if (libc.fcntl(fd, F_SETFL, flags as unknown as Pointer) !== 0) fail("fcntl", `fd ${fd}, F_SETFL`);
 }
 
 /** The logical block size of a block device (`BLKSSZGET`). */
