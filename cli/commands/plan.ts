@@ -44,6 +44,9 @@ export function registerPlan(program: Command, context: Context): void {
       if (options.disk !== undefined) {
         const status = statusOrNull(options.disk);
         if (status === null) throw new InvalidInputError(`--disk ${options.disk}: no such file`);
+        if (status.type !== "file" && status.type !== "block-device") {
+          throw new InvalidInputError(`--disk ${options.disk}: is a ${status.type}, not a regular file or block device`);
+        }
         alignment = discoverAlignment(options.disk, status);
       }
       if (align !== undefined) alignment = overrideAlignment(alignment, align);

@@ -3,7 +3,8 @@
  * 1 when one fails, 2 when a file is malformed (then nothing runs). Fit for
  * `git bisect run npx bounce-bench repro case.json`.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
+import { readUserTextFile } from "../../src/host/files";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { BounceBenchError } from "../../src/base/errors";
@@ -86,13 +87,7 @@ function scenarioFiles(path: string): string[] {
 }
 
 function loadScenario(path: string): Scenario {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    throw new BounceBenchError("INVALID_INPUT", `${path}: cannot read it (${(error as Error).message})`);
-  }
-  return parseScenarioText(text, path);
+  return parseScenarioText(readUserTextFile(path, "scenario file"), path);
 }
 
 function resultJson(result: ScenarioResult) {

@@ -15,11 +15,11 @@
  */
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { PAGE_SIZE } from "../base/constants";
 import { InvalidInputError } from "../base/errors";
 import { createSparseFile, statusOrNull } from "../host/files";
-import { closeFd, createMemfd, truncateFd } from "../native";
+import { closeFd, createMemfd, fileIdentity, truncateFd } from "../native";
 
 export interface WorkspaceOptions {
   guestPath?: string;
@@ -52,6 +52,11 @@ export class BenchWorkspace {
     // Check the user's files before creating anything.
     const disk = options.diskPath === undefined ? null : statusOrNull(options.diskPath);
     const guest = options.guestPath === undefined ? null : statusOrNull(options.guestPath);
+    // One file as both would be filled as a disk, then overwritten by what it reads as a guest.
+    if (options.diskPath !== undefined && options.guestPath !== undefined) {
+      const same = disk !== null && guest !== null ? fileIdentity(disk) === fileIdentity(guest) : resolve(options.diskPath) === resolve(options.guestPath);
+      if (same) throw new InvalidInputError(`--guest ${options.guestPath} and --disk ${options.diskPath} are the same file`);
+    }
     if (disk !== null) {
       if (disk.type !== "file" && disk.type !== "block-device") {
         throw new InvalidInputError(`--disk ${options.diskPath}: is a ${disk.type}, not a regular file or block device`);

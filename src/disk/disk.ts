@@ -17,7 +17,7 @@
 import { overrideAlignment, parseAlignment, type DiskAlignment } from "../base/alignment-rules";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { openUserFile } from "../host/files";
-import { blockDeviceSize, closeFd, EINVAL, fileFlags, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
+import { blockDeviceSize, closeFd, EINVAL, fileFlags, fileIdentity, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
 import { discoverAlignment, filesystemType } from "./alignment";
 
 export interface OpenDiskOptions {
@@ -39,6 +39,7 @@ export interface SharedDisk {
   discovered: DiskAlignment;
   direct: boolean;
   fsType: string | undefined;
+  fileId: string;
 }
 
 export class Disk implements Disposable {
@@ -58,6 +59,8 @@ export class Disk implements Disposable {
     readonly fsType: string | undefined,
     /** Whether `close` closes the descriptor (false for an adopted one). */
     readonly owner: boolean,
+    /** Which file this is (`fileIdentity`): to tell it apart from the guest image. */
+    readonly fileId: string,
   ) {
     this.#fd = fd;
     this.#direct = direct;
@@ -82,7 +85,7 @@ export class Disk implements Disposable {
       const discovered = discoverAlignment(fd, status);
       const alignment = options.alignOverride === undefined ? discovered : overrideAlignment(discovered, parseAlignment(options.alignOverride, "--align"));
       const size = status.type === "block-device" ? blockDeviceSize(fd) : status.size;
-      const disk = new Disk(path, fd, status.type, size, alignment, discovered, false, filesystemType(status), true);
+      const disk = new Disk(path, fd, status.type, size, alignment, discovered, false, filesystemType(status), true, fileIdentity(status));
       if (options.direct) disk.setDirect(true);
       return disk;
     } catch (error) {
@@ -93,7 +96,7 @@ export class Disk implements Disposable {
 
   /** The Disk another thread opened, over the same descriptor (see the module doc). */
   static adopt(shared: SharedDisk): Disk {
-    return new Disk(shared.path, shared.fd, shared.type, shared.size, shared.alignment, shared.discovered, shared.direct, shared.fsType, false);
+    return new Disk(shared.path, shared.fd, shared.type, shared.size, shared.alignment, shared.discovered, shared.direct, shared.fsType, false, shared.fileId);
   }
 
   /** This disk as plain data for `Disk.adopt` in a Worker. */
@@ -107,6 +110,7 @@ export class Disk implements Disposable {
       discovered: this.discovered,
       direct: this.#direct,
       fsType: this.fsType,
+      fileId: this.fileId,
     };
   }
 

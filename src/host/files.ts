@@ -6,9 +6,9 @@
  * touched; replacing one needs `force`, and even then only a regular file is replaced (never a
  * directory, a device or anything under /dev).
  */
-import { unlinkSync } from "node:fs";
+import { readFileSync, unlinkSync } from "node:fs";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
-import { closeFd, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, openFile, OsError, statx, truncateFd, type FileStatus } from "../native";
+import { closeFd, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC, openFile, OsError, statx, truncateFd, type FileStatus } from "../native";
 
 /** errnos of open(2) that mean "the path the user gave is not a usable file". */
 const BAD_PATH_ERRNOS = new Set(["ENOENT", "ENOTDIR", "EISDIR", "EACCES", "EPERM", "ELOOP", "ENAMETOOLONG", "EROFS", "ETXTBSY"]);
@@ -72,5 +72,27 @@ export function createSparseFile(path: string, size: number, options: CreateFile
     closeFd(fd);
     if (existing === null) unlinkSync(path); // leave nothing behind that we created
     throw error;
+  }
+}
+
+/** Largest text file (a scenario) bounce-bench reads: far beyond any real one, far below harm. */
+export const MAX_TEXT_FILE_BYTES = 16 * 2 ** 20;
+
+/**
+ * The text of a regular file the user named (a scenario file). It is opened without waiting
+ * (a FIFO would otherwise block the open, or the read, forever), and anything but a regular file
+ * of at most `MAX_TEXT_FILE_BYTES` is bad input naming `role` and the path.
+ */
+export function readUserTextFile(path: string, role: string): string {
+  const fd = openUserFile(path, O_RDONLY | O_NONBLOCK, role);
+  try {
+    const status = statx(fd);
+    if (status.type !== "file") throw new InvalidInputError(`${role} ${path}: is a ${status.type}, not a regular file`);
+    if (status.size > MAX_TEXT_FILE_BYTES) {
+      throw new InvalidInputError(`${role} ${path}: ${status.size} bytes, more than the ${MAX_TEXT_FILE_BYTES} a ${role} may have`);
+    }
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeFd(fd);
   }
 }

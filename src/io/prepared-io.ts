@@ -125,6 +125,9 @@ export class PreparedIo implements Disposable {
 
   private constructor(readonly plan: Plan, memory: GuestMemory, disk: Disk, options: PrepareOptions) {
     if (!isPlannerPlan(plan)) throw new InvalidInputError("executePlan: not a plan made by plan() (plans are frozen; plan again rather than change one)");
+    if (memory.fileId === disk.fileId) {
+      throw new InvalidInputError(`guest image ${memory.path} and disk ${disk.path} are the same file: an IO between them would overwrite what it reads`);
+    }
     checkDiskRange(plan, disk);
     for (const segment of plan.segments) memory.checkPages(new PagedRange(segment.offset, segment.len, segment.gpns), plan.op);
     // From here on the guest mapping stays, whatever its owner does, until this IO is released.

@@ -17,7 +17,7 @@
 import { PAGE_SHIFT, PAGE_SIZE } from "../base/constants";
 import { formatSpan, GuestAccessError, hex, InvalidInputError } from "../base/errors";
 import { createSparseFile, openUserFile, type CreateFileOptions } from "../host/files";
-import { CHUNK_BYTES, closeFd, NativeRegion, O_RDWR, statx, type Address } from "../native";
+import { CHUNK_BYTES, closeFd, fileIdentity, NativeRegion, O_RDWR, statx, type Address } from "../native";
 import type { PagedRange } from "./paged-range";
 
 export class GuestMemory implements Disposable {
@@ -29,8 +29,12 @@ export class GuestMemory implements Disposable {
   /** Number of guest pages; valid GPNs are `0 .. pageCount-1`. */
   readonly pageCount: number;
 
-  private constructor(path: string, region: NativeRegion) {
+  /** Which file backs this memory (`fileIdentity`): to tell it apart from a disk. */
+  readonly fileId: string;
+
+  private constructor(path: string, region: NativeRegion, fileId: string) {
     this.path = path;
+    this.fileId = fileId;
     this.#region = region;
     this.size = region.length;
     this.pageCount = region.length / PAGE_SIZE;
@@ -66,7 +70,7 @@ export class GuestMemory implements Disposable {
       throw new InvalidInputError(`${path}: a guest image must be a regular file, not a ${status.type}`);
     }
     checkImageSize(path, status.size);
-    return new GuestMemory(path, NativeRegion.mapFile(fd, status.size, true, `guest memory ${path}`));
+    return new GuestMemory(path, NativeRegion.mapFile(fd, status.size, true, `guest memory ${path}`), fileIdentity(status));
   }
 
   get released(): boolean {

@@ -15,6 +15,7 @@ export {
   closeFd,
   createMemfd,
   fileFlags,
+  fileIdentity,
   setFileFlags,
   O_NONBLOCK,
   fsyncFd,

@@ -63,6 +63,8 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFBLK = 0o060000;
 const S_IFCHR = 0o020000;
+const S_IFIFO = 0o010000;
+const S_IFSOCK = 0o140000;
 
 function cString(path: string, call: string): Buffer {
   if (path.length === 0 || path.includes("\0")) {
@@ -167,7 +169,7 @@ export function blockDeviceSize(fd: number): number {
   return out[0]! + out[1]! * 2 ** 32;
 }
 
-export type FileType = "file" | "directory" | "block-device" | "char-device" | "other";
+export type FileType = "file" | "directory" | "block-device" | "char-device" | "fifo" | "socket" | "other";
 
 /** The fields of `struct statx` that bounce-bench uses. */
 export interface FileStatus {
@@ -175,6 +177,8 @@ export interface FileStatus {
   size: number;
   /** Preferred IO size (`stx_blksize`). */
   blockSize: number;
+  /** The file's inode number on its device: with the device, which file this is. */
+  inode: number;
   /** The device the file lives on. */
   devMajor: number;
   devMinor: number;
@@ -209,6 +213,7 @@ export function statx(target: string | number): FileStatus {
     type: fileType(mode),
     size: u64(40),
     blockSize: u32(4),
+    inode: u64(32),
     devMajor: u32(136),
     devMinor: u32(140),
     rdevMajor: u32(128),
@@ -234,6 +239,10 @@ function fileType(mode: number): FileType {
       return "block-device";
     case S_IFCHR:
       return "char-device";
+    case S_IFIFO:
+      return "fifo";
+    case S_IFSOCK:
+      return "socket";
     default:
       return "other";
   }
@@ -427,4 +436,9 @@ const timespec = new Uint32Array(4); // one per thread (module instance): tv_sec
 export function threadCpuNs(): number {
   if (libc.clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespec) !== 0) fail("clock_gettime", "CLOCK_THREAD_CPUTIME_ID");
   return (timespec[0]! + timespec[1]! * 2 ** 32) * 1e9 + timespec[2]!;
+}
+
+/** `major:minor:inode`: equal for two paths or descriptors exactly when they are the same file. */
+export function fileIdentity(status: FileStatus): string {
+  return `${status.devMajor}:${status.devMinor}:${status.inode}`;
 }

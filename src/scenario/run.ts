@@ -8,6 +8,7 @@
  * came from.
  */
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { readUserTextFile } from "../host/files";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { overrideAlignment } from "../base/alignment-rules";
@@ -65,13 +66,7 @@ export interface RunScenarioOptions {
 
 /** Reads, parses and runs the scenario file at `path`. Format errors throw (exit 2). */
 export async function runScenarioFile(path: string, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    throw new BounceBenchError("ENOENT", `${path}: cannot read the scenario (${(error as Error).message})`, { kind: "input" });
-  }
-  return runScenario(parseScenarioText(text, path), options);
+  return runScenario(parseScenarioText(readUserTextFile(path, "scenario file"), path), options);
 }
 
 export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
