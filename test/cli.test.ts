@@ -91,3 +91,14 @@ describe("image create", () => {
     expectBadInput(runCli("image", "create", "/dev/null", "--size", "4k", "--force"), "never creates or replaces anything under /dev");
   });
 });
+
+describe("a reader that goes away", () => {
+  test("output into a closed pipe stops quietly: no error report, exit 141 as for SIGPIPE", () => {
+    const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(ROOT, "cli/bounce-bench.ts"))}`;
+    for (const flags of ["", "--json"]) {
+      const script = `${cli} plan --seg 0-20000/2 --seg 0@512+100 ${flags} 2>err.txt | head -c 10 >/dev/null; echo "\${PIPESTATUS[0]}"; cat err.txt`;
+      const result = Bun.spawnSync(["bash", "-c", script], { cwd: dir });
+      expect(result.stdout.toString()).toBe("141\n");
+    }
+  });
+});
