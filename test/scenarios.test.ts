@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Ajv2020 from "ajv/dist/2020";
 import { parseScenarioText } from "../src/scenario/format";
+import { parseGpnList } from "../src/base/value-parsers";
 import { runScenarioFile } from "../src/scenario/run";
 import { ROOT, runCliIn, scratchDir } from "./helpers";
 
@@ -126,6 +127,42 @@ describe("negative numbers", () => {
       }
     }
     expect(tried).toBeGreaterThan(20);
+  });
+});
+
+describe("values that do not fit the scenario's own sizes", () => {
+  test("every io, fill and check step of the corpus, moved past the disk's end or onto a GPN past the guest, is malformed (unless it expects an error)", () => {
+    let tried = 0;
+    for (const file of files) {
+      const text = readFileSync(join(CORPUS, file), "utf8");
+      const original = JSON.parse(text);
+      const guestPages = parseScenarioText(text, file).guestSize / 4096;
+      original.steps.forEach((step: Record<string, unknown>, i: number) => {
+        const kind = ["io", "fill", "check"].find((key) => key in step);
+        if (kind === undefined || (step.expect as { error?: string } | undefined)?.error !== undefined) return;
+        const variants: Record<string, unknown>[] = [];
+        if ("at" in step || kind === "io") variants.push({ ...step, at: "1G" });
+        if (typeof step.gpns === "string") variants.push({ ...step, gpns: parseGpnList(step.gpns, "gpns").map((gpn) => gpn + guestPages).join(",") });
+        for (const variant of variants) {
+          const scenario = structuredClone(original);
+          scenario.steps[i] = variant;
+          tried++;
+          let message = "accepted";
+          try {
+            parseScenarioText(JSON.stringify(scenario), file);
+          } catch (error) {
+            message = (error as Error).message;
+          }
+          expect({ file, step: i, message }).toEqual({ file, step: i, message: expect.stringMatching(new RegExp(`steps\\[${i}\\]\\.[^:]*: (disk bytes .* go past the disk|GPN \\d+ is past the guest)`)) });
+        }
+      });
+    }
+    expect(tried).toBeGreaterThan(20);
+  });
+
+  test("a disk alignment larger than the disk is malformed", () => {
+    const bad = { name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "64k", align: "128k" }, steps: [{ probe: "disk" }] };
+    expect(() => parseScenarioText(JSON.stringify(bad), "x.json")).toThrow("disk.align: 131072 is larger than the disk");
   });
 });
 

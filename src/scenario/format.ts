@@ -182,18 +182,53 @@ export function parseScenario(json: unknown, file: string): Scenario {
     diskAlign = f.size(disk.align, "disk.align");
     if (!isPowerOfTwo(diskAlign)) throw new ScenarioFormatError(file, "disk.align", `${diskAlign} is not a power of two`);
   }
+  if (diskAlign !== null && diskAlign > diskSize) {
+    throw new ScenarioFormatError(file, "disk.align", `${diskAlign} is larger than the disk (disk.size ${diskSize})`);
+  }
   const steps = f.array(root.steps, "steps");
   if (steps.length === 0) throw new ScenarioFormatError(file, "steps", "a scenario needs at least one step");
-  return {
-    file,
-    name,
-    expected,
-    buggy,
-    guestSize,
-    diskSize,
-    diskAlign,
-    steps: steps.map((step, i) => parseStep(f, step, `steps[${i}]`)),
+  const parsed = steps.map((step, i) => parseStep(f, step, `steps[${i}]`));
+  parsed.forEach((step, i) => checkFits(file, step, `steps[${i}]`, guestSize, diskSize));
+  return { file, name, expected, buggy, guestSize, diskSize, diskAlign, steps: parsed };
+}
+
+/**
+ * A step's pages and disk bytes must fit the scenario's own guest and disk, or the file is
+ * malformed (nothing runs), unless the step expects an error: then going past the end is what
+ * it reproduces (a read past the disk's end must be refused).
+ */
+function checkFits(file: string, step: Step, path: string, guestSize: number, diskSize: number): void {
+  const guestPages = guestSize / 4096;
+  const pages = (gpns: readonly number[] | null, where: string) => {
+    const bad = gpns?.find((gpn) => gpn >= guestPages);
+    if (bad !== undefined) throw new ScenarioFormatError(file, where, `GPN ${bad} is past the guest's ${guestPages} pages (guest.size ${guestSize})`);
   };
+  const disk = (at: number, len: number, where: string) => {
+    if (at + len > diskSize) throw new ScenarioFormatError(file, where, `disk bytes ${at}..${at + len} go past the disk (disk.size ${diskSize})`);
+  };
+  // Only the pages a segment's bytes cover are touched; trailing GPNs beyond them are allowed.
+  const covered = (segment: SegmentSpec) => segment.gpns.slice(Math.floor(segment.offset / 4096), Math.ceil((segment.offset + segment.len) / 4096));
+  const io = (segments: readonly SegmentSpec[], at: number, where: string) => {
+    segments.forEach((segment, i) => pages(covered(segment), segments.length === 1 ? `${where}.seg/gpns` : `${where}.seg[${i}]`));
+    disk(at, segments.reduce((sum, segment) => sum + segment.len, 0), `${where}.at`);
+  };
+  switch (step.kind) {
+    case "io":
+      if (step.expect.error === undefined) io(step.segments, step.at, path);
+      break;
+    case "concurrent":
+      if (step.expect.error === undefined) step.ios.forEach((item, i) => io(item.segments, item.at, `${path}.concurrent[${i}]`));
+      break;
+    case "fill":
+      if (step.target === "guest") pages(step.gpns, `${path}.gpns`);
+      else disk(step.at, step.len ?? 0, `${path}.at`);
+      break;
+    case "check":
+      pages(step.gpns, `${path}.gpns`);
+      step.segments.forEach((segment, i) => pages(covered(segment), `${path}.seg[${i}]`));
+      if (step.what !== "guest-equals-pattern") disk(step.at, step.len ?? step.segments.reduce((sum, segment) => sum + segment.len, 0), `${path}.at`);
+      break;
+  }
 }
 
 function parseStep(f: Fields, value: unknown, path: string): Step {
