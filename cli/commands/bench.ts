@@ -2,9 +2,9 @@
  * `bounce-bench bench`: throughput and latency across the product of the listed values, and
  * what bouncing costs next to direct IO.
  */
-import { existsSync, writeFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { fioJobFile } from "../../src/bench/fio-job";
+import { writeUserTextFile } from "../../src/host/files";
 import { BENCH_OPS, type BenchOp } from "../../src/bench/job";
 import { DEFAULT_BENCH, formatBytes, runBench, type BenchCaseResult, type BenchOptions, type BenchReport } from "../../src/bench/runner";
 import type { BenchWorkspace } from "../../src/bench/workspace";
@@ -158,9 +158,8 @@ function parseFlags(flags: BenchFlags): BenchOptions {
 }
 
 function emitFio(path: string, options: BenchOptions, force: boolean): void {
-  if (existsSync(path) && !force) throw new InvalidInputError(`--emit-fio ${path}: already exists (use --force to replace it)`);
   const diskPath = options.diskPath ?? "bounce-bench-disk.bin";
-  writeFileSync(path, fioJobFile(options, diskPath, options.size));
+  writeUserTextFile(path, fioJobFile(options, diskPath, options.size), { force }, "--emit-fio");
 }
 
 /** The report for people: where it ran, then one row per case, then what bouncing cost. */

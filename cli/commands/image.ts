@@ -22,7 +22,7 @@ export function registerImage(program: Command, context: Context): void {
     .addOption(sharedOptions.json())
     .action((path: string, options: { size: string; force?: boolean; json?: boolean }) => {
       const size = parseSize(options.size, "--size");
-      closeFd(createSparseFile(path, size, { force: options.force ?? false }));
+      closeFd(createSparseFile(path, size, { force: options.force ?? false }, "image"));
       if (options.json) context.io.stdout(`${JSON.stringify({ path, size, sparse: true })}\n`);
       else context.io.stdout(`created ${path}: ${size} bytes (sparse)\n`);
     });

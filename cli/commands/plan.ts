@@ -42,7 +42,7 @@ export function registerPlan(program: Command, context: Context): void {
       const { at, align } = options;
       let alignment = DEFAULT_ALIGNMENT;
       if (options.disk !== undefined) {
-        const status = statusOrNull(options.disk);
+        const status = statusOrNull(options.disk, "--disk");
         if (status === null) throw new InvalidInputError(`--disk ${options.disk}: no such file`);
         if (status.type !== "file" && status.type !== "block-device") {
           throw new InvalidInputError(`--disk ${options.disk}: is a ${status.type}, not a regular file or block device`);

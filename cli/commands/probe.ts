@@ -20,7 +20,7 @@ export function registerProbe(program: Command, context: Context): void {
     .option("--empirical", "measure with direct reads even when the kernel reports the alignment")
     .addOption(sharedOptions.json())
     .action((path: string, options: { empirical?: boolean; json?: boolean }) => {
-      const status = statusOrNull(path);
+      const status = statusOrNull(path, "probe");
       if (status === null) throw new BounceBenchError("ENOENT", `${path}: ENOENT (No such file or directory)`, { kind: "input" });
       if (status.type !== "file" && status.type !== "block-device") {
         throw new BounceBenchError("INVALID_INPUT", `${path}: is a ${status.type}, not a regular file or block device`);

@@ -50,8 +50,8 @@ export class BenchWorkspace {
   static prepare(options: WorkspaceOptions): BenchWorkspace {
     const needsScratch = options.diskPath === undefined;
     // Check the user's files before creating anything.
-    const disk = options.diskPath === undefined ? null : statusOrNull(options.diskPath);
-    const guest = options.guestPath === undefined ? null : statusOrNull(options.guestPath);
+    const disk = options.diskPath === undefined ? null : statusOrNull(options.diskPath, "--disk");
+    const guest = options.guestPath === undefined ? null : statusOrNull(options.guestPath, "--guest");
     // One file as both would be filled as a disk, then overwritten by what it reads as a guest.
     if (options.diskPath !== undefined && options.guestPath !== undefined) {
       const same = disk !== null && guest !== null ? fileIdentity(disk) === fileIdentity(guest) : resolve(options.diskPath) === resolve(options.guestPath);
@@ -86,7 +86,7 @@ export class BenchWorkspace {
         guestPath = `/proc/self/fd/${memfd}`;
       } else {
         guestPath = options.guestPath;
-        if (guest === null) closeFd(createSparseFile(guestPath, guestBytes));
+        if (guest === null) closeFd(createSparseFile(guestPath, guestBytes, {}, "--guest"));
       }
       const diskSize = disk === null ? options.diskSize : disk.size;
       return new BenchWorkspace(guestPath, diskPath, diskSize, scratchDir, memfd);
@@ -110,7 +110,7 @@ export class BenchWorkspace {
 
 /** A new disk file of `size` bytes, every block written with pseudo-random data and synced. */
 export function createFilledDisk(path: string, size: number): void {
-  closeFd(createSparseFile(path, size));
+  closeFd(createSparseFile(path, size, {}, "--disk"));
   const chunk = new Uint8Array(FILL_CHUNK);
   const words = new Uint32Array(chunk.buffer);
   let x = 0x2545f491;

@@ -1,32 +1,60 @@
 /**
- * Creating the files bounce-bench works on (guest images, disk files) without ever destroying
- * one the user did not mean to replace.
+ * The files the user names: opening them, and creating guest images, disk files and job files
+ * without ever destroying one the user did not mean to replace.
  *
- * A new file is created sparse (`ftruncate`), with `O_EXCL` so that an existing file is never
- * touched; replacing one needs `force`, and even then only a regular file is replaced (never a
- * directory, a device or anything under /dev).
+ * A path that cannot be used as asked (missing, a missing parent, not a directory on the way, a
+ * symlink loop, too long, no permission, read-only) is bad input (`kind` "input", exit 2) keeping
+ * the errno name as its code and naming the path's role (`--disk`, "guest image").
+ *
+ * Creating: the path is judged by where it really lands, not by its text. Its parent directory
+ * is resolved (symlinks, `..`, `//`) and nothing is created under `/dev`; a path that is itself a
+ * symlink is refused (a file is never created or replaced through one); a new file is created
+ * with `O_EXCL`, so an existing one is never touched, and `force` replaces only a regular file,
+ * opened with `O_NOFOLLOW`.
  */
-import { readFileSync, unlinkSync } from "node:fs";
+import { lstatSync, readFileSync, realpathSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
-import { closeFd, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC, openFile, OsError, statx, truncateFd, type FileStatus } from "../native";
+import {
+  closeFd,
+  O_CREAT,
+  O_EXCL,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+  O_WRONLY,
+  openFile,
+  OsError,
+  statx,
+  truncateFd,
+  type FileStatus,
+} from "../native";
 
-/** errnos of open(2) that mean "the path the user gave is not a usable file". */
+/** errnos that mean "the path the user gave is not a usable file". */
 const BAD_PATH_ERRNOS = new Set(["ENOENT", "ENOTDIR", "EISDIR", "EACCES", "EPERM", "ELOOP", "ENAMETOOLONG", "EROFS", "ETXTBSY"]);
 
-/**
- * Opens a file the user named. A path that cannot be opened as asked (missing, a directory,
- * no permission, read-only) is bad input: a `BounceBenchError` of kind `input` keeping the
- * errno name as its code, with `role` ("guest image") in the message.
- */
+/** `error` as bad input naming `role` and `path` when it is a path errno; otherwise `error` itself. */
+function asPathError(error: unknown, path: string, role: string): unknown {
+  if (error instanceof OsError && BAD_PATH_ERRNOS.has(error.code)) {
+    return new BounceBenchError(error.code, `${role} ${path}: ${error.code} (${error.description})`, { cause: error, kind: "input" });
+  }
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code !== undefined && BAD_PATH_ERRNOS.has(code)) {
+    // node:fs says `ENOENT: no such file or directory, realpath '...'`: keep the middle.
+    const why = /^[A-Z]+: ([^,]+)/.exec((error as Error).message)?.[1] ?? code;
+    return new BounceBenchError(code as `E${string}`, `${role} ${path}: ${code} (${why})`, { cause: error, kind: "input" });
+  }
+  return error;
+}
+
+/** Opens a file the user named; a path that cannot be opened as asked is bad input (see above). */
 export function openUserFile(path: string, flags: number, role: string): number {
   try {
     return openFile(path, flags);
   } catch (error) {
-    if (error instanceof OsError && BAD_PATH_ERRNOS.has(error.code)) {
-      const message = `${role} ${path}: ${error.code} (${error.description})`;
-      throw new BounceBenchError(error.code, message, { cause: error, kind: "input" });
-    }
-    throw error;
+    throw asPathError(error, path, role);
   }
 }
 
@@ -35,13 +63,57 @@ export interface CreateFileOptions {
   force?: boolean;
 }
 
-/** statx of `path`, or null when nothing is there. */
-export function statusOrNull(path: string): FileStatus | null {
+/** statx of `path`, or null when nothing is there; any other path problem is bad input. */
+export function statusOrNull(path: string, role = "path"): FileStatus | null {
   try {
     return statx(path);
   } catch (error) {
     if (error instanceof OsError && error.code === "ENOENT") return null;
-    throw error;
+    throw asPathError(error, path, role);
+  }
+}
+
+/**
+ * Where a new file at `path` would land, checked: its parent resolved and not under `/dev`, the
+ * path not a symlink, and an existing file replaced only with `force` and only if regular.
+ * Returns whether something is there now.
+ */
+function checkCreatable(path: string, force: boolean, role: string): boolean {
+  if (path === "" || path.includes("\0")) throw new InvalidInputError(`${role}: ${JSON.stringify(path)} is not a path`);
+  let parent: string;
+  try {
+    parent = realpathSync(dirname(resolve(path)));
+  } catch (error) {
+    throw asPathError(error, path, role);
+  }
+  const where = join(parent, basename(resolve(path)));
+  if (where === "/dev" || where.startsWith("/dev/")) {
+    throw new InvalidInputError(`${role} ${path}: lands in ${where}; bounce-bench never creates or replaces anything under /dev`);
+  }
+  let existing;
+  try {
+    existing = lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw asPathError(error, path, role);
+  }
+  if (existing.isSymbolicLink()) {
+    throw new InvalidInputError(`${role} ${path}: is a symbolic link; bounce-bench does not create or replace files through one (name the target)`);
+  }
+  if (!force) throw new InvalidInputError(`${role} ${path}: already exists (use --force to replace it)`);
+  if (!existing.isFile()) {
+    const kind = existing.isDirectory() ? "directory" : "special file";
+    throw new InvalidInputError(`${role} ${path}: is a ${kind}, not a regular file; refusing to replace it`);
+  }
+  return true;
+}
+
+/** Opens `path` for creating (exclusively) or replacing (a regular file, never through a symlink). */
+function openForCreate(path: string, access: number, exists: boolean, role: string): number {
+  try {
+    return openFile(path, access | O_CREAT | O_NOFOLLOW | (exists ? O_TRUNC : O_EXCL), 0o644);
+  } catch (error) {
+    throw asPathError(error, path, role);
   }
 }
 
@@ -49,29 +121,32 @@ export function statusOrNull(path: string): FileStatus | null {
  * Creates a sparse file of `size` bytes at `path` and returns its open descriptor (read-write),
  * which the caller must close.
  */
-export function createSparseFile(path: string, size: number, options: CreateFileOptions = {}): number {
+export function createSparseFile(path: string, size: number, options: CreateFileOptions = {}, role = "file"): number {
   if (!Number.isSafeInteger(size) || size <= 0) {
     throw new InvalidInputError(`${path}: size ${size} is not a positive whole number of bytes`);
   }
-  if (path.startsWith("/dev/")) {
-    throw new InvalidInputError(`${path}: bounce-bench never creates or replaces anything under /dev`);
-  }
-  const existing = statusOrNull(path);
-  if (existing !== null) {
-    if (!options.force) throw new InvalidInputError(`${path}: already exists (use --force to replace it)`);
-    if (existing.type !== "file") {
-      throw new InvalidInputError(`${path}: is a ${existing.type}, not a regular file; refusing to replace it`);
-    }
-  }
-  const flags = O_RDWR | O_CREAT | (existing === null ? O_EXCL : O_TRUNC);
-  const fd = openFile(path, flags, 0o644);
+  const existed = checkCreatable(path, options.force ?? false, role);
+  const fd = openForCreate(path, O_RDWR, existed, role);
   try {
     truncateFd(fd, size);
     return fd;
   } catch (error) {
     closeFd(fd);
-    if (existing === null) unlinkSync(path); // leave nothing behind that we created
+    if (!existed) unlinkSync(path); // leave nothing behind that we created
     throw error;
+  }
+}
+
+/** Writes `text` as a new file at `path` (or replaces a regular file there with `force`), under the rules above. */
+export function writeUserTextFile(path: string, text: string, options: CreateFileOptions, role: string): void {
+  const existed = checkCreatable(path, options.force ?? false, role);
+  const fd = openForCreate(path, O_WRONLY, existed, role);
+  try {
+    const bytes = new TextEncoder().encode(text);
+    let done = 0;
+    while (done < bytes.length) done += writeSync(fd, bytes, done);
+  } finally {
+    closeFd(fd);
   }
 }
 

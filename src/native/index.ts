@@ -18,6 +18,7 @@ export {
   fileIdentity,
   setFileFlags,
   O_NONBLOCK,
+  O_NOFOLLOW,
   fsyncFd,
   ioCounters,
   nextData,

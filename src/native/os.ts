@@ -31,6 +31,8 @@ export const O_TRUNC = 0o1000;
 export const O_DSYNC = 0o10000;
 export const O_DIRECT = isArm64 ? 0o200000 : 0o40000;
 export const O_CLOEXEC = 0o2000000;
+/** Fail with ELOOP rather than follow a symlink in the last component. */
+export const O_NOFOLLOW = isArm64 ? 0o100000 : 0o400000;
 /** Opening a FIFO or a device does not wait for it (bounce-bench checks the type first, then clears it). */
 export const O_NONBLOCK = 0o4000;
 const F_GETFL = 3;
