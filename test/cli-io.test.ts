@@ -160,7 +160,7 @@ describe("bad input: exit 2, one line, nothing read or written", () => {
     ["malformed segment", [...base(), "--op", "write", "--seg", "1@@2", "--at", "0"], "--seg"],
     ["backwards GPN range", [...base(), "--op", "write", "--gpns", "5-2", "--at", "0"], "runs backwards"],
     ["bad size", [...base(), "--op", "write", "--gpns", "1", "--at", "-5"], "--at"],
-    ["huge value", [...base(), "--op", "write", "--gpns", "1", "--at", "0x20000000000000"], "beyond 2^53"],
+    ["huge value", [...base(), "--op", "write", "--gpns", "1", "--at", "0x20000000000000"], "is 2^53 or more"],
     ["unknown mode", [...base(), "--op", "write", "--gpns", "1", "--at", "0", "--mode", "fast"], "--mode"],
     ["missing --op", [...base(), "--gpns", "1", "--at", "0"], "--op"],
     ["no buffers", [...base(), "--op", "write", "--at", "0"], "no buffers given"],

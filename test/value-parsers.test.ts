@@ -4,6 +4,7 @@
 import { expect, test } from "bun:test";
 import fc from "fast-check";
 import { parseGpnList, parseSegment, parseSize } from "../src/base/value-parsers";
+import { decodeText } from "../src/host/files";
 import { thrown } from "./helpers";
 
 test("sizes: decimal, hex and binary suffixes", () => {
@@ -64,4 +65,26 @@ test("segments: GPNS[@OFFSET][+LEN] with defaults, and ranges that must fit", ()
   expect(() => parseSegment("0@512+4000", "--seg")).toThrow("do not fit in 1 page");
   expect(() => parseSegment("0@@1", "--seg")).toThrow("--seg");
   expect(() => parseSegment("@1", "--seg")).toThrow("is not a segment");
+});
+
+test("values decided one way: spaces around a size and before its unit are ignored, inside a number they are not; in GPN lists spaces are ignored anywhere", () => {
+  expect(parseSize(" 4 k ", "--len")).toBe(4096);
+  expect(parseSize("64 MiB", "--len")).toBe(64 * 2 ** 20);
+  expect(() => parseSize("4 0 9 6", "--len")).toThrow("is not a size");
+  expect(() => parseSize("0 x1000", "--len")).toThrow("is not a size");
+  expect(parseGpnList(" 0 - 3 , 7 ", "--gpns")).toEqual([0, 1, 2, 3, 7]);
+});
+
+test("exactly 2^53 is named as what it is, and 2^53 - 1 is still a value", () => {
+  expect(() => parseSize("9007199254740992", "--at")).toThrow('--at: "9007199254740992" is 2^53 or more (the largest exact whole number is 2^53 - 1)');
+  expect(() => parseSize("0x20000000000000", "--at")).toThrow("is 2^53 or more");
+  expect(parseSize("9007199254740991", "--at")).toBe(2 ** 53 - 1);
+  expect(() => parseGpnList("9007199254740992", "--gpns")).toThrow("is 2^53 or more");
+});
+
+test("text files: a leading byte-order mark is dropped, bytes that are not UTF-8 are refused", () => {
+  const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode('{"a":1}')]);
+  expect(decodeText(bom, "x.json")).toBe('{"a":1}');
+  expect(() => decodeText(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), "x.json")).toThrow("x.json: is not UTF-8 text");
+  expect(decodeText(new TextEncoder().encode("grüße"), "x.json")).toBe("grüße");
 });

@@ -3,7 +3,7 @@
  *
  * Sizes and offsets: a non-negative integer, decimal or `0x` hex, with an optional binary
  * suffix `k`/`K`/`KiB`, `m`/`M`/`MiB`, `g`/`G`/`GiB` (`4k` = 4096). Anything else (negative,
- * fractional, empty, trailing garbage, beyond 2^53) is an `InvalidInputError` that names the
+ * fractional, empty, trailing garbage, 2^53 or more) is an `InvalidInputError` that names the
  * option and the value.
  */
 import { PAGE_SIZE } from "./constants";
@@ -30,7 +30,7 @@ export function parseSize(text: string | number, what: string): number {
   const suffix = match[2]?.[0]?.toLowerCase();
   const value = BigInt(digits) * BigInt(suffix === undefined ? 1 : MULTIPLIERS[suffix]!);
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is beyond 2^53`);
+    throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is 2^53 or more (the largest exact whole number is 2^53 - 1)`);
   }
   return Number(value);
 }
@@ -46,7 +46,7 @@ function parseNumber(text: string, what: string, whole: string): number {
   }
   const value = BigInt(text);
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new InvalidInputError(`${what}: ${JSON.stringify(whole)}: ${text} is beyond 2^53`);
+    throw new InvalidInputError(`${what}: ${JSON.stringify(whole)}: ${text} is 2^53 or more (the largest exact whole number is 2^53 - 1)`);
   }
   return Number(value);
 }

@@ -166,8 +166,22 @@ export function readUserTextFile(path: string, role: string): string {
     if (status.size > MAX_TEXT_FILE_BYTES) {
       throw new InvalidInputError(`${role} ${path}: ${status.size} bytes, more than the ${MAX_TEXT_FILE_BYTES} a ${role} may have`);
     }
-    return readFileSync(fd, "utf8");
+    return decodeText(readFileSync(fd), `${role} ${path}`);
   } finally {
     closeFd(fd);
+  }
+}
+
+/**
+ * UTF-8 text, decided one way: a leading byte-order mark (which some editors write) is dropped;
+ * bytes that are not UTF-8 are refused, naming `what`, rather than read as replacement
+ * characters that fail later with a confusing message.
+ */
+export function decodeText(bytes: Uint8Array, what: string): string {
+  const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.subarray(start));
+  } catch {
+    throw new InvalidInputError(`${what}: is not UTF-8 text`);
   }
 }
