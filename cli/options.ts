@@ -8,7 +8,7 @@ import { parseAlignment } from "../src/base/alignment-rules";
 import { InvalidInputError } from "../src/base/errors";
 import { PagedRange } from "../src/memory/paged-range";
 import { IO_MODES, IO_OPS, type IoMode, type IoOp } from "../src/io/planner";
-import { checkSegment, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../src/base/value-parsers";
+import { checkSegment, PageBudget, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../src/base/value-parsers";
 
 export interface SegmentOptions {
   seg?: string[];
@@ -35,7 +35,8 @@ export function parseSegments(options: SegmentOptions): { specs: SegmentSpec[]; 
   }
   let specs: SegmentSpec[];
   if (options.seg !== undefined) {
-    specs = options.seg.map((text, i) => parseSegment(text, options.seg!.length > 1 ? `--seg #${i + 1}` : "--seg"));
+    const budget = new PageBudget();
+    specs = options.seg.map((text, i) => parseSegment(text, options.seg!.length > 1 ? `--seg #${i + 1}` : "--seg", budget));
   } else if (options.gpns !== undefined) {
     const gpns = parseGpnList(options.gpns, "--gpns");
     const offset = options.offset === undefined ? 0 : parseSize(options.offset, "--offset");

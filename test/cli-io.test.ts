@@ -150,6 +150,15 @@ describe("io", () => {
   });
 });
 
+test("plan's text for a long scatter-gather list shows its head and says how many there are (--json has every one)", () => {
+  const segs = Array.from({ length: 2000 }, (_, i) => ["--seg", `${i * 2}@8+100`]).flat();
+  const text = run("plan", ...segs);
+  expect(text.code).toBe(0);
+  expect(text.stdout).toContain("... 2000 segments in all (--json lists every one)");
+  expect(text.stdout.split("\n").length).toBeLessThan(400);
+  expect(json("plan", ...segs).doc.segments).toHaveLength(2000);
+});
+
 describe("bad input: exit 2, one line, nothing read or written", () => {
   const base = () => ["io", "--guest", guestPath, "--disk", diskPath];
   const cases: [string, string[], string][] = [
@@ -170,6 +179,7 @@ describe("bad input: exit 2, one line, nothing read or written", () => {
     ["a directory as disk", ["io", "--guest", guestPath, "--disk", dir, "--op", "write", "--gpns", "1", "--at", "0"], "not a regular file"],
     ["plan: non-power-of-two alignment", ["plan", "--gpns", "1", "--align", "12"], "not a power of two"],
     ["plan: empty IO", ["plan", "--gpns", "1", "--len", "0"], "the IO is empty"],
+    ["plan: lists that add up past the command's page cap", ["plan", ...Array.from({ length: 10 }, () => ["--seg", "0-8388606/2"]).flat()], "more pages than the 4194304 one command may name in all"],
     // A simulated disk may only be stricter than the real one (ext4 here: 512, or more).
     ...[1, 8, 256].flatMap((align): [string, string[], string][] => [
       [`--align ${align} below the disk's own`, [...base(), "--op", "write", "--gpns", "1", "--at", "0", "--mode", "auto", "--align", String(align)], `--align ${align} is below the disk's own alignment (memory`],

@@ -160,6 +160,12 @@ describe("values that do not fit the scenario's own sizes", () => {
     expect(tried).toBeGreaterThan(20);
   });
 
+  test("many lists within their own cap cannot add up past the scenario's: refused at the list that crosses it", () => {
+    const steps = Array.from({ length: 30 }, () => ({ plan: "write", gpns: "0-8388606/2" }));
+    const big = { name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "64k" }, steps };
+    expect(() => parseScenarioText(JSON.stringify(big), "x.json")).toThrow('steps[1].gpns: "0-8388606/2": more pages than the 4194304 a scenario may name in all');
+  });
+
   test("a disk alignment larger than the disk is malformed", () => {
     const bad = { name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "64k", align: "128k" }, steps: [{ probe: "disk" }] };
     expect(() => parseScenarioText(JSON.stringify(bad), "x.json")).toThrow("disk.align: 131072 is larger than the disk");

@@ -3,7 +3,7 @@
  */
 import { expect, test } from "bun:test";
 import fc from "fast-check";
-import { parseGpnList, parseSegment, parseSize } from "../src/base/value-parsers";
+import { PageBudget, parseGpnList, parseSegment, parseSize } from "../src/base/value-parsers";
 import { decodeText } from "../src/host/files";
 import { thrown } from "./helpers";
 
@@ -87,4 +87,13 @@ test("text files: a leading byte-order mark is dropped, bytes that are not UTF-8
   expect(decodeText(bom, "x.json")).toBe('{"a":1}');
   expect(() => decodeText(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), "x.json")).toThrow("x.json: is not UTF-8 text");
   expect(decodeText(new TextEncoder().encode("grüße"), "x.json")).toBe("grüße");
+});
+
+test("a page budget caps what all of a command's lists name together, before any list is expanded", () => {
+  const budget = new PageBudget(10, "one command");
+  expect(parseGpnList("0-5", "--seg #1", budget)).toHaveLength(6);
+  expect(budget.remaining).toBe(4);
+  expect(() => parseGpnList("10-14", "--seg #2", budget)).toThrow("more pages than the 4194304 one command may name in all");
+  expect(parseSegment("20-23", "--seg #3", budget).gpns).toEqual([20, 21, 22, 23]);
+  expect(budget.remaining).toBe(0);
 });

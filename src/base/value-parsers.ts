@@ -56,7 +56,19 @@ function parseNumber(text: string, what: string, whole: string): number {
  * (every S-th page from A to B: `0-10/2` is 0,2,4,6,8,10), decimal or hex; spaces are ignored,
  * order is kept, repeats are allowed: `3,7-9,0x10`.
  */
-export function parseGpnList(text: string, what: string): number[] {
+/**
+ * Pages a whole command or scenario may still name: shared by every list it parses, so that
+ * many lists within their own cap cannot add up to more than one may (checked before a list is
+ * expanded, so nothing grows past it).
+ */
+export class PageBudget {
+  constructor(
+    public remaining = MAX_LIST_PAGES,
+    readonly what = "one command",
+  ) {}
+}
+
+export function parseGpnList(text: string, what: string, budget?: PageBudget): number[] {
   const compact = text.replace(/\s+/g, "");
   if (compact === "") throw new InvalidInputError(`${what}: the GPN list is empty`);
   const gpns: number[] = [];
@@ -70,11 +82,16 @@ export function parseGpnList(text: string, what: string): number[] {
     const step = slash < 0 ? 1 : parseNumber(item.slice(slash + 1), what, text);
     if (last < first) throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: range ${item} runs backwards`);
     if (step < 1 || (slash >= 0 && dash < 0)) throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: ${item}: a step needs a range A-B/S with S >= 1`);
-    if (gpns.length + Math.floor((last - first) / step) + 1 > MAX_LIST_PAGES) {
+    const count = gpns.length + Math.floor((last - first) / step) + 1;
+    if (count > MAX_LIST_PAGES) {
       throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: more than ${MAX_LIST_PAGES} pages`);
+    }
+    if (budget !== undefined && count > budget.remaining) {
+      throw new InvalidInputError(`${what}: ${JSON.stringify(text)}: more pages than the ${MAX_LIST_PAGES} ${budget.what} may name in all`);
     }
     for (let gpn = first; gpn <= last; gpn += step) gpns.push(gpn);
   }
+  if (budget !== undefined) budget.remaining -= gpns.length;
   return gpns;
 }
 
@@ -91,12 +108,12 @@ const SEGMENT_PATTERN = /^([^@+]+)(?:@([^+]*))?(?:\+(.*))?$/;
  * Parses a segment `GPNS[@OFFSET][+LEN]` (`0-1@512+3584`). OFFSET defaults to 0 and LEN to the
  * rest of the pages; the range must fit in the pages.
  */
-export function parseSegment(text: string, what: string): SegmentSpec {
+export function parseSegment(text: string, what: string, budget?: PageBudget): SegmentSpec {
   const match = SEGMENT_PATTERN.exec(text.trim());
   if (match === null) {
     throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a segment (GPNS[@OFFSET][+LEN], e.g. 0-1@512+3584)`);
   }
-  const gpns = parseGpnList(match[1]!, what);
+  const gpns = parseGpnList(match[1]!, what, budget);
   const offset = match[2] === undefined ? 0 : parseSize(match[2], `${what} ${JSON.stringify(text)} offset`);
   const pagesBytes = gpns.length * PAGE_SIZE;
   const len = match[3] === undefined ? Math.max(0, pagesBytes - offset) : parseSize(match[3], `${what} ${JSON.stringify(text)} length`);

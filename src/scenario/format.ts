@@ -21,7 +21,7 @@ import { BounceBenchError } from "../base/errors";
 import { PATTERNS, type PatternName } from "../base/patterns";
 import { IO_MODES, type Decision, type IoMode, type IoOp } from "../io/planner";
 import { isPowerOfTwo } from "../base/alignment-rules";
-import { parseGpnList, parseSegment, parseSize, checkSegment, type SegmentSpec } from "../base/value-parsers";
+import { checkSegment, PageBudget, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../base/value-parsers";
 
 export class ScenarioFormatError extends BounceBenchError {
   constructor(
@@ -404,6 +404,9 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
 
 /** Typed access to JSON values, every error naming the field's path. */
 class Fields {
+  /** Pages the whole file may name: thirty small steps must not add up to more than one may. */
+  readonly pages = new PageBudget(undefined, "a scenario");
+
   constructor(readonly file: string) {}
 
   fail(path: string, why: string): never {
@@ -456,7 +459,7 @@ class Fields {
 
   gpns(value: unknown, path: string): number[] {
     if (typeof value !== "string") this.fail(path, "must be a GPN list string such as \"0-3,7\"");
-    return this.wrap(path, () => parseGpnList(value, path));
+    return this.wrap(path, () => parseGpnList(value, path, this.pages));
   }
 
   /** `seg` (a list of segment strings) or the shorthand `gpns`/`offset`/`len`. */
@@ -470,7 +473,7 @@ class Fields {
       return list.map((item, i) => {
         const at = `${path}.seg[${i}]`;
         if (typeof item !== "string") this.fail(at, "must be a segment string GPNS[@OFFSET][+LEN]");
-        return this.wrap(at, () => parseSegment(item, at));
+        return this.wrap(at, () => parseSegment(item, at, this.pages));
       });
     }
     if (step.gpns === undefined) this.fail(path, "needs seg (a list of segments) or gpns");
