@@ -182,7 +182,7 @@ const report: Record<string, unknown>[] = [];
 try {
   const progress = (text: string) => process.stderr.write(`${text}\n`);
   progress(`filling a ${DISK_BYTES >> 20} MiB disk file in ${dir} ...`);
-  createFilledDisk(disk, DISK_BYTES);
+  await createFilledDisk(disk, DISK_BYTES);
   if (!hasFio) progress("fio is not installed (apt-get install fio): bounce-bench figures only");
   for (const comparison of comparisons) {
     if (only.length > 0 && !only.includes(comparison.name)) continue;

@@ -111,8 +111,8 @@ test(`${RUNS} random runs: ${WORKERS} Workers x ${WRITES_PER_WORKER} overlapping
 });
 
 describe("two processes, one disk", () => {
+  const dir = scratchDir("two-processes");
   test("read-modify-writes into the same blocks from two processes lose no update (open file description locks)", async () => {
-    const dir = scratchDir("two-processes");
     const diskPath = join(dir, "disk.bin");
     const blocks = 8;
     for (let round = 0; round < 3; round++) {

@@ -108,3 +108,20 @@ describe("interruption", () => {
     expect(readdirSync(tmp)).toEqual([]);
   }, 60_000);
 });
+
+describe("a signal while bench fills its scratch disk", () => {
+  test("is honoured within a second: exit 130, nothing left behind", async () => {
+    const tmp = childTmp("fill-signal");
+    const child = Bun.spawn([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--size", "4G", "--ios", "10"], { env: { ...process.env, TMPDIR: tmp }, stderr: "pipe", stdout: "pipe" });
+    // Wait until the scratch disk exists and is being filled.
+    for (let waited = 0; readdirSync(tmp).length === 0 && waited < 10_000; waited += 20) await Bun.sleep(20);
+    await Bun.sleep(200);
+    const sent = performance.now();
+    child.kill("SIGINT");
+    const code = await child.exited;
+    expect(performance.now() - sent).toBeLessThan(3000);
+    expect(code).toBe(130);
+    expect(await new Response(child.stderr).text()).toContain("interrupted by SIGINT before any case ran; scratch files removed");
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+});

@@ -10,7 +10,7 @@ import { DEFAULT_BENCH, formatBytes, runBench, type BenchCaseResult, type BenchO
 import type { BenchWorkspace } from "../../src/bench/workspace";
 import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
 import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
-import { InvalidInputError } from "../../src/base/errors";
+import { BounceBenchError, InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
 import { parseSegment, parseSize } from "../../src/base/value-parsers";
 import { describeAlignment, table } from "../format";
@@ -84,9 +84,10 @@ export function registerBench(program: Command, context: Context): void {
       if (flags.emitFio !== undefined) emitFio(flags.emitFio, options, flags.force ?? false);
       const stop = new Int32Array(new SharedArrayBuffer(4));
       let workspace: BenchWorkspace | null = null;
+      let removeScratch: (() => void) | null = null;
       using guard = new SignalGuard(
-        () => Atomics.store(stop, 0, 1), // workers stop issuing, finish in flight, report
-        () => workspace?.cleanup(), // a second signal: leave now, but leave nothing behind
+        () => Atomics.store(stop, 0, 1), // the fill or the workers stop, in-flight IO finishes, results so far are reported
+        () => (workspace === null ? removeScratch?.() : workspace.cleanup()), // a second signal: leave now, but leave nothing behind
       );
       const progressLine = process.stderr.isTTY && !flags.json;
       let report: BenchReport;
@@ -95,10 +96,16 @@ export function registerBench(program: Command, context: Context): void {
           ...options,
           stop,
           onWorkspace: (ready) => (workspace = ready),
+          onScratch: (remove) => (removeScratch = remove),
           onProgress: progressLine
             ? (index, cases, label, ios) => process.stderr.write(`\r\x1b[K[${index + 1}/${cases}] ${label}: ${ios} IOs`)
             : undefined,
         });
+      } catch (error) {
+        if (!(error instanceof BounceBenchError && error.code === "INTERRUPTED" && guard.caught !== null)) throw error;
+        context.io.stderr(`bounce-bench: interrupted by ${guard.caught} before any case ran; scratch files removed\n`);
+        context.exitCode = guard.exitCode;
+        return;
       } finally {
         if (progressLine) process.stderr.write("\r\x1b[K");
       }

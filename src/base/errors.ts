@@ -41,6 +41,7 @@ export const ERROR_CATALOGUE = {
   SHORT_READ: { kind: "io", means: "a read stopped at the disk's end (was it truncated?)" },
   SHORT_WRITE: { kind: "io", means: "a write moved nothing (was the disk truncated?)" },
   MISMATCH: { kind: "check", means: "disk and guest bytes differ after an IO" },
+  INTERRUPTED: { kind: "io", means: "a signal stopped the command before it had results to show" },
   INTERNAL: { kind: "io", means: "a bug: something failed that should not have" },
 } as const satisfies Record<string, { kind: ErrorKind; means: string }>;
 

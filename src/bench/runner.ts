@@ -59,6 +59,8 @@ export interface BenchOptions {
   onCase?: (result: BenchCaseResult) => void;
   /** Called once the files are ready, with the workspace (to clean it up on a signal). */
   onWorkspace?: (workspace: BenchWorkspace) => void;
+  /** Called before a scratch disk is filled, with what removes the scratch directory. */
+  onScratch?: (remove: () => void) => void;
 }
 
 export interface HostInfo {
@@ -161,7 +163,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
       ? Math.max(...options.bs.flatMap((bs) => options.memOffsets.map((offset) => Math.ceil((offset + bs) / PAGE_SIZE))))
       : shapePages(options.shape);
   const guestPagesPerThread = slotPages * options.qd;
-  const workspace = BenchWorkspace.prepare({
+  const workspace = await BenchWorkspace.prepare({
     guestPath: options.guestPath,
     diskPath: options.diskPath,
     diskSize: options.size,
@@ -169,6 +171,8 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     writesDisk: options.ops.some((op) => op.endsWith("write")),
     writesGuest: options.ops.some((op) => op.endsWith("read")),
     force: options.force ?? false,
+    stop,
+    onScratch: options.onScratch,
   });
   options.onWorkspace?.(workspace);
   const workers: Worker[] = [];

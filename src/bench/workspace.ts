@@ -17,7 +17,7 @@ import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PAGE_SIZE } from "../base/constants";
-import { InvalidInputError } from "../base/errors";
+import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { createSparseFile, statusOrNull } from "../host/files";
 import { closeFd, createMemfd, fileIdentity, truncateFd } from "../native";
 
@@ -32,6 +32,10 @@ export interface WorkspaceOptions {
   writesDisk: boolean;
   writesGuest: boolean;
   force: boolean;
+  /** [0] set non-zero to stop (a signal). */
+  stop?: Int32Array;
+  /** Told, before a scratch disk is filled, how to remove the scratch directory (a second signal exits at once). */
+  onScratch?: (remove: () => void) => void;
 }
 
 const FILL_CHUNK = 1 << 20;
@@ -47,7 +51,13 @@ export class BenchWorkspace {
     readonly guestMemfd: number | null,
   ) {}
 
-  static prepare(options: WorkspaceOptions): BenchWorkspace {
+  /**
+   * Checks the user's files, then creates what is missing. Filling a scratch disk takes a while
+   * (seconds per GiB), so it yields to the event loop as it goes: a signal handler can set
+   * `stop[0]`, which ends the fill within a few milliseconds (`INTERRUPTED`, scratch removed),
+   * and `onScratch` is told how to remove the scratch directory before the fill starts.
+   */
+  static async prepare(options: WorkspaceOptions): Promise<BenchWorkspace> {
     const needsScratch = options.diskPath === undefined;
     // Check the user's files before creating anything.
     const disk = options.diskPath === undefined ? null : statusOrNull(options.diskPath, "--disk");
@@ -75,10 +85,13 @@ export class BenchWorkspace {
     }
     const guestBytes = Math.ceil(options.guestBytes / PAGE_SIZE) * PAGE_SIZE;
     const scratchDir = needsScratch ? mkdtempSync(join(tmpdir(), "bounce-bench-")) : null;
+    if (scratchDir !== null) options.onScratch?.(() => rmSync(scratchDir, { recursive: true, force: true }));
     let memfd: number | null = null;
     try {
       const diskPath = options.diskPath ?? join(scratchDir!, "disk.bin");
-      if (disk === null) createFilledDisk(diskPath, options.diskSize);
+      if (disk === null && !(await createFilledDisk(diskPath, options.diskSize, options.stop))) {
+        throw new BounceBenchError("INTERRUPTED", `interrupted while filling the disk ${diskPath}`);
+      }
       let guestPath: string;
       if (options.guestPath === undefined) {
         memfd = createMemfd("bounce-bench-guest");
@@ -108,15 +121,30 @@ export class BenchWorkspace {
   }
 }
 
-/** A new disk file of `size` bytes, every block written with pseudo-random data and synced. */
-export function createFilledDisk(path: string, size: number): void {
+/** Chunks written between two looks at the event loop while filling: about 16 MiB. */
+const FILL_CHUNKS_PER_YIELD = 16;
+
+/**
+ * A new disk file of `size` bytes, every block written with pseudo-random data and synced.
+ * Resolves false, with the file removed, if `stop[0]` was set meanwhile (checked every 16 MiB,
+ * after letting the event loop run, so a signal handler gets to set it).
+ */
+export async function createFilledDisk(path: string, size: number, stop?: Int32Array): Promise<boolean> {
   closeFd(createSparseFile(path, size, {}, "--disk"));
   const chunk = new Uint8Array(FILL_CHUNK);
   const words = new Uint32Array(chunk.buffer);
   let x = 0x2545f491;
   const fd = openSync(path, "r+");
   try {
-    for (let at = 0; at < size; at += FILL_CHUNK) {
+    for (let at = 0, chunks = 0; at < size; at += FILL_CHUNK, chunks++) {
+      if (chunks % FILL_CHUNKS_PER_YIELD === 0 && stop !== undefined) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (Atomics.load(stop, 0) !== 0) {
+          closeSync(fd);
+          rmSync(path, { force: true });
+          return false;
+        }
+      }
       for (let i = 0; i < words.length; i++) {
         x ^= x << 13;
         x ^= x >>> 17;
@@ -129,6 +157,11 @@ export function createFilledDisk(path: string, size: number): void {
     }
     fsyncSync(fd);
   } finally {
-    closeSync(fd);
+    try {
+      closeSync(fd);
+    } catch {
+      // closed above, when stopped
+    }
   }
+  return true;
 }
