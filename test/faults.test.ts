@@ -5,7 +5,7 @@
  * reports the errno and the IO, keeps what it measured, removes its scratch files and exits with
  * 1 (or the signal's code).
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileBytes, PAGE, randomBytes, ROOT, scratchDir } from "./helpers";
@@ -123,5 +123,45 @@ describe("a signal while bench fills its scratch disk", () => {
     expect(code).toBe(130);
     expect(await new Response(child.stderr).text()).toContain("interrupted by SIGINT before any case ran; scratch files removed");
     expect(readdirSync(tmp)).toEqual([]);
+  });
+});
+
+describe("guest memory on a filesystem that runs out of space (a 2 MiB tmpfs, made here)", () => {
+  const mountPoint = join(dir, "small-tmpfs");
+  mkdirSync(mountPoint);
+  const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=2m", "bounce-bench-test", mountPoint]).exitCode === 0;
+  afterAll(() => {
+    if (mounted) Bun.spawnSync(["umount", mountPoint]);
+  });
+  const skipped = mounted ? "" : " (skipped: cannot mount a tmpfs here; needs root)";
+  const guest = join(mountPoint, "guest.img");
+  const disk = join(dir, "enospc-disk.bin");
+
+  test.skipIf(!mounted)(`io reading into it: ENOSPC naming the image, exit 1, in every mode, never a crash${skipped}`, () => {
+    writeFileSync(guest, "");
+    truncateSync(guest, 64 * 2 ** 20); // a 64 MiB sparse image on a 2 MiB filesystem
+    writeFileSync(disk, randomBytes(4 * 2 ** 20, 8));
+    for (const mode of ["bounce", "auto", "direct", "buffered"]) {
+      const result = Bun.spawnSync([...CLI, "io", "--guest", guest, "--disk", disk, "--op", "read", "--gpns", "0-1023", "--at", "0", "--mode", mode], { cwd: dir });
+      expect({ mode, code: result.exitCode }).toEqual({ mode, code: 1 });
+      expect(result.stderr.toString()).toMatch(new RegExp(`^bounce-bench: fallocate\\(guest image ${guest.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}, pages 0\\.\\.1023\\): ENOSPC \\(No space left on device\\)[^\\n]*\\n$`));
+    }
+  });
+
+  test.skipIf(!mounted)(`bench with its --guest there: ENOSPC, exit 1, scratch removed${skipped}`, () => {
+    const tmp = childTmp("enospc-bench");
+    const result = Bun.spawnSync([...CLI, "bench", "--guest", guest, "--force", "--op", "read", "--bs", "1m", "--qd", "4", "--engine", "uring", "--mem-offset", "0", "--mode", "auto", "--ios", "8"], { cwd: dir, env: { ...process.env, TMPDIR: tmp } });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr.toString()).toContain("ENOSPC");
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+
+  test.skipIf(!mounted)(`repro whose scratch space is that filesystem: exit 1, nothing left behind${skipped}`, () => {
+    const scenario = join(dir, "enospc.json");
+    writeFileSync(scenario, JSON.stringify({ name: "big guest", expected: "e", buggy: "b", guest: { size: "64M" }, disk: { size: "64k" }, steps: [{ fill: "guest", gpns: "0-1023", pattern: "stamp" }] }));
+    const result = Bun.spawnSync([...CLI, "repro", scenario], { cwd: dir, env: { ...process.env, TMPDIR: mountPoint } });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr.toString() + result.stdout.toString()).toContain("ENOSPC");
+    expect(readdirSync(mountPoint).filter((name) => name.startsWith("bounce-bench-"))).toEqual([]);
   });
 });

@@ -144,7 +144,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   });
   if (spec.verify) {
     // Slots write tellable data, so that a byte in the wrong place is seen.
-    for (let i = 0; i < spec.qd; i++) fillPattern(memory.view((spec.firstGpn + i * slotPages) * PAGE_SIZE, slotPages * PAGE_SIZE), spec.thread * spec.qd + i + 1);
+    for (let i = 0; i < spec.qd; i++) {
+      const gpa = (spec.firstGpn + i * slotPages) * PAGE_SIZE;
+      memory.provide(gpa, slotPages * PAGE_SIZE);
+      fillPattern(memory.view(gpa, slotPages * PAGE_SIZE), spec.thread * spec.qd + i + 1);
+    }
   }
 
   // The positions an IO can take within a block: offsets are regionStart + k*bs.

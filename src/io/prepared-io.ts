@@ -130,6 +130,9 @@ export class PreparedIo implements Disposable {
     }
     checkDiskRange(plan, disk);
     for (const segment of plan.segments) memory.checkPages(new PagedRange(segment.offset, segment.len, segment.gpns), plan.op);
+    // A read stores into guest pages (the device, or the copy out): the filesystem must hold them
+    // first, or a full one answers the store with SIGBUS.
+    if (plan.op === "read") for (const segment of plan.segments) provideSegment(memory, segment);
     // From here on the guest mapping stays, whatever its owner does, until this IO is released.
     memory.pin();
     this.#memory = memory;
@@ -350,4 +353,11 @@ function simulatedRefusal(plan: Plan, iovecs: IovecArray, alignment: DiskAlignme
     }
   }
   return null;
+}
+
+/** Provides the guest pages a segment's bytes cover (`GuestMemory.provide`), run by run. */
+function provideSegment(memory: GuestMemory, segment: { offset: number; len: number; gpns: number[] }): void {
+  new PagedRange(segment.offset, segment.len, segment.gpns).forEachRun(0, segment.len, (gpn, pageOffset, runLen) => {
+    memory.provide(gpn * PAGE_SIZE + pageOffset, runLen);
+  });
 }

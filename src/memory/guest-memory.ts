@@ -17,7 +17,8 @@
 import { PAGE_SHIFT, PAGE_SIZE } from "../base/constants";
 import { formatSpan, GuestAccessError, hex, InvalidInputError } from "../base/errors";
 import { createSparseFile, openUserFile, type CreateFileOptions } from "../host/files";
-import { CHUNK_BYTES, closeFd, fileIdentity, NativeRegion, O_RDWR, statx, type Address } from "../native";
+import { CHUNK_BYTES, closeFd, fileIdentity, NativeRegion, O_NONBLOCK, O_RDWR, statx, type Address } from "../native";
+import { ProvidedPages } from "./provided-pages";
 import type { PagedRange } from "./paged-range";
 
 export class GuestMemory implements Disposable {
@@ -32,9 +33,13 @@ export class GuestMemory implements Disposable {
   /** Which file backs this memory (`fileIdentity`): to tell it apart from a disk. */
   readonly fileId: string;
 
-  private constructor(path: string, region: NativeRegion, fileId: string) {
+  /** Pages the filesystem was asked to provide before any store into them (see `provide`). */
+  readonly #provided: ProvidedPages;
+
+  private constructor(path: string, region: NativeRegion, fileId: string, provided: ProvidedPages) {
     this.path = path;
     this.fileId = fileId;
+    this.#provided = provided;
     this.#region = region;
     this.size = region.length;
     this.pageCount = region.length / PAGE_SIZE;
@@ -45,32 +50,42 @@ export class GuestMemory implements Disposable {
    * mapping would turn a stray store into a crash instead of an error).
    */
   static open(path: string): GuestMemory {
-    const fd = openUserFile(path, O_RDWR, "guest image");
-    try {
-      return GuestMemory.#map(path, fd);
-    } finally {
-      closeFd(fd); // the mapping keeps the file alive
-    }
+    return GuestMemory.#map(path, openUserFile(path, O_RDWR | O_NONBLOCK, "guest image"));
   }
 
   /** Creates a sparse guest image of `size` bytes (a whole number of pages) and maps it. */
   static create(path: string, size: number, options: CreateFileOptions = {}): GuestMemory {
     checkImageSize(path, size);
-    const fd = createSparseFile(path, size, options);
+    return GuestMemory.#map(path, createSparseFile(path, size, options, "guest image"));
+  }
+
+  /** Maps the image open on `fd`, which the mapping then owns (it allocates pages through it, and closes it on unmap). */
+  static #map(path: string, fd: number): GuestMemory {
     try {
-      return GuestMemory.#map(path, fd);
-    } finally {
+      const status = statx(fd);
+      if (status.type !== "file") {
+        throw new InvalidInputError(`${path}: a guest image must be a regular file, not a ${status.type}`);
+      }
+      checkImageSize(path, status.size);
+      const region = NativeRegion.mapFile(fd, status.size, true, `guest memory ${path}`, 0, false, true);
+      return new GuestMemory(path, region, fileIdentity(status), new ProvidedPages(fd, path, status.size / PAGE_SIZE));
+    } catch (error) {
       closeFd(fd);
+      throw error;
     }
   }
 
-  static #map(path: string, fd: number): GuestMemory {
-    const status = statx(fd);
-    if (status.type !== "file") {
-      throw new InvalidInputError(`${path}: a guest image must be a regular file, not a ${status.type}`);
-    }
-    checkImageSize(path, status.size);
-    return new GuestMemory(path, NativeRegion.mapFile(fd, status.size, true, `guest memory ${path}`), fileIdentity(status));
+  /**
+   * Makes sure the filesystem holds the pages of guest physical bytes `[gpa, gpa+len)` before
+   * anything stores into them (an IO reading into them, a copy), so that a full filesystem is an
+   * `ENOSPC` error naming the image instead of a SIGBUS that kills the process. Costs nothing
+   * for pages already provided (see `ProvidedPages`).
+   */
+  provide(gpa: number, len: number): void {
+    this.#checkSpan("provide", gpa, len);
+    if (len === 0) return;
+    const first = Math.floor(gpa / PAGE_SIZE);
+    this.#provided.ensure(first, Math.ceil((gpa + len) / PAGE_SIZE) - first);
   }
 
   get released(): boolean {
@@ -134,12 +149,14 @@ export class GuestMemory implements Disposable {
   /** Copies `source` into guest physical bytes `[gpa, gpa+source.length)`. */
   write(gpa: number, source: Uint8Array): void {
     this.#checkSpan("write", gpa, source.length);
+    this.provide(gpa, source.length);
     this.#region.copyIn(gpa, source);
   }
 
   /** Sets guest physical bytes `[gpa, gpa+len)` to `value`. */
   fill(gpa: number, len: number, value: number): void {
     this.#checkSpan("fill", gpa, len);
+    this.provide(gpa, len);
     this.#region.fill(gpa, len, value);
   }
 

@@ -10,6 +10,7 @@ export { CHUNK_BYTES, NativeRegion } from "./region";
 export { IoUring, IORING_OP_READV, IORING_OP_WRITEV } from "./uring";
 export {
   allocateFd,
+  allocateFdOnce,
   blockDeviceLogicalSize,
   blockDeviceSize,
   closeFd,

@@ -124,9 +124,16 @@ export function truncateFd(fd: number, size: number): void {
 
 /** fallocate(2) mode 0: allocates blocks for `[offset, offset+len)` so writes do not. */
 export function allocateFd(fd: number, offset: number, len: number): void {
+  const errno = allocateFdOnce(fd, offset, len);
+  if (errno !== 0) throw new OsError(errno, "fallocate", `fd ${fd}, ${len} bytes at ${offset}`);
+}
+
+/** fallocate(2) mode 0 of `[offset, offset+len)` (EINTR retried): 0, or the errno (ENOSPC, EOPNOTSUPP, ...). */
+export function allocateFdOnce(fd: number, offset: number, len: number): number {
   for (;;) {
-    if (libc.fallocate(fd, 0, offset, len) === 0) return;
-    if (lastErrno() !== EINTR) fail("fallocate", `fd ${fd}, ${len} bytes at ${offset}`);
+    if (libc.fallocate(fd, 0, offset, len) === 0) return 0;
+    const errno = lastErrno();
+    if (errno !== EINTR) return errno;
   }
 }
 

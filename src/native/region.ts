@@ -27,7 +27,7 @@
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { PAGE_SIZE } from "../base/constants";
 import { ReleasedError } from "../base/errors";
-import { anonHugePageBytes, HUGE_PAGE_SIZE, mapAnonymous, mapAnonymousHuge, mapFile, syncMapping, unmap, type Address } from "./os";
+import { anonHugePageBytes, closeFd, HUGE_PAGE_SIZE, mapAnonymous, mapAnonymousHuge, mapFile, syncMapping, unmap, type Address } from "./os";
 
 /** Size of one JS view over a region: 1 GiB, well under the 4 GiB ArrayBuffer limit. */
 export const CHUNK_BYTES = 2 ** 30;
@@ -40,6 +40,8 @@ export class NativeRegion implements Disposable {
   readonly length: number;
   readonly #what: string;
   #pins = 0;
+  /** A descriptor closed with the mapping (`mapFile` with `ownFd`), or -1. */
+  #ownedFd = -1;
   /** Released while pinned: unmapped when the last pin goes. */
   #releasing = false;
 
@@ -70,10 +72,13 @@ export class NativeRegion implements Disposable {
 
   /**
    * `length` bytes of an open file mapped `MAP_SHARED`. The descriptor may be closed afterwards:
-   * the mapping keeps the file alive.
+   * the mapping keeps the file alive. With `ownFd`, the region owns the descriptor and closes it
+   * when it unmaps (for callers that keep using it, e.g. to allocate the file's blocks).
    */
-  static mapFile(fd: number, length: number, writable: boolean, what: string, offset = 0, populate = false): NativeRegion {
-    return new NativeRegion(mapFile(fd, length, writable, offset, populate), length, length, what);
+  static mapFile(fd: number, length: number, writable: boolean, what: string, offset = 0, populate = false, ownFd = false): NativeRegion {
+    const region = new NativeRegion(mapFile(fd, length, writable, offset, populate), length, length, what);
+    if (ownFd) region.#ownedFd = fd;
+    return region;
   }
 
   get released(): boolean {
@@ -175,6 +180,10 @@ export class NativeRegion implements Disposable {
     const length = this.#mappedLength;
     this.#mappedLength = 0;
     unmap(this.#address as Address, length);
+    if (this.#ownedFd >= 0) {
+      closeFd(this.#ownedFd);
+      this.#ownedFd = -1;
+    }
   }
 
   [Symbol.dispose](): void {
