@@ -75,6 +75,30 @@ describe("bounce budget", () => {
     expect(result!.bounce.waits).toBeGreaterThan(0); // qd 4 x 16 pages cannot fit in 32
   });
 
+  test("a bounce arena far beyond what the budget lets IO use is refused up front, with the memory it would need", async () => {
+    await expect(runBench(options({ bs: [64 * 2 ** 20], qd: 256, engine: "uring", budget: 20000, modes: ["bounce"] }))).rejects.toThrow(
+      "--qd 256 x 64m bounce buffers need 16 GiB per thread (16 GiB in all), while the budget lets IO hold 78.1 MiB at once",
+    );
+    // A small budget throttling a deep queue on purpose is fine (the Workers test above relies on it).
+    const report = await runBench(options({ bs: [65536], qd: 8, engine: "uring", budget: 16, modes: ["bounce"], ios: 32 }));
+    expect(report.results[0]!.error).toBeNull();
+  });
+
+  test("a disk the cases cannot use is refused before the scratch disk is filled: nothing made, nothing left", async () => {
+    const { mkdtempSync, readdirSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const tmp = mkdtempSync(join(tmpdir(), "bounce-bench-upfront-"));
+    try {
+      const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--size", "16G", "--align", "256", "--ios", "10"], { env: { ...process.env, TMPDIR: tmp } });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr.toString()).toContain("--align 256 is below the disk's own alignment");
+      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      const { rmSync } = await import("node:fs");
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   test("a block larger than the budget is refused up front", async () => {
     await expect(runBench(options({ bs: [65536], budget: 8, modes: ["bounce"] }))).rejects.toThrow("cannot hold one 64k bounce buffer");
   });

@@ -149,6 +149,8 @@ export const DEFAULT_BENCH = {
 };
 
 const MAX_THREADS = 64;
+/** Bounce arena per thread allowed beyond what its budget lets IO use at once. */
+const MAX_IDLE_ARENA_BYTES = 256 * 2 ** 20;
 /** Largest block size (or shape length) a case may move per IO. */
 const MAX_BS = 64 * 2 ** 20;
 const PROGRESS_INTERVAL_MS = 500;
@@ -173,13 +175,14 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     force: options.force ?? false,
     stop,
     onScratch: options.onScratch,
+    alignOverride: options.alignOverride,
+    needsDirectIo: options.modes.some((mode) => mode !== "buffered"),
   });
   options.onWorkspace?.(workspace);
   const workers: Worker[] = [];
-  let disk: Disk | null = null;
+  // The disk was opened once, by the workspace; every job's Worker uses this descriptor (Disk.adopt).
+  const disk = workspace.disk;
   try {
-    // The disk is opened here, once; every job's Worker uses this descriptor (Disk.adopt).
-    disk = Disk.open(workspace.diskPath, { write: options.ops.some((op) => op.endsWith("write")), direct: false, alignOverride: options.alignOverride });
     const host = describeHost(workspace, options, disk);
     // Regions of whole disk blocks, so that an IO widened to blocks never leaves its thread's region.
     const regionUnit = Math.max(PAGE_SIZE, host.planAlignment.offset, host.planAlignment.readOffset);
@@ -249,7 +252,6 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     return { host, results, interrupted: Atomics.load(stop, 0) !== 0 };
   } finally {
     for (const worker of workers) worker.terminate();
-    disk?.close();
     workspace.cleanup();
   }
 }
@@ -298,6 +300,18 @@ function validate(options: BenchOptions): void {
   const largestPages = Math.ceil(Math.max(...options.bs) / PAGE_SIZE);
   if (options.modes.some((mode) => mode !== "buffered" && mode !== "direct") && largestPages > options.budget) {
     throw new InvalidInputError(`--budget: ${options.budget} pages cannot hold one ${formatBytes(Math.max(...options.bs))} bounce buffer (${largestPages} pages)`);
+  }
+  // Each thread's bounce arena is made up front, a slice per in-flight slot. Beyond what the
+  // budget lets IO hold at once, it is memory no IO can use together: allowed up to a point (a
+  // small budget throttles a deep queue on purpose), refused beyond it, before anything is made.
+  if (options.modes.some((mode) => mode !== "buffered" && mode !== "direct")) {
+    const arena = options.qd * (largestPages + 1) * PAGE_SIZE;
+    if (arena > options.budget * PAGE_SIZE && arena > MAX_IDLE_ARENA_BYTES) {
+      throw new InvalidInputError(
+        `--qd ${options.qd} x ${formatBytes(Math.max(...options.bs))} bounce buffers need ${formatSize(arena)} per thread (${formatSize(arena * options.threads)} in all), ` +
+          `while the budget lets IO hold ${formatSize(options.budget * PAGE_SIZE)} at once: lower --qd or --bs, or raise --budget`,
+      );
+    }
   }
 }
 
@@ -441,4 +455,12 @@ export function formatBytes(bytes: number): string {
   if (bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20}m`;
   if (bytes % 1024 === 0) return `${bytes / 1024}k`;
   return String(bytes);
+}
+
+/** 16777216 as `16 MiB`, 3 GiB as `3 GiB`: sizes in messages, rounded to one decimal. */
+function formatSize(bytes: number): string {
+  for (const [unit, scale] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]] as const) {
+    if (bytes >= scale) return `${Math.round((bytes / scale) * 10) / 10} ${unit}`;
+  }
+  return `${bytes} bytes`;
 }

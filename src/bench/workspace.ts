@@ -19,6 +19,7 @@ import { join, resolve } from "node:path";
 import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { createSparseFile, statusOrNull } from "../host/files";
+import { Disk } from "../disk/disk";
 import { closeFd, createMemfd, fileIdentity, truncateFd } from "../native";
 
 export interface WorkspaceOptions {
@@ -36,6 +37,10 @@ export interface WorkspaceOptions {
   stop?: Int32Array;
   /** Told, before a scratch disk is filled, how to remove the scratch directory (a second signal exits at once). */
   onScratch?: (remove: () => void) => void;
+  /** `--align`, checked against the disk's own alignment before anything is filled. */
+  alignOverride?: number;
+  /** Some case needs O_DIRECT: a filesystem without direct IO is refused before anything is filled. */
+  needsDirectIo: boolean;
 }
 
 const FILL_CHUNK = 1 << 20;
@@ -49,6 +54,8 @@ export class BenchWorkspace {
     readonly scratchDir: string | null,
     /** The memfd behind guest memory when the user named no guest image (closed by `cleanup`). */
     readonly guestMemfd: number | null,
+    /** The disk, opened once, before it was filled (closed by `cleanup`). */
+    readonly disk: Disk,
   ) {}
 
   /**
@@ -87,9 +94,15 @@ export class BenchWorkspace {
     const scratchDir = needsScratch ? mkdtempSync(join(tmpdir(), "bounce-bench-")) : null;
     if (scratchDir !== null) options.onScratch?.(() => rmSync(scratchDir, { recursive: true, force: true }));
     let memfd: number | null = null;
+    let opened: Disk | null = null;
     try {
       const diskPath = options.diskPath ?? join(scratchDir!, "disk.bin");
-      if (disk === null && !(await createFilledDisk(diskPath, options.diskSize, options.stop))) {
+      if (disk === null) closeFd(createSparseFile(diskPath, options.diskSize, {}, "--disk"));
+      // Opened once, here, before the fill: a disk the cases cannot use is refused before the
+      // seconds of filling (an --align below its own, a filesystem without direct IO).
+      opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride });
+      if (options.needsDirectIo) opened.setDirect(true);
+      if (disk === null && !(await fillDisk(diskPath, options.diskSize, options.stop))) {
         throw new BounceBenchError("INTERRUPTED", `interrupted while filling the disk ${diskPath}`);
       }
       let guestPath: string;
@@ -102,8 +115,9 @@ export class BenchWorkspace {
         if (guest === null) closeFd(createSparseFile(guestPath, guestBytes, {}, "--guest"));
       }
       const diskSize = disk === null ? options.diskSize : disk.size;
-      return new BenchWorkspace(guestPath, diskPath, diskSize, scratchDir, memfd);
+      return new BenchWorkspace(guestPath, diskPath, diskSize, scratchDir, memfd, opened);
     } catch (error) {
+      opened?.close();
       if (memfd !== null) closeFd(memfd);
       if (scratchDir !== null) rmSync(scratchDir, { recursive: true, force: true });
       throw error;
@@ -116,6 +130,7 @@ export class BenchWorkspace {
   cleanup(): void {
     if (this.#cleaned) return;
     this.#cleaned = true;
+    this.disk.close();
     if (this.guestMemfd !== null) closeFd(this.guestMemfd);
     if (this.scratchDir !== null) rmSync(this.scratchDir, { recursive: true, force: true });
   }
@@ -131,6 +146,11 @@ const FILL_CHUNKS_PER_YIELD = 16;
  */
 export async function createFilledDisk(path: string, size: number, stop?: Int32Array): Promise<boolean> {
   closeFd(createSparseFile(path, size, {}, "--disk"));
+  return fillDisk(path, size, stop);
+}
+
+/** Fills the existing file at `path` as `createFilledDisk` does. */
+async function fillDisk(path: string, size: number, stop?: Int32Array): Promise<boolean> {
   const chunk = new Uint8Array(FILL_CHUNK);
   const words = new Uint32Array(chunk.buffer);
   let x = 0x2545f491;
