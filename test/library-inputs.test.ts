@@ -120,3 +120,78 @@ describe("other entry points", () => {
     }
   });
 });
+
+test("generated: every public entry point, given arguments of the wrong kind or out of domain, throws only typed errors", async () => {
+  const lib = await import("../src/index");
+  const guestPath = join(dir, "fuzz-guest.img");
+  const diskPath = join(dir, "fuzz-disk.bin");
+  writeFileSync(guestPath, new Uint8Array(16 * PAGE));
+  writeFileSync(diskPath, new Uint8Array(16 * PAGE));
+  using memory = lib.GuestMemory.open(guestPath);
+  using disk = lib.Disk.open(diskPath, { write: true, direct: true });
+  const range = new lib.PagedRange(0, PAGE, [1]);
+  const request = new lib.RequestBuffers(memory, range, true);
+  const tracker = new lib.BounceBufferTracker(8, 2);
+  const locks = new lib.RangeLocks(4);
+  const entryPoints: [string, (bad: never) => unknown][] = [
+    ["new PagedRange(offset)", (bad) => new lib.PagedRange(bad, 10, [0])],
+    ["new PagedRange(gpns)", (bad) => new lib.PagedRange(0, 10, bad)],
+    ["range.subrange", (bad) => range.subrange(bad, 1)],
+    ["memory.read(gpa)", (bad) => memory.read(bad, new Uint8Array(1))],
+    ["memory.read(target)", (bad) => memory.read(0, bad)],
+    ["memory.write(source)", (bad) => memory.write(0, bad)],
+    ["memory.fill(len)", (bad) => memory.fill(0, bad, 1)],
+    ["memory.page", (bad) => memory.page(bad)],
+    ["memory.view", (bad) => memory.view(bad, 1)],
+    ["memory.hostAddress", (bad) => memory.hostAddress(bad)],
+    ["memory.provide", (bad) => memory.provide(bad, 1)],
+    ["new RequestBuffers(range)", (bad) => new lib.RequestBuffers(memory, bad, true)],
+    ["request.isAligned", (bad) => request.isAligned(bad)],
+    ["request.subrange", (bad) => request.subrange(bad, 1)],
+    ["reader.read", (bad) => request.reader().read(bad)],
+    ["writer.write", (bad) => request.writer().write(bad)],
+    ["reader.skip", (bad) => request.reader().skip(bad)],
+    ["OwnedRequestBuffers.new", (bad) => lib.OwnedRequestBuffers.new(bad)],
+    ["OwnedRequestBuffers.linear", (bad) => lib.OwnedRequestBuffers.linear(bad, 10, true)],
+    ["new BounceBuffer(size)", (bad) => new lib.BounceBuffer(bad)],
+    ["new BounceBuffer(alignment)", (bad) => new lib.BounceBuffer(PAGE, bad)],
+    ["new BounceBufferTracker", (bad) => new lib.BounceBufferTracker(bad, 1)],
+    ["tracker.tryAcquire(thread)", (bad) => tracker.tryAcquire(PAGE, bad)],
+    ["tracker.releasePages", (bad) => tracker.releasePages(bad, 0)],
+    ["tracker.stats", (bad) => tracker.stats(bad)],
+    ["BounceBufferTracker.attach", (bad) => lib.BounceBufferTracker.attach(bad)],
+    ["new RangeLocks", (bad) => new lib.RangeLocks(bad)],
+    ["locks.claim", (bad) => locks.claim(bad, 10)],
+    ["Disk.open(path)", (bad) => lib.Disk.open(bad, { write: false, direct: true })],
+    ["Disk.open(options)", (bad) => lib.Disk.open(diskPath, bad)],
+    ["GuestMemory.open", (bad) => lib.GuestMemory.open(bad)],
+    ["GuestMemory.create(size)", (bad) => lib.GuestMemory.create(join(dir, "fuzz-new.img"), bad, { force: true })],
+    ["plan", (bad) => plan(bad)],
+    ["plan({ at })", (bad) => plan({ op: "read", mode: "auto", at: bad, segments: [range], alignment: disk.alignment })],
+    ["parseSize", (bad) => lib.parseSize(bad, "x")],
+    ["parseGpnList", (bad) => lib.parseGpnList(bad, "x")],
+    ["parseSegment", (bad) => lib.parseSegment(bad, "x")],
+    ["createSparseFile(size)", (bad) => lib.createSparseFile(join(dir, "fuzz-new.bin"), bad)],
+    ["discoverAlignment", (bad) => lib.discoverAlignment(bad)],
+    ["checkAlignment", (bad) => lib.checkAlignment(bad)],
+    ["memoryAlignmentReasons", (bad) => lib.memoryAlignmentReasons(0, 0, bad)],
+    ["new IoQueue", (bad) => new lib.IoQueue(bad)],
+    ["createEngine(depth)", (bad) => lib.createEngine("null", bad, () => {})],
+    ["parseScenarioText", (bad) => lib.parseScenarioText(bad, "x.json")],
+    ["new IovecArray", (bad) => new lib.IovecArray(bad)],
+  ];
+  const badValues: unknown[] = [undefined, null, -1, Number.NaN, 1.5, "x", {}, [], 2 ** 60, Number.POSITIVE_INFINITY];
+  const raw: string[] = [];
+  for (const [name, call] of entryPoints) {
+    for (const bad of badValues) {
+      try {
+        const result = call(bad as never);
+        if (result instanceof Promise) await result.catch((error: unknown) => (error instanceof BounceBenchError ? null : raw.push(`${name}(${String(bad)}): ${String(error)}`)));
+        else (result as { release?: () => void } | undefined)?.release?.();
+      } catch (error) {
+        if (!(error instanceof BounceBenchError)) raw.push(`${name}(${String(bad)}): ${String(error)}`);
+      }
+    }
+  }
+  expect(raw).toEqual([]);
+});

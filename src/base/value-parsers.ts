@@ -8,6 +8,7 @@
  */
 import { PAGE_SIZE } from "./constants";
 import { InvalidInputError } from "./errors";
+import { requireString } from "./arguments";
 
 const SIZE_PATTERN = /^(0x[0-9a-f]+|[0-9]+)\s*(k|kib|m|mib|g|gib)?$/i;
 const MULTIPLIERS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
@@ -24,6 +25,7 @@ export function parseSize(text: string | number, what: string): number {
     if (Number.isSafeInteger(text) && text >= 0) return text;
     throw new InvalidInputError(`${what}: ${text} is not a size (${SIZE_EXAMPLES})`);
   }
+  requireString(text, what);
   const match = SIZE_PATTERN.exec(text.trim());
   if (match === null) throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a size (${SIZE_EXAMPLES})`);
   const digits = match[1]!;
@@ -69,7 +71,7 @@ export class PageBudget {
 }
 
 export function parseGpnList(text: string, what: string, budget?: PageBudget): number[] {
-  const compact = text.replace(/\s+/g, "");
+  const compact = requireString(text, what).replace(/\s+/g, "");
   if (compact === "") throw new InvalidInputError(`${what}: the GPN list is empty`);
   const gpns: number[] = [];
   for (const item of compact.split(",")) {
@@ -109,7 +111,7 @@ const SEGMENT_PATTERN = /^([^@+]+)(?:@([^+]*))?(?:\+(.*))?$/;
  * rest of the pages; the range must fit in the pages.
  */
 export function parseSegment(text: string, what: string, budget?: PageBudget): SegmentSpec {
-  const match = SEGMENT_PATTERN.exec(text.trim());
+  const match = SEGMENT_PATTERN.exec(requireString(text, what).trim());
   if (match === null) {
     throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a segment (GPNS[@OFFSET][+LEN], e.g. 0-1@512+3584)`);
   }

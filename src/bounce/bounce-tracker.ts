@@ -121,6 +121,9 @@ export class BounceBufferTracker {
 
   /** The tracker whose state is `shared`: another thread's `tracker.shared`, e.g. in a Worker. */
   static attach(shared: SharedArrayBuffer): BounceBufferTracker {
+    if (!(shared instanceof SharedArrayBuffer) || shared.byteLength < HEADER_INTS * 4) {
+      throw new InvalidInputError("bounce tracker: attach takes another tracker's `shared` SharedArrayBuffer");
+    }
     const header = new Int32Array(shared, 0, HEADER_INTS);
     return new BounceBufferTracker(header[MAX_PAGES]!, header[THREADS]!, shared);
   }

@@ -33,6 +33,7 @@ import {
   type FileStatus,
 } from "../native";
 import type { DiskAlignment } from "../base/alignment-rules";
+import { requireString } from "../base/arguments";
 
 /** Lengths and memory offsets the probe tries, smallest first (QEMU's list). */
 const PROBE_ALIGNMENTS = [1, 512, 1024, 2048, 4096];
@@ -61,6 +62,7 @@ export function probeAlignment(target: string | number, status?: FileStatus): Di
 /** Runs `body` on `target`'s descriptor: the given one, or the path opened (without waiting on a FIFO) and closed after. */
 function withDescriptor<T>(target: string | number, body: (fd: number) => T): T {
   if (typeof target === "number") return body(target);
+  requireString(target, "disk path");
   const fd = openUserFile(target, O_RDONLY | O_NONBLOCK, "disk");
   try {
     return body(fd);

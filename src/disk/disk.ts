@@ -19,6 +19,7 @@ import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { openUserFile } from "../host/files";
 import { blockDeviceSize, closeFd, EINVAL, fileFlags, fileIdentity, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
 import { discoverAlignment, filesystemType } from "./alignment";
+import { requireObject, requireString } from "../base/arguments";
 
 export interface OpenDiskOptions {
   /** Open for writing too. */
@@ -67,6 +68,8 @@ export class Disk implements Disposable {
   }
 
   static open(path: string, options: OpenDiskOptions): Disk {
+    requireString(path, "disk path");
+    requireObject(options, "Disk.open options");
     // O_NONBLOCK: a FIFO or a device must not make the open wait; it is cleared once the type is known.
     let fd: number;
     try {

@@ -20,6 +20,7 @@ import { createSparseFile, openUserFile, type CreateFileOptions } from "../host/
 import { CHUNK_BYTES, closeFd, fileIdentity, NativeRegion, O_NONBLOCK, O_RDWR, statx, type Address } from "../native";
 import { ProvidedPages } from "./provided-pages";
 import type { PagedRange } from "./paged-range";
+import { requireBytes, requireString } from "../base/arguments";
 
 export class GuestMemory implements Disposable {
   readonly #region: NativeRegion;
@@ -50,11 +51,13 @@ export class GuestMemory implements Disposable {
    * mapping would turn a stray store into a crash instead of an error).
    */
   static open(path: string): GuestMemory {
+    requireString(path, "guest image path");
     return GuestMemory.#map(path, openUserFile(path, O_RDWR | O_NONBLOCK, "guest image"));
   }
 
   /** Creates a sparse guest image of `size` bytes (a whole number of pages) and maps it. */
   static create(path: string, size: number, options: CreateFileOptions = {}): GuestMemory {
+    requireString(path, "guest image path");
     checkImageSize(path, size);
     return GuestMemory.#map(path, createSparseFile(path, size, options, "guest image"));
   }
@@ -142,12 +145,14 @@ export class GuestMemory implements Disposable {
 
   /** Copies guest physical bytes `[gpa, gpa+target.length)` into `target`. */
   read(gpa: number, target: Uint8Array): void {
+    requireBytes(target, "guest memory read: target");
     this.#checkSpan("read", gpa, target.length);
     this.#region.copyOut(gpa, target);
   }
 
   /** Copies `source` into guest physical bytes `[gpa, gpa+source.length)`. */
   write(gpa: number, source: Uint8Array): void {
+    requireBytes(source, "guest memory write: source");
     this.#checkSpan("write", gpa, source.length);
     this.provide(gpa, source.length);
     this.#region.copyIn(gpa, source);

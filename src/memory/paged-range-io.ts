@@ -11,6 +11,7 @@ import { PAGE_SIZE } from "../base/constants";
 import { OutOfRangeError, ReadOnlyError } from "../base/errors";
 import type { GuestMemory } from "./guest-memory";
 import type { PagedRange } from "./paged-range";
+import { requireBytes } from "../base/arguments";
 
 abstract class PagedRangeCursor {
   protected position = 0;
@@ -41,6 +42,7 @@ abstract class PagedRangeCursor {
 export class PagedRangeReader extends PagedRangeCursor {
   /** Fills `target` with the next `target.length` bytes of the range. */
   read(target: Uint8Array): void {
+    requireBytes(target, "read: target");
     this.claim("read", target.length);
     const memory = this.memory;
     this.range.forEachRun(this.position, target.length, (gpn, offset, runLen, done) => {
@@ -76,6 +78,7 @@ export class PagedRangeWriter extends PagedRangeCursor {
 
   /** Writes `source` into the next `source.length` bytes of the range. */
   write(source: Uint8Array): void {
+    requireBytes(source, "write: source");
     this.#claimWritable("write", source.length);
     const memory = this.memory;
     this.range.forEachRun(this.position, source.length, (gpn, offset, runLen, done) => {

@@ -23,6 +23,7 @@
  */
 import { PAGE_SIZE } from "../base/constants";
 import { InvalidRangeError } from "../base/errors";
+import { requireArray } from "../base/arguments";
 
 /** A stretch of host-contiguous guest memory: `len` bytes from byte `offset` of page `gpn`. */
 export interface PageRun {
@@ -41,6 +42,7 @@ export class PagedRange {
    *   `offset + len <= gpns.length * 4096`.
    */
   constructor(offset: number, len: number, gpns: readonly number[]) {
+    requireArray(gpns, "PagedRange gpns");
     const problem = rangeProblem(offset, len, gpns.length);
     if (problem !== null) throw new InvalidRangeError(problem);
     this.#gpns = gpns;
@@ -50,6 +52,7 @@ export class PagedRange {
 
   /** Like the constructor, but returns null instead of throwing. */
   static tryNew(offset: number, len: number, gpns: readonly number[]): PagedRange | null {
+    if (!Array.isArray(gpns)) return null;
     return rangeProblem(offset, len, gpns.length) === null ? new PagedRange(offset, len, gpns) : null;
   }
 

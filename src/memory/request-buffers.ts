@@ -17,17 +17,21 @@
 import { PAGE_SIZE } from "../base/constants";
 import { checkAlignment, memoryAlignmentReasons } from "../base/alignment-rules";
 import { InvalidInputError, ReadOnlyError } from "../base/errors";
-import type { GuestMemory } from "./guest-memory";
+import { GuestMemory } from "./guest-memory";
 import { IovecArray } from "../native";
 import { PagedRange } from "./paged-range";
 import { PagedRangeReader, PagedRangeWriter } from "./paged-range-io";
+import { requireArray } from "../base/arguments";
 
 export class RequestBuffers {
   constructor(
     readonly memory: GuestMemory,
     readonly range: PagedRange,
     readonly isWrite: boolean,
-  ) {}
+  ) {
+    if (!(memory instanceof GuestMemory)) throw new InvalidInputError("RequestBuffers: memory is not a GuestMemory");
+    if (!(range instanceof PagedRange)) throw new InvalidInputError("RequestBuffers: range is not a PagedRange");
+  }
 
   get len(): number {
     return this.range.len;
@@ -130,11 +134,13 @@ export class OwnedRequestBuffers {
 
   /** Whole pages, guest-writable. */
   static new(gpns: readonly number[]): OwnedRequestBuffers {
+    requireArray(gpns, "OwnedRequestBuffers.new gpns");
     return new OwnedRequestBuffers([...gpns], 0, gpns.length * PAGE_SIZE, true);
   }
 
   /** `len` bytes from `offset` over `gpns`, guest-writable. */
   static newUnaligned(gpns: readonly number[], offset: number, len: number): OwnedRequestBuffers {
+    requireArray(gpns, "OwnedRequestBuffers.newUnaligned gpns");
     return new OwnedRequestBuffers([...gpns], offset, len, true);
   }
 
