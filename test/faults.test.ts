@@ -6,7 +6,7 @@
  * 1 (or the signal's code).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileBytes, PAGE, randomBytes, ROOT, scratchDir } from "./helpers";
 
@@ -154,6 +154,24 @@ describe("guest memory on a filesystem that runs out of space (a 2 MiB tmpfs, ma
     expect(result.exitCode).toBe(1);
     expect(result.stderr.toString()).toContain("ENOSPC");
     expect(readdirSync(tmp)).toEqual([]);
+  });
+
+  test.skipIf(!mounted)(`a 16 TiB sparse image still opens: pages are provided only as they are used${skipped}`, async () => {
+    const { GuestMemory } = await import("../src/memory/guest-memory");
+    const huge = join(mountPoint, "huge.img");
+    rmSync(guest, { force: true }); // the tests before filled this small filesystem
+    writeFileSync(huge, "");
+    truncateSync(huge, 2 ** 44);
+    try {
+      using memory = GuestMemory.open(huge);
+      expect(memory.pageCount).toBe(2 ** 32);
+      memory.write(2 ** 44 - 3, new Uint8Array([1, 2, 3])); // the last page: provided, then stored
+      const back = new Uint8Array(3);
+      memory.read(2 ** 44 - 3, back);
+      expect([...back]).toEqual([1, 2, 3]);
+    } finally {
+      rmSync(huge, { force: true });
+    }
   });
 
   test.skipIf(!mounted)(`repro whose scratch space is that filesystem: exit 1, nothing left behind${skipped}`, () => {

@@ -94,6 +94,14 @@ describe("creating: where a path really lands", () => {
     expect(readFileSync(join(dir, "disk.bin"))).toEqual(before);
   });
 
+  test("--emit-fio is written only once every other option has been checked", () => {
+    for (const bad of [["--threads", "100"], ["--bs", "1000"], ["--qd", "4", "--engine", "sync"], ["--runtime", "0"]]) {
+      const result = run("bench", "--emit-fio", "early.fio", ...bad, "--op", "read");
+      expect({ bad, code: result.code }).toEqual({ bad, code: 2 });
+      expect(existsSync(join(dir, "early.fio"))).toBe(false);
+    }
+  });
+
   test("--emit-fio writes a new file, and replaces only a regular one with --force", () => {
     expect(run("bench", "--emit-fio", "job.fio", "--ios", "5", "--op", "read", "--bs", "4k").code).toBe(0);
     expect(readFileSync(join(dir, "job.fio"), "utf8")).toContain("[global]");

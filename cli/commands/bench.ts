@@ -6,7 +6,7 @@ import { Option, type Command } from "commander";
 import { fioJobFile } from "../../src/bench/fio-job";
 import { writeUserTextFile } from "../../src/host/files";
 import { BENCH_OPS, type BenchOp } from "../../src/bench/job";
-import { DEFAULT_BENCH, formatBytes, runBench, type BenchCaseResult, type BenchOptions, type BenchReport } from "../../src/bench/runner";
+import { DEFAULT_BENCH, formatBytes, runBench, validateBenchOptions, type BenchCaseResult, type BenchOptions, type BenchReport } from "../../src/bench/runner";
 import type { BenchWorkspace } from "../../src/bench/workspace";
 import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
 import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
@@ -81,6 +81,7 @@ export function registerBench(program: Command, context: Context): void {
         }
       }
       const options = parseFlags(flags);
+      validateBenchOptions(options); // everything that can be refused is, before --emit-fio writes
       if (flags.emitFio !== undefined) emitFio(flags.emitFio, options, flags.force ?? false);
       const stop = new Int32Array(new SharedArrayBuffer(4));
       let workspace: BenchWorkspace | null = null;

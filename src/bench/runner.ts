@@ -271,6 +271,11 @@ export function formatShape(shape: readonly SegmentSpec[]): string {
   return shape.map((segment) => `${formatGpnList(segment.gpns)}@${segment.offset}+${segment.len}`).join(" ");
 }
 
+/** Checks every option that can be checked without touching a file (the CLI runs it before writing --emit-fio). */
+export function validateBenchOptions(options: BenchOptions): void {
+  validate(withShape(options));
+}
+
 function validate(options: BenchOptions): void {
   const lists: [string, unknown[]][] = [["--op", options.ops], ["--bs", options.bs], ["--mem-offset", options.memOffsets], ["--mode", options.modes]];
   for (const [flag, list] of lists) if (list.length === 0) throw new InvalidInputError(`${flag}: the list is empty`);
