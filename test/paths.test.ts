@@ -6,7 +6,7 @@
  * symlink, never over anything but a regular file named with --force.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileBytes, randomBytes, ROOT, scratchDir } from "./helpers";
 
@@ -70,6 +70,16 @@ describe("path errors are bad input on every option that takes a path", () => {
       expect(snapshot()).toEqual(before);
     });
   }
+});
+
+test("repro over a directory with a symlink back up runs each scenario once, and never loops", () => {
+  const corpus = join(dir, "looping-corpus");
+  mkdirSync(join(corpus, "sub"), { recursive: true });
+  symlinkSync("..", join(corpus, "sub", "up"));
+  writeFileSync(join(corpus, "one.json"), readFileSync(join(ROOT, "test/scenarios/read-only-request.json")));
+  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "repro", corpus, "--json"], { cwd: dir, timeout: 30_000 });
+  expect(result.exitCode).toBe(0);
+  expect(JSON.parse(result.stdout.toString()).scenarios).toHaveLength(1);
 });
 
 describe("creating: where a path really lands", () => {

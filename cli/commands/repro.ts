@@ -3,8 +3,8 @@
  * 1 when one fails, 2 when a file is malformed (then nothing runs). Fit for
  * `git bisect run npx bounce-bench repro case.json`.
  */
-import { readdirSync, statSync } from "node:fs";
-import { readUserTextFile } from "../../src/host/files";
+import { readdirSync } from "node:fs";
+import { readUserTextFile, statusOrNull } from "../../src/host/files";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { BounceBenchError } from "../../src/base/errors";
@@ -69,19 +69,32 @@ function runInWorker(scenarios: Scenario[], stop: Int32Array): Promise<ScenarioR
   });
 }
 
+/**
+ * The scenario files `path` names: itself, or every `.json` file below it. Symlinked
+ * directories are not followed (a link back up would loop forever); a directory that cannot be
+ * read is bad input naming it.
+ */
 function scenarioFiles(path: string): string[] {
-  let stat;
-  try {
-    stat = statSync(path);
-  } catch {
-    throw new BounceBenchError("ENOENT", `${path}: no such scenario file or directory`, { kind: "input" });
-  }
-  if (!stat.isDirectory()) return [path];
-  const files = readdirSync(path, { recursive: true })
-    .map(String)
-    .filter((name) => name.endsWith(".json"))
-    .sort()
-    .map((name) => join(path, name));
+  const status = statusOrNull(path, "scenario path");
+  if (status === null) throw new BounceBenchError("ENOENT", `${path}: no such scenario file or directory`, { kind: "input" });
+  if (status.type !== "directory") return [path];
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "EIO";
+      throw new BounceBenchError(code as `E${string}`, `scenario directory ${dir}: ${code} (cannot list it)`, { kind: "input" });
+    }
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const child = join(dir, entry.name);
+      if (entry.isDirectory()) walk(child);
+      else if (entry.name.endsWith(".json") && !entry.isSymbolicLink()) files.push(child);
+      else if (entry.name.endsWith(".json") && statusOrNull(child, "scenario file")?.type === "file") files.push(child);
+    }
+  };
+  walk(path);
   if (files.length === 0) throw new BounceBenchError("INVALID_INPUT", `${path}: no .json scenario files in it`);
   return files;
 }
