@@ -2,9 +2,9 @@
  * `bounce-bench probe PATH`: how the kernel will treat direct IO on PATH.
  */
 import type { Command } from "commander";
-import { discoverAlignment, filesystemType, probeAlignment } from "../../src/disk/alignment";
+import { discoverAlignment, probeAlignment } from "../../src/disk/alignment";
 import { BounceBenchError } from "../../src/base/errors";
-import { statusOrNull } from "../../src/host/files";
+import { filesystemType, statusOrNull } from "../../src/host/files";
 import { keyValues } from "../format";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";

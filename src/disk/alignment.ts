@@ -13,7 +13,6 @@
  *
  * Unlike the reference, a regular file is never assumed to have 512-byte alignment.
  */
-import { readFileSync } from "node:fs";
 import { openUserFile } from "../host/files";
 import {
   blockDeviceLogicalSize,
@@ -127,20 +126,3 @@ function probeOn(fd: number, status: FileStatus): DiskAlignment {
   }
 }
 
-/** The filesystem type of the file whose statx is `status` (`ext4`), from /proc/self/mountinfo. */
-export function filesystemType(status: FileStatus): string | undefined {
-  let mountinfo: string;
-  try {
-    mountinfo = readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return undefined;
-  }
-  const device = `${status.devMajor}:${status.devMinor}`;
-  for (const line of mountinfo.split("\n")) {
-    const fields = line.split(" ");
-    if (fields[2] !== device) continue;
-    const separator = fields.indexOf("-");
-    if (separator > 0) return fields[separator + 1];
-  }
-  return undefined;
-}

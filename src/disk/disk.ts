@@ -18,7 +18,8 @@ import { overrideAlignment, parseAlignment, type DiskAlignment } from "../base/a
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { openUserFile } from "../host/files";
 import { blockDeviceSize, closeFd, EINVAL, fileFlags, fileIdentity, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
-import { discoverAlignment, filesystemType } from "./alignment";
+import { filesystemType } from "../host/files";
+import { discoverAlignment } from "./alignment";
 import { requireObject, requireString } from "../base/arguments";
 
 export interface OpenDiskOptions {

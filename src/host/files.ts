@@ -87,7 +87,8 @@ function checkCreatable(path: string, force: boolean, role: string): boolean {
     throw asPathError(error, path, role);
   }
   const where = join(parent, basename(resolve(path)));
-  if (where === "/dev" || where.startsWith("/dev/")) {
+  // By path, and by filesystem: a devtmpfs mounted elsewhere is /dev all the same.
+  if (where === "/dev" || where.startsWith("/dev/") || filesystemType(statx(parent)) === "devtmpfs") {
     throw new InvalidInputError(`${role} ${path}: lands in ${where}; bounce-bench never creates or replaces anything under /dev`);
   }
   let existing;
@@ -184,4 +185,22 @@ export function decodeText(bytes: Uint8Array, what: string): string {
   } catch {
     throw new InvalidInputError(`${what}: is not UTF-8 text`);
   }
+}
+
+/** The filesystem type of the file whose statx is `status` (`ext4`), from /proc/self/mountinfo. */
+export function filesystemType(status: FileStatus): string | undefined {
+  let mountinfo: string;
+  try {
+    mountinfo = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return undefined;
+  }
+  const device = `${status.devMajor}:${status.devMinor}`;
+  for (const line of mountinfo.split("\n")) {
+    const fields = line.split(" ");
+    if (fields[2] !== device) continue;
+    const separator = fields.indexOf("-");
+    if (separator > 0) return fields[separator + 1];
+  }
+  return undefined;
 }
