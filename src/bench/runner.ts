@@ -183,7 +183,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
   // The disk was opened once, by the workspace; every job's Worker uses this descriptor (Disk.adopt).
   const disk = workspace.disk;
   try {
-    const host = describeHost(workspace, options, disk);
+    const host = describeHost(workspace, disk);
     // Regions of whole disk blocks, so that an IO widened to blocks never leaves its thread's region.
     const regionUnit = Math.max(PAGE_SIZE, host.planAlignment.offset, host.planAlignment.readOffset);
     const regionBytes = Math.floor(workspace.diskSize / options.threads / regionUnit) * regionUnit;
@@ -411,7 +411,7 @@ function perIo(jobs: JobResult[], total: (job: JobResult) => number): number {
   return settled > 0 ? round(jobs.reduce((sum, job) => sum + total(job), 0) / settled, 3) : 0;
 }
 
-function describeHost(workspace: BenchWorkspace, options: BenchOptions, disk: Disk): HostInfo {
+function describeHost(workspace: BenchWorkspace, disk: Disk): HostInfo {
   const cpu = cpus();
   return {
     kernel: release(),

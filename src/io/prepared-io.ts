@@ -7,13 +7,17 @@
  *   transfers  the vectored calls in order: a write's head/tail reads, then the plan's calls
  *   copies     pairs of views (guest bytes, bounce bytes) that a bounced write copies in before
  *              its first write call, and a bounced read copies out after its last read call
- *   lock       the disk range a write holds from its first read to its last write
+ *   lock       the disk range a write holds from its first read to its last write (in this
+ *              process with `locks`; a read-modify-write also in the disk file, against
+ *              other processes)
  *   refusal    under a simulated disk (`--align`), the EINVAL that disk would answer, found
  *              here so that the IO fails before any call, as the stricter disk would
  *
- * Everything bad input can get wrong is checked while preparing, before any system call: the
- * disk range against the disk's size, every guest iovec against guest memory (a bad GPN never
- * reaches the kernel), the bounce memory against the plan.
+ * Everything bad input can get wrong is checked while preparing, before any system call: that
+ * the plan is the planner's own, that guest and disk are different files, the disk range
+ * against the disk's size, every guest iovec against guest memory (a bad GPN never reaches the
+ * kernel), the bounce memory against the plan. A read's guest pages are provided by the
+ * filesystem here too (`GuestMemory.provide`), so a full one is ENOSPC, never a SIGBUS.
  *
  * A prepared IO runs at its plan's disk offset, or shifted by a multiple of the plan's block
  * size (`bench` moves one prepared IO across the disk: the shape of a plan depends only on

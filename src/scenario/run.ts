@@ -7,7 +7,7 @@
  * found there carry a stamp, which address they were stamped with: misplaced data says where it
  * came from.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { readUserTextFile } from "../host/files";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
