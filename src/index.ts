@@ -1,7 +1,9 @@
 /**
  * bounce-bench's library: guest memory over a mapped guest image, request buffers laid over
  * guest pages, their alignment, and the bounce buffers (with a shared page budget) used when
- * the kernel's direct-IO rules would reject them.
+ * the kernel's direct-IO rules would reject them; the planner that decides, and the one
+ * executor that carries every plan out (`executePlan`, `IoQueue`, `Executor`). The bench and
+ * scenario runners are exported for scripts; nothing below them depends on them.
  *
  *   import { GuestMemory, OwnedRequestBuffers } from "bounce-bench";
  *   using memory = GuestMemory.create("/tmp/guest.img", 1 << 20);
