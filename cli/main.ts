@@ -90,7 +90,7 @@ function report(error: unknown, io: Io, json: boolean, debug: boolean): number {
   }
   if (error instanceof BounceBenchError) {
     if (debug) io.stderr(`${error.stack}\n`);
-    return fail(io, json, error.code, error.message, error.kind === "input" ? EXIT_USAGE : EXIT_FAILED);
+    return fail(io, json, error.code, error.message, error.kind === "input" ? EXIT_USAGE : EXIT_FAILED, error.facts);
   }
   const text = error instanceof Error ? error.message : String(error);
   if (debug) io.stderr(`${error instanceof Error ? error.stack : text}\n`);
@@ -98,9 +98,9 @@ function report(error: unknown, io: Io, json: boolean, debug: boolean): number {
   return fail(io, json, "INTERNAL", `internal error: ${text}${hint}`, EXIT_FAILED);
 }
 
-function fail(io: Io, json: boolean, code: string, message: string, exitCode: number): number {
+function fail(io: Io, json: boolean, code: string, message: string, exitCode: number, facts: Record<string, unknown> = {}): number {
   const line = message.split("\n")[0]!;
-  if (json) io.stdout(`${JSON.stringify({ error: { code, message: line } })}\n`);
+  if (json) io.stdout(`${JSON.stringify({ error: { code, message: line, ...facts } })}\n`);
   else io.stderr(`bounce-bench: ${line}\n`);
   return exitCode;
 }

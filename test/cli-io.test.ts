@@ -131,6 +131,25 @@ describe("io", () => {
     }
   });
 
+  test("a forced direct write says whether the disk changed before the kernel refused it, and it is true", () => {
+    // Refused at once (an unaligned disk offset): nothing written, and it says so.
+    const untouched = io("--op", "write", "--gpns", "1", "--at", "100", "--mode", "direct");
+    expect(untouched.code).toBe(1);
+    expect(untouched.doc.error).toMatchObject({ code: "EINVAL", diskChanged: false });
+    expect(untouched.doc.error.message).toContain("nothing on the disk changed");
+    expectUnchanged();
+    // Refused part way (many requests, the last one misaligned): what it wrote, it says it wrote.
+    const big = join(dir, "big-guest.img");
+    writeFileSync(big, randomBytes(1100 * PAGE, 9));
+    const bigDisk = join(dir, "big-disk.bin");
+    writeFileSync(bigDisk, new Uint8Array(1100 * PAGE));
+    const partial = JSON.parse(run("io", "--guest", big, "--disk", bigDisk, "--op", "write", "--mode", "direct", "--at", "0", "--seg", "0-512/2", "--seg", "600@8+512", "--json").stdout);
+    expect(partial.error.code).toBe("EINVAL");
+    const changed = !fileBytes(bigDisk).every((byte) => byte === 0);
+    expect(partial.error.diskChanged).toBe(changed);
+    if (changed) expect(partial.error.message).toContain("the disk DID change before the refusal");
+  });
+
   test("a simulated 4096-byte disk refuses what a 512-byte disk would take; auto bounces it", () => {
     const args = ["--op", "write", "--seg", "0@512+3584", "--seg", "2@0+512", "--at", "0", "--align", "4096"];
     const refused = io(...args, "--mode", "direct");

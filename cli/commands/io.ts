@@ -9,7 +9,7 @@ import { GuestMemory } from "../../src/memory/guest-memory";
 import { OsError } from "../../src/native";
 import { plan } from "../../src/io/planner";
 import { ioJson } from "../../src/io/json-documents";
-import { compareDiskWithGuest, MismatchError } from "../../src/io/verify";
+import { compareDiskWithGuest, diskFingerprint, firstChange, MismatchError } from "../../src/io/verify";
 import { describeAlignment, keyValues } from "../format";
 import type { Context } from "../main";
 import { addSegmentOptions, parseSegments, sharedOptions, type SegmentOptions } from "../options";
@@ -52,11 +52,15 @@ export function registerIo(program: Command, context: Context): void {
       using memory = GuestMemory.open(options.guest);
       using disk = Disk.open(options.disk, { write: op === "write", direct: mode !== "buffered", alignOverride });
       const decided = plan({ op, mode, at, segments: ranges, alignment: disk.alignment });
+      // A forced direct write the kernel refuses may still have changed the disk: when the IO
+      // spans several block-layer requests, the ones before the refused one were written. Say so.
+      const watched = mode === "direct" && op === "write" ? diskFingerprint(options.disk, decided.diskStart, decided.diskEnd - decided.diskStart) : null;
       let result;
       try {
         result = await executePlan(decided, memory, disk, { fua: options.fua ?? false });
       } catch (error) {
-        throw explainRefusal(error, mode);
+        const changed = watched === null ? undefined : firstChange(options.disk, decided.diskStart, decided.diskEnd - decided.diskStart, watched);
+        throw explainRefusal(error, mode, changed);
       }
       memory.sync();
       let verified = false;
@@ -84,10 +88,19 @@ export function registerIo(program: Command, context: Context): void {
     });
 }
 
-/** A kernel refusal of a forced direct IO gets fio's kind of hint. */
-function explainRefusal(error: unknown, mode: string): unknown {
-  if (error instanceof OsError && error.code === "EINVAL" && mode === "direct" && error.hint === undefined) {
-    return new OsError(error.errno, error.call, error.detail, "the kernel refused the direct IO as it stands; --mode auto would bounce or widen it");
+/**
+ * A kernel refusal of a forced direct IO gets fio's kind of hint, and, for a write, whether the
+ * disk changed before the refusal (`changed`: the first changed MiB's offset, null if nothing).
+ */
+function explainRefusal(error: unknown, mode: string, changed: number | null | undefined): unknown {
+  if (!(error instanceof OsError && mode === "direct")) return error;
+  const hints: string[] = [];
+  if (error.code === "EINVAL" && error.hint === undefined) hints.push("the kernel refused the direct IO as it stands; --mode auto would bounce or widen it");
+  else if (error.hint !== undefined) hints.push(error.hint);
+  if (changed !== undefined) {
+    hints.push(changed === null ? "nothing on the disk changed" : `the disk DID change before the refusal (from about offset ${changed}): the requests before the refused one were written`);
   }
-  return error;
+  const explained = new OsError(error.errno, error.call, error.detail, hints.join("; "));
+  if (changed !== undefined) explained.facts.diskChanged = changed !== null;
+  return explained;
 }

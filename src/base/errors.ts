@@ -53,6 +53,8 @@ export type ErrorCode = CatalogueCode | ErrnoCode;
 export class BounceBenchError extends Error {
   /** Whose fault it is: the catalogue's for its code, or given (errno codes). */
   readonly kind: ErrorKind;
+  /** Facts a script may want besides the message (`diskChanged`), carried into `--json` errors. */
+  facts: Record<string, unknown> = {};
 
   constructor(
     readonly code: ErrorCode,

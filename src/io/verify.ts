@@ -64,3 +64,26 @@ export class MismatchError extends BounceBenchError {
     );
   }
 }
+
+/** Bytes a fingerprint chunk covers. */
+const FINGERPRINT_CHUNK = 2 ** 20;
+
+/**
+ * A fingerprint of disk bytes `[at, at+len)`, read with buffered reads (coherent with direct
+ * writes: the kernel drops cached pages a direct write covers): one hash per MiB, so a later
+ * `firstChange` can tell whether, and from where, the bytes changed without keeping them.
+ */
+export function diskFingerprint(path: string, at: number, len: number): bigint[] {
+  const hashes: bigint[] = [];
+  for (let done = 0; done < len; done += FINGERPRINT_CHUNK) {
+    hashes.push(BigInt(Bun.hash(readDiskBytes(path, at + done, Math.min(FINGERPRINT_CHUNK, len - done)))));
+  }
+  return hashes;
+}
+
+/** The disk offset of the first MiB chunk of `[at, at+len)` that differs from `before`, or null. */
+export function firstChange(path: string, at: number, len: number, before: readonly bigint[]): number | null {
+  const now = diskFingerprint(path, at, len);
+  const index = now.findIndex((hash, i) => hash !== before[i]);
+  return index < 0 ? null : at + index * FINGERPRINT_CHUNK;
+}
