@@ -5,6 +5,7 @@
  */
 import { beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { release } from "node:os";
 import { join } from "node:path";
 import { fileBytes, PAGE, randomBytes, runCliIn, scratchDir } from "./helpers";
 
@@ -43,6 +44,19 @@ describe("probe", () => {
     const empirical = json("probe", diskPath, "--empirical").doc;
     expect(empirical.source).toBe("probe");
     expect(empirical.offsetAlign).toBe(doc.offsetAlign); // the probe agrees with statx on the block size
+  });
+
+  test("reports the rule of each direction, the block layer's limits from sysfs and the kernel", () => {
+    const { doc } = json("probe", diskPath);
+    expect(doc.rules.read).toEqual({ memAlign: doc.memAlign, offsetAlign: doc.readOffsetAlign, lengthMultiple: doc.readOffsetAlign });
+    expect(doc.rules.write).toEqual({ memAlign: doc.memAlign, offsetAlign: doc.offsetAlign, lengthMultiple: doc.offsetAlign });
+    expect(doc.kernel).toBe(release());
+    if (doc.blockLimits !== null) {
+      // The filesystem's block is a multiple of the device's, and memory alignment covers DMA's.
+      expect(doc.offsetAlign % doc.blockLimits.logicalBlockSize).toBe(0);
+      expect(doc.blockLimits.maxSegments).toBeGreaterThan(0);
+      if (doc.blockLimits.dmaAlignment !== null) expect(doc.memAlign % doc.blockLimits.dmaAlignment).toBe(0);
+    }
   });
 
   test("a missing path or a directory is exit 2", () => {

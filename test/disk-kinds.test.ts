@@ -132,6 +132,8 @@ describe("a real 4 KiB-sector disk: a loop device made over a scratch file (root
     expect(disk.size).toBe(4 * 2 ** 20);
     expect(disk.type).toBe("block-device");
     expect(disk.discovered.offsetAlign).toBe(4096);
+    const { blockLimits } = await import("../src/disk/block-limits");
+    expect(blockLimits(status)).toMatchObject({ logicalBlockSize: 4096, device: `${status.rdevMajor}:${status.rdevMinor}` });
   });
 });
 

@@ -2,6 +2,9 @@
  * `bounce-bench probe PATH`: how the kernel will treat direct IO on PATH.
  */
 import type { Command } from "commander";
+import { release } from "node:os";
+import { blockSize } from "../../src/base/alignment-rules";
+import { blockLimits } from "../../src/disk/block-limits";
 import { discoverAlignment, probeAlignment } from "../../src/disk/alignment";
 import { BounceBenchError } from "../../src/base/errors";
 import { filesystemType, statusOrNull } from "../../src/host/files";
@@ -27,6 +30,13 @@ export function registerProbe(program: Command, context: Context): void {
       }
       const alignment = options.empirical ? probeAlignment(path, status) : discoverAlignment(path, status);
       const fsType = filesystemType(status);
+      const limits = blockLimits(status);
+      // The rule each direction must meet, as the planner applies it (alignment-rules.ts).
+      const rule = (op: "read" | "write") => ({
+        memAlign: alignment.memAlign,
+        offsetAlign: blockSize(alignment, op),
+        lengthMultiple: blockSize(alignment, op),
+      });
       const json = {
         path,
         directIo: alignment.directIo,
@@ -36,6 +46,9 @@ export function registerProbe(program: Command, context: Context): void {
         source: alignment.source,
         ...(fsType === undefined ? {} : { fsType }),
         ...(alignment.note === undefined ? {} : { note: alignment.note }),
+        rules: alignment.directIo ? { read: rule("read"), write: rule("write") } : null,
+        blockLimits: limits,
+        kernel: release(),
       };
       if (options.json) {
         context.io.stdout(`${JSON.stringify(json)}\n`);
@@ -50,6 +63,14 @@ export function registerProbe(program: Command, context: Context): void {
           ["read offset", String(json.readOffsetAlign)],
           ["source", json.note === undefined ? json.source : `${json.source} (${json.note})`],
           ["filesystem", fsType ?? "unknown"],
+          [
+            "block device",
+            limits === null
+              ? "none (not on a block device, or sysfs does not say)"
+              : `${limits.device}: logical block ${limits.logicalBlockSize}, DMA alignment ${limits.dmaAlignment ?? "?"}, ` +
+                `${limits.maxSegments ?? "?"} segments and ${limits.maxSectorsKb ?? "?"} KiB per request`,
+          ],
+          ["kernel", json.kernel],
         ]),
       );
     });

@@ -15,11 +15,12 @@ import { readFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { BounceBufferTracker } from "../bounce/bounce-tracker";
 import { PAGE_SIZE } from "../base/constants";
+import { blockLimits } from "../disk/block-limits";
 import { Disk } from "../disk/disk";
 import { MAX_QUEUE_DEPTH, type EngineName } from "../io/engines";
 import { InvalidInputError } from "../base/errors";
 import { checkSegment, formatGpnList, type SegmentSpec } from "../base/value-parsers";
-import { statx, type FileStatus } from "../native";
+import { statx } from "../native";
 import type { IoMode } from "../io/planner";
 import { alignmentJson, type AlignmentJson } from "../io/json-documents";
 import { LatencyHistogram } from "./histogram";
@@ -423,21 +424,8 @@ function describeHost(workspace: BenchWorkspace, disk: Disk): HostInfo {
     alignment: alignmentJson(disk.discovered),
     planAlignment: alignmentJson(disk.alignment),
     transparentHugePages: transparentHugePageMode(),
-    maxSegments: maxSegments(statx(disk.fd)),
+    maxSegments: blockLimits(statx(disk.fd))?.maxSegments ?? null,
   };
-}
-
-/** The block device's `queue/max_segments` (a partition's is its disk's). */
-function maxSegments(status: FileStatus): number | null {
-  const device = status.type === "block-device" ? `${status.rdevMajor}:${status.rdevMinor}` : `${status.devMajor}:${status.devMinor}`;
-  for (const queue of ["queue", "../queue"]) {
-    try {
-      return Number(readFileSync(`/sys/dev/block/${device}/${queue}/max_segments`, "utf8").trim()) || null;
-    } catch {
-      // not this one
-    }
-  }
-  return null;
 }
 
 /** The bracketed choice in /sys/kernel/mm/transparent_hugepage/enabled. */
