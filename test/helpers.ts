@@ -12,9 +12,12 @@ export const PAGE = 4096;
 /** The repository root. */
 export const ROOT = join(import.meta.dir, "..");
 
-/** Runs the real `bounce-bench` executable in `cwd` and collects its exit code and output. */
+/**
+ * Runs the real `bounce-bench` executable in `cwd` and collects its exit code and output. It is
+ * killed after 30 s: a command that blocks (on a FIFO, say) fails its test instead of hanging it.
+ */
 export function runCliIn(cwd: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
-  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...args], { cwd });
+  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...args], { cwd, timeout: 30_000 });
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
 }
 

@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileBytes, randomBytes, ROOT, scratchDir } from "./helpers";
+import { fileBytes, randomBytes, ROOT, runCliIn, scratchDir } from "./helpers";
 
 const dir = scratchDir("paths");
 writeFileSync(join(dir, "file"), "not a directory");
@@ -30,10 +30,7 @@ function snapshot(): Record<string, string> {
   );
 }
 
-function run(...args: string[]) {
-  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...args], { cwd: dir, timeout: 30_000 });
-  return { code: result.exitCode, stderr: result.stderr.toString() };
-}
+const run = (...args: string[]) => runCliIn(dir, ...args);
 
 const BAD_PATHS: [string, string][] = [
   ["file/inside", "ENOTDIR"],

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { linkSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { fileBytes, randomBytes, ROOT, scratchDir } from "./helpers";
+import { fileBytes, randomBytes, runCliIn, scratchDir } from "./helpers";
 
 const dir = scratchDir("same-file");
 const image = join(dir, "image.img");
@@ -17,11 +17,7 @@ writeFileSync(image, original);
 linkSync(image, join(dir, "hard.img"));
 symlinkSync("image.img", join(dir, "link.img"));
 
-/** Runs the CLI with a time limit: a command that blocks is a failure, not a hang. */
-function run(...args: string[]) {
-  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...args], { cwd: dir, timeout: 20_000 });
-  return { code: result.exitCode, stderr: result.stderr.toString() };
-}
+const run = (...args: string[]) => runCliIn(dir, ...args);
 
 describe("the same file as guest and disk", () => {
   const spellings: [string, string][] = [

@@ -25,6 +25,7 @@
 import { blockSize, requestAlignment } from "../base/alignment-rules";
 import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError } from "../base/errors";
+import { patternBytes } from "../base/patterns";
 import { BounceBuffer, MAX_BOUNCE_BYTES } from "../bounce/bounce-buffer";
 import { BounceBufferTracker } from "../bounce/bounce-tracker";
 import { Disk, type SharedDisk } from "../disk/disk";
@@ -146,8 +147,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     // Slots write tellable data, so that a byte in the wrong place is seen.
     for (let i = 0; i < spec.qd; i++) {
       const gpa = (spec.firstGpn + i * slotPages) * PAGE_SIZE;
-      memory.provide(gpa, slotPages * PAGE_SIZE);
-      fillPattern(memory.view(gpa, slotPages * PAGE_SIZE), spec.thread * spec.qd + i + 1);
+      memory.write(gpa, patternBytes("random", spec.thread * spec.qd + i + 1, gpa, slotPages * PAGE_SIZE));
     }
   }
 
@@ -374,16 +374,6 @@ function verifyIo(spec: JobSpec, offset: number, memory: GuestMemory, segments: 
   const mismatch = compareDiskWithGuest(spec.diskPath, offset, memory, segments);
   if (mismatch !== null) {
     throw new BounceBenchError("MISMATCH", `bench verify: disk byte ${mismatch.diskOffset} is 0x${mismatch.disk.toString(16)}, guest has 0x${mismatch.guest.toString(16)}`);
-  }
-}
-
-function fillPattern(bytes: Uint8Array, seed: number): void {
-  let x = seed * 0x9e3779b1;
-  for (let i = 0; i < bytes.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    bytes[i] = x;
   }
 }
 

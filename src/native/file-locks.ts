@@ -12,7 +12,7 @@
  * Ownership: the struct lives in a page of native memory this module maps once per thread and
  * never releases; each call fills it and the kernel reads it during the call only.
  */
-import { EAGAIN_OR_EACCES, OsError } from "./errno";
+import { EAGAIN_OR_EACCES, EINTR, OsError } from "./errno";
 import { lastErrno, libc } from "./libc";
 import { NativeRegion } from "./region";
 
@@ -20,7 +20,6 @@ const F_OFD_SETLK = 37;
 const F_WRLCK = 1;
 const F_UNLCK = 2;
 const SEEK_SET = 0;
-const EINTR = 4;
 
 const flockRegion = NativeRegion.anonymous(32, "struct flock"); // one per thread, for good
 const flockAddress = flockRegion.address(0) as number;
