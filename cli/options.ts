@@ -4,7 +4,7 @@
  * option and the bad value (exit 2).
  */
 import { Option, type Command } from "commander";
-import { parseAlignment } from "../src/base/alignment-rules";
+import { parseAlignment, RULE_SETS, type RuleSet } from "../src/base/alignment-rules";
 import { InvalidInputError } from "../src/base/errors";
 import { PagedRange } from "../src/memory/paged-range";
 import { IO_MODES, IO_OPS, type IoMode, type IoOp } from "../src/io/planner";
@@ -49,7 +49,7 @@ export function parseSegments(options: SegmentOptions): { specs: SegmentSpec[]; 
 }
 
 /** Defaults of the options below, in one place. */
-export const OPTION_DEFAULTS = { op: "write" as IoOp, mode: "auto" as IoMode, at: 0 };
+export const OPTION_DEFAULTS = { op: "write" as IoOp, mode: "auto" as IoMode, rules: "kernel" as RuleSet, at: 0 };
 
 /**
  * Options several commands take, declared once: flags, help, parser and default. Parsers run
@@ -60,8 +60,16 @@ export const sharedOptions = {
   json: () => new Option("--json", "print one JSON document on stdout"),
   force: (help: string) => new Option("--force", help),
   fua: (help = "write with RWF_DSYNC (durable on completion)") => new Option("--fua", help),
-  align: (help = "simulate a disk with this alignment (a power of two), e.g. 4096 on a 512-byte disk") =>
+  align: (help = "simulate a disk with this block size (offsets and lengths; a power of two), e.g. 4096 on a 512-byte disk") =>
     new Option("--align <n>", help).argParser((value: string) => parseAlignment(parseSize(value, "--align"), "--align")),
+  memAlign: () =>
+    new Option("--mem-align <n>", "simulate a disk with this memory (DMA) alignment; by default the real disk's").argParser((value: string) =>
+      parseAlignment(parseSize(value, "--mem-align"), "--mem-align"),
+    ),
+  rules: () =>
+    new Option("--rules <rules>", "kernel: the kernel's documented rule, on the iovecs handed over; seed: the reference crate's stricter per-segment rule")
+      .choices(RULE_SETS as string[])
+      .default(OPTION_DEFAULTS.rules),
   at: (required: boolean) => {
     const option = new Option("--at <n>", "disk offset of the IO in bytes").argParser((value: string) => parseSize(value, "--at"));
     return required ? option.makeOptionMandatory() : option.default(OPTION_DEFAULTS.at);

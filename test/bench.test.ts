@@ -91,7 +91,7 @@ describe("bounce budget", () => {
     try {
       const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--size", "16G", "--align", "256", "--ios", "10"], { env: { ...process.env, TMPDIR: tmp } });
       expect(result.exitCode).toBe(2);
-      expect(result.stderr.toString()).toContain("--align 256 is below the disk's own alignment");
+      expect(result.stderr.toString()).toContain("--align 256 is below the disk's own block");
       expect(readdirSync(tmp)).toEqual([]);
     } finally {
       const { rmSync } = await import("node:fs");
@@ -306,7 +306,7 @@ describe("bench performs exactly the plan it reports", () => {
     const report = await runBench(options({ ops: ["write"], bs: [4096], memOffsets: [8], modes: ["direct"], alignOverride: 4096, ios: 4, force: true }));
     const [result] = report.results;
     expect(result!.error?.code).toBe("EINVAL");
-    expect(result!.error?.message).toContain("simulated 4096-byte-aligned disk");
+    expect(result!.error?.message).toContain("simulated disk (--align): 4096-byte blocks, memory alignment 512");
     expect(result!.ios).toBe(0);
     expect(result!.callsPerIo).toBe(0);
   });
@@ -361,6 +361,7 @@ describe("bench's page acquisition", () => {
       bs: 65536,
       memOffset: 8,
       mode: "auto",
+      rules: "kernel",
       engine: "sync",
       qd: 1,
       thread: 0,

@@ -3,6 +3,7 @@
  * contract, bytes on disk and in the guest image afterwards (read with plain node:fs), and bad
  * input that gets exit 2 with one line and leaves every file as it was.
  */
+import { RUNNING_KERNEL_CHECKS } from "../src/disk/alignment";
 import { beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
@@ -70,7 +71,8 @@ describe("plan", () => {
     const { code, doc } = json("plan", "--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096");
     expect(code).toBe(0);
     expect(doc).toMatchObject({
-      alignment: 4096,
+      rules: "kernel",
+      alignment: 512,
       aligned: false,
       decision: "bounce",
       iovecs: [
@@ -83,11 +85,17 @@ describe("plan", () => {
         { offset: 0, len: 512, gpns: [2] },
       ],
     });
-    expect(doc.reasons.length).toBe(3);
+    expect(doc.reasons).toEqual(["iovec 0: length 3584 is not a multiple of the 4096-byte block", "iovec 1: length 512 is not a multiple of the 4096-byte block"]);
+    expect(doc.audit).toEqual({ rules: "seed", decision: "bounce", copiedBytes: 4096 });
   });
 
-  test("defaults to 4096 without --disk; takes the disk's alignment with --disk", () => {
-    expect(json("plan", "--gpns", "0-1", "--offset", "512", "--len", "1024").doc).toMatchObject({ alignment: 4096, decision: "rmw" });
+  test("without --disk, a 4 KiB-sector disk with 512-byte memory alignment; with --disk, the disk's own", () => {
+    expect(json("plan", "--gpns", "0-1", "--offset", "512", "--len", "1024").doc).toMatchObject({
+      alignment: 512,
+      blockSize: 4096,
+      decision: "rmw",
+      diskAlignment: { mem: 512, offset: 4096, source: "default" },
+    });
     expect(json("plan", "--gpns", "0-1", "--offset", "512", "--len", "1024", "--disk", diskPath).doc).toMatchObject({
       alignment: 512,
       decision: "direct",
@@ -99,7 +107,9 @@ describe("plan", () => {
   test("the table for people names the decision and the reasons", () => {
     const result = run("plan", "--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096");
     expect(result.stdout).toContain("decision   bounce");
-    expect(result.stdout).toContain("segment 0: memory offset 512 is not a multiple of 4096");
+    expect(result.stdout).toContain("iovec 0: length 3584 is not a multiple of the 4096-byte block");
+    const seed = run("plan", "--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096", "--rules", "seed");
+    expect(seed.stdout).toContain("segment 0: memory offset 512 is not a multiple of 4096");
   });
 });
 
@@ -164,12 +174,28 @@ describe("io", () => {
     if (changed) expect(partial.error.message).toContain("the disk DID change before the refusal");
   });
 
-  test("a simulated 4096-byte disk refuses what a 512-byte disk would take; auto bounces it", () => {
-    const args = ["--op", "write", "--seg", "0@512+3584", "--seg", "2@0+512", "--at", "0", "--align", "4096"];
+  test("a simulated 4096-byte disk refuses what a 512-byte disk would take; auto goes read-modify-write", () => {
+    const args = ["--op", "write", "--gpns", "1", "--at", "512", "--align", "4096"];
     const refused = io(...args, "--mode", "direct");
     expect(refused.code).toBe(1);
     expect(refused.doc.error.code).toBe("EINVAL");
+    expect(refused.doc.error.message).toContain("disk range 512+4096 is not whole 4096-byte blocks");
     expectUnchanged();
+    expect(io(...args).doc).toMatchObject({ decision: "rmw", alignment: { source: "override", offset: 4096, mem: 512 } });
+    disk.set(guest.subarray(PAGE, 2 * PAGE), 512);
+    expectUnchanged();
+  });
+
+  test(`a descriptor boundary inside a simulated 4096-byte sector: auto bounces (the documented rule); direct does what this kernel (${RUNNING_KERNEL_CHECKS} checks) does`, () => {
+    const args = ["--op", "write", "--seg", "0@512+3584", "--seg", "2@0+512", "--at", "0", "--align", "4096"];
+    const direct = io(...args, "--mode", "direct");
+    if (RUNNING_KERNEL_CHECKS === "relaxed") {
+      // 6.18+: iovec lengths need only be multiples of the 512-byte memory alignment.
+      expect(direct.code).toBe(0);
+    } else {
+      expect([direct.code, direct.doc.error.code]).toEqual([1, "EINVAL"]);
+      expectUnchanged();
+    }
     expect(io(...args).doc).toMatchObject({ decision: "bounce", alignment: { source: "override", offset: 4096 } });
     disk.set(guest.subarray(512, PAGE), 0);
     disk.set(guest.subarray(2 * PAGE, 2 * PAGE + 512), 3584);
@@ -215,7 +241,7 @@ describe("bad input: exit 2, one line, nothing read or written", () => {
     ["plan: lists that add up past the command's page cap", ["plan", ...Array.from({ length: 10 }, () => ["--seg", "0-8388606/2"]).flat()], "more pages than the 4194304 one command may name in all"],
     // A simulated disk may only be stricter than the real one (ext4 here: 512, or more).
     ...[1, 8, 256].flatMap((align): [string, string[], string][] => [
-      [`--align ${align} below the disk's own`, [...base(), "--op", "write", "--gpns", "1", "--at", "0", "--mode", "auto", "--align", String(align)], `--align ${align} is below the disk's own alignment (memory`],
+      [`--align ${align} below the disk's own`, [...base(), "--op", "write", "--gpns", "1", "--at", "0", "--mode", "auto", "--align", String(align)], `--align ${align} is below the disk's own block (offset alignment`],
       [`plan --disk --align ${align}`, ["plan", "--gpns", "1", "--disk", diskPath, "--align", String(align)], "a simulated disk may only be stricter"],
     ]),
   ];

@@ -127,9 +127,11 @@ describe("refusals change nothing", () => {
 
   test("a forced direct IO on a simulated 4096-byte disk is refused as that disk would, before any IO", async () => {
     reset(22);
-    const error = await rejection(doIo("write", "direct", 0, [seg([0], 512, 3584), seg([2], 0, 512)], 4096));
+    const error = await rejection(doIo("write", "direct", 512, [seg([0])], 4096));
     expect(error.code).toBe("EINVAL");
-    expect(error.message).toContain("simulated 4096-byte-aligned disk");
+    expect(error.message).toContain("simulated disk (--align): 4096-byte blocks, memory alignment 512");
+    const misaligned = await rejection(doIo("read", "direct", 0, [seg([0], 8, 4096 - 8), seg([2], 0, 8)], 4096));
+    expect(misaligned.message).toContain("iovec 0 (4088 bytes at memory offset 8 in its page): the address is not a multiple of the memory alignment 512");
     expectFiles();
   });
 

@@ -10,6 +10,7 @@ import Ajv2020 from "ajv/dist/2020";
 import { parseScenarioText } from "../src/scenario/format";
 import { parseGpnList } from "../src/base/value-parsers";
 import { runScenarioFile } from "../src/scenario/run";
+import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { ROOT, runCliIn, scratchDir } from "./helpers";
 
 const CORPUS = join(ROOT, "test/scenarios");
@@ -24,8 +25,10 @@ describe("the corpus", () => {
   });
 
   for (const file of files) {
-    test(file, async () => {
-      const path = join(CORPUS, file);
+    const path = join(CORPUS, file);
+    const scenario = parseScenarioText(readFileSync(path, "utf8"), path);
+    const unavailable = scratchDiskUnavailable(scenario.diskKind);
+    test.skipIf(unavailable !== null)(`${file}${unavailable === null ? "" : ` (skipped: disk kind ${scenario.diskKind} ${unavailable})`}`, async () => {
       const json = JSON.parse(readFileSync(path, "utf8"));
       expect(validate(json) ? [] : validate.errors).toEqual([]);
       expect(json.expected.length).toBeGreaterThan(0);
@@ -34,6 +37,19 @@ describe("the corpus", () => {
       const failed = result.steps.filter((step) => !step.passed).map((step) => `step ${step.index} ${step.step}: ${step.detail}`);
       expect(failed).toEqual([]);
       expect(result.passed).toBe(true);
+    });
+  }
+});
+
+describe("the 4 KiB-sector scenarios on a real 4 KiB-sector disk (a loop device) instead of the simulated one", () => {
+  const loop = scratchDiskUnavailable("loop");
+  const simulated = files.filter((file) => parseScenarioText(readFileSync(join(CORPUS, file), "utf8"), file).diskAlign === 4096);
+  test("there are such scenarios", () => expect(simulated.length).toBeGreaterThanOrEqual(3));
+  for (const file of simulated) {
+    test.skipIf(loop !== null)(`${file}${loop === null ? "" : ` (skipped: disk kind loop ${loop})`}`, async () => {
+      const result = await runScenarioFile(join(CORPUS, file), { disk: { kind: "loop", sector: 4096 } });
+      const failed = result.steps.filter((step) => !step.passed).map((step) => `step ${step.index} ${step.step}: ${step.detail}`);
+      expect(failed).toEqual([]);
     });
   }
 });

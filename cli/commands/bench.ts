@@ -15,6 +15,7 @@ import { IO_MODES, type IoMode } from "../../src/io/planner";
 import { parseSegment, parseSize } from "../../src/base/value-parsers";
 import { describeAlignment, table } from "../format";
 import type { Context } from "../main";
+import type { RuleSet } from "../../src/base/alignment-rules";
 import { sharedOptions } from "../options";
 import { SignalGuard } from "../signals";
 import { VERSION } from "../version";
@@ -34,6 +35,8 @@ interface BenchFlags {
   runtime?: string;
   ios?: string;
   align?: number;
+  memAlign?: number;
+  rules: RuleSet;
   fua?: boolean;
   force?: boolean;
   hugePages: boolean;
@@ -68,7 +71,9 @@ export function registerBench(program: Command, context: Context): void {
     .option("--budget <pages>", "bounce budget per thread, in 4096-byte pages", String(DEFAULT_BOUNCE_PAGES_PER_THREAD))
     .option("--runtime <seconds>", `time per case (default ${DEFAULT_BENCH.runtimeSeconds})`)
     .option("--ios <n>", "IOs per case instead of a time")
+    .addOption(sharedOptions.rules())
     .addOption(sharedOptions.align())
+    .addOption(sharedOptions.memAlign())
     .addOption(sharedOptions.fua("writes with RWF_DSYNC"))
     .option("--no-huge-pages", "bounce buffers on 4 KiB pages; by default they ask for transparent huge pages, which make direct IO into them cheaper")
     .addOption(sharedOptions.force("allow writing to an existing --disk (write workloads) or --guest (read workloads), and replacing --emit-fio's file"))
@@ -110,7 +115,7 @@ export function registerBench(program: Command, context: Context): void {
       } finally {
         if (progressLine) process.stderr.write("\r\x1b[K");
       }
-      if (flags.json) context.io.stdout(`${JSON.stringify({ host: report.host, results: report.results, interrupted: report.interrupted })}\n`);
+      if (flags.json) context.io.stdout(`${JSON.stringify({ host: report.host, rules: report.rules, results: report.results, interrupted: report.interrupted })}\n`);
       else context.io.stdout(formatReport(report, options));
       const failed = report.results.find((result) => result.error !== null && !(result.error.code === "EINVAL" && result.mode === "direct"));
       if (guard.caught !== null) {
@@ -158,6 +163,8 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     runtimeSeconds,
     ios: flags.ios === undefined ? null : count("--ios", flags.ios),
     alignOverride: flags.align,
+    memAlignOverride: flags.memAlign,
+    rules: flags.rules,
     fua: flags.fua ?? false,
     force: flags.force ?? false,
     hugePages: flags.hugePages,

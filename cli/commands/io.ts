@@ -14,6 +14,7 @@ import { describeAlignment, keyValues } from "../format";
 import type { Context } from "../main";
 import { addSegmentOptions, parseSegments, sharedOptions, type SegmentOptions } from "../options";
 import type { IoMode, IoOp } from "../../src/io/planner";
+import type { RuleSet } from "../../src/base/alignment-rules";
 
 interface IoOptions extends SegmentOptions {
   guest: string;
@@ -22,6 +23,8 @@ interface IoOptions extends SegmentOptions {
   at: number;
   mode: IoMode;
   align?: number;
+  memAlign?: number;
+  rules: RuleSet;
   fua?: boolean;
   verify: boolean;
   json?: boolean;
@@ -40,18 +43,20 @@ export function registerIo(program: Command, context: Context): void {
   addSegmentOptions(command)
     .addOption(sharedOptions.at(true))
     .addOption(sharedOptions.mode())
+    .addOption(sharedOptions.rules())
     .addOption(sharedOptions.align())
+    .addOption(sharedOptions.memAlign())
     .addOption(sharedOptions.fua())
     .option("--no-verify", "skip reading the bytes back")
     .addOption(sharedOptions.json())
     .action(async (options: IoOptions) => {
-      const { op, mode, at, align: alignOverride } = options;
+      const { op, mode, at, rules, align: alignOverride, memAlign: memAlignOverride } = options;
       const { ranges } = parseSegments(options);
       if (options.fua && op !== "write") throw new InvalidInputError("--fua applies to writes only");
 
       using memory = GuestMemory.open(options.guest);
-      using disk = Disk.open(options.disk, { write: op === "write", direct: mode !== "buffered", alignOverride });
-      const decided = plan({ op, mode, at, segments: ranges, alignment: disk.alignment });
+      using disk = Disk.open(options.disk, { write: op === "write", direct: mode !== "buffered", alignOverride, memAlignOverride });
+      const decided = plan({ op, mode, at, segments: ranges, alignment: disk.alignment, rules });
       // A forced direct write the kernel refuses may still have changed the disk: when the IO
       // spans several block-layer requests, the ones before the refused one were written. Say so.
       const watched = mode === "direct" && op === "write" ? diskFingerprint(options.disk, decided.diskStart, decided.diskEnd - decided.diskStart) : null;

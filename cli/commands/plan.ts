@@ -13,9 +13,12 @@ import { describeAlignment, iovecText, keyValues, table } from "../format";
 import type { Context } from "../main";
 import { addSegmentOptions, parseSegments, sharedOptions, type SegmentOptions } from "../options";
 import type { IoMode, IoOp } from "../../src/io/planner";
+import type { RuleSet } from "../../src/base/alignment-rules";
 
 interface PlanOptions extends SegmentOptions {
   align?: number;
+  memAlign?: number;
+  rules: RuleSet;
   disk?: string;
   at: number;
   op: IoOp;
@@ -28,10 +31,13 @@ export function registerPlan(program: Command, context: Context): void {
     .command("plan")
     .description(
       "Show how one IO would reach the kernel: direct, bounce, read-modify-write or split, with every reason. " +
-        "No IO is done. The alignment is --align, else the disk's (--disk), else 4096.",
+        "No IO is done. The disk's rules are --disk's (statx, block size or a probe), else those of a 4 KiB-sector disk with 512-byte memory alignment; " +
+        "--align and --mem-align simulate a stricter disk.",
     );
   addSegmentOptions(command)
-    .addOption(sharedOptions.align("simulate a disk with this alignment (a power of two); overrides --disk"))
+    .addOption(sharedOptions.rules())
+    .addOption(sharedOptions.align("simulate a disk with this block size (a power of two); at least --disk's"))
+    .addOption(sharedOptions.memAlign())
     .option("--disk <path>", "take the alignment from this disk (statx, block size or a probe)")
     .addOption(sharedOptions.at(false))
     .addOption(sharedOptions.op(false))
@@ -39,7 +45,7 @@ export function registerPlan(program: Command, context: Context): void {
     .addOption(sharedOptions.json())
     .action((options: PlanOptions) => {
       const { ranges } = parseSegments(options);
-      const { at, align } = options;
+      const { at, align, memAlign, rules } = options;
       let alignment = DEFAULT_ALIGNMENT;
       if (options.disk !== undefined) {
         const status = statusOrNull(options.disk, "--disk");
@@ -49,8 +55,8 @@ export function registerPlan(program: Command, context: Context): void {
         }
         alignment = discoverAlignment(options.disk, status);
       }
-      if (align !== undefined) alignment = overrideAlignment(alignment, align);
-      const result = plan({ op: options.op, mode: options.mode, at, segments: ranges, alignment });
+      if (align !== undefined || memAlign !== undefined) alignment = overrideAlignment(alignment, align, memAlign);
+      const result = plan({ op: options.op, mode: options.mode, at, segments: ranges, alignment, rules });
       const json = planJson(result, alignment);
       if (options.json) {
         context.io.stdout(`${JSON.stringify(json)}\n`);
@@ -63,6 +69,7 @@ export function registerPlan(program: Command, context: Context): void {
         keyValues([
           ["decision", json.decision],
           ["reasons", shown(json.reasons, "reasons")],
+          ["rules", `${json.rules}${json.audit === null ? "" : `; --rules seed would ${json.audit.copiedBytes === 0 ? "copy nothing" : `copy ${json.audit.copiedBytes} bytes`} (${json.audit.decision})`}`],
           ["alignment", `${json.alignment} for memory; disk: ${describeAlignment(json.diskAlignment)}`],
           ["io", `${json.op} ${json.len} bytes at disk offset ${json.at}, mode ${json.mode}`],
           ["calls", shown(json.calls.map((call) => `${call.iovecs} iovec${call.iovecs === 1 ? "" : "s"}, ${call.bytes} bytes at ${call.at}`), "calls")],

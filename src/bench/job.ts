@@ -22,7 +22,7 @@
  * `stop` (a shared Int32Array) lets the main thread end the job early (Ctrl-C): issuing stops,
  * in-flight IOs complete, and the partial result is returned.
  */
-import { blockSize, requestAlignment } from "../base/alignment-rules";
+import { blockSize, requestAlignment, type RuleSet } from "../base/alignment-rules";
 import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError } from "../base/errors";
 import { patternBytes } from "../base/patterns";
@@ -65,6 +65,7 @@ export interface JobSpec {
   bs: number;
   memOffset: number;
   mode: IoMode;
+  rules: RuleSet;
   engine: EngineName;
   qd: number;
   /**
@@ -155,7 +156,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const positions = spec.bs % block === 0 ? 1 : block / gcd(spec.bs, block);
   const positionUnit = block / positions;
   const planFor = (slot: number, position: number) =>
-    plan({ op, mode: spec.mode, at: spec.regionStart + position * positionUnit, segments: requests[slot]!, alignment: disk.alignment });
+    plan({ op, mode: spec.mode, at: spec.regionStart + position * positionUnit, segments: requests[slot]!, alignment: disk.alignment, rules: spec.rules });
   // Every slot's plans have the shape of slot 0's: their bounce memory is the largest of those.
   const slotZero = Array.from({ length: positions }, (_, position) => planFor(0, position));
   const first = slotZero[0]!;

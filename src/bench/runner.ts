@@ -23,6 +23,7 @@ import { checkSegment, formatGpnList, type SegmentSpec } from "../base/value-par
 import { statx } from "../native";
 import type { IoMode } from "../io/planner";
 import { alignmentJson, type AlignmentJson } from "../io/json-documents";
+import type { RuleSet } from "../base/alignment-rules";
 import { LatencyHistogram } from "./histogram";
 import { errorJson, shapePages, type BenchOp, type JobResult, type JobSpec } from "./job";
 import { BenchWorkspace } from "./workspace";
@@ -47,6 +48,9 @@ export interface BenchOptions {
   runtimeSeconds: number | null;
   ios: number | null;
   alignOverride?: number;
+  memAlignOverride?: number;
+  /** The rule set plans are decided by (`kernel` by default). */
+  rules?: RuleSet;
   fua?: boolean;
   force?: boolean;
   /** Bounce buffers on transparent huge pages where the kernel allows (default true). */
@@ -133,6 +137,8 @@ export interface BenchCaseResult {
 
 export interface BenchReport {
   host: HostInfo;
+  /** The rule set every case was planned by. */
+  rules: RuleSet;
   results: BenchCaseResult[];
   interrupted: boolean;
 }
@@ -177,6 +183,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     stop,
     onScratch: options.onScratch,
     alignOverride: options.alignOverride,
+    memAlignOverride: options.memAlignOverride,
     needsDirectIo: options.modes.some((mode) => mode !== "buffered"),
   });
   options.onWorkspace?.(workspace);
@@ -224,6 +231,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
               memOffset: item.memOffset,
               shape: options.shape,
               mode: item.mode,
+              rules: options.rules ?? "kernel",
               engine: options.engine,
               qd: options.qd,
               thread,
@@ -250,7 +258,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
       options.onCase?.(result);
       if (result.error !== null && !(result.error.code === "EINVAL" && item.mode === "direct")) break;
     }
-    return { host, results, interrupted: Atomics.load(stop, 0) !== 0 };
+    return { host, rules: options.rules ?? "kernel", results, interrupted: Atomics.load(stop, 0) !== 0 };
   } finally {
     for (const worker of workers) worker.terminate();
     workspace.cleanup();

@@ -39,6 +39,8 @@ export interface WorkspaceOptions {
   onScratch?: (remove: () => void) => void;
   /** `--align`, checked against the disk's own alignment before anything is filled. */
   alignOverride?: number;
+  /** `--mem-align`, likewise. */
+  memAlignOverride?: number;
   /** Some case needs O_DIRECT: a filesystem without direct IO is refused before anything is filled. */
   needsDirectIo: boolean;
 }
@@ -100,7 +102,7 @@ export class BenchWorkspace {
       if (disk === null) closeFd(createSparseFile(diskPath, options.diskSize, {}, "--disk"));
       // Opened once, here, before the fill: a disk the cases cannot use is refused before the
       // seconds of filling (an --align below its own, a filesystem without direct IO).
-      opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride });
+      opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride, memAlignOverride: options.memAlignOverride });
       if (options.needsDirectIo) opened.setDirect(true);
       if (disk === null && !(await fillDisk(diskPath, options.diskSize, options.stop))) {
         throw new BounceBenchError("INTERRUPTED", `interrupted while filling the disk ${diskPath}`);

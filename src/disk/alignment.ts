@@ -31,8 +31,12 @@ import {
   statx,
   type FileStatus,
 } from "../native";
-import type { DiskAlignment } from "../base/alignment-rules";
+import { release } from "node:os";
+import { kernelChecks, type DiskAlignment } from "../base/alignment-rules";
 import { requireString } from "../base/arguments";
+
+/** How this machine's kernel checks direct IO iovecs (see `kernelChecks`). */
+export const RUNNING_KERNEL_CHECKS = kernelChecks(release());
 
 /** Lengths and memory offsets the probe tries, smallest first (QEMU's list). */
 const PROBE_ALIGNMENTS = [1, 512, 1024, 2048, 4096];

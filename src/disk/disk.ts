@@ -14,6 +14,7 @@
  * `setDirect` changes it for every adopter at once (the benchmark's cases switch it between
  * cases, never during one).
  */
+import { isScratchLoopDevice } from "../host/scratch-disks";
 import { overrideAlignment, parseAlignment, type DiskAlignment } from "../base/alignment-rules";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { openUserFile } from "../host/files";
@@ -27,8 +28,10 @@ export interface OpenDiskOptions {
   write: boolean;
   /** Open with `O_DIRECT` (every mode but `buffered`). */
   direct: boolean;
-  /** `--align`: simulate a disk with this alignment (a power of two). */
+  /** `--align`: simulate a disk with blocks of this size (a power of two, at least the disk's own). */
   alignOverride?: number;
+  /** `--mem-align`: simulate a disk with this memory alignment (at least the disk's own). */
+  memAlignOverride?: number;
 }
 
 /** What another thread needs to use an open Disk (plain data, for postMessage). */
@@ -85,9 +88,24 @@ export class Disk implements Disposable {
       if (status.type !== "file" && status.type !== "block-device") {
         throw notADisk(path, status.type);
       }
+      // The only block devices written are the loop devices bounce-bench made over its own
+      // scratch files; any other is refused before any IO (reading one is harmless).
+      if (status.type === "block-device" && options.write && !isScratchLoopDevice(`${status.rdevMajor}:${status.rdevMinor}`)) {
+        throw new InvalidInputError(
+          `disk ${path}: a block device bounce-bench did not make; it only writes loop devices it made over its own scratch files (bench --disk-kind loop, scenario disk.kind)`,
+        );
+      }
       setFileFlags(fd, fileFlags(fd) & ~O_NONBLOCK);
       const discovered = discoverAlignment(fd, status);
-      const alignment = options.alignOverride === undefined ? discovered : overrideAlignment(discovered, parseAlignment(options.alignOverride, "--align"));
+      const { alignOverride, memAlignOverride } = options;
+      const alignment =
+        alignOverride === undefined && memAlignOverride === undefined
+          ? discovered
+          : overrideAlignment(
+              discovered,
+              alignOverride === undefined ? undefined : parseAlignment(alignOverride, "--align"),
+              memAlignOverride === undefined ? undefined : parseAlignment(memAlignOverride, "--mem-align"),
+            );
       const size = status.type === "block-device" ? blockDeviceSize(fd) : status.size;
       const disk = new Disk(path, fd, status.type, size, alignment, discovered, false, filesystemType(status), true, fileIdentity(status));
       if (options.direct) disk.setDirect(true);

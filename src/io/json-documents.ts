@@ -30,6 +30,7 @@ export function planJson(plan: Plan, disk: DiskAlignment) {
   return {
     op: plan.op,
     mode: plan.mode,
+    rules: plan.rules,
     at: plan.at,
     len: plan.len,
     alignment: plan.alignment,
@@ -41,6 +42,7 @@ export function planJson(plan: Plan, disk: DiskAlignment) {
     iovecs: plan.guestIovecs,
     bouncePages: plan.bouncePages,
     copiedBytes: plan.copiedBytes,
+    audit: plan.audit,
     bounced: plan.parts.flatMap((part): BouncedJson[] =>
       part.kind === "bounce"
         ? [{ segments: [part.first, part.last], streamOffset: part.stream, len: part.copyLen, diskStart: part.diskStart, diskLen: part.len }]
@@ -55,6 +57,7 @@ export function ioJson(plan: Plan, alignment: DiskAlignment, result: IoResult, v
   return {
     op: plan.op,
     mode: plan.mode,
+    rules: plan.rules,
     decision: plan.decision,
     reasons: plan.reasons,
     bytes: result.bytes,

@@ -17,16 +17,23 @@
  * - disk offset and length must be multiples of the disk's block size (the offset alignment),
  *   else the whole IO is widened to whole blocks in one bounce part: reads copy out the slice,
  *   writes are read-modify-write (`rmw`) of the head and tail blocks;
- * - each segment's buffers must meet the memory rule (`RequestBuffers.isAligned`) against the
- *   request alignment (the larger of the memory and block alignments), else that segment is
- *   bounced; a bounced segment that ends inside a block takes the following segments along
- *   until a block boundary (and says so), so only what must be copied is copied;
+ * - then the memory, by the rule set (`--rules`, see `base/alignment-rules`):
+ *   - `kernel` (default) judges the iovecs the IO hands over: the guest bytes as runs of
+ *     consecutive guest memory (pages with consecutive GPNs, and segments that touch, merged).
+ *     Each run whose address or length breaks the rule is bounced, from where it starts to the
+ *     next block boundary past its end at which the rest of the stream meets the rule again;
+ *     the rest goes straight through. An IO whose iovecs all meet the rule is never bounced.
+ *   - `seed` judges each segment as a whole against the larger of the memory and block
+ *     alignments (`RequestBuffers.isAligned`); a bounced segment that ends inside a block takes
+ *     the following segments along until a block boundary (and says so).
+ *   Under `kernel`, the plan also carries what `seed` would have decided (`audit`), so that
+ *   `plan` can say what the reference's rule copies needlessly.
  * - more than `IOV_MAX` iovecs are split into several calls (`split`), cut at iovec boundaries,
  *   which are all block multiples.
  * Modes `direct` (the segments' iovecs as they are, whatever the kernel will say), `bounce`
  * (always copy) and `buffered` (no O_DIRECT) exist for comparison.
  */
-import { blockSize, isPowerOfTwo, memoryAlignmentReasons, requestAlignment, type DiskAlignment } from "../base/alignment-rules";
+import { blockSize, iovecProblem, isPowerOfTwo, memoryAlignmentReasons, requestAlignment, RULE_SETS, type DiskAlignment, type RuleSet } from "../base/alignment-rules";
 import { IOV_MAX, PAGE_SIZE } from "../base/constants";
 import { InvalidInputError } from "../base/errors";
 import { PagedRange } from "../memory/paged-range";
@@ -38,7 +45,7 @@ export type Decision = "direct" | "bounce" | "rmw" | "split" | "buffered";
 export const IO_OPS: readonly IoOp[] = ["read", "write"];
 export const IO_MODES: readonly IoMode[] = ["auto", "direct", "bounce", "buffered"];
 
-/** Segments `[first, last]` passed straight to the kernel. */
+/** Stream bytes `[stream, stream+len)`, of segments `[first, last]`, passed straight to the kernel. */
 export interface GuestPart {
   kind: "guest";
   first: number;
@@ -87,9 +94,11 @@ export type PlannedIovec = { kind: "guest"; gpa: number; len: number } | { kind:
 export interface Plan {
   op: IoOp;
   mode: IoMode;
+  /** The rule set the memory was judged by. */
+  rules: RuleSet;
   at: number;
   len: number;
-  /** The alignment the memory rule was checked against. */
+  /** The alignment iovec addresses were checked against (the seed rule: also segment lengths). */
   alignment: number;
   /** The disk offset and length granularity. */
   blockSize: number;
@@ -112,6 +121,8 @@ export interface Plan {
   bouncePages: number;
   /** Guest bytes copied through the bounce buffer. */
   copiedBytes: number;
+  /** Under `kernel` in mode auto: what the `seed` rule would have decided and copied here. */
+  audit: { rules: "seed"; decision: Decision; copiedBytes: number } | null;
 }
 
 export interface PlanInput {
@@ -120,6 +131,8 @@ export interface PlanInput {
   at: number;
   segments: readonly PagedRange[];
   alignment: DiskAlignment;
+  /** The rule set that judges the memory; `kernel` by default. */
+  rules?: RuleSet;
   /** Iovecs per call; `IOV_MAX` unless a test says otherwise. */
   iovMax?: number;
 }
@@ -152,6 +165,8 @@ function makePlan(input: PlanInput): Plan {
   const { op, mode, at, segments } = input;
   if (!IO_OPS.includes(op)) throw new InvalidInputError(`plan: op ${JSON.stringify(op)} is not one of ${IO_OPS.join(", ")}`);
   if (!IO_MODES.includes(mode)) throw new InvalidInputError(`plan: mode ${JSON.stringify(mode)} is not one of ${IO_MODES.join(", ")}`);
+  const rules = input.rules ?? "kernel";
+  if (!RULE_SETS.includes(rules)) throw new InvalidInputError(`plan: rules ${JSON.stringify(rules)} is not one of ${RULE_SETS.join(", ")}`);
   const iovMax = input.iovMax ?? IOV_MAX;
   if (!(Number.isInteger(iovMax) && iovMax >= 1 && iovMax <= IOV_MAX)) throw new InvalidInputError(`plan: iovMax ${iovMax} is not in 1 .. ${IOV_MAX}`);
   if (!Array.isArray(segments) || !segments.every((segment) => segment instanceof PagedRange)) {
@@ -160,17 +175,22 @@ function makePlan(input: PlanInput): Plan {
   checkDiskAlignment(input.alignment);
   if (segments.length === 0) throw new InvalidInputError("an IO needs at least one segment");
   if (!(Number.isSafeInteger(at) && at >= 0)) throw new InvalidInputError(`disk offset ${at} is not a non-negative whole number of bytes`);
-  const alignment = requestAlignment(input.alignment, op);
   const block = blockSize(input.alignment, op);
+  const alignment = rules === "seed" ? requestAlignment(input.alignment, op) : Math.max(1, input.alignment.memAlign);
   const len = segments.reduce((sum, segment) => sum + segment.len, 0);
   if (len === 0) throw new InvalidInputError("the IO is empty: its segments hold 0 bytes");
 
-  const segmentReasons = segments.map((segment) =>
-    segment.len === 0 ? [] : memoryAlignmentReasons(segment.offset, segment.len, alignment),
-  );
-  const memoryReasons = segmentReasons.flatMap((reasons, i) =>
-    reasons.map((reason) => (segments.length === 1 ? reason : `segment ${i}: ${reason}`)),
-  );
+  const runs = streamRuns(segments);
+  // Seed: one verdict per segment. Kernel: one per run of consecutive guest memory (an iovec).
+  const segmentReasons =
+    rules === "seed" ? segments.map((segment) => (segment.len === 0 ? [] : memoryAlignmentReasons(segment.offset, segment.len, alignment))) : [];
+  const memoryReasons =
+    rules === "seed"
+      ? segmentReasons.flatMap((reasons, i) => reasons.map((reason) => (segments.length === 1 ? reason : `segment ${i}: ${reason}`)))
+      : runs.flatMap((run, i) => {
+          const problem = iovecProblem(run.gpa, run.len, input.alignment, op);
+          return problem === null ? [] : [runs.length === 1 ? `iovec: ${problem}` : `iovec ${i}: ${problem}`];
+        });
   const diskReasons: string[] = [];
   if (at % block !== 0) diskReasons.push(`disk offset ${at} is not a multiple of the ${block}-byte block`);
   if (len % block !== 0) diskReasons.push(`IO length ${len} is not a multiple of the ${block}-byte block`);
@@ -196,11 +216,14 @@ function makePlan(input: PlanInput): Plan {
     else if (!diskAligned) reasons.push(`read widened to ${diskStart}..${diskEnd}; the slice is copied out`);
   } else {
     reasons.push(...memoryReasons);
-    layOutAuto(segments, segmentReasons, block, Math.max(PAGE_SIZE, alignment), at, parts, reasons);
+    const bufferAlign = Math.max(PAGE_SIZE, alignment);
+    if (rules === "seed") layOutSeed(segments, segmentReasons, block, bufferAlign, at, parts, reasons);
+    else if (memoryReasons.length === 0) parts.push({ kind: "guest", first: 0, last: segments.length - 1, stream: 0, len });
+    else layOutKernel(segments, runs, input.alignment, block, bufferAlign, at, parts);
     decision = parts.some((part) => part.kind === "bounce") ? "bounce" : "direct";
   }
 
-  const iovecs = plannedIovecs(parts, segments);
+  const iovecs = plannedIovecs(parts, runs);
   const calls = splitCalls(iovecs, diskStart, mode === "direct" ? Number.POSITIVE_INFINITY : iovMax);
   if (calls.length > 1) {
     reasons.push(`${iovecs.length} iovecs exceed IOV_MAX (${iovMax}): split into ${calls.length} calls`);
@@ -212,9 +235,19 @@ function makePlan(input: PlanInput): Plan {
   const bounceParts = parts.filter((part): part is BouncePart => part.kind === "bounce");
   const last = bounceParts[bounceParts.length - 1];
   const bounceBytes = last === undefined ? 0 : last.bufferOffset + last.len;
+  const copiedBytes = bounceParts.reduce((sum, part) => sum + part.copyLen, 0);
+  let audit: Plan["audit"] = null;
+  if (rules === "kernel" && mode === "auto") {
+    const seed = makePlan({ ...input, rules: "seed" });
+    audit = { rules: "seed", decision: seed.decision, copiedBytes: seed.copiedBytes };
+    if (seed.copiedBytes > copiedBytes) {
+      reasons.push(`the seed rule (--rules seed) would have copied ${seed.copiedBytes} bytes here (${seed.copiedBytes - copiedBytes} more, which the kernel takes directly)`);
+    }
+  }
   return {
     op,
     mode,
+    rules,
     at,
     len,
     alignment,
@@ -223,7 +256,7 @@ function makePlan(input: PlanInput): Plan {
     decision,
     reasons,
     segments: segments.map((segment) => ({ offset: segment.offset, len: segment.len, gpns: segment.gpns() })),
-    guestIovecs: mergedGuestIovecs(segments),
+    guestIovecs: runs.map((run) => ({ gpa: run.gpa, len: run.len })),
     diskStart,
     diskEnd,
     parts,
@@ -231,7 +264,8 @@ function makePlan(input: PlanInput): Plan {
     calls,
     bounceBytes,
     bouncePages: Math.ceil(bounceBytes / PAGE_SIZE),
-    copiedBytes: bounceParts.reduce((sum, part) => sum + part.copyLen, 0),
+    copiedBytes,
+    audit,
   };
 }
 
@@ -257,12 +291,107 @@ function describeRmw(at: number, len: number, diskStart: number, diskEnd: number
   return `read-modify-write: ${edges.join(" and ")} read first, then ${diskStart}..${diskEnd} written whole`;
 }
 
+/** A run of consecutive guest memory in the stream: what one guest iovec carries (unless cut by parts). */
+interface StreamRun {
+  gpa: number;
+  len: number;
+  /** Offset of the run's first byte in the stream. */
+  stream: number;
+}
+
+/** The stream's runs of consecutive guest memory, in order (consecutive GPNs, and segments that touch, merged). */
+function streamRuns(segments: readonly PagedRange[]): StreamRun[] {
+  const runs: StreamRun[] = [];
+  let stream = 0;
+  for (const segment of segments) {
+    for (const run of segment.runs()) {
+      const gpa = run.gpn * PAGE_SIZE + run.offset;
+      const previous = runs[runs.length - 1];
+      if (previous !== undefined && previous.gpa + previous.len === gpa) previous.len += run.len;
+      else runs.push({ gpa, len: run.len, stream });
+      stream += run.len;
+    }
+  }
+  return runs;
+}
+
+/** The segments `[first, last]` that stream bytes `[start, end)` belong to. */
+function segmentsOf(segments: readonly PagedRange[], start: number, end: number): { first: number; last: number } {
+  let first = -1;
+  let last = -1;
+  let segmentStart = 0;
+  for (let i = 0; i < segments.length; i++) {
+    const segmentEnd = segmentStart + segments[i]!.len;
+    if (segmentEnd > start && segmentStart < end) {
+      if (first < 0) first = i;
+      last = i;
+    }
+    segmentStart = segmentEnd;
+  }
+  return { first, last };
+}
+
 /**
- * Auto mode with a block-aligned disk range: aligned segments go straight through; runs of
- * unaligned segments are bounced together, extended over following segments until the part
- * ends on a block boundary.
+ * Auto mode under the kernel's rule with a block-aligned disk range, block by block of the
+ * stream. Every iovec must hold whole blocks, so iovecs (and parts) begin and end on block
+ * boundaries of the stream; within a guest part, the iovecs are the runs cut to it. A block
+ * can therefore go straight through when no run ends inside it and its address meets the memory
+ * alignment, and then so can the run's following whole blocks, in the same iovec. Deciding left
+ * to right this way bounces the fewest blocks (checked against an exhaustive reference model in
+ * the tests); consecutive bounced blocks become one bounce part.
  */
-function layOutAuto(
+function layOutKernel(
+  segments: readonly PagedRange[],
+  runs: readonly StreamRun[],
+  alignment: DiskAlignment,
+  block: number,
+  bufferAlign: number,
+  at: number,
+  parts: Part[],
+): void {
+  const memAlign = Math.max(1, alignment.memAlign);
+  // Guest memory is only page-aligned in the host: a larger alignment can never be promised.
+  const addressable = memAlign <= PAGE_SIZE;
+  const total = runs[runs.length - 1]!.stream + runs[runs.length - 1]!.len;
+  let bufferOffset = 0;
+  const push = (guest: boolean, start: number, end: number): void => {
+    const previous = parts[parts.length - 1];
+    if (previous !== undefined && (previous.kind === "guest") === guest) {
+      previous.last = segmentsOf(segments, start, end).last;
+      previous.len += end - start;
+      if (previous.kind === "bounce") previous.copyLen += end - start;
+      return;
+    }
+    if (previous?.kind === "bounce") bufferOffset += Math.ceil(previous.len / bufferAlign) * bufferAlign; // each part starts aligned in the bounce buffer
+    const { first, last } = segmentsOf(segments, start, end);
+    parts.push(guest ? { kind: "guest", first, last, stream: start, len: end - start } : bouncePart(first, last, start, end - start, at + start, end - start, bufferOffset));
+  };
+  let r = 0;
+  for (let start = 0; start < total; ) {
+    while (runs[r]!.stream + runs[r]!.len <= start) r++;
+    const run = runs[r]!;
+    const runEnd = run.stream + run.len;
+    const whole = runEnd >= start + block; // no run ends inside this block
+    const lastWhole = Math.max(start + block, Math.floor(runEnd / block) * block);
+    if (whole && addressable && (run.gpa + (start - run.stream)) % memAlign === 0) {
+      push(true, start, lastWhole); // one iovec: the run's whole blocks from here
+      start = lastWhole;
+    } else {
+      // A misaligned address stays misaligned block after block when blocks are multiples of
+      // the memory alignment: the run's whole blocks bounce together; otherwise one at a time.
+      const end = whole && (!addressable || block % memAlign === 0) ? lastWhole : start + block;
+      push(false, start, end);
+      start = end;
+    }
+  }
+}
+
+/**
+ * Auto mode under the seed rule with a block-aligned disk range: aligned segments go straight
+ * through; runs of unaligned segments are bounced together, extended over following segments
+ * until the part ends on a block boundary.
+ */
+function layOutSeed(
   segments: readonly PagedRange[],
   segmentReasons: string[][],
   block: number,
@@ -302,29 +431,25 @@ function layOutAuto(
   }
 }
 
-/** The iovecs of the parts, in order: guest runs (merged across segments) and bounce slices. */
-function plannedIovecs(parts: readonly Part[], segments: readonly PagedRange[]): PlannedIovec[] {
+/** The iovecs of the parts, in order: the stream's runs cut to each guest part, and bounce slices. */
+function plannedIovecs(parts: readonly Part[], runs: readonly StreamRun[]): PlannedIovec[] {
   const iovecs: PlannedIovec[] = [];
+  let r = 0;
   for (const part of parts) {
     if (part.kind === "bounce") {
       iovecs.push({ kind: "bounce", bufferOffset: part.bufferOffset, len: part.len });
       continue;
     }
-    let previous: { kind: "guest"; gpa: number; len: number } | undefined;
-    for (let s = part.first; s <= part.last; s++) {
-      for (const run of segments[s]!.runs()) {
-        const gpa = run.gpn * PAGE_SIZE + run.offset;
-        if (previous !== undefined && previous.gpa + previous.len === gpa) previous.len += run.len;
-        else iovecs.push((previous = { kind: "guest", gpa, len: run.len }));
-      }
+    const end = part.stream + part.len;
+    while (runs[r]!.stream + runs[r]!.len <= part.stream) r++;
+    for (let i = r; i < runs.length && runs[i]!.stream < end; i++) {
+      const run = runs[i]!;
+      const from = Math.max(part.stream, run.stream);
+      const to = Math.min(end, run.stream + run.len);
+      iovecs.push({ kind: "guest", gpa: run.gpa + (from - run.stream), len: to - from });
     }
   }
   return iovecs;
-}
-
-function mergedGuestIovecs(segments: readonly PagedRange[]): { gpa: number; len: number }[] {
-  const all = plannedIovecs([{ kind: "guest", first: 0, last: segments.length - 1, stream: 0, len: 0 }], segments);
-  return all.map((iovec) => ({ gpa: (iovec as { gpa: number }).gpa, len: iovec.len }));
 }
 
 /** Cuts the iovecs into calls of at most `iovMax` each. */

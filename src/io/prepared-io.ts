@@ -29,7 +29,8 @@
  * IO is released: a read in flight can never land in another mapping at the same address. Bounce
  * memory handed in and the disk are the caller's and must outlive every run.
  */
-import { blockSize, type DiskAlignment } from "../base/alignment-rules";
+import { simulatedDiskProblem, type DiskAlignment } from "../base/alignment-rules";
+import { RUNNING_KERNEL_CHECKS } from "../disk/alignment";
 import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError, InvalidInputError, ReleasedError } from "../base/errors";
 import { BounceBuffer } from "../bounce/bounce-buffer";
@@ -338,21 +339,15 @@ function checkDiskRange(plan: Plan, disk: Disk): void {
  * block size. Returns the EINVAL that disk would answer, or null.
  */
 function simulatedRefusal(plan: Plan, iovecs: IovecArray, alignment: DiskAlignment): OsError | null {
-  const block = blockSize(alignment, plan.op);
   for (const call of plan.calls) {
-    let problem: string | null = null;
-    if (call.diskOffset % block !== 0 || call.bytes % block !== 0) problem = `disk range ${call.diskOffset}+${call.bytes}`;
-    for (let i = call.firstIovec; problem === null && i < call.firstIovec + call.iovecs; i++) {
-      if (iovecs.base(i) % alignment.memAlign !== 0 || iovecs.length(i) % block !== 0) {
-        problem = `iovec ${i - call.firstIovec} (${iovecs.length(i)} bytes at memory offset ${iovecs.base(i) % 4096} in its page)`;
-      }
-    }
+    const callIovecs = { count: call.iovecs, base: (i: number) => iovecs.base(i), length: (i: number) => iovecs.length(i) };
+    const problem = simulatedDiskProblem(call.diskOffset, call.bytes, callIovecs, call.firstIovec, alignment, plan.op, RUNNING_KERNEL_CHECKS);
     if (problem !== null) {
       return new OsError(
         EINVAL,
         plan.op === "read" ? "preadv" : "pwritev",
-        `simulated ${alignment.offsetAlign}-byte-aligned disk (--align)`,
-        `${problem} is not aligned for it`,
+        `simulated disk (--align): ${alignment.offsetAlign}-byte blocks, memory alignment ${alignment.memAlign}`,
+        problem,
       );
     }
   }

@@ -8,6 +8,7 @@ import { BounceBenchError } from "../base/errors";
 import type { GuestMemory } from "../memory/guest-memory";
 import type { PagedRange } from "../memory/paged-range";
 import { RequestBuffers } from "../memory/request-buffers";
+import { closeFd, EINVAL, IovecArray, NativeRegion, O_DIRECT, O_RDONLY, openFile, OsError, preadv } from "../native";
 
 /** Where disk and guest first disagree. */
 export interface Mismatch {
@@ -69,14 +70,16 @@ export class MismatchError extends BounceBenchError {
 const FINGERPRINT_CHUNK = 2 ** 20;
 
 /**
- * A fingerprint of disk bytes `[at, at+len)`, read with buffered reads (coherent with direct
- * writes: the kernel drops cached pages a direct write covers): one hash per MiB, so a later
- * `firstChange` can tell whether, and from where, the bytes changed without keeping them.
+ * A fingerprint of disk bytes `[at, at+len)`: one hash per MiB, so a later `firstChange` can
+ * tell whether, and from where, the bytes changed without keeping them. Read with direct IO
+ * where the disk allows it: a direct write the kernel refuses part-way may leave the page cache
+ * holding the old bytes of a range it did write (it drops cached pages only for a write that
+ * completes), so buffered reads could report "unchanged" for a changed disk.
  */
 export function diskFingerprint(path: string, at: number, len: number): bigint[] {
   const hashes: bigint[] = [];
   for (let done = 0; done < len; done += FINGERPRINT_CHUNK) {
-    hashes.push(BigInt(Bun.hash(readDiskBytes(path, at + done, Math.min(FINGERPRINT_CHUNK, len - done)))));
+    hashes.push(BigInt(Bun.hash(readDiskBytesUncached(path, at + done, Math.min(FINGERPRINT_CHUNK, len - done)))));
   }
   return hashes;
 }
@@ -86,4 +89,45 @@ export function firstChange(path: string, at: number, len: number, before: reado
   const now = diskFingerprint(path, at, len);
   const index = now.findIndex((hash, i) => hash !== before[i]);
   return index < 0 ? null : at + index * FINGERPRINT_CHUNK;
+}
+
+/** Alignment of the direct reads below: enough for any disk of up to 4 KiB blocks. */
+const UNCACHED_ALIGN = 4096;
+
+/**
+ * Disk bytes `[at, at+len)` as the device holds them: read with O_DIRECT in whole 4 KiB units
+ * into page-aligned memory; with buffered reads where direct IO is refused (a filesystem
+ * without it, a disk of larger blocks).
+ */
+export function readDiskBytesUncached(path: string, at: number, len: number): Uint8Array {
+  const start = Math.floor(at / UNCACHED_ALIGN) * UNCACHED_ALIGN;
+  const end = Math.ceil((at + len) / UNCACHED_ALIGN) * UNCACHED_ALIGN;
+  let fd: number;
+  try {
+    fd = openFile(path, O_RDONLY | O_DIRECT);
+  } catch {
+    return readDiskBytes(path, at, len);
+  }
+  try {
+    using buffer = NativeRegion.anonymous(end - start, "uncached read buffer");
+    using iovecs = new IovecArray(1);
+    iovecs.push(buffer.address(0) as number, end - start);
+    let done = 0;
+    try {
+      while (start + done < end) {
+        iovecs.set(0, (buffer.address(0) as number) + done, end - start - done);
+        const n = preadv(fd, iovecs.address(), 1, start + done);
+        if (n === 0) break;
+        done += n;
+      }
+    } catch (error) {
+      if (error instanceof OsError && error.errno === EINVAL) return readDiskBytes(path, at, len);
+      throw error;
+    }
+    const bytes = new Uint8Array(len);
+    bytes.set(buffer.view(0, end - start).subarray(at - start, Math.min(done, at - start + len)));
+    return bytes;
+  } finally {
+    closeFd(fd);
+  }
 }

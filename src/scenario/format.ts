@@ -3,8 +3,13 @@
  * parsed into typed steps. Every problem is reported with the path of the bad field, e.g.
  * `steps[3].seg[1]: "0@@1" is not a segment`, as a `ScenarioFormatError` (bad input, exit 2).
  *
- *   { "name", "expected", "buggy", "guest": { "size" }, "disk": { "size", "align"? },
- *     "steps": [ step, ... ] }
+ *   { "name", "expected", "buggy", "rules"?, "guest": { "size" },
+ *     "disk": { "size", "align"?, "memAlign"?, "kind"?, "sector"?, "reflink"? }, "steps": [ step, ... ] }
+ *
+ * `disk.kind` is a real kind of disk (`host/scratch-disks`: file, the default; loop; ext4, xfs,
+ * btrfs on a loop device; tmpfs), `sector` its loop device's sector size; `reflink` clones the
+ * disk file once it is filled with zeros, so that it shares its blocks (xfs, btrfs). `rules`
+ * (kernel, the default, or seed) decides every plan; an io or plan step may name its own.
  *
  * A step is one of (the key that names it first):
  *   fill       prepare guest pages or disk bytes with a pattern (zero, random + seed, stamp)
@@ -20,7 +25,8 @@
 import { BounceBenchError } from "../base/errors";
 import { PATTERNS, type PatternName } from "../base/patterns";
 import { IO_MODES, type Decision, type IoMode, type IoOp } from "../io/planner";
-import { isPowerOfTwo } from "../base/alignment-rules";
+import { isPowerOfTwo, RULE_SETS, type RuleSet } from "../base/alignment-rules";
+import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../base/disk-kinds";
 import { checkSegment, PageBudget, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../base/value-parsers";
 
 export class ScenarioFormatError extends BounceBenchError {
@@ -40,6 +46,8 @@ export interface IoExpect {
   bytes?: number;
   /** Text that one of the reasons must contain. */
   reason?: string;
+  /** For a refused forced direct write: whether the disk range changed before the refusal. */
+  diskChanged?: boolean;
 }
 
 export interface FillStep {
@@ -58,6 +66,7 @@ export interface IoStep {
   segments: SegmentSpec[];
   at: number;
   mode: IoMode;
+  rules: RuleSet | null;
   fua: boolean;
   expect: IoExpect;
 }
@@ -68,6 +77,7 @@ export interface PlanStep {
   segments: SegmentSpec[];
   at: number;
   mode: IoMode;
+  rules: RuleSet | null;
   /** Overrides the disk's alignment for this plan; any number, so a bad one can be expected. */
   align: number | null;
   expect: IoExpect;
@@ -113,7 +123,7 @@ export interface BudgetStep {
 export interface ProbeStep {
   kind: "probe";
   empirical: boolean;
-  expect: { source?: string; directIo?: boolean; memAlign?: number; offsetAlign?: number; notSource?: string };
+  expect: { source?: string; directIo?: boolean; memAlign?: number; offsetAlign?: number; readOffsetAlign?: number; notSource?: string };
 }
 
 export const REQUEST_OPERATIONS = ["lock-for-write", "lock-for-read", "read", "write", "fill"] as const;
@@ -139,6 +149,12 @@ export interface Scenario {
   guestSize: number;
   diskSize: number;
   diskAlign: number | null;
+  diskMemAlign: number | null;
+  diskKind: DiskKind;
+  diskSector: SectorSize;
+  diskReflink: boolean;
+  /** The rule set plans are decided by, unless a step names its own. */
+  rules: RuleSet;
   steps: Step[];
 }
 
@@ -161,14 +177,15 @@ export function parseScenarioText(text: string, file: string): Scenario {
 export function parseScenario(json: unknown, file: string): Scenario {
   const f = new Fields(file);
   const root = f.object(json, "");
-  f.allow(root, "", ["$schema", "name", "description", "expected", "buggy", "guest", "disk", "steps"]);
+  f.allow(root, "", ["$schema", "name", "description", "expected", "buggy", "rules", "guest", "disk", "steps"]);
+  const rules = root.rules === undefined ? "kernel" : f.choice(root.rules, "rules", RULE_SETS);
   const name = f.string(root.name, "name");
   const expected = f.string(root.expected, "expected");
   const buggy = f.string(root.buggy, "buggy");
   const guest = f.object(root.guest, "guest");
   f.allow(guest, "guest", ["size"]);
   const disk = f.object(root.disk, "disk");
-  f.allow(disk, "disk", ["size", "align"]);
+  f.allow(disk, "disk", ["size", "align", "memAlign", "kind", "sector", "reflink"]);
   const guestSize = f.size(guest.size, "guest.size");
   if (guestSize === 0 || guestSize % 4096 !== 0 || guestSize > MAX_SCENARIO_BYTES) {
     throw new ScenarioFormatError(file, "guest.size", `${guestSize} is not a whole number of 4096-byte pages up to 1 GiB`);
@@ -185,11 +202,29 @@ export function parseScenario(json: unknown, file: string): Scenario {
   if (diskAlign !== null && diskAlign > diskSize) {
     throw new ScenarioFormatError(file, "disk.align", `${diskAlign} is larger than the disk (disk.size ${diskSize})`);
   }
+  let diskMemAlign: number | null = null;
+  if (disk.memAlign !== undefined) {
+    diskMemAlign = f.size(disk.memAlign, "disk.memAlign");
+    if (!isPowerOfTwo(diskMemAlign)) throw new ScenarioFormatError(file, "disk.memAlign", `${diskMemAlign} is not a power of two`);
+  }
+  const diskKind = disk.kind === undefined ? "file" : f.choice(disk.kind, "disk.kind", DISK_KINDS);
+  const diskSector = disk.sector === undefined ? 512 : (f.number(disk.sector, "disk.sector") as SectorSize);
+  if (!SECTOR_SIZES.includes(diskSector)) throw new ScenarioFormatError(file, "disk.sector", `${diskSector} is not one of ${SECTOR_SIZES.join(", ")}`);
+  if (disk.sector !== undefined && (diskKind === "file" || diskKind === "tmpfs")) {
+    throw new ScenarioFormatError(file, "disk.sector", `a ${diskKind} disk has no sectors of its own (sector applies to loop, ext4, xfs, btrfs)`);
+  }
+  const diskReflink = disk.reflink === undefined ? false : f.boolean(disk.reflink, "disk.reflink");
+  if (diskReflink && diskKind !== "xfs" && diskKind !== "btrfs") {
+    throw new ScenarioFormatError(file, "disk.reflink", `needs a filesystem that clones files (xfs, btrfs), not ${diskKind}`);
+  }
+  if (diskKind !== "file" && diskSize % 4096 !== 0) {
+    throw new ScenarioFormatError(file, "disk.size", `a ${diskKind} disk is a whole number of 4096-byte blocks, not ${diskSize} bytes`);
+  }
   const steps = f.array(root.steps, "steps");
   if (steps.length === 0) throw new ScenarioFormatError(file, "steps", "a scenario needs at least one step");
   const parsed = steps.map((step, i) => parseStep(f, step, `steps[${i}]`));
   parsed.forEach((step, i) => checkFits(file, step, `steps[${i}]`, guestSize, diskSize));
-  return { file, name, expected, buggy, guestSize, diskSize, diskAlign, steps: parsed };
+  return { file, name, expected, buggy, guestSize, diskSize, diskAlign, diskMemAlign, diskKind, diskSector, diskReflink, rules, steps: parsed };
 }
 
 /**
@@ -257,13 +292,14 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
     case "io":
     case "plan": {
       const isPlan = "plan" in step;
-      f.allow(step, path, [isPlan ? "plan" : "io", "seg", "gpns", "offset", "len", "at", "mode", "expect", ...(isPlan ? ["align"] : ["fua"])]);
+      f.allow(step, path, [isPlan ? "plan" : "io", "seg", "gpns", "offset", "len", "at", "mode", "rules", "expect", ...(isPlan ? ["align"] : ["fua"])]);
       const op = f.choice(isPlan ? step.plan : step.io, `${path}.${isPlan ? "plan" : "io"}`, ["read", "write"] as const);
       const common = {
         op,
         segments: f.segments(step, path),
         at: step.at === undefined ? 0 : f.size(step.at, `${path}.at`),
         mode: step.mode === undefined ? ("auto" as IoMode) : f.choice(step.mode, `${path}.mode`, IO_MODES),
+        rules: step.rules === undefined ? null : f.choice(step.rules, `${path}.rules`, RULE_SETS),
         expect: f.ioExpect(step.expect, `${path}.expect`),
       };
       if (isPlan) return { kind: "plan", ...common, align: step.align === undefined ? null : f.number(step.align, `${path}.align`) };
@@ -386,7 +422,7 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
       f.allow(step, path, ["probe", "expect"]);
       f.choice(step.probe, `${path}.probe`, ["disk", "disk-empirical"] as const);
       const expect = step.expect === undefined ? {} : f.object(step.expect, `${path}.expect`);
-      f.allow(expect, `${path}.expect`, ["source", "notSource", "directIo", "memAlign", "offsetAlign"]);
+      f.allow(expect, `${path}.expect`, ["source", "notSource", "directIo", "memAlign", "offsetAlign", "readOffsetAlign"]);
       return {
         kind: "probe",
         empirical: step.probe === "disk-empirical",
@@ -396,6 +432,7 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
           directIo: expect.directIo === undefined ? undefined : f.boolean(expect.directIo, `${path}.expect.directIo`),
           memAlign: expect.memAlign === undefined ? undefined : f.integer(expect.memAlign, `${path}.expect.memAlign`, 0),
           offsetAlign: expect.offsetAlign === undefined ? undefined : f.integer(expect.offsetAlign, `${path}.expect.offsetAlign`, 0),
+          readOffsetAlign: expect.readOffsetAlign === undefined ? undefined : f.integer(expect.readOffsetAlign, `${path}.expect.readOffsetAlign`, 0),
         },
       };
     }
@@ -486,12 +523,13 @@ class Fields {
   ioExpect(value: unknown, path: string): IoExpect {
     if (value === undefined) return {};
     const expect = this.object(value, path);
-    this.allow(expect, path, ["decision", "error", "bytes", "reason"]);
+    this.allow(expect, path, ["decision", "error", "bytes", "reason", "diskChanged"]);
     return {
       decision: expect.decision === undefined ? undefined : this.choice(expect.decision, `${path}.decision`, DECISIONS),
       error: expect.error === undefined ? undefined : this.string(expect.error, `${path}.error`),
       bytes: expect.bytes === undefined ? undefined : this.size(expect.bytes, `${path}.bytes`),
       reason: expect.reason === undefined ? undefined : this.string(expect.reason, `${path}.reason`),
+      diskChanged: expect.diskChanged === undefined ? undefined : this.boolean(expect.diskChanged, `${path}.diskChanged`),
     };
   }
 

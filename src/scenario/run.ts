@@ -7,7 +7,7 @@
  * found there carry a stamp, which address they were stamped with: misplaced data says where it
  * came from.
  */
-import { closeSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { readUserTextFile } from "../host/files";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +25,8 @@ import { patternBytes, stampAt } from "../base/patterns";
 import { plan, type Plan } from "../io/planner";
 import { OwnedRequestBuffers, RequestBuffers } from "../memory/request-buffers";
 import { formatGpnList } from "../base/value-parsers";
-import { guestBytes, readDiskBytes } from "../io/verify";
+import { diskFingerprint, firstChange, guestBytes, readDiskBytes } from "../io/verify";
+import { ScratchDisk, type DiskKind, type SectorSize } from "../host/scratch-disks";
 import {
   parseScenarioText,
   type BudgetStep,
@@ -62,6 +63,12 @@ export interface ScenarioResult {
 export interface RunScenarioOptions {
   /** Checked before every step; true stops the scenario there. */
   shouldStop?: () => boolean;
+  /**
+   * Run on this kind of disk instead of the scenario's own (`repro --disk-kind`). A real disk
+   * whose sectors are at least the scenario's simulated `disk.align` replaces the simulation:
+   * the kernel answers instead.
+   */
+  disk?: { kind: DiskKind; sector?: SectorSize };
 }
 
 /** Reads, parses and runs the scenario file at `path`. Format errors throw (exit 2). */
@@ -70,15 +77,17 @@ export async function runScenarioFile(path: string, options: RunScenarioOptions 
 }
 
 export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
+  const kind = options.disk?.kind ?? scenario.diskKind;
+  const sector = options.disk?.sector ?? (options.disk === undefined ? scenario.diskSector : 512);
+  const realSectors = kind !== "file" && kind !== "tmpfs" && options.disk !== undefined;
+  const diskAlign = realSectors && scenario.diskAlign !== null && sector >= scenario.diskAlign ? null : scenario.diskAlign;
   const dir = mkdtempSync(join(tmpdir(), "bounce-bench-repro-"));
   const guestPath = join(dir, "guest.img");
-  const diskPath = join(dir, "disk.bin");
   try {
+    // The disk starts sparse: it reads as zeros.
+    using disk = ScratchDisk.make({ kind, sector, size: scenario.diskSize, reflink: scenario.diskReflink });
     using memory = GuestMemory.create(guestPath, scenario.guestSize);
-    writeFileSync(diskPath, "");
-    truncateSync(diskPath, scenario.diskSize); // sparse: reads as zeros
-
-    const context: Context = { scenario, memory, guestPath, diskPath };
+    const context: Context = { scenario, memory, guestPath, diskPath: disk.path, diskAlign, diskMemAlign: scenario.diskMemAlign };
     const steps: StepResult[] = [];
     let interrupted = false;
     for (const [index, step] of scenario.steps.entries()) {
@@ -100,6 +109,14 @@ interface Context {
   memory: GuestMemory;
   guestPath: string;
   diskPath: string;
+  /** The simulated disk's block (`disk.align`), unless a real disk of those sectors stands in. */
+  diskAlign: number | null;
+  diskMemAlign: number | null;
+}
+
+/** The alignment overrides of the scenario's simulated disk, for `Disk.open`. */
+function overrides(context: Context): { alignOverride?: number; memAlignOverride?: number } {
+  return { alignOverride: context.diskAlign ?? undefined, memAlignOverride: context.diskMemAlign ?? undefined };
 }
 
 async function runStep(context: Context, step: Step, index: number): Promise<StepResult> {
@@ -152,7 +169,10 @@ async function runStep(context: Context, step: Step, index: number): Promise<Ste
         if (e.directIo !== undefined && alignment.directIo !== e.directIo) problems.push(`directIo ${alignment.directIo}, expected ${e.directIo}`);
         if (e.memAlign !== undefined && alignment.memAlign !== e.memAlign) problems.push(`memAlign ${alignment.memAlign}, expected ${e.memAlign}`);
         if (e.offsetAlign !== undefined && alignment.offsetAlign !== e.offsetAlign) problems.push(`offsetAlign ${alignment.offsetAlign}, expected ${e.offsetAlign}`);
-        const found = `memory ${alignment.memAlign}, offset ${alignment.offsetAlign} (${alignment.source})`;
+        if (e.readOffsetAlign !== undefined && alignment.readOffsetAlign !== e.readOffsetAlign) {
+          problems.push(`readOffsetAlign ${alignment.readOffsetAlign}, expected ${e.readOffsetAlign}`);
+        }
+        const found = `memory ${alignment.memAlign}, offset ${alignment.offsetAlign}, read offset ${alignment.readOffsetAlign} (${alignment.source})`;
         return result("probe", problems.length === 0, problems.length === 0 ? found : `${found}: ${problems.join("; ")}`);
       }
     }
@@ -196,21 +216,36 @@ async function ioOrPlan(context: Context, step: Extract<Step, { kind: "io" | "pl
   const name = `${step.kind} ${step.op}`;
   const segments = step.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns));
   let decided: Plan | null = null;
+  let watched: { start: number; len: number; before: ReturnType<typeof diskFingerprint> } | null = null;
   try {
+    const rules = step.rules ?? context.scenario.rules;
     if (step.kind === "plan") {
-      const align = step.align ?? context.scenario.diskAlign;
-      const alignment = align === null ? discoverAlignment(context.diskPath) : overrideAlignment(discoverAlignment(context.diskPath), align);
-      decided = plan({ op: step.op, mode: step.mode, at: step.at, segments, alignment });
+      // A plan step's own `align` plans for a disk of that block size, whatever the disk under
+      // the scenario is (no IO is done, so it need not be stricter than the real one).
+      const discovered = discoverAlignment(context.diskPath);
+      const memAlign = context.diskMemAlign ?? undefined;
+      const alignment =
+        step.align !== null
+          ? overrideAlignment(null, step.align, memAlign)
+          : context.diskAlign === null && memAlign === undefined
+            ? discovered
+            : overrideAlignment(discovered, context.diskAlign ?? undefined, memAlign);
+      decided = plan({ op: step.op, mode: step.mode, at: step.at, segments, alignment, rules });
       return judge(name, decided, null, step.expect, result);
     }
-    const alignOverride = context.scenario.diskAlign ?? undefined;
-    using disk = Disk.open(context.diskPath, { write: step.op === "write", direct: step.mode !== "buffered", alignOverride });
-    decided = plan({ op: step.op, mode: step.mode, at: step.at, segments, alignment: disk.alignment });
+    using disk = Disk.open(context.diskPath, { write: step.op === "write", direct: step.mode !== "buffered", ...overrides(context) });
+    decided = plan({ op: step.op, mode: step.mode, at: step.at, segments, alignment: disk.alignment, rules });
+    // Whether a refused forced direct write changed the disk first: compared before and after.
+    if (step.mode === "direct" && step.op === "write") watched = { start: decided.diskStart, len: decided.diskEnd - decided.diskStart, before: diskFingerprint(context.diskPath, decided.diskStart, decided.diskEnd - decided.diskStart) };
     const done = await executePlan(decided, context.memory, disk, { fua: step.fua });
     context.memory.sync();
     return judge(name, decided, done.bytes, step.expect, result);
   } catch (error) {
-    return errorResult(name, error, step.expect.error, result, decided?.decision ?? null);
+    const changed = watched === null ? null : firstChange(context.diskPath, watched.start, watched.len, watched.before) !== null;
+    const outcome = errorResult(name, error, step.expect.error, result, decided?.decision ?? null);
+    if (changed === null) return outcome;
+    const problem = step.expect.diskChanged !== undefined && step.expect.diskChanged !== changed ? `the disk ${changed ? "changed" : "did not change"} before the refusal, expected the opposite; ` : "";
+    return { ...outcome, passed: outcome.passed && problem === "", detail: `${problem}${outcome.detail}; the disk ${changed ? "DID change" : "did not change"} before the refusal` };
   }
 }
 
@@ -282,15 +317,14 @@ function stampNote(actual: Uint8Array, at: number, address: number, scenario: Sc
 
 async function concurrent(context: Context, step: ConcurrentStep, result: Result): Promise<StepResult> {
   const name = `concurrent ${step.ios.length} IOs${step.locks ? "" : " (no range locks)"}`;
-  const alignOverride = context.scenario.diskAlign ?? undefined;
   const before = readDiskBytes(context.diskPath, 0, context.scenario.diskSize);
-  using disk = Disk.open(context.diskPath, { write: true, direct: true, alignOverride });
+  using disk = Disk.open(context.diskPath, { write: true, direct: true, ...overrides(context) });
   using queue = new IoQueue(step.qd);
   const locks = step.locks ? new RangeLocks() : undefined;
   const completed: number[] = [];
   const work = step.ios.map((io, i) => {
     const segments = io.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns));
-    const decided = plan({ op: io.op, mode: io.mode, at: io.at, segments, alignment: disk.alignment });
+    const decided = plan({ op: io.op, mode: io.mode, at: io.at, segments, alignment: disk.alignment, rules: context.scenario.rules });
     return executePlan(decided, context.memory, disk, { queue, locks }).then(() => {
       completed.push(i);
       return decided;
