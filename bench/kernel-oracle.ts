@@ -1,0 +1,315 @@
+/**
+ * The kernel as judge of the planner: random IOs are planned under each rule set, and the same
+ * iovecs are handed to the kernel in forced `direct` mode on a real disk. Each plan is then one
+ * cell of a confusion matrix, planner decision x kernel verdict:
+ *
+ *                      kernel takes it        kernel refuses (EINVAL)
+ *   planner: direct    sound                  UNSOUND (must never happen)
+ *   planner: copies    needless copy          needed copy
+ *
+ * with the guest bytes each rule set copies needlessly. Two more verdicts are kept per IO: the
+ * kernel's documented rule (statx(2); what `--rules kernel` follows) and the simulated disk's
+ * model of the running kernel (`simulatedDiskProblem`, what `--align` answers), each compared
+ * with the kernel. Every IO the kernel took is verified byte for byte.
+ *
+ *   npm run oracle                                  2000 IOs on every disk kind this machine can make
+ *   npm run oracle -- --ios 500 --seed 7 --kinds file,loop:4096
+ *
+ * `test/kernel-oracle.test.ts` runs a smaller sweep and requires zero unsound decisions.
+ */
+import { parseArgs } from "node:util";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { blockSize, iovecProblem, RULE_SETS, simulatedDiskProblem, type RuleSet } from "../src/base/alignment-rules";
+import type { DiskKind, SectorSize } from "../src/base/disk-kinds";
+import { RUNNING_KERNEL_CHECKS } from "../src/disk/alignment";
+import { Disk } from "../src/disk/disk";
+import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
+import { executePlan } from "../src/io/executor";
+import { plan, type IoOp, type Plan } from "../src/io/planner";
+import { compareDiskWithGuest, guestBytes, readDiskBytes } from "../src/io/verify";
+import { GuestMemory } from "../src/memory/guest-memory";
+import { PagedRange } from "../src/memory/paged-range";
+import { OsError, EINVAL } from "../src/native";
+
+const PAGE = 4096;
+const GUEST_PAGES = 64;
+const DISK_BYTES = 16 * 2 ** 20;
+
+export interface DiskUnderTest {
+  kind: DiskKind;
+  sector?: SectorSize;
+}
+
+/** One cell count per rule set, and the IOs where each verdict disagrees with the kernel. */
+export interface OracleReport {
+  disk: string;
+  /** The disk's alignment as discovered (`memory M, offset O, read offset R (source)`). */
+  alignment: string;
+  ios: number;
+  kernelTook: number;
+  rules: Record<
+    RuleSet,
+    { sound: number; unsound: number; needlessCopy: number; neededCopy: number; needlessBytes: number; copiedBytes: number; copiedWhereDocumentedTakes: number }
+  >;
+  /** IOs the documented rule refuses that the kernel took (beyond the documentation), and the reverse. */
+  documented: { stricterThanKernel: number; looserThanKernel: number };
+  /** IOs where the simulated disk's model of this kernel disagrees with it. */
+  model: { refusedButKernelTook: number; tookButKernelRefused: number };
+  /** A few IOs behind the nonzero counts above, for a reader to replay (`bounce-bench io --mode direct ...`). */
+  examples: string[];
+}
+
+/** xorshift32: the same IOs for the same seed. */
+function generator(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 0x9e3779b9;
+  return (n: number) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return Math.floor(((x >>> 0) / 2 ** 32) * n);
+  };
+}
+
+/**
+ * A random IO: 1 to 4 segments over random pages, consecutive or not, sometimes touching the
+ * segment before in guest memory; offsets and lengths aligned or not, at an aligned disk offset
+ * more often than not. No guest byte is in two segments (a read into both would lose one).
+ */
+function randomIo(below: (n: number) => number, block: number): { op: IoOp; at: number; segments: PagedRange[] } {
+  const offsets = [0, 0, 0, 8, 100, 512, 1024, 2048, 3584];
+  const used = new Set<number>();
+  const freePage = (): number | null => {
+    for (let tries = 0; tries < 16; tries++) {
+      const gpn = below(GUEST_PAGES);
+      if (!used.has(gpn)) return gpn;
+    }
+    return null;
+  };
+  const segments: PagedRange[] = [];
+  let previousEnd = -1;
+  const count = 1 + below(4);
+  for (let i = 0; i < count; i++) {
+    const touch = previousEnd >= 0 && previousEnd % PAGE !== 0 && below(3) === 0;
+    const firstPage = touch ? Math.floor(previousEnd / PAGE) : freePage();
+    if (firstPage === null) break;
+    const offset = touch ? previousEnd % PAGE : offsets[below(offsets.length)]!;
+    const lenKind = below(4);
+    const len = lenKind === 0 ? 1 + below(3 * PAGE) : lenKind === 1 ? 512 * (1 + below(12)) : lenKind === 2 ? PAGE * (1 + below(3)) - offset : block * (1 + below(2));
+    if (len <= 0) continue;
+    const pages = Math.ceil((offset + len) / PAGE);
+    const consecutive = below(2) === 0;
+    const gpns = [firstPage];
+    for (let p = 1; p < pages; p++) {
+      const next = consecutive ? gpns[p - 1]! + 1 : freePage();
+      if (next === null || next >= GUEST_PAGES || used.has(next) || gpns.includes(next)) break;
+      gpns.push(next);
+    }
+    if (gpns.length < pages) continue;
+    for (const gpn of gpns) used.add(gpn);
+    segments.push(new PagedRange(offset, len, gpns));
+    previousEnd = gpns[pages - 1]! * PAGE + ((offset + len - 1) % PAGE) + 1;
+  }
+  if (segments.length === 0) segments.push(new PagedRange(0, PAGE, [1]));
+  const atKind = below(4);
+  const at = atKind === 0 ? below(DISK_BYTES / 2) : atKind === 1 ? 512 * below(DISK_BYTES / 1024) : block * below(DISK_BYTES / (2 * block));
+  return { op: below(2) === 0 ? "read" : "write", at, segments };
+}
+
+function copies(decided: Plan): boolean {
+  return decided.copiedBytes > 0 || decided.decision === "bounce" || decided.decision === "rmw";
+}
+
+/** Runs `ios` random IOs against a scratch disk of `under`'s kind and returns the matrix. */
+export async function runOracle(under: DiskUnderTest, ios: number, seed: number): Promise<OracleReport> {
+  const below = generator(seed);
+  const name = under.kind === "file" || under.kind === "tmpfs" ? under.kind : `${under.kind} (${under.sector ?? 512}-byte sectors)`;
+  using scratch = ScratchDisk.make({ kind: under.kind, sector: under.sector, size: DISK_BYTES });
+  const dir = mkdtempSync(join(tmpdir(), "bounce-bench-oracle-"));
+  try {
+    // Data everywhere: reading a hole involves no device IO, so it would accept anything.
+    const fill = generator(seed ^ 0x5bd1e995);
+    {
+      const { writeSync, openSync, closeSync, fsyncSync } = await import("node:fs");
+      const fd = openSync(scratch.path, "r+");
+      const chunk = new Uint8Array(1 << 20);
+      for (let at = 0; at < DISK_BYTES; at += chunk.length) {
+        for (let i = 0; i < chunk.length; i += 64) chunk[i] = fill(256);
+        writeSync(fd, chunk, 0, chunk.length, at);
+      }
+      fsyncSync(fd);
+      closeSync(fd);
+    }
+    using memory = GuestMemory.create(join(dir, "guest.img"), GUEST_PAGES * PAGE);
+    for (let gpn = 0; gpn < GUEST_PAGES; gpn++) memory.write(gpn * PAGE, new Uint8Array(PAGE).fill(gpn + 1));
+    using disk = Disk.open(scratch.path, { write: true, direct: true });
+    const alignment = disk.alignment;
+    // The generator's "aligned" lengths and offsets: the larger direction's block, at least a sector.
+    const block = Math.max(alignment.offsetAlign, alignment.readOffsetAlign, 512);
+    const empty = () => ({ sound: 0, unsound: 0, needlessCopy: 0, neededCopy: 0, needlessBytes: 0, copiedBytes: 0, copiedWhereDocumentedTakes: 0 });
+    const report: OracleReport = {
+      disk: name,
+      alignment: `memory ${alignment.memAlign}, offset ${alignment.offsetAlign}, read offset ${alignment.readOffsetAlign} (${alignment.source})`,
+      ios: 0,
+      kernelTook: 0,
+      rules: { kernel: empty(), seed: empty() },
+      documented: { stricterThanKernel: 0, looserThanKernel: 0 },
+      model: { refusedButKernelTook: 0, tookButKernelRefused: 0 },
+      examples: [],
+    };
+    const example = (why: string, io: { op: IoOp; at: number; segments: PagedRange[] }) => {
+      if (report.examples.length >= 8) return;
+      const segs = io.segments.map((s) => `--seg ${s.gpns().join(",")}@${s.offset}+${s.len}`).join(" ");
+      report.examples.push(`${why}: --op ${io.op} --at ${io.at} ${segs}`);
+    };
+    for (let n = 0; n < ios; n++) {
+      const io = randomIo(below, block);
+      const len = io.segments.reduce((sum, s) => sum + s.len, 0);
+      if (io.at + len + block > DISK_BYTES) continue;
+      const direct = plan({ op: io.op, mode: "direct", at: io.at, segments: io.segments, alignment });
+      if (direct.calls.length !== 1) continue; // more than IOV_MAX iovecs: the kernel's EINVAL would say nothing about alignment
+      const before = io.op === "read" ? guestBytes(memory, io.segments) : null;
+      let took: boolean;
+      try {
+        await executePlan(direct, memory, disk);
+        took = true;
+      } catch (error) {
+        if (!(error instanceof OsError && error.errno === EINVAL)) throw error;
+        took = false;
+      }
+      report.ios++;
+      if (took) {
+        report.kernelTook++;
+        // What the kernel took, it moved: every byte where it belongs.
+        const mismatch = io.op === "write" ? compareDiskWithGuest(scratch.path, io.at, memory, io.segments) : compareGuestWithDisk(memory, io, scratch.path);
+        if (mismatch !== null) throw new Error(`${name}: the kernel took a direct ${io.op} and the bytes differ: ${mismatch}`);
+      } else if (before !== null) {
+        restoreGuest(memory, io.segments, before);
+      }
+      const opBlock = blockSize(alignment, io.op);
+      const diskAligned = io.at % opBlock === 0 && len % opBlock === 0;
+      const documentedTakes = diskAligned && direct.guestIovecs.every((iovec) => iovecProblem(iovec.gpa, iovec.len, alignment, io.op) === null);
+      for (const rules of RULE_SETS) {
+        const decided = plan({ op: io.op, mode: "auto", at: io.at, segments: io.segments, alignment, rules });
+        const cell = report.rules[rules];
+        cell.copiedBytes += decided.copiedBytes;
+        if (!copies(decided)) {
+          if (took) cell.sound++;
+          else {
+            cell.unsound++;
+            example(`UNSOUND under ${rules}`, io);
+          }
+        } else if (took) {
+          if (documentedTakes) cell.copiedWhereDocumentedTakes++;
+          cell.needlessCopy++;
+          cell.needlessBytes += decided.copiedBytes;
+        } else {
+          cell.neededCopy++;
+        }
+      }
+      if (!documentedTakes && took) report.documented.stricterThanKernel++;
+      if (documentedTakes && !took) {
+        report.documented.looserThanKernel++;
+        example("documented rule takes it, kernel refused", io);
+      }
+      const hostIovecs = direct.guestIovecs.map((iovec) => ({ base: memory.hostAddressOfRange(iovec.gpa, iovec.len, "oracle"), len: iovec.len }));
+      const view = { count: hostIovecs.length, base: (i: number) => hostIovecs[i]!.base, length: (i: number) => hostIovecs[i]!.len };
+      const modelTakes = simulatedDiskProblem(io.at, len, view, 0, alignment, io.op, RUNNING_KERNEL_CHECKS) === null;
+      if (!modelTakes && took) {
+        report.model.refusedButKernelTook++;
+        example("model refuses, kernel took", io);
+      }
+      if (modelTakes && !took) {
+        report.model.tookButKernelRefused++;
+        example("model takes, kernel refused", io);
+      }
+    }
+    return report;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function compareGuestWithDisk(memory: GuestMemory, io: { at: number; segments: PagedRange[] }, path: string): string | null {
+  const guest = guestBytes(memory, io.segments);
+  const disk = readDiskBytes(path, io.at, guest.length);
+  const i = guest.findIndex((byte, k) => byte !== disk[k]);
+  return i < 0 ? null : `guest byte ${i} of the IO is ${guest[i]}, disk ${disk[i]}`;
+}
+
+/** Puts back guest bytes a refused read may have half-written (the refused IO's earlier requests land). */
+function restoreGuest(memory: GuestMemory, segments: PagedRange[], bytes: Uint8Array): void {
+  let at = 0;
+  for (const segment of segments) {
+    segment.forEachRun(0, segment.len, (gpn, offset, len) => {
+      memory.write(gpn * PAGE + offset, bytes.subarray(at, at + len));
+      at += len;
+    });
+  }
+}
+
+/** Every disk kind this machine can make, with the reason for each it cannot. */
+export function availableDisks(): { disks: DiskUnderTest[]; skipped: string[] } {
+  const wanted: DiskUnderTest[] = [
+    { kind: "file" },
+    { kind: "loop", sector: 512 },
+    { kind: "loop", sector: 4096 },
+    { kind: "ext4", sector: 4096 },
+    { kind: "xfs", sector: 512 },
+    { kind: "btrfs", sector: 4096 },
+    { kind: "tmpfs" },
+  ];
+  const disks: DiskUnderTest[] = [];
+  const skipped: string[] = [];
+  for (const disk of wanted) {
+    const why = scratchDiskUnavailable(disk.kind);
+    if (why === null) disks.push(disk);
+    else skipped.push(`${disk.kind}${disk.sector === undefined ? "" : `:${disk.sector}`}: ${why}`);
+  }
+  return { disks, skipped };
+}
+
+export function formatReport(report: OracleReport): string {
+  const lines = [`${report.disk}: ${report.ios} IOs, the kernel took ${report.kernelTook} in direct mode; alignment ${report.alignment}`];
+  for (const rules of RULE_SETS) {
+    const c = report.rules[rules];
+    lines.push(
+      `  --rules ${rules.padEnd(6)}  direct+took ${String(c.sound).padStart(5)}  direct+REFUSED ${String(c.unsound).padStart(3)}  copy+took ${String(c.needlessCopy).padStart(5)}  copy+refused ${String(c.neededCopy).padStart(5)}  needless copy ${c.needlessBytes} of ${c.copiedBytes} bytes copied`,
+    );
+  }
+  lines.push(`  --rules kernel copied ${report.rules.kernel.copiedWhereDocumentedTakes} IOs the documented rule takes directly`);
+  lines.push(`  documented rule: refuses ${report.documented.stricterThanKernel} the kernel took, takes ${report.documented.looserThanKernel} it refused`);
+  lines.push(`  simulated disk (${RUNNING_KERNEL_CHECKS} checks): refuses ${report.model.refusedButKernelTook} the kernel took, takes ${report.model.tookButKernelRefused} it refused`);
+  for (const line of report.examples) lines.push(`    ${line}`);
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: { ios: { type: "string", default: "2000" }, seed: { type: "string", default: "1" }, kinds: { type: "string" }, json: { type: "boolean", default: false } },
+  });
+  const ios = Number(values.ios);
+  const seed = Number(values.seed);
+  if (!(Number.isSafeInteger(ios) && ios > 0 && Number.isSafeInteger(seed))) {
+    console.error("oracle: --ios must be a positive whole number and --seed a whole number");
+    process.exit(2);
+  }
+  const { disks: available, skipped } = availableDisks();
+  const disks =
+    values.kinds === undefined
+      ? available
+      : values.kinds.split(",").map((item) => {
+          const [kind, sector] = item.split(":");
+          return { kind: kind as DiskKind, sector: sector === undefined ? undefined : (Number(sector) as SectorSize) };
+        });
+  for (const line of skipped) if (values.kinds === undefined) console.error(`oracle: skipped ${line}`);
+  const reports: OracleReport[] = [];
+  for (const disk of disks) {
+    const report = await runOracle(disk, ios, seed);
+    reports.push(report);
+    if (!values.json) console.log(formatReport(report));
+  }
+  if (values.json) console.log(JSON.stringify({ seed, kernelChecks: RUNNING_KERNEL_CHECKS, reports }));
+  process.exit(reports.some((r) => r.rules.kernel.unsound > 0) ? 1 : 0);
+}
