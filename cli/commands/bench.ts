@@ -16,6 +16,7 @@ import { parseSegment, parseSize } from "../../src/base/value-parsers";
 import { describeAlignment, table } from "../format";
 import type { Context } from "../main";
 import type { RuleSet } from "../../src/base/alignment-rules";
+import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../../src/base/disk-kinds";
 import { sharedOptions } from "../options";
 import { SignalGuard } from "../signals";
 import { VERSION } from "../version";
@@ -37,6 +38,8 @@ interface BenchFlags {
   align?: number;
   memAlign?: number;
   rules: RuleSet;
+  diskKind: DiskKind;
+  sector?: string;
   fua?: boolean;
   force?: boolean;
   hugePages: boolean;
@@ -56,6 +59,16 @@ export function registerBench(program: Command, context: Context): void {
     .option("--guest <path>", "guest image to use (created if missing; an existing one needs --force for read workloads)")
     .option("--disk <path>", "disk file or device to use (created and filled if missing; an existing one needs --force for write workloads)")
     .option("--size <n>", "size of a disk file bounce-bench creates", formatBytes(DEFAULT_BENCH.size))
+    .addOption(
+      new Option(
+        "--disk-kind <kind>",
+        "the scratch disk to make when no --disk is given: file (in the temporary directory); loop (a real block device over a scratch file); " +
+          "ext4, xfs, btrfs (that filesystem on a loop device); tmpfs. All but file need root; everything made is torn down afterwards",
+      )
+        .choices(DISK_KINDS as string[])
+        .default("file"),
+    )
+    .option("--sector <bytes>", "logical sector size of the loop device under loop, ext4, xfs and btrfs disks: 512 or 4096 (a 4Kn disk)")
     .option("--op <list>", `workloads: ${BENCH_OPS.join(", ")}`, DEFAULT_BENCH.ops.join(","))
     .option("--bs <list>", "block sizes (multiples of 512)", DEFAULT_BENCH.bs.map(formatBytes).join(","))
     .option("--mem-offset <list>", "offsets of the guest buffers within their first page (0 .. 4095)", DEFAULT_BENCH.memOffsets.join(","))
@@ -164,12 +177,22 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     ios: flags.ios === undefined ? null : count("--ios", flags.ios),
     alignOverride: flags.align,
     memAlignOverride: flags.memAlign,
+    diskKind: flags.diskKind,
+    sector: parseSector(flags.sector, flags.diskKind),
     rules: flags.rules,
     fua: flags.fua ?? false,
     force: flags.force ?? false,
     hugePages: flags.hugePages,
     shape: flags.seg?.map((text, i) => parseSegment(text, flags.seg!.length > 1 ? `--seg #${i + 1}` : "--seg")),
   };
+}
+
+function parseSector(text: string | undefined, kind: DiskKind): SectorSize | undefined {
+  if (text === undefined) return undefined;
+  const sector = parseSize(text, "--sector");
+  if (!SECTOR_SIZES.includes(sector as SectorSize)) throw new InvalidInputError(`--sector ${text} is not one of ${SECTOR_SIZES.join(", ")}`);
+  if (kind === "file" || kind === "tmpfs") throw new InvalidInputError(`--sector applies to --disk-kind loop, ext4, xfs or btrfs, not ${kind}`);
+  return sector as SectorSize;
 }
 
 function emitFio(path: string, options: BenchOptions, force: boolean): void {

@@ -24,6 +24,9 @@ import { statx } from "../native";
 import type { IoMode } from "../io/planner";
 import { alignmentJson, type AlignmentJson } from "../io/json-documents";
 import type { RuleSet } from "../base/alignment-rules";
+import type { DiskKind, SectorSize } from "../base/disk-kinds";
+import { scratchDiskUnavailable } from "../host/scratch-disks";
+import { BounceBenchError } from "../base/errors";
 import { LatencyHistogram } from "./histogram";
 import { errorJson, shapePages, type BenchOp, type JobResult, type JobSpec } from "./job";
 import { BenchWorkspace } from "./workspace";
@@ -49,6 +52,9 @@ export interface BenchOptions {
   ios: number | null;
   alignOverride?: number;
   memAlignOverride?: number;
+  /** The kind of scratch disk to make when no disk is named (`--disk-kind`), and its sector size (`--sector`). */
+  diskKind?: DiskKind;
+  sector?: SectorSize;
   /** The rule set plans are decided by (`kernel` by default). */
   rules?: RuleSet;
   fua?: boolean;
@@ -75,6 +81,9 @@ export interface HostInfo {
   filesystem: string | null;
   disk: string;
   diskSize: number;
+  /** The kind of scratch disk made (`--disk-kind`) and its sector size; null for a disk the user named. */
+  diskKind: DiskKind | null;
+  sector: SectorSize | null;
   /** The disk's alignment as the kernel reports it, and the one planned against (override). */
   alignment: AlignmentJson;
   planAlignment: AlignmentJson;
@@ -184,6 +193,8 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     onScratch: options.onScratch,
     alignOverride: options.alignOverride,
     memAlignOverride: options.memAlignOverride,
+    diskKind: options.diskKind,
+    sector: options.sector,
     needsDirectIo: options.modes.some((mode) => mode !== "buffered"),
   });
   options.onWorkspace?.(workspace);
@@ -286,6 +297,12 @@ export function validateBenchOptions(options: BenchOptions): void {
 }
 
 function validate(options: BenchOptions): void {
+  const kind = options.diskKind ?? "file";
+  if (kind !== "file") {
+    if (options.diskPath !== undefined) throw new InvalidInputError(`--disk-kind ${kind} makes a scratch disk; it cannot be combined with --disk`);
+    const unavailable = scratchDiskUnavailable(kind);
+    if (unavailable !== null) throw new BounceBenchError("DISK_KIND_UNAVAILABLE", `--disk-kind ${kind}: ${unavailable}`);
+  }
   const lists: [string, unknown[]][] = [["--op", options.ops], ["--bs", options.bs], ["--mem-offset", options.memOffsets], ["--mode", options.modes]];
   for (const [flag, list] of lists) if (list.length === 0) throw new InvalidInputError(`${flag}: the list is empty`);
   for (const bs of options.shape === undefined ? options.bs : []) {
@@ -427,7 +444,9 @@ function describeHost(workspace: BenchWorkspace, disk: Disk): HostInfo {
     cpu: cpu[0]?.model.trim() ?? "unknown",
     cpus: cpu.length,
     filesystem: disk.fsType ?? null,
-    disk: workspace.scratchDir === null ? workspace.diskPath : "(scratch file)",
+    disk: workspace.scratch === null ? workspace.diskPath : workspace.scratch.kind === "file" ? "(scratch file)" : `(scratch ${workspace.scratch.kind}${workspace.scratch.sector === null ? "" : `, ${workspace.scratch.sector}-byte sectors`})`,
+    diskKind: workspace.scratch?.kind ?? null,
+    sector: workspace.scratch?.sector ?? null,
     diskSize: workspace.diskSize,
     alignment: alignmentJson(disk.discovered),
     planAlignment: alignmentJson(disk.alignment),

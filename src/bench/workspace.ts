@@ -1,8 +1,10 @@
 /**
  * The files a benchmark works on, and the promise that it touches nothing else.
  *
- * Without `--disk`, the disk lives in a fresh scratch directory under the system temporary
- * directory, removed by `cleanup()` (which the command line also calls on Ctrl-C). Without
+ * Without `--disk`, the disk is a scratch disk of `--disk-kind` (`host/scratch-disks`: a file by
+ * default; a loop device, a filesystem on one, or a tmpfs) in a fresh scratch directory under
+ * the system temporary directory, torn down by `cleanup()` (which the command line also calls on
+ * Ctrl-C): unmounted, detached, removed. Without
  * `--guest`, guest memory is a memfd, as VMMs back guest RAM: shmem pages that direct reads can
  * dirty without sending the guest image back to disk through writeback (a guest image on the
  * disk under test would compete with the IO being measured). Workers reach it as
@@ -13,12 +15,13 @@
  * A disk the benchmark creates is filled with data, not left sparse: reading a hole involves no
  * device IO and would measure nothing.
  */
-import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { closeSync, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
+import { resolve } from "node:path";
 import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { createSparseFile, statusOrNull } from "../host/files";
+import { ScratchDisk } from "../host/scratch-disks";
+import type { DiskKind, SectorSize } from "../base/disk-kinds";
 import { Disk } from "../disk/disk";
 import { closeFd, createMemfd, fileIdentity, truncateFd } from "../native";
 
@@ -41,6 +44,9 @@ export interface WorkspaceOptions {
   alignOverride?: number;
   /** `--mem-align`, likewise. */
   memAlignOverride?: number;
+  /** The kind of scratch disk to make when no `diskPath` is given (`file` by default), and its sector size. */
+  diskKind?: DiskKind;
+  sector?: SectorSize;
   /** Some case needs O_DIRECT: a filesystem without direct IO is refused before anything is filled. */
   needsDirectIo: boolean;
 }
@@ -52,8 +58,8 @@ export class BenchWorkspace {
     readonly guestPath: string,
     readonly diskPath: string,
     readonly diskSize: number,
-    /** The scratch directory, removed by `cleanup`; null when the user named the disk. */
-    readonly scratchDir: string | null,
+    /** The scratch disk, torn down by `cleanup`; null when the user named the disk. */
+    readonly scratch: ScratchDisk | null,
     /** The memfd behind guest memory when the user named no guest image (closed by `cleanup`). */
     readonly guestMemfd: number | null,
     /** The disk, opened once, before it was filled (closed by `cleanup`). */
@@ -93,19 +99,30 @@ export class BenchWorkspace {
       }
     }
     const guestBytes = Math.ceil(options.guestBytes / PAGE_SIZE) * PAGE_SIZE;
-    const scratchDir = needsScratch ? mkdtempSync(join(tmpdir(), "bounce-bench-")) : null;
-    if (scratchDir !== null) options.onScratch?.(() => rmSync(scratchDir, { recursive: true, force: true }));
+    if (!needsScratch && options.diskKind !== undefined && options.diskKind !== "file") {
+      throw new InvalidInputError(`--disk-kind ${options.diskKind} makes a scratch disk; it cannot be combined with --disk`);
+    }
+    const scratch = needsScratch ? ScratchDisk.make({ kind: options.diskKind ?? "file", sector: options.sector, size: options.diskSize }) : null;
+    if (scratch !== null) options.onScratch?.(() => scratch.remove());
     let memfd: number | null = null;
     let opened: Disk | null = null;
     try {
-      const diskPath = options.diskPath ?? join(scratchDir!, "disk.bin");
-      if (disk === null) closeFd(createSparseFile(diskPath, options.diskSize, {}, "--disk"));
+      const diskPath = options.diskPath ?? scratch!.path;
+      if (disk === null && scratch === null) closeFd(createSparseFile(diskPath, options.diskSize, {}, "--disk"));
       // Opened once, here, before the fill: a disk the cases cannot use is refused before the
       // seconds of filling (an --align below its own, a filesystem without direct IO).
       opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride, memAlignOverride: options.memAlignOverride });
       if (options.needsDirectIo) opened.setDirect(true);
       if (disk === null && !(await fillDisk(diskPath, options.diskSize, options.stop))) {
+        if (scratch === null) rmSync(diskPath, { force: true }); // the user's new file, half filled
         throw new BounceBenchError("INTERRUPTED", `interrupted while filling the disk ${diskPath}`);
+      }
+      // A disk the kernel says nothing about (no STATX_DIOALIGN: tmpfs, btrfs) was probed while it
+      // was all holes, which cannot tell; now that it holds data, ask again.
+      if (disk === null && opened.discovered.source === "probe" && opened.discovered.note !== undefined) {
+        opened.close();
+        opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride, memAlignOverride: options.memAlignOverride });
+        if (options.needsDirectIo) opened.setDirect(true);
       }
       let guestPath: string;
       if (options.guestPath === undefined) {
@@ -117,24 +134,24 @@ export class BenchWorkspace {
         if (guest === null) closeFd(createSparseFile(guestPath, guestBytes, {}, "--guest"));
       }
       const diskSize = disk === null ? options.diskSize : disk.size;
-      return new BenchWorkspace(guestPath, diskPath, diskSize, scratchDir, memfd, opened);
+      return new BenchWorkspace(guestPath, diskPath, diskSize, scratch, memfd, opened);
     } catch (error) {
       opened?.close();
       if (memfd !== null) closeFd(memfd);
-      if (scratchDir !== null) rmSync(scratchDir, { recursive: true, force: true });
+      scratch?.remove();
       throw error;
     }
   }
 
   #cleaned = false;
 
-  /** Removes the scratch directory (only it) and frees the guest memfd. Idempotent. */
+  /** Tears down the scratch disk (only it) and frees the guest memfd. Idempotent. */
   cleanup(): void {
     if (this.#cleaned) return;
     this.#cleaned = true;
     this.disk.close();
     if (this.guestMemfd !== null) closeFd(this.guestMemfd);
-    if (this.scratchDir !== null) rmSync(this.scratchDir, { recursive: true, force: true });
+    this.scratch?.remove();
   }
 }
 
@@ -148,10 +165,12 @@ const FILL_CHUNKS_PER_YIELD = 16;
  */
 export async function createFilledDisk(path: string, size: number, stop?: Int32Array): Promise<boolean> {
   closeFd(createSparseFile(path, size, {}, "--disk"));
-  return fillDisk(path, size, stop);
+  const filled = await fillDisk(path, size, stop);
+  if (!filled) rmSync(path, { force: true });
+  return filled;
 }
 
-/** Fills the existing file at `path` as `createFilledDisk` does. */
+/** Fills the existing file or scratch device at `path` as `createFilledDisk` does; false (and left as it is) when stopped. */
 async function fillDisk(path: string, size: number, stop?: Int32Array): Promise<boolean> {
   const chunk = new Uint8Array(FILL_CHUNK);
   const words = new Uint32Array(chunk.buffer);
@@ -163,7 +182,6 @@ async function fillDisk(path: string, size: number, stop?: Int32Array): Promise<
         await new Promise((resolve) => setImmediate(resolve));
         if (Atomics.load(stop, 0) !== 0) {
           closeSync(fd);
-          rmSync(path, { force: true });
           return false;
         }
       }
@@ -178,6 +196,10 @@ async function fillDisk(path: string, size: number, stop?: Int32Array): Promise<
       while (done < len) done += writeSync(fd, chunk, done, len - done, at + done);
     }
     fsyncSync(fd);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code !== "string" || !code.startsWith("E")) throw error;
+    throw new BounceBenchError(code as `E${string}`, `filling the disk ${path} (${size} bytes): ${code} (${(error as Error).message.split(",")[0]})`, { kind: "io", cause: error });
   } finally {
     try {
       closeSync(fd);

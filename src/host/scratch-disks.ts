@@ -38,7 +38,7 @@ export { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize };
 const PREFIX = "bounce-bench-disk-";
 
 /** Smallest backing file each filesystem's mkfs accepts (xfsprogs 5.19+: 300 MiB), with room. */
-const FILESYSTEM_MINIMUM: Record<string, number> = { ext4: 64 * 2 ** 20, xfs: 320 * 2 ** 20, btrfs: 128 * 2 ** 20 };
+const FILESYSTEM_MINIMUM: Record<string, number> = { ext4: 64 * 2 ** 20, xfs: 320 * 2 ** 20, btrfs: 512 * 2 ** 20 };
 
 const MKFS: Record<string, string[]> = {
   ext4: ["mkfs.ext4", "-q", "-F", "-b", "4096"],
@@ -106,7 +106,8 @@ export class ScratchDisk implements Disposable {
       }
       if (kind !== "tmpfs") {
         const backing = join(dir, "backing.img");
-        const backingSize = kind === "loop" ? size : Math.max(FILESYSTEM_MINIMUM[kind]!, Math.ceil((size * 1.25 + 64 * 2 ** 20) / 4096) * 4096);
+        // Room for the filesystem's own metadata (btrfs keeps two copies of it): the backing file is sparse, so room costs nothing.
+        const backingSize = kind === "loop" ? size : Math.max(FILESYSTEM_MINIMUM[kind]!, Math.ceil((size * 1.5 + 256 * 2 ** 20) / 4096) * 4096);
         closeFd(createSparseFile(backing, backingSize, {}, "scratch disk backing file"));
         device = run("losetup", ["--sector-size", String(sector), "--direct-io=on", "--find", "--show", backing]).trim();
         if (kind === "loop") return new ScratchDisk(kind, sector, dir, device, size, device, null);
