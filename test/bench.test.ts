@@ -7,6 +7,8 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { LatencyHistogram } from "../src/bench/histogram";
 import { runBench, type BenchOptions } from "../src/bench/runner";
 import { parseSegment } from "../src/base/value-parsers";
@@ -395,5 +397,33 @@ describe("bench --seg on the command line", () => {
       expect(bad.stderr.trim().split("\n")).toHaveLength(1);
     }
     expect(runCliIn(dir, "bench", "--seg", "0@4000+200", "--ios", "20").code).toBe(2); // does not fit its one page
+  });
+});
+
+describe("bench on a real disk kind it makes (root only)", () => {
+  const unavailable = scratchDiskUnavailable("loop");
+  const why = unavailable === null ? "" : ` (skipped: disk kind loop ${unavailable})`;
+  test.skipIf(unavailable !== null)(`--disk-kind loop --sector 4096: a real 4Kn disk, planned by the kernel's rule, torn down afterwards${why}`, () => {
+    const loopsBefore = spawnSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE"], { encoding: "utf8" }).stdout;
+    const args = ["bench", "--disk-kind", "loop", "--sector", "4096", "--size", "16M", "--bs", "64k", "--mem-offset", "0,512", "--op", "write", "--mode", "auto", "--ios", "40", "--json"];
+    const kernel = runCliIn(dir, ...args);
+    expect(kernel.code).toBe(0);
+    const doc = JSON.parse(kernel.stdout);
+    expect(doc.host).toMatchObject({ diskKind: "loop", sector: 4096, disk: "(scratch loop, 4096-byte sectors)", alignment: { mem: 512, offset: 4096, source: "statx" } });
+    expect(doc.results.map((r: { memOffset: number; decision: string }) => [r.memOffset, r.decision])).toEqual([
+      [0, "direct"],
+      [512, "direct"],
+    ]);
+    const seed = JSON.parse(runCliIn(dir, ...args, "--rules", "seed").stdout);
+    expect(seed.results.map((r: { decision: string }) => r.decision)).toEqual(["direct", "bounce"]);
+    // Nothing made is left: no loop device over a scratch file, no scratch directory.
+    const loopsAfter = spawnSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE"], { encoding: "utf8" }).stdout;
+    expect(loopsAfter.split("\n").filter((line) => line.includes("bounce-bench-disk-"))).toEqual(loopsBefore.split("\n").filter((line) => line.includes("bounce-bench-disk-")));
+  });
+
+  test("--disk-kind with --disk, or --sector on a file, is refused before anything is made", () => {
+    expect(runCliIn(dir, "bench", "--disk-kind", "loop", "--disk", join(dir, "x.bin"), "--ios", "1").stderr).toContain("cannot be combined with --disk");
+    const sector = runCliIn(dir, "bench", "--sector", "4096", "--ios", "1");
+    expect([sector.code, sector.stderr.trim()]).toEqual([2, "bounce-bench: --sector applies to --disk-kind loop, ext4, xfs or btrfs, not file"]);
   });
 });

@@ -11,7 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { discoverAlignment, probeAlignment } from "../src/disk/alignment";
 import { closeFd, O_RDONLY, openFile, statx } from "../src/native";
-import { fileBytes, PAGE, randomBytes, runCliIn } from "./helpers";
+import { fileBytes, PAGE, randomBytes, ROOT, runCliIn } from "./helpers";
+import { reclaimScratchDisks, ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
+import { Disk } from "../src/disk/disk";
 
 describe("a filesystem without direct IO (ramfs)", () => {
   const dir = mkdtempSync(join(tmpdir(), "bounce-bench-ramfs-"));
@@ -173,5 +175,53 @@ describe("alignment from statx, as the kernel reports it (made-up answers, so th
     const segments = [new PagedRange(0, 512, [0])];
     expect(plan({ op: "read", mode: "auto", at: 512, segments, alignment })).toMatchObject({ decision: "direct", blockSize: 512 });
     expect(plan({ op: "write", mode: "auto", at: 512, segments, alignment })).toMatchObject({ decision: "rmw", blockSize: 4096 });
+  });
+});
+
+describe("scratch disks: made, torn down, reclaimed after a crash (root only)", () => {
+  const loop = scratchDiskUnavailable("ext4");
+  const why = loop === null ? "" : ` (skipped: disk kind ext4 ${loop})`;
+
+  test.skipIf(loop !== null)(`a crashed run's loop device and mount are reclaimed by the next run, and nothing else is touched${why}`, () => {
+    const parent = mkdtempSync(join(tmpdir(), "bounce-bench-reclaim-"));
+    try {
+      // A process makes an ext4 scratch disk (a loop device, a mount) and is killed before its teardown.
+      const child = spawnSync(
+        process.execPath,
+        ["-e", `const { ScratchDisk } = await import(${JSON.stringify(join(ROOT, "src/host/scratch-disks.ts"))}); const d = ScratchDisk.make({ kind: "ext4", sector: 4096, size: 8 << 20, parent: ${JSON.stringify(parent)} }); console.log(d.dir, d.device); process.kill(process.pid, "SIGKILL");`],
+        { encoding: "utf8" },
+      );
+      const [dir, device] = child.stdout.trim().split(" ");
+      expect(child.signal).toBe("SIGKILL");
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(`${dir}/mnt`);
+      expect(readFileSync(`/sys/block/${device!.slice(5)}/loop/backing_file`, "utf8")).toContain(dir!);
+      // Another process's loop device over a file outside any scratch directory stays.
+      const other = join(parent, "not-ours.img");
+      writeFileSync(other, new Uint8Array(1 << 20));
+      const made = spawnSync("losetup", ["--find", "--show", other], { encoding: "utf8" });
+      const otherDevice = made.stdout.trim();
+      try {
+        expect(reclaimScratchDisks(parent)).toEqual([dir]);
+        expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(`${dir}/mnt`);
+        expect(existsSync(dir!)).toBe(false);
+        expect(spawnSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE", device!], { encoding: "utf8" }).stdout).not.toContain(dir!);
+        expect(spawnSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE", otherDevice], { encoding: "utf8" }).stdout).toContain(other);
+        // The tool writes only its own loop devices: this one is refused, before any IO.
+        expect(() => Disk.open(otherDevice, { write: true, direct: true })).toThrow("a block device bounce-bench did not make");
+      } finally {
+        spawnSync("losetup", ["-d", otherDevice]);
+      }
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  test.skipIf(loop !== null)(`a scratch disk's remove() unmounts, detaches and deletes${why}`, () => {
+    const disk = ScratchDisk.make({ kind: "ext4", sector: 4096, size: 8 << 20 });
+    expect(statx(disk.path).dio).toMatchObject({ offsetAlign: 4096 });
+    disk.remove();
+    expect(existsSync(disk.dir)).toBe(false);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(disk.dir);
+    disk.remove(); // idempotent
   });
 });
