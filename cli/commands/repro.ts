@@ -9,7 +9,12 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { BounceBenchError } from "../../src/base/errors";
 import { parseScenarioText, type Scenario } from "../../src/scenario/format";
-import type { ScenarioResult } from "../../src/scenario/run";
+import type { RunScenarioOptions, ScenarioResult } from "../../src/scenario/run";
+import { Option } from "commander";
+import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../../src/base/disk-kinds";
+import { scratchDiskUnavailable } from "../../src/host/scratch-disks";
+import { InvalidInputError } from "../../src/base/errors";
+import { parseSize } from "../../src/base/value-parsers";
 import { table } from "../format";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";
@@ -24,13 +29,25 @@ export function registerRepro(program: Command, context: Context): void {
         "Exit 0: all pass; 1: an expectation failed; 2: a file is malformed (the bad field is named; nothing runs).",
     )
     .argument("<paths...>", "scenario files or directories")
+    .addOption(
+      new Option("--disk-kind <kind>", "run every scenario on this kind of disk instead of its own (a real disk of at least the scenario's simulated block replaces the simulation); all but file need root").choices(
+        DISK_KINDS as string[],
+      ),
+    )
+    .option("--sector <bytes>", "sector size of the loop device under --disk-kind loop, ext4, xfs, btrfs: 512 or 4096")
     .addOption(sharedOptions.json())
-    .action(async (paths: string[], options: { json?: boolean }) => {
+    .action(async (paths: string[], options: { json?: boolean; diskKind?: DiskKind; sector?: string }) => {
+      const disk = diskOverride(options.diskKind, options.sector);
       const scenarios = paths.flatMap(scenarioFiles).map(loadScenario);
+      for (const scenario of scenarios) {
+        const kind = disk?.kind ?? scenario.diskKind;
+        const unavailable = scratchDiskUnavailable(kind);
+        if (unavailable !== null) throw new BounceBenchError("DISK_KIND_UNAVAILABLE", `${scenario.file}: disk kind ${kind} ${unavailable}`);
+      }
       const stop = new Int32Array(new SharedArrayBuffer(4));
       using guard = new SignalGuard(() => Atomics.store(stop, 0, 1));
       const stopped = () => guard.caught !== null;
-      const results = await runInWorker(scenarios, stop);
+      const results = await runInWorker(scenarios, stop, disk);
       if (options.json) {
         context.io.stdout(`${JSON.stringify({ scenarios: results.map(resultJson), interrupted: stopped() })}\n`);
       } else {
@@ -50,7 +67,7 @@ export function registerRepro(program: Command, context: Context): void {
 const WORKER_URL = new URL("../../src/scenario/worker.ts", import.meta.url);
 
 /** Runs the scenarios in a Worker (see src/scenario/worker.ts); resolves with their results. */
-function runInWorker(scenarios: Scenario[], stop: Int32Array): Promise<ScenarioResult[]> {
+function runInWorker(scenarios: Scenario[], stop: Int32Array, disk: RunScenarioOptions["disk"]): Promise<ScenarioResult[]> {
   const worker = new Worker(WORKER_URL);
   const results: ScenarioResult[] = [];
   return new Promise<ScenarioResult[]>((resolve, reject) => {
@@ -65,8 +82,21 @@ function runInWorker(scenarios: Scenario[], stop: Int32Array): Promise<ScenarioR
       worker.terminate();
       reject(new Error(`scenario worker failed: ${event.message}`));
     };
-    worker.postMessage({ scenarios, stop });
+    worker.postMessage({ scenarios, stop, disk });
   });
+}
+
+/** `--disk-kind` and `--sector`, checked. */
+function diskOverride(kind: DiskKind | undefined, sectorText: string | undefined): RunScenarioOptions["disk"] {
+  if (kind === undefined) {
+    if (sectorText !== undefined) throw new InvalidInputError("--sector needs --disk-kind");
+    return undefined;
+  }
+  if (sectorText === undefined) return { kind };
+  const sector = parseSize(sectorText, "--sector") as SectorSize;
+  if (!SECTOR_SIZES.includes(sector)) throw new InvalidInputError(`--sector ${sectorText} is not one of ${SECTOR_SIZES.join(", ")}`);
+  if (kind === "file" || kind === "tmpfs") throw new InvalidInputError(`--sector applies to --disk-kind loop, ext4, xfs or btrfs, not ${kind}`);
+  return { kind, sector };
 }
 
 /**

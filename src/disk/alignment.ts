@@ -103,27 +103,29 @@ function probeOn(fd: number, status: FileStatus): DiskAlignment {
     throw error;
   }
   try {
-    if (at === null || at + PROBE_MAX > status.size) {
-      const why = at === null ? "the file holds no data (only holes)" : `the file has less than ${PROBE_MAX} bytes of data`;
+    if (at === null || at + 2 * PROBE_MAX > status.size) {
+      const why = at === null ? "the file holds no data (only holes)" : `the file has less than ${2 * PROBE_MAX} bytes of data`;
       const note = `${why}: cannot tell, assuming ${PROBE_MAX}`;
       return { directIo: true, memAlign: PROBE_MAX, offsetAlign: PROBE_MAX, readOffsetAlign: PROBE_MAX, source: "probe", note };
     }
     // Page-aligned memory, so that every memory offset tried is exactly that offset from a page.
-    using buffer = NativeRegion.anonymous(2 * PROBE_MAX, "alignment probe buffer");
-    using iovecs = new IovecArray(1);
-    const readsAt = (memoryOffset: number, len: number): boolean => {
+    using buffer = NativeRegion.anonymous(4 * PROBE_MAX, "alignment probe buffer");
+    using iovecs = new IovecArray(2);
+    // Memory offsets are tried with two iovecs in two pages: the block layer lets a call of one
+    // iovec inside one page through unchecked (Linux 6.18), which would report an alignment of 1.
+    const readsAt = (memoryOffset: number, len: number, pieces: 1 | 2): boolean => {
       iovecs.clear();
-      iovecs.push((buffer.address(0) as number) + memoryOffset, len);
+      for (let piece = 0; piece < pieces; piece++) iovecs.push((buffer.address(0) as number) + 2 * piece * PROBE_MAX + memoryOffset, len);
       try {
-        preadv(fd, iovecs.address(), 1, at);
+        preadv(fd, iovecs.address(), pieces, at);
         return true;
       } catch (error) {
         if (error instanceof OsError && error.errno === EINVAL) return false;
         throw error;
       }
     };
-    const offsetAlign = PROBE_ALIGNMENTS.find((len) => readsAt(0, len)) ?? PROBE_MAX;
-    const memAlign = PROBE_ALIGNMENTS.find((offset) => readsAt(offset, offsetAlign)) ?? PROBE_MAX;
+    const offsetAlign = PROBE_ALIGNMENTS.find((len) => readsAt(0, len, 1)) ?? PROBE_MAX;
+    const memAlign = PROBE_ALIGNMENTS.find((offset) => readsAt(offset, offsetAlign, 2)) ?? PROBE_MAX;
     return { directIo: true, memAlign, offsetAlign, readOffsetAlign: offsetAlign, source: "probe" };
   } finally {
     setFileFlags(fd, flags);

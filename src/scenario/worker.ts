@@ -3,22 +3,22 @@
  * SIGTERM at once (a busy main thread can miss them). The main thread sets `stop[0]` to end the
  * run after the current step.
  *
- *   in:  { scenarios: Scenario[], stop: Int32Array }
+ *   in:  { scenarios: Scenario[], stop: Int32Array, disk?: { kind, sector } (repro --disk-kind) }
  *   out: { result: ScenarioResult } per scenario, then { done: true }, or { failure: { code, message } }
  */
 import { BounceBenchError } from "../base/errors";
 import type { Scenario } from "./format";
-import { runScenario } from "./run";
+import { runScenario, type RunScenarioOptions } from "./run";
 
 declare const self: Worker;
 
-self.onmessage = async (event: MessageEvent<{ scenarios: Scenario[]; stop: Int32Array }>) => {
-  const { scenarios, stop } = event.data;
+self.onmessage = async (event: MessageEvent<{ scenarios: Scenario[]; stop: Int32Array; disk?: RunScenarioOptions["disk"] }>) => {
+  const { scenarios, stop, disk } = event.data;
   const stopped = () => Atomics.load(stop, 0) !== 0;
   try {
     for (const scenario of scenarios) {
       if (stopped()) break;
-      postMessage({ result: await runScenario(scenario, { shouldStop: stopped }) });
+      postMessage({ result: await runScenario(scenario, { shouldStop: stopped, disk }) });
     }
     postMessage({ done: true });
   } catch (error) {
