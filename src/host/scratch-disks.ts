@@ -244,16 +244,16 @@ function loopDevicesOver(dir: string): string[] {
 
 /** Whether the process named in `dir/owner` still runs (the same process: its start time matches). */
 function ownerAlive(dir: string): boolean {
-  let pid: number;
-  let started: string;
+  let owner: string[];
   try {
-    [pid, started] = ((fields) => [Number(fields[0]), fields[1] ?? ""] as [number, string])(readFileSync(join(dir, "owner"), "utf8").trim().split(" "));
+    owner = readFileSync(join(dir, "owner"), "utf8").trim().split(" ");
   } catch {
     // No owner file: a directory being made this instant, or not ours to judge; left alone
     // unless it is old (a crash between mkdtemp and writing the owner).
     return !ownerlessAndStale(dir);
   }
-  return Number.isSafeInteger(pid) && pid > 0 && processStartTime(pid) === started;
+  const pid = Number(owner[0]);
+  return Number.isSafeInteger(pid) && pid > 0 && processStartTime(pid) === (owner[1] ?? "");
 }
 
 function ownerlessAndStale(dir: string): boolean {
