@@ -315,20 +315,21 @@ function streamRuns(segments: readonly PagedRange[]): StreamRun[] {
   return runs;
 }
 
-/** The segments `[first, last]` that stream bytes `[start, end)` belong to. */
-function segmentsOf(segments: readonly PagedRange[], start: number, end: number): { first: number; last: number } {
-  let first = -1;
-  let last = -1;
+/**
+ * The segments `[first, last]` that stream bytes `[start, end)` belong to, for ranges asked in
+ * stream order: a cursor that only moves forward, so a layout of many parts stays linear.
+ */
+function segmentCursor(segments: readonly PagedRange[]): (start: number, end: number) => { first: number; last: number } {
+  let index = 0;
   let segmentStart = 0;
-  for (let i = 0; i < segments.length; i++) {
-    const segmentEnd = segmentStart + segments[i]!.len;
-    if (segmentEnd > start && segmentStart < end) {
-      if (first < 0) first = i;
-      last = i;
-    }
-    segmentStart = segmentEnd;
-  }
-  return { first, last };
+  return (start, end) => {
+    while (index < segments.length - 1 && segmentStart + segments[index]!.len <= start) segmentStart += segments[index++]!.len;
+    const first = index;
+    let last = index;
+    let lastStart = segmentStart;
+    while (last < segments.length - 1 && lastStart + segments[last]!.len < end) lastStart += segments[last++]!.len;
+    return { first, last };
+  };
 }
 
 /**
@@ -354,16 +355,17 @@ function layOutKernel(
   const addressable = memAlign <= PAGE_SIZE;
   const total = runs[runs.length - 1]!.stream + runs[runs.length - 1]!.len;
   let bufferOffset = 0;
+  const segmentsOf = segmentCursor(segments);
   const push = (guest: boolean, start: number, end: number): void => {
     const previous = parts[parts.length - 1];
     if (previous !== undefined && (previous.kind === "guest") === guest) {
-      previous.last = segmentsOf(segments, start, end).last;
+      previous.last = segmentsOf(start, end).last;
       previous.len += end - start;
       if (previous.kind === "bounce") previous.copyLen += end - start;
       return;
     }
     if (previous?.kind === "bounce") bufferOffset += Math.ceil(previous.len / bufferAlign) * bufferAlign; // each part starts aligned in the bounce buffer
-    const { first, last } = segmentsOf(segments, start, end);
+    const { first, last } = segmentsOf(start, end);
     parts.push(guest ? { kind: "guest", first, last, stream: start, len: end - start } : bouncePart(first, last, start, end - start, at + start, end - start, bufferOffset));
   };
   let r = 0;
