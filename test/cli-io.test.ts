@@ -49,8 +49,15 @@ describe("probe", () => {
 
   test("reports the rule of each direction, the block layer's limits from sysfs and the kernel", () => {
     const { doc } = json("probe", diskPath);
-    expect(doc.rules.read).toEqual({ memAlign: doc.memAlign, offsetAlign: doc.readOffsetAlign, lengthMultiple: doc.readOffsetAlign });
-    expect(doc.rules.write).toEqual({ memAlign: doc.memAlign, offsetAlign: doc.offsetAlign, lengthMultiple: doc.offsetAlign });
+    expect(doc.rules.read).toMatchObject({ memAlign: doc.memAlign, offsetAlign: doc.readOffsetAlign, lengthMultiple: doc.readOffsetAlign });
+    expect(doc.rules.write).toMatchObject({ memAlign: doc.memAlign, offsetAlign: doc.offsetAlign, lengthMultiple: doc.offsetAlign });
+    // Each value names where it came from: this file's statx.
+    expect(doc.rules.write.sources).toMatchObject({ memAlign: doc.sources.memAlign, offsetAlign: doc.sources.offsetAlign });
+    expect(doc.rules.read.sources.offsetAlign).toBe(doc.sources.readOffsetAlign);
+    expect(doc.sources.memAlign).toContain("STATX_DIOALIGN");
+    expect(doc.rules.write.lengthMultipleTaken).toBeLessThanOrEqual(doc.rules.write.lengthMultiple);
+    expect(["documented", "relaxed"]).toContain(doc.kernelChecks);
+    expect(doc.pageCache).toBeNull(); // measured only with --empirical
     expect(doc.kernel).toBe(release());
     if (doc.blockLimits !== null) {
       // The filesystem's block is a multiple of the device's, and memory alignment covers DMA's.

@@ -83,12 +83,13 @@ describe("a block device (read-only)", () => {
 
   test.skipIf(unusable !== null)(`BLKSSZGET gives the logical block size when statx says nothing${unusable === null ? "" : ` (skipped: ${unusable})`}`, () => {
     const status = statx(device!.path);
-    expect(discoverAlignment(device!.path, { ...status, dio: null })).toEqual({
+    expect(discoverAlignment(device!.path, { ...status, dio: null })).toMatchObject({
       directIo: true,
       memAlign: device!.blockSize,
       offsetAlign: device!.blockSize,
       readOffsetAlign: device!.blockSize,
       source: "blksszget",
+      sources: { offsetAlign: "BLKSSZGET (the logical block size)" },
     });
     // Where statx does report it (Linux 6.1+), the device's own answer agrees on the block size.
     if (status.dio !== null) expect(status.dio.offsetAlign).toBe(device!.blockSize);
@@ -128,7 +129,7 @@ describe("a real 4 KiB-sector disk: a loop device made over a scratch file (root
   test.skipIf(device === null)(`BLKSSZGET gives its 4096-byte logical block when statx says nothing, and Disk.open its size${why}`, async () => {
     const status = statx(device!);
     expect(status.type).toBe("block-device");
-    expect(discoverAlignment(device!, { ...status, dio: null })).toEqual({ directIo: true, memAlign: 4096, offsetAlign: 4096, readOffsetAlign: 4096, source: "blksszget" });
+    expect(discoverAlignment(device!, { ...status, dio: null })).toMatchObject({ directIo: true, memAlign: 4096, offsetAlign: 4096, readOffsetAlign: 4096, source: "blksszget" });
     const { Disk } = await import("../src/disk/disk");
     using disk = Disk.open(device!, { write: false, direct: true });
     expect(disk.size).toBe(4 * 2 ** 20);
@@ -153,6 +154,11 @@ describe("alignment from statx, as the kernel reports it (made-up answers, so th
       offsetAlign: 512,
       readOffsetAlign: 2048,
       source: "statx",
+      sources: {
+        memAlign: "statx STATX_DIOALIGN",
+        offsetAlign: "statx STATX_DIOALIGN",
+        readOffsetAlign: "statx STATX_DIO_READ_ALIGN",
+      },
     });
   });
 
@@ -161,6 +167,7 @@ describe("alignment from statx, as the kernel reports it (made-up answers, so th
       memAlign: 4,
       offsetAlign: 4096,
       readOffsetAlign: 4096,
+      sources: { readOffsetAlign: "statx STATX_DIOALIGN (no STATX_DIO_READ_ALIGN: as writes)" },
     });
   });
 

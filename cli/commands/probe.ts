@@ -1,13 +1,18 @@
 /**
- * `bounce-bench probe PATH`: how the kernel will treat direct IO on PATH.
+ * `bounce-bench probe PATH`: how the kernel will treat direct IO on PATH, per direction, with
+ * where each value came from; `--empirical` measures both directions by doing direct IO (reads
+ * of PATH's data, writes to an unnamed scratch file beside it) and whether it went through the
+ * page cache.
  */
 import type { Command } from "commander";
 import { release } from "node:os";
-import { blockSize } from "../../src/base/alignment-rules";
-import { blockLimits } from "../../src/disk/block-limits";
-import { discoverAlignment, probeAlignment } from "../../src/disk/alignment";
+import { alignmentSources, blockSize, type DiskAlignment } from "../../src/base/alignment-rules";
 import { BounceBenchError } from "../../src/base/errors";
-import { filesystemType, statusOrNull } from "../../src/host/files";
+import { discoverAlignment, probeAlignment, RUNNING_KERNEL_CHECKS } from "../../src/disk/alignment";
+import { blockLimits } from "../../src/disk/block-limits";
+import { alignmentFromProbe, probeDirectIo, wasProbed, type DirectIoProbe } from "../../src/disk/direct-io-probe";
+import { filesystemType, openUserFile, statusOrNull } from "../../src/host/files";
+import { closeFd, O_NONBLOCK, O_RDONLY } from "../../src/native";
 import { keyValues } from "../format";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";
@@ -16,27 +21,67 @@ export function registerProbe(program: Command, context: Context): void {
   program
     .command("probe")
     .description(
-      "Show how the kernel treats direct IO on a file or block device: whether it does it at all, the memory and " +
-        "offset alignment, and where that came from (statx STATX_DIOALIGN, the block size, or an empirical probe).",
+      "Show how the kernel treats direct IO on a file or block device: whether it does it at all, the rules for reads " +
+        "and for writes (memory address, iovec length, file offset), and where each value came from (statx " +
+        "STATX_DIOALIGN / STATX_DIO_READ_ALIGN, the block size, sysfs, or an empirical probe).",
     )
     .argument("<path>", "file or block device; only read, never written")
-    .option("--empirical", "measure with direct reads even when the kernel reports the alignment")
+    .option(
+      "--empirical",
+      "measure by doing direct IO: reads of PATH's data, writes to an unnamed scratch file in PATH's directory " +
+        "(O_TMPFILE: PATH itself is never written); also tells whether direct IO falls back to the page cache",
+    )
     .addOption(sharedOptions.json())
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ bounce-bench probe /tmp/disk.img                 the kernel's word (statx), per direction
+  $ bounce-bench probe /tmp/disk.img --empirical     measured: reads, writes, page-cache fallback
+  $ bounce-bench probe /dev/loop0 --json             a block device, with its sysfs limits`,
+    )
     .action((path: string, options: { empirical?: boolean; json?: boolean }) => {
       const status = statusOrNull(path, "probe");
       if (status === null) throw new BounceBenchError("ENOENT", `${path}: ENOENT (No such file or directory)`, { kind: "input" });
       if (status.type !== "file" && status.type !== "block-device") {
         throw new BounceBenchError("INVALID_INPUT", `${path}: is a ${status.type}, not a regular file or block device`);
       }
-      const alignment = options.empirical ? probeAlignment(path, status) : discoverAlignment(path, status);
+      const fd = openUserFile(path, O_RDONLY | O_NONBLOCK, "disk");
+      let alignment: DiskAlignment;
+      let measured: DirectIoProbe | null = null;
+      try {
+        if (options.empirical) {
+          measured = probeDirectIo(path, fd, status);
+          alignment = alignmentFromProbe(measured) ?? probeAlignment(fd, status);
+        } else {
+          alignment = discoverAlignment(fd, status);
+        }
+      } finally {
+        closeFd(fd);
+      }
       const fsType = filesystemType(status);
       const limits = blockLimits(status);
+      const sources = alignmentSources(alignment);
       // The rule each direction must meet, as the planner applies it (alignment-rules.ts).
-      const rule = (op: "read" | "write") => ({
-        memAlign: alignment.memAlign,
-        offsetAlign: blockSize(alignment, op),
-        lengthMultiple: blockSize(alignment, op),
-      });
+      const rule = (op: "read" | "write") => {
+        const block = blockSize(alignment, op);
+        const relaxed = RUNNING_KERNEL_CHECKS === "relaxed";
+        return {
+          memAlign: alignment.memAlign,
+          offsetAlign: block,
+          lengthMultiple: block,
+          // What this kernel also takes (Linux 6.18: iovec lengths multiple of the DMA alignment).
+          lengthMultipleTaken: relaxed ? Math.min(block, Math.max(1, alignment.memAlign)) : block,
+          sources: {
+            memAlign: sources.memAlign,
+            offsetAlign: op === "read" ? sources.readOffsetAlign : sources.offsetAlign,
+            lengthMultiple: "statx(2): each iovec's length a multiple of the offset alignment",
+            lengthMultipleTaken: relaxed
+              ? `Linux ${release()} (6.18+): multiples of the memory alignment, when the whole IO is whole blocks`
+              : "as documented",
+          },
+        };
+      };
       const json = {
         path,
         directIo: alignment.directIo,
@@ -44,33 +89,60 @@ export function registerProbe(program: Command, context: Context): void {
         offsetAlign: alignment.offsetAlign,
         readOffsetAlign: alignment.readOffsetAlign,
         source: alignment.source,
+        sources,
         ...(fsType === undefined ? {} : { fsType }),
         ...(alignment.note === undefined ? {} : { note: alignment.note }),
         rules: alignment.directIo ? { read: rule("read"), write: rule("write") } : null,
+        ...(measured === null ? {} : { empirical: measured }),
+        pageCache:
+          measured === null
+            ? null
+            : {
+                read: wasProbed(measured.read) ? measured.read.pageCache : "unknown",
+                write: wasProbed(measured.write) ? measured.write.pageCache : "unknown",
+              },
         blockLimits: limits,
         kernel: release(),
+        kernelChecks: RUNNING_KERNEL_CHECKS,
       };
       if (options.json) {
         context.io.stdout(`${JSON.stringify(json)}\n`);
         return;
       }
+      const ruleLines = (op: "read" | "write"): string[] => {
+        const r = json.rules![op];
+        const taken = r.lengthMultipleTaken !== r.lengthMultiple ? `; this kernel takes multiples of ${r.lengthMultipleTaken}` : "";
+        return [
+          `memory addresses: multiples of ${r.memAlign} (${r.sources.memAlign})`,
+          `file offset and length: multiples of ${r.offsetAlign} (${r.sources.offsetAlign})`,
+          `iovec lengths: multiples of ${r.lengthMultiple} (statx(2))${taken}`,
+        ];
+      };
+      const empiricalLines = (op: "read" | "write"): string[] => {
+        const side = measured![op];
+        if (!wasProbed(side)) return [side.unavailable];
+        return [
+          `took length ${side.offsetAlign} and memory offset ${side.memAlign} on ${side.subject}`,
+          `page cache: ${side.pageCache}: ${side.pageCacheEvidence}`,
+        ];
+      };
+      const blockDevice =
+        limits === null
+          ? "none (not on a block device, or sysfs does not say)"
+          : `${limits.device}: logical block ${limits.logicalBlockSize}, DMA alignment ${limits.dmaAlignment ?? "?"}, ` +
+            `${limits.maxSegments ?? "?"} segments and ${limits.maxSectorsKb ?? "?"} KiB per request (sysfs)`;
       context.io.stdout(
         keyValues([
           ["path", path],
           ["direct IO", json.directIo ? "yes" : "no (use --mode buffered)"],
-          ["memory", String(json.memAlign)],
-          ["offset", String(json.offsetAlign)],
-          ["read offset", String(json.readOffsetAlign)],
           ["source", json.note === undefined ? json.source : `${json.source} (${json.note})`],
+          ...(json.rules === null ? [] : ([["reads", ruleLines("read")], ["writes", ruleLines("write")]] as [string, string[]][])),
+          ...(measured === null
+            ? ([["page cache", "not measured (--empirical measures it)"]] as [string, string][])
+            : ([["measured reads", empiricalLines("read")], ["measured writes", empiricalLines("write")]] as [string, string[]][])),
           ["filesystem", fsType ?? "unknown"],
-          [
-            "block device",
-            limits === null
-              ? "none (not on a block device, or sysfs does not say)"
-              : `${limits.device}: logical block ${limits.logicalBlockSize}, DMA alignment ${limits.dmaAlignment ?? "?"}, ` +
-                `${limits.maxSegments ?? "?"} segments and ${limits.maxSectorsKb ?? "?"} KiB per request`,
-          ],
-          ["kernel", json.kernel],
+          ["block device", blockDevice],
+          ["kernel", `${json.kernel} (iovec checks: ${json.kernelChecks})`],
         ]),
       );
     });

@@ -26,6 +26,22 @@ export interface DiskAlignment {
   source: AlignmentSource;
   /** How the source got its answer, for reports ("STATX_DIOALIGN", "empty file: ..."). */
   note?: string;
+  /** Where each value came from, when finer than `source` ("statx STATX_DIO_READ_ALIGN ..."). */
+  sources?: AlignmentSources;
+}
+
+/** Where each of a disk's alignment values came from, in words a report can print. */
+export interface AlignmentSources {
+  memAlign: string;
+  offsetAlign: string;
+  readOffsetAlign: string;
+}
+
+/** Each value's source: the recorded one, or the alignment's `source` for all. */
+export function alignmentSources(alignment: DiskAlignment): AlignmentSources {
+  if (alignment.sources !== undefined) return alignment.sources;
+  const all = alignment.source === "default" ? "default (no disk named: a 4 KiB-sector disk with the common 512-byte DMA alignment)" : alignment.source;
+  return { memAlign: all, offsetAlign: all, readOffsetAlign: all };
 }
 
 /** Largest alignment a user may simulate (`--align`). */
@@ -193,13 +209,13 @@ export function overrideAlignment(base: DiskAlignment | null, align: number | un
   const offsetAlign = align ?? base?.offsetAlign ?? DEFAULT_ALIGNMENT.offsetAlign;
   const readOffsetAlign = align ?? base?.readOffsetAlign ?? DEFAULT_ALIGNMENT.readOffsetAlign;
   const defaultMem = real !== null ? real.memAlign : Math.min(offsetAlign, base?.memAlign ?? COMMON_DMA_ALIGNMENT);
-  return {
-    directIo: base?.directIo ?? true,
-    memAlign: memAlign ?? defaultMem,
-    offsetAlign,
-    readOffsetAlign,
-    source: "override",
+  const from = alignmentSources(base ?? DEFAULT_ALIGNMENT);
+  const sources: AlignmentSources = {
+    memAlign: memAlign !== undefined ? "override (--mem-align)" : real !== null ? `the real disk's: ${from.memAlign}` : `min(--align, ${from.memAlign})`,
+    offsetAlign: align !== undefined ? "override (--align)" : from.offsetAlign,
+    readOffsetAlign: align !== undefined ? "override (--align)" : from.readOffsetAlign,
   };
+  return { directIo: base?.directIo ?? true, memAlign: memAlign ?? defaultMem, offsetAlign, readOffsetAlign, source: "override", sources };
 }
 
 /** Checks a user-given `--align` value. */

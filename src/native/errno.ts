@@ -62,6 +62,7 @@ export const EINTR = 4;
 /** What a lock request that conflicts with another owner's lock fails with (EAGAIN, or EACCES on some systems). */
 export const EAGAIN_OR_EACCES: ReadonlySet<number> = new Set([11, 13]);
 export const EINVAL = 22;
+export const ENOSYS = 38;
 
 /** `EINVAL` for 22; `ERRNO_200` for a number not in the table. */
 export function errnoName(errno: number): string {

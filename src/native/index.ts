@@ -11,6 +11,9 @@ export { IoUring, IORING_OP_READV, IORING_OP_WRITEV } from "./uring";
 export {
   allocateFd,
   allocateFdOnce,
+  cachedPages,
+  dropCachedPages,
+  openTemporaryFile,
   blockDeviceLogicalSize,
   blockDeviceSize,
   closeFd,

@@ -30,6 +30,8 @@ export const libc = dlopen(LIBC_PATH, {
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
   lseek: { args: ["i32", "i64", "i32"], returns: FFIType.i64_fast },
   fallocate: { args: ["i32", "i32", "i64", "i64"], returns: "i32" },
+  // Returns the error number itself (0 on success); errno is not set.
+  posix_fadvise: { args: ["i32", "i64", "i64", "i32"], returns: "i32" },
   ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
   statx: { args: ["i32", "ptr", "i32", "u32", "ptr"], returns: "i32" },
   mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },

@@ -7,11 +7,11 @@
  * caller says what keeps it alive (see `NativeRegion` and `IovecArray`, the two owners of
  * native memory).
  */
-import { type Pointer } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { PAGE_SIZE } from "../base/constants";
 import { InvalidInputError } from "../base/errors";
-import { EINTR, OsError } from "./errno";
+import { EINTR, ENOSYS, OsError } from "./errno";
 import { lastErrno, libc } from "./libc";
 
 /**
@@ -33,6 +33,8 @@ export const O_DIRECT = isArm64 ? 0o200000 : 0o40000;
 export const O_CLOEXEC = 0o2000000;
 /** Fail with ELOOP rather than follow a symlink in the last component. */
 export const O_NOFOLLOW = isArm64 ? 0o100000 : 0o400000;
+/** `__O_TMPFILE | O_DIRECTORY`: open(2) makes an unnamed file in the directory named. */
+const O_TMPFILE = isArm64 ? 0o20040000 : 0o20200000;
 /** Opening a FIFO or a device does not wait for it (bounce-bench checks the type first, then clears it). */
 export const O_NONBLOCK = 0o4000;
 const F_GETFL = 3;
@@ -87,6 +89,47 @@ export function openFile(path: string, flags: number, mode = 0o644): number {
     if (fd >= 0) return fd;
     if (lastErrno() !== EINTR) fail("open", path);
   }
+}
+
+/**
+ * open(2) with `O_TMPFILE`: an unnamed regular file on `directory`'s filesystem, which no path
+ * names and which is gone when its descriptor is closed. `flags` must include `O_RDWR` or
+ * `O_WRONLY`. Returns the descriptor; the caller owns it and must `closeFd` it.
+ */
+export function openTemporaryFile(directory: string, flags: number): number {
+  return openFile(directory, flags | O_TMPFILE, 0o600);
+}
+
+const POSIX_FADV_DONTNEED = 4;
+
+/** posix_fadvise(2) `DONTNEED`: drops the clean page-cache pages of `fd` in the range (dirty ones stay). */
+export function dropCachedPages(fd: number, offset: number, length: number): void {
+  const error = libc.posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED);
+  if (error !== 0) throw new OsError(error, "posix_fadvise", `fd ${fd}, DONTNEED ${offset}+${length}`);
+}
+
+const SYS_CACHESTAT = 451; // the same number on x86-64 and arm64 (the generic table)
+// struct cachestat_range { u64 off, len } and the first two u64 of struct cachestat (nr_cache,
+// nr_dirty; three more follow), as u32 halves, so no BigInt. Module-owned (one per thread) and
+// alive for the process; the kernel reads and writes them during the call only.
+const cachestatRange = new Uint32Array(4);
+const cachestatResult = new Uint32Array(10);
+
+/**
+ * cachestat(2) (Linux 6.5+): how many pages of `fd` in the byte range are in the page cache,
+ * and how many of those are dirty. Null when the kernel has no cachestat (ENOSYS).
+ */
+export function cachedPages(fd: number, offset: number, length: number): { cached: number; dirty: number } | null {
+  cachestatRange.set([offset % 2 ** 32, Math.floor(offset / 2 ** 32), length % 2 ** 32, Math.floor(length / 2 ** 32)]);
+  for (;;) {
+    const result = libc.syscall(SYS_CACHESTAT, fd, ptr(cachestatRange), ptr(cachestatResult), 0, 0, 0) as number;
+    if (result >= 0) break;
+    const errno = lastErrno();
+    if (errno === ENOSYS) return null;
+    if (errno !== EINTR) fail("cachestat", `fd ${fd}, ${offset}+${length}`);
+  }
+  const u64 = (at: number) => cachestatResult[at]! + cachestatResult[at + 1]! * 2 ** 32;
+  return { cached: u64(0), dirty: u64(2) };
 }
 
 const MFD_CLOEXEC = 0x1;

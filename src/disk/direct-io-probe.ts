@@ -1,0 +1,286 @@
+/**
+ * The empirical probe: what the kernel does with direct IO on a disk, found by doing it.
+ *
+ * For each direction it finds, on data that is really there (reading a hole involves no device
+ * IO, so a hole accepts anything):
+ *
+ *   offsetAlign  the smallest IO length the kernel takes (1, 512, 1024, 2048, 4096: QEMU's list),
+ *                at a 4096-aligned file offset; only EINVAL counts as a refusal
+ *   memAlign     the smallest memory offset it takes, with two iovecs in two pages: the block
+ *                layer lets a call of one iovec inside one page through unchecked (Linux 6.18),
+ *                which would report an alignment of 1
+ *   pageCache    whether direct IO went through the page cache after all: `always` (the file
+ *                lives in memory, tmpfs), `misaligned` (the filesystem takes IO the device
+ *                cannot do and buffers it, as btrfs does), `never`, or `unknown`
+ *
+ * Reads go to the disk's own data. Writes never go to the user's file or device: they go to an
+ * unnamed scratch file (`O_TMPFILE`) in the file's directory, on the same filesystem, written
+ * with data first; a block device's writes are not probed (the block layer checks writes as it
+ * checks reads). The file's own per-file attributes (shared extents, for one) may make its
+ * write rule stricter than the scratch file's; the result names what it measured.
+ */
+import { dirname } from "node:path";
+import type { DiskAlignment } from "../base/alignment-rules";
+import {
+  blockDeviceSize,
+  cachedPages,
+  closeFd,
+  dropCachedPages,
+  EINTR,
+  EINVAL,
+  fileFlags,
+  fsyncFd,
+  IovecArray,
+  NativeRegion,
+  nextData,
+  O_DIRECT,
+  O_RDWR,
+  openTemporaryFile,
+  OsError,
+  preadvOnce,
+  pwritevOnce,
+  setFileFlags,
+  type FileStatus,
+} from "../native";
+
+/** Lengths and memory offsets tried, smallest first (QEMU's list). */
+const PROBE_ALIGNMENTS = [1, 512, 1024, 2048, 4096];
+/** The largest of them: what a probe that cannot tell assumes. */
+export const PROBE_MAX = PROBE_ALIGNMENTS[PROBE_ALIGNMENTS.length - 1]!;
+/** Bytes of data a probe needs from its offset: two pages, for the two-iovec memory probe. */
+export const PROBE_SPAN = 2 * PROBE_MAX;
+/** Every block device transfers whole 512-byte sectors; a shorter direct IO taken was not sent to one. */
+const SECTOR = 512;
+
+export type PageCacheUse = "never" | "misaligned" | "always" | "unknown";
+
+export interface DirectionRules {
+  /** The smallest IO length (and file offset granularity) the kernel took. */
+  offsetAlign: number;
+  /** The smallest memory offset it took (two iovecs in two pages). */
+  memAlign: number;
+  pageCache: PageCacheUse;
+  /** How `pageCache` was found: measured with cachestat(2), or inferred, and from what. */
+  pageCacheEvidence: string;
+  /** What the IO went to ("the file's data at 0", "an unnamed scratch file in /srv"). */
+  subject: string;
+}
+
+/** A direction the probe did not measure, and why. */
+export interface DirectionNotProbed {
+  unavailable: string;
+}
+
+export interface DirectIoProbe {
+  read: DirectionRules | DirectionNotProbed;
+  write: DirectionRules | DirectionNotProbed;
+}
+
+/** Whether `side` was measured. */
+export function wasProbed(side: DirectionRules | DirectionNotProbed): side is DirectionRules {
+  return !("unavailable" in side);
+}
+
+/**
+ * The disk alignment a probe measured: memory the stricter of the two directions, offsets per
+ * direction (writes as reads where writes were not probed). Null when reads were not probed.
+ */
+export function alignmentFromProbe(probe: DirectIoProbe): DiskAlignment | null {
+  const { read, write } = probe;
+  if (!wasProbed(read)) return null;
+  const measured = (side: DirectionRules) => `direct ${side === read ? "reads" : "writes"} of ${side.subject}`;
+  const writes = wasProbed(write) ? write : null;
+  return {
+    directIo: true,
+    memAlign: Math.max(read.memAlign, writes?.memAlign ?? 0),
+    offsetAlign: writes?.offsetAlign ?? read.offsetAlign,
+    readOffsetAlign: read.offsetAlign,
+    source: "probe",
+    sources: {
+      memAlign: writes === null ? measured(read) : `the stricter measured: reads ${read.memAlign}, writes ${writes.memAlign}`,
+      offsetAlign: writes === null ? `${measured(read)}; writes not probed, assumed alike` : measured(writes),
+      readOffsetAlign: measured(read),
+    },
+  };
+}
+
+/** Whether `fd` takes `O_DIRECT` at all (EINVAL: it does not). Restores the flags. */
+export function takesDirectIo(fd: number): boolean {
+  try {
+    withDirect(fd, () => undefined);
+    return true;
+  } catch (error) {
+    if (error instanceof OsError && error.errno === EINVAL) return false;
+    throw error;
+  }
+}
+
+/** Runs `body` with `O_DIRECT` set on `fd` (a descriptor the caller owns) and gives the descriptor back as it was. */
+export function withDirect<T>(fd: number, body: () => T): T {
+  const flags = fileFlags(fd);
+  setFileFlags(fd, flags | O_DIRECT);
+  try {
+    return body();
+  } finally {
+    setFileFlags(fd, flags);
+  }
+}
+
+/**
+ * Where the probe can read `PROBE_SPAN` bytes of a file's data: the first data, rounded down to
+ * `PROBE_MAX`; null when the file has no data or too little from there.
+ */
+export function dataToProbe(fd: number, status: FileStatus): number | null {
+  const data = status.type === "file" ? nextData(fd, 0) : 0;
+  if (data === null) return null;
+  const at = Math.floor(data / PROBE_MAX) * PROBE_MAX;
+  const size = status.type === "block-device" ? blockDeviceSize(fd) : status.size; // statx reports 0 for a device
+  return at + PROBE_SPAN <= size ? at : null;
+}
+
+/**
+ * The smallest length and memory offset the kernel takes for direct IO of `op` on `fd` (opened
+ * with `O_DIRECT`, readable, and writable for writes) at file offset `at`, where `PROBE_SPAN`
+ * bytes of data are. Writes write whatever the probe buffer holds: only ever a scratch file.
+ */
+export function measureAlignment(fd: number, op: "read" | "write", at: number): { offsetAlign: number; memAlign: number } {
+  using probe = new ProbeIo(fd, op, at);
+  const offsetAlign = PROBE_ALIGNMENTS.find((len) => probe.takes(0, len, 1)) ?? PROBE_MAX;
+  const memAlign = PROBE_ALIGNMENTS.find((offset) => probe.takes(offset, offsetAlign, 2)) ?? PROBE_MAX;
+  return { offsetAlign, memAlign };
+}
+
+/**
+ * Probes both directions of the file or block device at `path` (`status` its statx). Reads go
+ * to its data; writes (and reads, when the file holds too little data) to an unnamed scratch
+ * file beside it. Never writes `path`.
+ */
+export function probeDirectIo(path: string, fd: number, status: FileStatus): DirectIoProbe {
+  if (!takesDirectIo(fd)) {
+    const unavailable = "O_DIRECT refused: EINVAL";
+    return { read: { unavailable }, write: { unavailable } };
+  }
+  const at = dataToProbe(fd, status);
+  const read = at !== null ? probeDirection(fd, "read", at, status.type === "block-device" ? `the device's blocks at ${at}` : `the file's data at ${at}`) : null;
+  if (status.type === "block-device") {
+    return {
+      read: read ?? { unavailable: `the device is smaller than ${PROBE_SPAN} bytes` },
+      write: { unavailable: "not probed: bounce-bench writes no block device it did not make (the block layer checks writes as it checks reads)" },
+    };
+  }
+  const directory = dirname(path);
+  let scratch: number;
+  try {
+    scratch = openTemporaryFile(directory, O_RDWR);
+  } catch (error) {
+    if (!(error instanceof OsError)) throw error;
+    const unavailable = `not probed: no scratch file in ${directory} (${error.message})`;
+    return { read: read ?? { unavailable: `the file has less than ${PROBE_SPAN} bytes of data, and ${unavailable}` }, write: { unavailable } };
+  }
+  try {
+    fillScratch(scratch);
+    const subject = `an unnamed scratch file in ${directory}`;
+    if (!takesDirectIo(scratch)) {
+      const unavailable = "the scratch file refuses O_DIRECT (EINVAL)";
+      return { read: read ?? { unavailable }, write: { unavailable } };
+    }
+    return { read: read ?? probeDirection(scratch, "read", 0, subject), write: probeDirection(scratch, "write", 0, subject) };
+  } finally {
+    closeFd(scratch);
+  }
+}
+
+/** Writes `PROBE_SPAN` bytes of data to a scratch file and makes them durable, so that probes meet data on the device, not a hole. */
+function fillScratch(fd: number): void {
+  using buffer = NativeRegion.anonymous(PROBE_SPAN, "scratch file data");
+  buffer.fill(0, PROBE_SPAN, 0xa5);
+  using iovecs = new IovecArray(1);
+  iovecs.push(buffer.address(0) as number, PROBE_SPAN);
+  const written = pwritevOnce(fd, iovecs.address(), 1, 0);
+  if (written !== PROBE_SPAN) throw new OsError(written < 0 ? -written : 5, "pwritev", "the probe's scratch file");
+  fsyncFd(fd);
+}
+
+/** Alignment and page-cache use of `op` on `fd` at `at` (data there), with `O_DIRECT` set for the probe only. */
+function probeDirection(fd: number, op: "read" | "write", at: number, subject: string): DirectionRules {
+  return withDirect(fd, () => {
+    const { offsetAlign, memAlign } = measureAlignment(fd, op, at);
+    return { offsetAlign, memAlign, ...pageCacheUse(fd, op, at, offsetAlign, memAlign), subject };
+  });
+}
+
+/**
+ * Whether direct IO of `op` goes through the page cache: drop the range's cached pages, do an
+ * aligned IO, and look (cachestat); then the same with the misaligned IO the kernel took, if it
+ * took one. A write the filesystem buffers is written back and dropped before the call returns,
+ * so it leaves nothing to see: a write shorter than a sector that was taken is the evidence.
+ */
+function pageCacheUse(fd: number, op: "read" | "write", at: number, offsetAlign: number, memAlign: number): Pick<DirectionRules, "pageCache" | "pageCacheEvidence"> {
+  using probe = new ProbeIo(fd, op, at);
+  const cachedAfter = (memoryOffset: number, len: number, pieces: 1 | 2): number | null => {
+    fsyncFd(fd); // dirty pages cannot be dropped; flushing changes no byte of the file
+    dropCachedPages(fd, 0, 0); // the whole file: a large folio reaching past the range is only dropped whole
+    const before = cachedPages(fd, at, PROBE_SPAN);
+    if (before === null) return null;
+    if (before.cached > 0) return Infinity; // pages that cannot be dropped
+    probe.takes(memoryOffset, len, pieces);
+    return cachedPages(fd, at, PROBE_SPAN)!.cached;
+  };
+  // The least of three tries: btrfs sometimes caches pages on the first aligned direct read of
+  // freshly written data, and only that once (measured on 6.18).
+  const tries = [cachedAfter(0, PROBE_MAX, 1), cachedAfter(0, PROBE_MAX, 1), cachedAfter(0, PROBE_MAX, 1)];
+  const aligned = tries.includes(null) ? null : Math.min(...(tries as number[]));
+  if (aligned === null) return { pageCache: "unknown", pageCacheEvidence: "this kernel has no cachestat(2) (Linux 6.5+)" };
+  if (aligned === Infinity) {
+    return { pageCache: "always", pageCacheEvidence: "its pages stay cached after fsync and posix_fadvise(DONTNEED) (cachestat): the file lives in memory (tmpfs), or another process holds them" };
+  }
+  if (aligned > 0) return { pageCache: "always", pageCacheEvidence: `an aligned direct ${op} left ${aligned} pages in the page cache (cachestat)` };
+  if (offsetAlign < SECTOR && op === "write") {
+    return {
+      pageCache: "misaligned",
+      pageCacheEvidence: `the kernel took a direct write of ${offsetAlign} byte(s), which no block device can transfer (whole ${SECTOR}-byte sectors only): it was buffered`,
+    };
+  }
+  if (offsetAlign < SECTOR || memAlign < SECTOR) {
+    const misaligned = offsetAlign < SECTOR ? cachedAfter(0, offsetAlign, 1) : cachedAfter(memAlign, offsetAlign, 2);
+    if (misaligned !== null && misaligned > 0) {
+      const what = offsetAlign < SECTOR ? `of ${offsetAlign} byte(s)` : `at memory offset ${memAlign}`;
+      return { pageCache: "misaligned", pageCacheEvidence: `a direct ${op} ${what} left ${misaligned} pages in the page cache (cachestat); aligned ones left none` };
+    }
+  }
+  return { pageCache: "never", pageCacheEvidence: `direct ${op}s the kernel took left no pages in the page cache (cachestat)` };
+}
+
+/**
+ * One probe IO at a time on `fd` at `at`, from page-aligned memory (so a memory offset tried is
+ * exactly that offset from a page): `takes` says whether the kernel took it. Owns its buffer
+ * and iovecs; both stay alive for each synchronous call.
+ */
+class ProbeIo implements Disposable {
+  readonly #buffer = NativeRegion.anonymous(2 * PROBE_SPAN, "alignment probe buffer");
+  readonly #iovecs = new IovecArray(2);
+
+  constructor(
+    readonly fd: number,
+    readonly op: "read" | "write",
+    readonly at: number,
+  ) {}
+
+  /** Whether the kernel takes `pieces` iovecs of `len` bytes, each at `memoryOffset` in its own page pair. */
+  takes(memoryOffset: number, len: number, pieces: 1 | 2): boolean {
+    this.#iovecs.clear();
+    for (let piece = 0; piece < pieces; piece++) this.#iovecs.push((this.#buffer.address(0) as number) + piece * PROBE_SPAN + memoryOffset, len);
+    const call = this.op === "read" ? preadvOnce : pwritevOnce;
+    for (;;) {
+      const result = call(this.fd, this.#iovecs.address(), pieces, this.at);
+      if (result >= 0) return true;
+      if (result === -EINVAL) return false;
+      if (result !== -EINTR) throw new OsError(-result, this.op === "read" ? "preadv" : "pwritev", `direct-IO probe, fd ${this.fd} at ${this.at}`);
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.#iovecs.release();
+    this.#buffer.release();
+  }
+}
