@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { LatencyHistogram } from "../src/bench/histogram";
+import { VERSION } from "../cli/version";
 import { runBench, type BenchOptions } from "../src/bench/runner";
 import { parseSegment } from "../src/base/value-parsers";
 import { fileBytes, randomBytes, ROOT, runCliIn, scratchDir } from "./helpers";
@@ -107,10 +108,15 @@ describe("bounce budget", () => {
 });
 
 describe("the command", () => {
-  test("--json carries the SPEC fields", () => {
+  test("--json carries the SPEC fields, who made it with what options, and each case's runs, spread and histogram", () => {
     const result = runCliIn(dir, "bench", "--json", "--size", "2m", "--op", "read,write", "--bs", "4k", "--mem-offset", "0,100", "--mode", "auto", "--ios", "50");
     expect(result.code).toBe(0);
     const doc = JSON.parse(result.stdout);
+    expect(doc).toMatchObject({ tool: "bounce-bench", version: VERSION, schemaVersion: 2, command: "bench" });
+    expect(Date.parse(doc.startedAt)).toBeGreaterThan(Date.now() - 60_000);
+    // Everything a rerun needs, after defaults.
+    expect(doc.options).toMatchObject({ ops: ["read", "write"], bs: [4096], memOffsets: [0, 100], modes: ["auto"], ios: 50, repeat: 3, rampSeconds: 0, budget: 2048, engine: "sync", rules: "kernel", guestBacking: "memfd", bouncePages: "same" });
+    expect(doc.host).toMatchObject({ guestBacking: "memfd", bounceHugePages: false, guestHugePageBytes: 0, diskKind: "file" });
     expect(Object.keys(doc.host)).toEqual(expect.arrayContaining(["kernel", "cpu", "filesystem", "alignment"]));
     expect(doc.host.alignment.source).toBe("statx");
     expect(doc.results.length).toBe(4);
@@ -118,9 +124,24 @@ describe("the command", () => {
       for (const key of ["op", "bs", "memOffset", "mode", "decision", "engine", "qd", "threads", "ios", "bytes", "seconds", "mibPerSec", "iops", "latencyUs", "bounce"]) {
         expect(r).toHaveProperty(key);
       }
-      expect(Object.keys(r.latencyUs)).toEqual(["p50", "p99", "max"]);
+      expect(Object.keys(r.latencyUs)).toEqual(["p50", "p90", "p99", "p999", "max", "mean", "stdev"]);
+      expect(r.latencyUs.p50).toBeLessThanOrEqual(r.latencyUs.p90);
+      expect(r.latencyUs.p999).toBeLessThanOrEqual(r.latencyUs.max);
       expect(Object.keys(r.bounce)).toEqual(expect.arrayContaining(["acquired", "waits", "waitNs", "peakPages", "copyNs", "copyGiBPerSec", "hugePageBytes"]));
-      expect(r.ios).toBe(50);
+      // --ios is per run; three runs (the default --repeat), each with its own figures.
+      expect(r.repeats).toBe(3);
+      expect(r.samples.map((sample: { ios: number }) => sample.ios)).toEqual([50, 50, 50]);
+      expect(r.ios).toBe(150);
+      const rates = r.samples.map((sample: { mibPerSec: number }) => sample.mibPerSec).sort((a: number, b: number) => a - b);
+      expect([r.mibPerSecMin, r.mibPerSec, r.mibPerSecMax]).toEqual(rates);
+      expect(r.cpuNsPerIoMin).toBeLessThanOrEqual(r.cpuNsPerIo);
+      expect(r.cpuNsPerIo).toBeLessThanOrEqual(r.cpuNsPerIoMax);
+      expect(r.iqr).toBeNull(); // fewer than 4 runs
+      // The histogram holds every IO of every run, in increasing buckets.
+      expect(r.histogram.counts.reduce((a: number, b: number) => a + b, 0)).toBe(150);
+      for (let i = 0; i < r.histogram.lowerNs.length; i++) expect(r.histogram.lowerNs[i]).toBeLessThan(r.histogram.upperNs[i]);
+      expect(r.effectiveQd).toBeGreaterThan(0.5);
+      expect(r.effectiveQd).toBeLessThanOrEqual(1);
       // Only bounced cases copy.
       expect(r.bounce.copyNs > 0).toBe(r.decision === "bounce");
       expect(r.bounce.copyGiBPerSec > 0).toBe(r.decision === "bounce");
@@ -140,8 +161,12 @@ describe("the command", () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^bounce-bench .* bench on Linux /);
     expect(result.stdout).toContain("alignment: memory 512, offset 512 (statx)");
-    expect(result.stdout).toContain("vs direct");
-    expect(result.stdout).toMatch(/MiB\/s [+-]\d+%, CPU [+-]\d+%/);
+    expect(result.stdout).toContain("guest memory memfd (shmem, 4 KiB pages); bounce buffers on 4 KiB pages (like the guest's)");
+    expect(result.stdout).toMatch(/op +bs +off +mode +decision +MiB\/s +±% +p99 us +CPU us\/IO +vs +Δ MiB\/s +Δ CPU\n/);
+    // The bounced case at offset 100 against direct at 0, as a number with its noise judged.
+    expect(result.stdout).toMatch(/read +4k +100 +auto +bounce .* \+0 +\(?[+-]\d+%\)? +\(?[+-]\d+%\)?\n/);
+    expect(result.stdout).toContain("what bouncing costs, like for like");
+    for (const line of result.stdout.split("\n")) expect(line.length).toBeLessThanOrEqual(110);
   });
 
   test("a write workload on an existing disk needs --force, and nothing is written without it", () => {
@@ -157,7 +182,7 @@ describe("the command", () => {
   });
 
   test("a forced direct case the kernel refuses is a result, not a failure", () => {
-    const result = runCliIn(dir, "bench", "--json", "--size", "2m", "--op", "read", "--bs", "4k", "--mem-offset", "100", "--mode", "direct,auto", "--ios", "20", "--align", "4096");
+    const result = runCliIn(dir, "bench", "--json", "--size", "2m", "--op", "read", "--bs", "4k", "--mem-offset", "100", "--mode", "direct,auto", "--ios", "20", "--align", "4096", "--repeat", "1");
     expect(result.code).toBe(0);
     const [direct, auto] = JSON.parse(result.stdout).results;
     expect(direct.error.code).toBe("EINVAL");
@@ -317,7 +342,7 @@ describe("bench performs exactly the plan it reports", () => {
   test.skipIf(strace === null)(`the kernel sees the plan's calls: strace counts preadv and pwritev of bench --align 4096 --bs 512${strace === null ? " (skipped: strace is not installed)" : ""}`, () => {
     const counts = join(dir, "strace.txt");
     const run = Bun.spawnSync(
-      [strace!, "-f", "-qq", "-c", "-o", counts, "-e", "trace=preadv,pwritev,pwritev2", process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--align", "4096", "--bs", "512", "--op", "read,write", "--ios", "400", "--mem-offset", "0", "--mode", "auto", "--json"],
+      [strace!, "-f", "-qq", "-c", "-o", counts, "-e", "trace=preadv,pwritev,pwritev2", process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--align", "4096", "--bs", "512", "--op", "read,write", "--ios", "400", "--repeat", "1", "--mem-offset", "0", "--mode", "auto", "--json"],
       { cwd: dir },
     );
     expect(run.exitCode).toBe(0);
@@ -356,7 +381,7 @@ describe("bench's page acquisition", () => {
     const { Disk } = await import("../src/disk/disk");
     using opened = Disk.open(disk, { write: false, direct: true });
     const result = await runJob({
-      guestPath: guest,
+      guest: { path: guest },
       diskPath: disk,
       disk: opened.shared(),
       op: "read",
@@ -386,7 +411,7 @@ describe("bench's page acquisition", () => {
 
 describe("bench --seg on the command line", () => {
   test("runs the shape and says so; --seg with --bs or --mem-offset is exit 2 and nothing runs", () => {
-    const ok = runCliIn(dir, "bench", "--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096", "--op", "write", "--ios", "20", "--mode", "auto", "--json");
+    const ok = runCliIn(dir, "bench", "--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096", "--op", "write", "--ios", "20", "--repeat", "1", "--mode", "auto", "--json");
     expect(ok.code).toBe(0);
     const [result] = JSON.parse(ok.stdout).results;
     expect(result).toMatchObject({ bs: 4096, shape: "0@512+3584 2@0+512", decision: "bounce", ios: 20, callsPerIo: 1, copiedBytesPerIo: 4096 });

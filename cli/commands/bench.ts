@@ -4,16 +4,29 @@
  */
 import { Option, type Command } from "commander";
 import { fioJobFile } from "../../src/bench/fio-job";
-import { writeUserTextFile } from "../../src/host/files";
+import { BOUNCE_PAGES, GUEST_BACKINGS, guestOnHugePages, type BouncePages, type GuestBacking } from "../../src/bench/guest-backing";
+import { checkCreatable, writeUserTextFile } from "../../src/host/files";
+import { BenchTable, benchCsv, benchFooter, benchJson, columnsHelp, parseColumns, terminalWidth } from "../bench-report";
 import { BENCH_OPS, type BenchOp } from "../../src/bench/job";
-import { DEFAULT_BENCH, formatBytes, runBench, validateBenchOptions, type BenchCaseResult, type BenchOptions, type BenchReport } from "../../src/bench/runner";
+import {
+  DEFAULT_BENCH,
+  describeHost,
+  formatBytes,
+  runBench,
+  validateBenchOptions,
+  type BenchCaseResult,
+  type BenchOptions,
+  type BenchProgress,
+  type BenchReport,
+  type HostInfo,
+} from "../../src/bench/runner";
 import type { BenchWorkspace } from "../../src/bench/workspace";
 import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
 import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
 import { BounceBenchError, InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
 import { parseSegment, parseSize } from "../../src/base/value-parsers";
-import { describeAlignment, table } from "../format";
+import { describeAlignment } from "../format";
 import type { Context } from "../main";
 import type { RuleSet } from "../../src/base/alignment-rules";
 import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../../src/base/disk-kinds";
@@ -43,9 +56,16 @@ interface BenchFlags {
   fua?: boolean;
   force?: boolean;
   hugePages: boolean;
+  guestBacking: GuestBacking;
+  bouncePages: BouncePages;
   emitFio?: string;
   json?: boolean;
   seg?: string[];
+  repeat: string;
+  ramp: string;
+  columns?: string;
+  format: "table" | "json" | "csv";
+  output?: string;
 }
 
 export function registerBench(program: Command, context: Context): void {
@@ -88,18 +108,45 @@ export function registerBench(program: Command, context: Context): void {
     .addOption(sharedOptions.align())
     .addOption(sharedOptions.memAlign())
     .addOption(sharedOptions.fua("writes with RWF_DSYNC"))
-    .option("--no-huge-pages", "bounce buffers on 4 KiB pages; by default they ask for transparent huge pages, which make direct IO into them cheaper")
+    .addOption(
+      new Option(
+        "--guest-backing <backing>",
+        "guest memory when no --guest is given: memfd (shmem, 4 KiB pages), file (an unnamed file in the temporary directory), " +
+          "thp (anonymous memory on transparent huge pages), hugetlb (2 MiB pages from vm.nr_hugepages)",
+      )
+        .choices(GUEST_BACKINGS as string[])
+        .default("memfd"),
+    )
+    .addOption(
+      new Option("--bounce-pages <pages>", "bounce buffers' pages: same as guest memory (like for like), 4k, or thp")
+        .choices(BOUNCE_PAGES as string[])
+        .default("same"),
+    )
+    .option("--no-huge-pages", "the same as --bounce-pages 4k (kept from earlier versions)")
     .addOption(sharedOptions.force("allow writing to an existing --disk (write workloads) or --guest (read workloads), and replacing --emit-fio's file"))
+    .option("--repeat <n>", "runs per case, interleaved across cases (round 1 of every case, then round 2, ...); rates are medians with the spread", String(DEFAULT_BENCH.repeat))
+    .option("--ramp <seconds>", "warm-up before each run's measurement, not counted", "0")
+    .option("--columns <list>", "table columns: default, all, a list, or +name,... to add to the default (see below)")
+    .addOption(new Option("--format <format>", "table, json (the document --json prints) or csv (every column)").choices(["table", "json", "csv"]).default("table"))
+    .option("--output <file>", "write the report to this file instead of stdout (replacing one needs --force)")
     .option("--emit-fio <file>", "also write the equivalent fio job file")
     .addOption(sharedOptions.json())
+    .addHelpText("after", () => `\nColumns (--columns):\n${columnsHelp()}\n`)
     .action(async (flags: BenchFlags, command: Command) => {
       if (flags.seg !== undefined) {
         for (const name of ["bs", "memOffset"]) {
           if (command.getOptionValueSource(name) !== "default") throw new InvalidInputError(`--seg gives the request's shape: it cannot be combined with --${name === "bs" ? "bs" : "mem-offset"}`);
         }
       }
+      if (flags.guest !== undefined && command.getOptionValueSource("guestBacking") === "cli") {
+        throw new InvalidInputError(`--guest-backing ${flags.guestBacking} makes guest memory; it cannot be combined with --guest (a file)`);
+      }
       const options = parseFlags(flags);
-      validateBenchOptions(options); // everything that can be refused is, before --emit-fio writes
+      const format = flags.json ? "json" : flags.format;
+      if (flags.json && command.getOptionValueSource("format") === "cli" && flags.format !== "json") throw new InvalidInputError(`--json and --format ${flags.format} disagree`);
+      const columns = parseColumns(flags.columns);
+      validateBenchOptions(options); // everything that can be refused is, before --emit-fio or --output writes
+      if (flags.output !== undefined) checkCreatable(flags.output, flags.force ?? false, "--output");
       if (flags.emitFio !== undefined) emitFio(flags.emitFio, options, flags.force ?? false);
       const stop = new Int32Array(new SharedArrayBuffer(4));
       let workspace: BenchWorkspace | null = null;
@@ -108,17 +155,30 @@ export function registerBench(program: Command, context: Context): void {
         () => Atomics.store(stop, 0, 1), // the fill or the workers stop, in-flight IO finishes, results so far are reported
         () => (workspace === null ? removeScratch?.() : workspace.cleanup()), // a second signal: leave now, but leave nothing behind
       );
-      const progressLine = process.stderr.isTTY && !flags.json;
+      const progressLine = process.stderr.isTTY && format === "table";
+      // Rows stream to the terminal (or pipe) as cases finish; into a file, everything at the end.
+      const streaming = format === "table" && flags.output === undefined;
+      const benchTable = new BenchTable(columns.names, columns.chosen, terminalWidth(), options);
+      const finished: BenchCaseResult[] = [];
+      const startedAt = new Date();
+      const progress = new ProgressLine(progressLine);
       let report: BenchReport;
       try {
         report = await runBench({
           ...options,
           stop,
-          onWorkspace: (ready) => (workspace = ready),
+          onWorkspace: (ready) => {
+            workspace = ready;
+            if (streaming) context.io.stdout(formatHeader(describeHost(ready), options) + benchTable.header());
+          },
           onScratch: (remove) => (removeScratch = remove),
-          onProgress: progressLine
-            ? (index, cases, label, ios) => process.stderr.write(`\r\x1b[K[${index + 1}/${cases}] ${label}: ${ios} IOs`)
-            : undefined,
+          onProgress: progressLine ? (status) => progress.update(status) : undefined,
+          onCase: (result) => {
+            finished.push(result);
+            if (!streaming) return;
+            progress.clear();
+            context.io.stdout(benchTable.row(result, finished));
+          },
         });
       } catch (error) {
         if (!(error instanceof BounceBenchError && error.code === "INTERRUPTED" && guard.caught !== null)) throw error;
@@ -126,10 +186,19 @@ export function registerBench(program: Command, context: Context): void {
         context.exitCode = guard.exitCode;
         return;
       } finally {
-        if (progressLine) process.stderr.write("\r\x1b[K");
+        progress.clear();
       }
-      if (flags.json) context.io.stdout(`${JSON.stringify({ host: report.host, rules: report.rules, results: report.results, interrupted: report.interrupted })}\n`);
-      else context.io.stdout(formatReport(report, options));
+      let text: string;
+      if (format === "json") text = `${JSON.stringify(benchJson(report, options, startedAt))}\n`;
+      else if (format === "csv") text = benchCsv(report);
+      else {
+        const footer = benchFooter(report, benchTable) + formatNotes(report);
+        text = streaming ? footer : formatHeader(report.host, options) + benchTable.header() + report.results.map((r) => benchTable.row(r, report.results)).join("") + footer;
+      }
+      if (flags.output !== undefined) {
+        writeUserTextFile(flags.output, text, { force: flags.force ?? false }, "--output");
+        context.io.stderr(`bounce-bench: wrote ${format} to ${flags.output}\n`);
+      } else context.io.stdout(text);
       const failed = report.results.find((result) => result.error !== null && !(result.error.code === "EINVAL" && result.mode === "direct"));
       if (guard.caught !== null) {
         context.io.stderr(guard.message);
@@ -139,6 +208,38 @@ export function registerBench(program: Command, context: Context): void {
         context.exitCode = 1;
       }
     });
+}
+
+/**
+ * The progress line on stderr (a terminal only): the run, its case, elapsed time, IOs and live
+ * MiB/s of the run, and the time left for the sweep, estimated from the runs done so far.
+ */
+class ProgressLine {
+  readonly #sweepStart = performance.now();
+  #runStart = performance.now();
+  #run = -1;
+  #shown = false;
+
+  constructor(readonly enabled: boolean) {}
+
+  update(status: BenchProgress): void {
+    const now = performance.now();
+    if (status.run !== this.#run) {
+      this.#run = status.run;
+      this.#runStart = now;
+    }
+    const runSeconds = (now - this.#runStart) / 1000;
+    const elapsed = (now - this.#sweepStart) / 1000;
+    const eta = status.run === 0 ? "" : `, ETA ${Math.ceil((elapsed / status.run) * (status.runs - status.run) - runSeconds)} s`;
+    const rate = runSeconds > 0 ? (status.ios * status.bs) / 2 ** 20 / runSeconds : 0;
+    process.stderr.write(`\r\x1b[K[${status.run + 1}/${status.runs}] ${status.label}: ${status.ios} IOs, ${rate.toFixed(0)} MiB/s; ${elapsed.toFixed(0)} s${eta}`);
+    this.#shown = true;
+  }
+
+  clear(): void {
+    if (this.#shown) process.stderr.write("\r\x1b[K");
+    this.#shown = false;
+  }
 }
 
 function parseFlags(flags: BenchFlags): BenchOptions {
@@ -154,6 +255,13 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     return value;
   };
   if (flags.runtime !== undefined && flags.ios !== undefined) throw new InvalidInputError("give --runtime or --ios, not both");
+  const seconds = (flag: string, text: string, allowZero: boolean) => {
+    const value = Number(text);
+    if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(allowZero ? value >= 0 : value > 0)) {
+      throw new InvalidInputError(`${flag}: ${JSON.stringify(text)} is not a ${allowZero ? "" : "positive "}number of seconds`);
+    }
+    return value;
+  };
   let runtimeSeconds: number | null = flags.ios === undefined ? DEFAULT_BENCH.runtimeSeconds : null;
   if (flags.runtime !== undefined) {
     runtimeSeconds = Number(flags.runtime);
@@ -175,6 +283,8 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     budget: count("--budget", flags.budget),
     runtimeSeconds,
     ios: flags.ios === undefined ? null : count("--ios", flags.ios),
+    repeat: count("--repeat", flags.repeat),
+    rampSeconds: seconds("--ramp", flags.ramp, true),
     alignOverride: flags.align,
     memAlignOverride: flags.memAlign,
     diskKind: flags.diskKind,
@@ -182,9 +292,18 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     rules: flags.rules,
     fua: flags.fua ?? false,
     force: flags.force ?? false,
-    hugePages: flags.hugePages,
+    guestBacking: flags.guest === undefined ? flags.guestBacking : undefined,
+    bouncePages: bouncePages(flags),
     shape: flags.seg?.map((text, i) => parseSegment(text, flags.seg!.length > 1 ? `--seg #${i + 1}` : "--seg")),
   };
+}
+
+function bouncePages(flags: BenchFlags): BouncePages {
+  if (flags.hugePages === false) {
+    if (flags.bouncePages !== "same" && flags.bouncePages !== "4k") throw new InvalidInputError(`--no-huge-pages and --bounce-pages ${flags.bouncePages} disagree`);
+    return "4k";
+  }
+  return flags.bouncePages;
 }
 
 function parseSector(text: string | undefined, kind: DiskKind): SectorSize | undefined {
@@ -200,50 +319,47 @@ function emitFio(path: string, options: BenchOptions, force: boolean): void {
   writeUserTextFile(path, fioJobFile(options, diskPath, options.size), { force }, "--emit-fio");
 }
 
-/** The report for people: where it ran, then one row per case, then what bouncing cost. */
-export function formatReport(report: BenchReport, options: BenchOptions): string {
-  const host = report.host;
-  const lines = [
+const GUEST_BACKING_TEXT: Record<GuestBacking, string> = {
+  memfd: "memfd (shmem, 4 KiB pages)",
+  file: "a file (page cache, 4 KiB pages)",
+  thp: "anonymous, transparent huge pages",
+  hugetlb: "hugetlbfs, 2 MiB pages",
+};
+
+/** Where the run happened and how: the lines above the table. */
+export function formatHeader(host: HostInfo, options: BenchOptions): string {
+  const perRun = options.runtimeSeconds !== null ? `${options.runtimeSeconds} s` : `${options.ios} IOs`;
+  const ramp = (options.rampSeconds ?? 0) > 0 ? ` after a ${options.rampSeconds} s ramp` : "";
+  return [
     `bounce-bench ${VERSION} bench on Linux ${host.kernel}, ${host.cpu} x${host.cpus}, ${host.filesystem ?? "unknown filesystem"}`,
     `disk ${host.disk} (${formatBytes(host.diskSize)}), alignment: ${describeAlignment(host.alignment)}` +
       (host.planAlignment.source === "override" ? `, planned as ${describeAlignment(host.planAlignment)}` : ""),
-    `engine ${options.engine}, qd ${options.qd}, threads ${options.threads}, ` +
-      (options.runtimeSeconds !== null ? `${options.runtimeSeconds} s per case` : `${options.ios} IOs per case`) +
-      `, bounce budget ${options.budget} pages per thread`,
+    `engine ${options.engine}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} runs of ${perRun}${ramp} per case, ` +
+      `bounce budget ${options.budget} pages per thread`,
+    `guest memory ${GUEST_BACKING_TEXT[host.guestBacking]}; bounce buffers on ${host.bounceHugePages ? "transparent huge pages" : "4 KiB pages"}` +
+      (host.bounceHugePages === guestOnHugePages(host.guestBacking) ? " (like the guest's)" : " (NOT like the guest's: --bounce-pages)"),
     "",
-  ];
-  const rows = report.results.map((result) => [
-    result.op,
-    result.shape === null ? formatBytes(result.bs) : `${formatBytes(result.bs)} sg`,
-    result.memOffset,
-    result.mode,
-    result.error === null ? result.decision : result.ios === 0 ? result.error.code : `${result.decision}, then ${result.error.code}`,
-    result.mibPerSec.toFixed(1),
-    result.iops,
-    result.latencyUs.p50.toFixed(1),
-    result.latencyUs.p99.toFixed(1),
-    (result.cpuNsPerIo / 1000).toFixed(2),
-    result.physicalSegments ?? "",
-    result.bounce.copyNs > 0 ? result.bounce.copyGiBPerSec.toFixed(1) : "",
-    costVersusDirect(result, report.results),
-  ]);
-  const head = ["op", "bs", "mem off", "mode", "decision", "MiB/s", "IOPS", "p50 us", "p99 us", "CPU/IO us", "phys segs", "copy GiB/s", "vs direct"];
-  let text = lines.join("\n") + "\n" + table(head, rows);
+  ].join("\n") + "\n";
+}
+
+/** Notes on what this run's figures mean: huge pages, budget waits, physical segments. */
+function formatNotes(report: BenchReport): string {
+  const host = report.host;
+  let text = "";
   const shaped = report.results.find((result) => result.shape !== null);
   if (shaped !== undefined) text += `sg: every IO is the scatter-gather list --seg ${shaped.shape} over its slot's pages\n`;
   const bounced = report.results.filter((result) => result.bounce.copyNs > 0);
   if (bounced.length > 0) {
     const huge = bounced.filter((result) => result.bounce.hugePageBytes > 0).length;
-    text +=
-      `bounce buffers on transparent huge pages in ${huge} of ${bounced.length} bounced cases ` +
-      `(THP ${host.transparentHugePages ?? "unknown"}); copy GiB/s is the guest <-> bounce copy alone\n`;
+    text += `bounce buffers on transparent huge pages in ${huge} of ${bounced.length} bounced cases (THP ${host.transparentHugePages ?? "unknown"})\n`;
   }
   const waits = report.results.filter((result) => result.bounce.waits > 0);
   if (waits.length > 0) {
     text += `bounce budget waits: ${waits.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.bounce.waits} (${(r.bounce.waitNs / 1e6).toFixed(1)} ms, peak ${r.bounce.peakPages} pages)`).join("; ")}\n`;
   }
-  if (report.results.some((r) => r.physicalSegments !== null)) {
-    text += "phys segs: physically contiguous runs of the memory the device transfers for one IO (its DMA segments, at best)\n";
+  const starved = report.results.filter((r) => r.qd > 1 && r.ios > 0 && r.effectiveQd < 0.9 * r.qd);
+  if (starved.length > 0) {
+    text += `fewer IOs in flight than --qd (effective depth): ${starved.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.effectiveQd}`).join("; ")}\n`;
   }
   const maxSegments = host.maxSegments;
   const split = report.results.filter((r) => maxSegments !== null && r.physicalSegments !== null && r.physicalSegments > maxSegments);
@@ -254,14 +370,4 @@ export function formatReport(report: BenchReport, options: BenchOptions): string
   }
   if (report.interrupted) text += "(interrupted: the last case is partial, later cases did not run)\n";
   return text;
-}
-
-/** For a bounced case: its throughput and CPU per IO against the direct case of the same op and size. */
-function costVersusDirect(result: BenchCaseResult, all: BenchCaseResult[]): string {
-  if (result.decision !== "bounce" || result.ios === 0) return "";
-  const peers = all.filter((other) => other.op === result.op && other.bs === result.bs && other.decision === "direct" && other.ios > 0);
-  const direct = peers.find((other) => other.memOffset === result.memOffset) ?? peers[0];
-  if (direct === undefined) return "";
-  const percent = (value: number, base: number) => `${value >= base ? "+" : ""}${(((value - base) / base) * 100).toFixed(0)}%`;
-  return `MiB/s ${percent(result.mibPerSec, direct.mibPerSec)}, CPU ${percent(result.cpuNsPerIo, direct.cpuNsPerIo)}`;
 }

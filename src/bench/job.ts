@@ -47,16 +47,19 @@ import {
   ioCounters,
   monotonicNs,
   physicalRuns,
+  processCpuNs,
   threadCpuNs,
   type Address,
 } from "../native";
-import { LatencyHistogram } from "./histogram";
+import { LatencyHistogram, type HistogramData } from "./histogram";
+import type { GuestSource } from "./workspace";
 
 export type BenchOp = "read" | "write" | "randread" | "randwrite";
 export const BENCH_OPS: readonly BenchOp[] = ["read", "write", "randread", "randwrite"];
 
 export interface JobSpec {
-  guestPath: string;
+  /** Guest memory: a file to map, or the main thread's anonymous memory (`GuestSource`). */
+  guest: GuestSource;
   /** The disk's path, for the independent read-back of `verify` only. */
   diskPath: string;
   /** The disk, opened once by the main thread, in this case's mode. */
@@ -83,6 +86,8 @@ export interface JobSpec {
   firstGpn: number;
   runtimeNs: number | null;
   ios: number | null;
+  /** A warm-up run first, for this long, whose IOs are not counted (`--ramp`); 0 for none. */
+  rampNs?: number;
   fua?: boolean;
   /** Ask for transparent huge pages for the bounce buffers. */
   hugePages: boolean;
@@ -102,11 +107,23 @@ export interface JobResult {
   ios: number;
   bytes: number;
   elapsedNs: number;
+  /** CPU time of this IO thread over its measured run. */
   cpuNs: number;
-  histogram: { counts: Float64Array; count: number; maxNs: number };
-  /** Budget stalls handled inside the job (its own in-flight IOs held the pages). */
+  /**
+   * The process's CPU clock (every thread, io_uring's kernel workers included) when the measured
+   * run started and ended: the case's process CPU is the span over all its jobs.
+   */
+  processCpuStartNs: number;
+  processCpuEndNs: number;
+  histogram: HistogramData;
+  /**
+   * Budget stalls: those handled inside the job (its own in-flight IOs held the pages), to which
+   * the runner adds the shared tracker's waits, acquisitions and peak (`addBudgetTotals`).
+   */
   budgetStalls: number;
   budgetStallNs: number;
+  bounceAcquired: number;
+  bouncePeakPages: number;
   /** Time spent copying between guest memory and bounce buffers (0 when nothing bounced). */
   copyNs: number;
   /** Guest bytes copied through bounce buffers. */
@@ -128,7 +145,7 @@ export interface JobResult {
 
 export async function runJob(spec: JobSpec): Promise<JobResult> {
   const write = spec.op === "write" || spec.op === "randwrite";
-  using memory = GuestMemory.open(spec.guestPath);
+  using memory = "path" in spec.guest ? GuestMemory.open(spec.guest.path) : GuestMemory.borrow(spec.guest.address, spec.guest.size, "(transparent huge pages)");
   using disk = Disk.adopt(spec.disk); // the main thread's descriptor, opened once for the whole run
   const tracker = BounceBufferTracker.attach(spec.trackerShared);
   const op = write ? "write" : "read";
@@ -176,6 +193,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       return io;
     };
     preparedFor(0, 0); // fails here, before the clock starts, on anything preparing can refuse
+    if ((spec.rampNs ?? 0) > 0) {
+      // The warm-up: the same IOs, to the same slots, for `rampNs`; its figures are dropped.
+      const ramp = await loop({ ...spec, runtimeNs: spec.rampNs!, ios: null, progress: undefined }, preparedFor, prepared, memory, requests, block, positionUnit);
+      if (ramp.error !== null) return { ...ramp, decision: first.decision, reasons: first.reasons, bounceHugePageBytes: 0, physicalSegments: null };
+    }
     const measured = await loop(spec, preparedFor, prepared, memory, requests, block, positionUnit);
     // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
     // collapse base pages into huge ones while it runs.
@@ -307,6 +329,7 @@ async function loop(
   const countersBefore = ioCounters.slice();
   const startNs = monotonicNs();
   const startCpu = threadCpuNs();
+  const processCpuStartNs = processCpuNs();
   const deadline = spec.runtimeNs === null ? Number.POSITIVE_INFINITY : startNs + spec.runtimeNs;
   const limit = spec.ios ?? Number.POSITIVE_INFINITY;
   try {
@@ -350,6 +373,7 @@ async function loop(
   }
   const elapsedNs = monotonicNs() - startNs;
   const cpuNs = threadCpuNs() - startCpu;
+  const processCpuEndNs = processCpuNs();
   if (progress !== undefined) progress[thread] = completed;
   const delta = (i: number) => ioCounters[i]! - countersBefore[i]!;
   return {
@@ -358,9 +382,13 @@ async function loop(
     bytes: completed * bs,
     elapsedNs,
     cpuNs,
-    histogram: { counts: histogram.counts, count: histogram.count, maxNs: histogram.maxNs },
+    processCpuStartNs,
+    processCpuEndNs,
+    histogram: histogram.data(),
     budgetStalls: executor.budgetStalls,
     budgetStallNs: executor.budgetStallNs,
+    bounceAcquired: 0,
+    bouncePeakPages: 0,
     copyNs: executor.copyNs,
     copiedBytes: executor.copiedBytes,
     kernelCalls: delta(IO_PREADV) + delta(IO_PWRITEV) + delta(IO_SQES),

@@ -1,7 +1,13 @@
 /**
  * The benchmark: the product of the listed ops, block sizes, memory offsets and modes, each
  * case run by `threads` Bun Workers (one job each, own engine, own budget slot), measured and
- * summed into one result per case.
+ * summed into one result per run; each case runs `repeat` times, interleaved with the other
+ * cases (round 1 of every case, then round 2, ...) so that a disk's drift hits all alike, and its
+ * result is the median of its runs with their spread.
+ *
+ * CPU per IO is the process's CPU time (user and system, every thread: the IO Workers, io_uring's
+ * kernel workers, and the main thread waiting for them) over the measured interval, divided by
+ * the IOs completed; the IO threads' own share is kept apart (`threadCpuNsPerIo`).
  *
  * Measurement returns plain data (`BenchReport`); printing is the command line's business.
  * Each report starts with where it ran: kernel, CPU, filesystem, alignment and its source.
@@ -29,7 +35,9 @@ import { scratchDiskUnavailable } from "../host/scratch-disks";
 import { BounceBenchError } from "../base/errors";
 import { LatencyHistogram } from "./histogram";
 import { errorJson, shapePages, type BenchOp, type JobResult, type JobSpec } from "./job";
+import { spreadOf } from "./statistics";
 import { BenchWorkspace } from "./workspace";
+import { bounceOnHugePages, transparentHugePageMode, type BouncePages, type GuestBacking } from "./guest-backing";
 
 export interface BenchOptions {
   guestPath?: string;
@@ -50,6 +58,10 @@ export interface BenchOptions {
   budget: number;
   runtimeSeconds: number | null;
   ios: number | null;
+  /** Runs per case (`--repeat`, default 1), interleaved across cases. */
+  repeat?: number;
+  /** Warm-up before each run's measurement, in seconds (`--ramp`, default 0). */
+  rampSeconds?: number;
   alignOverride?: number;
   memAlignOverride?: number;
   /** The kind of scratch disk to make when no disk is named (`--disk-kind`), and its sector size (`--sector`). */
@@ -59,19 +71,30 @@ export interface BenchOptions {
   rules?: RuleSet;
   fua?: boolean;
   force?: boolean;
-  /** Bounce buffers on transparent huge pages where the kernel allows (default true). */
-  hugePages?: boolean;
+  /** What backs guest memory when no `guestPath` is given (`--guest-backing`, `memfd` by default). */
+  guestBacking?: GuestBacking;
+  /** The bounce buffers' pages (`--bounce-pages`): `same` as guest memory (the default), `4k` or `thp`. */
+  bouncePages?: BouncePages;
   verify?: boolean;
   /** [0] set to non-zero to stop (shared with the workers). */
   stop?: Int32Array;
-  /** Called when a case starts and as IOs complete (from a timer), for a progress line. */
-  onProgress?: (caseIndex: number, cases: number, label: string, ios: number) => void;
-  /** Called with each finished case, in order. */
+  /** Called when a run starts and as IOs complete (from a timer), for a progress line. */
+  onProgress?: (status: BenchProgress) => void;
+  /** Called with each finished case (after its last run), in order. */
   onCase?: (result: BenchCaseResult) => void;
   /** Called once the files are ready, with the workspace (to clean it up on a signal). */
   onWorkspace?: (workspace: BenchWorkspace) => void;
   /** Called before a scratch disk is filled, with what removes the scratch directory. */
   onScratch?: (remove: () => void) => void;
+}
+
+/** Where a sweep is: run `run` (from 0) of `runs` (cases x repeats), its case, and its IOs so far. */
+export interface BenchProgress {
+  run: number;
+  runs: number;
+  label: string;
+  bs: number;
+  ios: number;
 }
 
 export interface HostInfo {
@@ -87,8 +110,13 @@ export interface HostInfo {
   /** The disk's alignment as the kernel reports it, and the one planned against (override). */
   alignment: AlignmentJson;
   planAlignment: AlignmentJson;
+  /** Bytes of guest memory on huge pages at the end of the sweep (transparent or hugetlb). */
+  guestHugePageBytes: number;
   /** The kernel's transparent huge page mode (`always`, `madvise`, `never`), null if unknown. */
   transparentHugePages: string | null;
+  /** What backs guest memory (`file` for the user's `--guest`), and whether bounce buffers asked for huge pages. */
+  guestBacking: GuestBacking;
+  bounceHugePages: boolean;
   /** DMA segments the disk's block device takes in one request (`queue/max_segments`), or null. */
   maxSegments: number | null;
 }
@@ -105,14 +133,40 @@ export interface BenchCaseResult {
   engine: EngineName;
   qd: number;
   threads: number;
+  /** Runs measured (`--repeat`); the rates below are their medians, with the spread. */
+  repeats: number;
+  /** IOs, bytes and seconds over all runs. */
   ios: number;
   bytes: number;
   seconds: number;
   mibPerSec: number;
+  mibPerSecMin: number;
+  mibPerSecMax: number;
   iops: number;
-  latencyUs: { p50: number; p99: number; max: number };
-  /** CPU time of the IO threads per completed IO, in nanoseconds. */
+  iopsMin: number;
+  iopsMax: number;
+  /** CPU time of the whole process per completed IO, in nanoseconds (see the module doc). */
   cpuNsPerIo: number;
+  cpuNsPerIoMin: number;
+  cpuNsPerIoMax: number;
+  /** The interquartile range of each rate, with 4 runs or more (null with fewer). */
+  iqr: { mibPerSec: [number, number]; iops: [number, number]; cpuNsPerIo: [number, number] } | null;
+  /** The IO threads' own CPU time per IO (their thread clocks): part of `cpuNsPerIo`. */
+  threadCpuNsPerIo: number;
+  /** Process CPU over wall time, in cores (median over runs). */
+  cpuUtilization: number;
+  /**
+   * IOs in flight on average per thread over the measured time (the time-weighted count of
+   * started, unsettled IOs: their latencies less their waits for bounce pages, added up, over
+   * the time). Below `qd` when the bounce budget, the engine or the loop kept the queue from filling.
+   */
+  effectiveQd: number;
+  /** Latency from the merged histogram of every run; null when no IO completed (a refused case). */
+  latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number; stdev: number } | null;
+  /** The latency histogram itself (non-empty buckets); null when no IO completed. */
+  histogram: { unit: "ns"; lowerNs: number[]; upperNs: number[]; counts: number[] } | null;
+  /** Each run's own figures, in the order they ran. */
+  samples: { ios: number; seconds: number; mibPerSec: number; iops: number; cpuNsPerIo: number }[];
   /**
    * What the kernel was asked to do per IO, counted at the native boundary: vectored system
    * calls or io_uring SQEs (`callsPerIo`), bytes moved to or from the disk (`diskBytesPerIo`,
@@ -156,12 +210,14 @@ export const DEFAULT_BENCH = {
   size: 256 * 2 ** 20,
   ops: ["read", "write"] as BenchOp[],
   bs: [4096, 65536, 2 ** 20],
-  memOffsets: [0, 512],
+  // 0 and 512 are direct on common disks (512-byte DMA alignment), 8 is not: auto bounces there.
+  memOffsets: [0, 8, 512],
   modes: ["auto", "bounce"] as IoMode[],
   engine: "sync" as EngineName,
   qd: 1,
   threads: 1,
-  runtimeSeconds: 2,
+  runtimeSeconds: 0.5,
+  repeat: 3,
 };
 
 const MAX_THREADS = 64;
@@ -169,7 +225,7 @@ const MAX_THREADS = 64;
 const MAX_IDLE_ARENA_BYTES = 256 * 2 ** 20;
 /** Largest block size (or shape length) a case may move per IO. */
 const MAX_BS = 64 * 2 ** 20;
-const PROGRESS_INTERVAL_MS = 500;
+const PROGRESS_INTERVAL_MS = 200;
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
 
 export async function runBench(given: BenchOptions): Promise<BenchReport> {
@@ -196,13 +252,14 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     diskKind: options.diskKind,
     sector: options.sector,
     needsDirectIo: options.modes.some((mode) => mode !== "buffered"),
+    guestBacking: options.guestBacking,
   });
   options.onWorkspace?.(workspace);
   const workers: Worker[] = [];
   // The disk was opened once, by the workspace; every job's Worker uses this descriptor (Disk.adopt).
   const disk = workspace.disk;
   try {
-    const host = describeHost(workspace, disk);
+    const host = describeHost(workspace, options.bouncePages);
     // Regions of whole disk blocks, so that an IO widened to blocks never leaves its thread's region.
     const regionUnit = Math.max(PAGE_SIZE, host.planAlignment.offset, host.planAlignment.readOffset);
     const regionBytes = Math.floor(workspace.diskSize / options.threads / regionUnit) * regionUnit;
@@ -214,62 +271,81 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     const cases = options.ops.flatMap((op) =>
       options.bs.flatMap((bs) => options.memOffsets.flatMap((memOffset) => options.modes.map((mode) => ({ op, bs, memOffset, mode })))),
     );
+    const repeat = options.repeat ?? 1;
+    const runs: JobResult[][][] = cases.map(() => []);
     const results: BenchCaseResult[] = [];
     const progress = new Float64Array(new SharedArrayBuffer(8 * options.threads));
-    for (const [index, item] of cases.entries()) {
-      if (Atomics.load(stop, 0) !== 0) break;
-      const label = `${item.op} ${options.shape === undefined ? `${formatBytes(item.bs)} +${item.memOffset}` : `--seg ${formatShape(options.shape)}`} ${item.mode}`;
-      const tracker = new BounceBufferTracker(options.budget, options.threads);
-      progress.fill(0);
-      options.onProgress?.(index, cases.length, label, 0);
-      const timer = setInterval(() => options.onProgress?.(index, cases.length, label, progress.reduce((a, b) => a + b, 0)), PROGRESS_INTERVAL_MS);
-      let jobs: JobResult[];
-      try {
-        disk.setDirect(item.mode !== "buffered");
-      } catch (error) {
-        jobs = workers.map((_, thread) => failedJob(thread, errorJson(error)));
+    let ended = false;
+    for (let round = 0; round < repeat && !ended; round++) {
+      for (const [index, item] of cases.entries()) {
+        if (Atomics.load(stop, 0) !== 0) {
+          ended = true;
+          break;
+        }
+        const label = `${item.op} ${options.shape === undefined ? `${formatBytes(item.bs)} +${item.memOffset}` : `--seg ${formatShape(options.shape)}`} ${item.mode}`;
+        const tracker = new BounceBufferTracker(options.budget, options.threads);
+        const run = round * cases.length + index;
+        const status = { run, runs: repeat * cases.length, label, bs: item.bs };
+        progress.fill(0);
+        options.onProgress?.({ ...status, ios: 0 });
+        const timer = setInterval(() => options.onProgress?.({ ...status, ios: progress.reduce((a, b) => a + b, 0) }), PROGRESS_INTERVAL_MS);
+        let jobs: JobResult[];
+        try {
+          disk.setDirect(item.mode !== "buffered");
+        } catch (error) {
+          jobs = workers.map((_, thread) => failedJob(thread, errorJson(error)));
+        }
+        const shared = disk.shared();
+        try {
+          jobs ??= await Promise.all(
+            workers.map((worker, thread) =>
+              runInWorker(worker, {
+                guest: workspace.guest,
+                diskPath: workspace.diskPath,
+                disk: shared,
+                op: item.op,
+                bs: item.bs,
+                memOffset: item.memOffset,
+                shape: options.shape,
+                mode: item.mode,
+                rules: options.rules ?? "kernel",
+                engine: options.engine,
+                qd: options.qd,
+                thread,
+                trackerShared: tracker.shared,
+                regionStart: thread * regionBytes,
+                regionBytes,
+                firstGpn: thread * guestPagesPerThread,
+                runtimeNs: options.runtimeSeconds === null ? null : options.runtimeSeconds * 1e9,
+                rampNs: (options.rampSeconds ?? 0) * 1e9,
+                ios: options.ios === null ? null : Math.ceil(options.ios / options.threads),
+                fua: options.fua,
+                hugePages: bounceOnHugePages(workspace.guestBacking, options.bouncePages ?? "same"),
+                seed: 0x9e3779b1 ^ (thread * 7919 + run),
+                verify: options.verify,
+                stop,
+                progress,
+              }),
+            ),
+          );
+        } finally {
+          clearInterval(timer);
+        }
+        addBudgetTotals(jobs, tracker);
+        runs[index]!.push(jobs);
+        const failed = jobs.find((job) => job.error !== null)?.error ?? null;
+        // A forced direct case the kernel refuses is a finding; any other error ends the sweep.
+        if (failed !== null && !(failed.code === "EINVAL" && item.mode === "direct")) ended = true;
+        if (round === repeat - 1 || ended) {
+          const result = summarize(item, options, runs[index]!);
+          results.push(result);
+          options.onCase?.(result);
+        }
+        if (ended) break;
       }
-      const shared = disk.shared();
-      try {
-        jobs ??= await Promise.all(
-          workers.map((worker, thread) =>
-            runInWorker(worker, {
-              guestPath: workspace.guestPath,
-              diskPath: workspace.diskPath,
-              disk: shared,
-              op: item.op,
-              bs: item.bs,
-              memOffset: item.memOffset,
-              shape: options.shape,
-              mode: item.mode,
-              rules: options.rules ?? "kernel",
-              engine: options.engine,
-              qd: options.qd,
-              thread,
-              trackerShared: tracker.shared,
-              regionStart: thread * regionBytes,
-              regionBytes,
-              firstGpn: thread * guestPagesPerThread,
-              runtimeNs: options.runtimeSeconds === null ? null : options.runtimeSeconds * 1e9,
-              ios: options.ios === null ? null : Math.ceil(options.ios / options.threads),
-              fua: options.fua,
-              hugePages: options.hugePages ?? true,
-              seed: 0x9e3779b1 ^ (thread * 7919 + index),
-              verify: options.verify,
-              stop,
-              progress,
-            }),
-          ),
-        );
-      } finally {
-        clearInterval(timer);
-      }
-      const result = summarize(item, options, jobs, tracker);
-      results.push(result);
-      options.onCase?.(result);
-      if (result.error !== null && !(result.error.code === "EINVAL" && item.mode === "direct")) break;
     }
-    return { host, rules: options.rules ?? "kernel", results, interrupted: Atomics.load(stop, 0) !== 0 };
+    // Read after the runs: the kernel may collapse base pages into huge ones while they run.
+    return { host: { ...host, guestHugePageBytes: workspace.guestHugePageBytes() }, rules: options.rules ?? "kernel", results, interrupted: Atomics.load(stop, 0) !== 0 };
   } finally {
     for (const worker of workers) worker.terminate();
     workspace.cleanup();
@@ -302,6 +378,9 @@ function validate(options: BenchOptions): void {
     if (options.diskPath !== undefined) throw new InvalidInputError(`--disk-kind ${kind} makes a scratch disk; it cannot be combined with --disk`);
     const unavailable = scratchDiskUnavailable(kind);
     if (unavailable !== null) throw new BounceBenchError("DISK_KIND_UNAVAILABLE", `--disk-kind ${kind}: ${unavailable}`);
+  }
+  if (options.guestPath !== undefined && options.guestBacking !== undefined && options.guestBacking !== "file") {
+    throw new InvalidInputError(`--guest-backing ${options.guestBacking} makes guest memory; it cannot be combined with --guest (a file)`);
   }
   const lists: [string, unknown[]][] = [["--op", options.ops], ["--bs", options.bs], ["--mem-offset", options.memOffsets], ["--mode", options.modes]];
   for (const [flag, list] of lists) if (list.length === 0) throw new InvalidInputError(`${flag}: the list is empty`);
@@ -366,7 +445,11 @@ function failedJob(thread: number, error: { code: string; message: string }): Jo
     bytes: 0,
     elapsedNs: 0,
     cpuNs: 0,
-    histogram: { counts: new Float64Array(0), count: 0, maxNs: 0 },
+    processCpuStartNs: 0,
+    processCpuEndNs: 0,
+    histogram: new LatencyHistogram(new Float64Array(0)).data(),
+    bounceAcquired: 0,
+    bouncePeakPages: 0,
     budgetStalls: 0,
     budgetStallNs: 0,
     copyNs: 0,
@@ -380,21 +463,63 @@ function failedJob(thread: number, error: { code: string; message: string }): Jo
   };
 }
 
-function summarize(
-  item: { op: BenchOp; bs: number; memOffset: number; mode: IoMode },
-  options: BenchOptions,
-  jobs: JobResult[],
-  tracker: BounceBufferTracker,
-): BenchCaseResult {
-  const latency = new LatencyHistogram();
-  for (const job of jobs) if (job.histogram.count > 0) latency.merge(new LatencyHistogram(job.histogram.counts, job.histogram.count, job.histogram.maxNs));
+/**
+ * The budget's use in a run, counted by the tracker shared by its jobs, added into the first
+ * job (so that a run is its jobs alone, and runs add up).
+ */
+function addBudgetTotals(jobs: JobResult[], tracker: BounceBufferTracker): void {
+  const stats = tracker.totals();
+  const first = jobs[0]!;
+  first.budgetStalls += stats.waits;
+  first.budgetStallNs += stats.waitNs;
+  first.bounceAcquired = stats.acquired;
+  first.bouncePeakPages = stats.peakPages;
+}
+
+/** One run's own rates: what its jobs did together over the longest of their measured intervals. */
+function runRates(jobs: JobResult[]): { ios: number; bytes: number; seconds: number; mibPerSec: number; iops: number; cpuNs: number; cpuNsPerIo: number; utilization: number } {
   const ios = jobs.reduce((sum, job) => sum + job.ios, 0);
   const bytes = jobs.reduce((sum, job) => sum + job.bytes, 0);
   const seconds = Math.max(...jobs.map((job) => job.elapsedNs)) / 1e9;
-  const cpuNs = jobs.reduce((sum, job) => sum + job.cpuNs, 0);
+  const measured = jobs.filter((job) => job.processCpuEndNs > 0);
+  const cpuNs = measured.length === 0 ? 0 : Math.max(...measured.map((job) => job.processCpuEndNs)) - Math.min(...measured.map((job) => job.processCpuStartNs));
+  return {
+    ios,
+    bytes,
+    seconds,
+    mibPerSec: seconds > 0 ? bytes / 2 ** 20 / seconds : 0,
+    iops: seconds > 0 ? ios / seconds : 0,
+    cpuNs,
+    cpuNsPerIo: ios > 0 ? cpuNs / ios : 0,
+    utilization: seconds > 0 ? cpuNs / 1e9 / seconds : 0,
+  };
+}
+
+function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoMode }, options: BenchOptions, runs: JobResult[][]): BenchCaseResult {
+  const jobs = runs.flat();
+  const latency = new LatencyHistogram();
+  for (const job of jobs) if (job.histogram.count > 0) latency.merge(LatencyHistogram.from(job.histogram));
+  const rates = runs.map(runRates);
+  const ios = rates.reduce((sum, run) => sum + run.ios, 0);
+  const bytes = rates.reduce((sum, run) => sum + run.bytes, 0);
   const copyNs = jobs.reduce((sum, job) => sum + job.copyNs, 0);
-  const stats = tracker.totals();
   const first = jobs.find((job) => job.error === null) ?? jobs[0]!;
+  const spread = (pick: (run: (typeof rates)[number]) => number, digits: number) => {
+    const values = rates.filter((run) => run.ios > 0).map(pick);
+    const summary = spreadOf(values.length > 0 ? values : [0]);
+    return {
+      median: round(summary.median, digits),
+      min: round(summary.min, digits),
+      max: round(summary.max, digits),
+      iqr: summary.quartiles === null ? null : ([round(summary.quartiles[0], digits), round(summary.quartiles[1], digits)] as [number, number]),
+    };
+  };
+  const mib = spread((run) => run.mibPerSec, 2);
+  const iops = spread((run) => run.iops, 0);
+  const cpu = spread((run) => run.cpuNsPerIo, 0);
+  const meanLatencyNs = latency.mean();
+  const threadCpuNs = jobs.reduce((sum, job) => sum + job.cpuNs, 0);
+  const us = (ns: number) => round(ns / 1000, 3);
   return {
     op: item.op,
     bs: item.bs,
@@ -406,29 +531,75 @@ function summarize(
     engine: options.engine,
     qd: options.qd,
     threads: options.threads,
+    repeats: runs.length,
     ios,
     bytes,
-    seconds: round(seconds, 6),
-    mibPerSec: seconds > 0 ? round(bytes / 2 ** 20 / seconds, 2) : 0,
-    iops: seconds > 0 ? Math.round(ios / seconds) : 0,
-    latencyUs: { p50: round(latency.percentile(50) / 1000, 3), p99: round(latency.percentile(99) / 1000, 3), max: round(latency.maxNs / 1000, 3) },
-    cpuNsPerIo: ios > 0 ? Math.round(cpuNs / ios) : 0,
+    seconds: round(rates.reduce((sum, run) => sum + run.seconds, 0), 6),
+    mibPerSec: mib.median,
+    mibPerSecMin: mib.min,
+    mibPerSecMax: mib.max,
+    iops: iops.median,
+    iopsMin: iops.min,
+    iopsMax: iops.max,
+    cpuNsPerIo: cpu.median,
+    cpuNsPerIoMin: cpu.min,
+    cpuNsPerIoMax: cpu.max,
+    iqr: mib.iqr === null ? null : { mibPerSec: mib.iqr, iops: iops.iqr!, cpuNsPerIo: cpu.iqr! },
+    threadCpuNsPerIo: ios > 0 ? Math.round(threadCpuNs / ios) : 0,
+    cpuUtilization: spread((run) => run.utilization, 3).median,
+    effectiveQd: effectiveQd(runs, options.threads),
+    latencyUs:
+      latency.count === 0
+        ? null
+        : {
+            p50: us(latency.percentile(50)),
+            p90: us(latency.percentile(90)),
+            p99: us(latency.percentile(99)),
+            p999: us(latency.percentile(99.9)),
+            max: us(latency.maxNs),
+            mean: us(meanLatencyNs),
+            stdev: us(latency.stdev()),
+          },
+    histogram: latency.count === 0 ? null : { unit: "ns", ...latency.buckets() },
+    samples: rates.map((run) => ({
+      ios: run.ios,
+      seconds: round(run.seconds, 6),
+      mibPerSec: round(run.mibPerSec, 2),
+      iops: Math.round(run.iops),
+      cpuNsPerIo: Math.round(run.cpuNsPerIo),
+    })),
     callsPerIo: perIo(jobs, (job) => job.kernelCalls),
     diskBytesPerIo: perIo(jobs, (job) => job.diskBytes),
     copiedBytesPerIo: perIo(jobs, (job) => job.copiedBytes),
-    physicalSegments: jobs[0]?.physicalSegments ?? null,
+    physicalSegments: ios > 0 ? (runs[runs.length - 1]![0]?.physicalSegments ?? null) : null,
     bounce: {
-      acquired: stats.acquired,
-      waits: stats.waits + jobs.reduce((sum, job) => sum + job.budgetStalls, 0),
-      waitNs: stats.waitNs + jobs.reduce((sum, job) => sum + job.budgetStallNs, 0),
-      peakPages: stats.peakPages,
+      acquired: jobs.reduce((sum, job) => sum + job.bounceAcquired, 0),
+      waits: jobs.reduce((sum, job) => sum + job.budgetStalls, 0),
+      waitNs: jobs.reduce((sum, job) => sum + job.budgetStallNs, 0),
+      peakPages: Math.max(...jobs.map((job) => job.bouncePeakPages)),
       copyNs,
       // Every completed bounced IO copied its bs bytes once.
       copyGiBPerSec: copyNs > 0 ? round(bytes / 2 ** 30 / (copyNs / 1e9), 2) : 0,
-      hugePageBytes: jobs.reduce((sum, job) => sum + job.bounceHugePageBytes, 0),
+      hugePageBytes: runs[runs.length - 1]!.reduce((sum, job) => sum + job.bounceHugePageBytes, 0),
     },
     error: jobs.find((job) => job.error !== null)?.error ?? null,
   };
+}
+
+/**
+ * IOs in flight per thread on average, over the runs: each IO is in progress for its latency
+ * (from its start to its completion), less any time it waited for bounce pages before it could
+ * be handed to the kernel; a run's IOs' such times add up to the integral of its IOs in flight.
+ */
+function effectiveQd(runs: JobResult[][], threads: number): number {
+  const depths = runs
+    .map((jobs) => {
+      const elapsedNs = Math.max(...jobs.map((job) => job.elapsedNs));
+      const inFlightNs = jobs.reduce((sum, job) => sum + job.histogram.sumNs - job.budgetStallNs, 0);
+      return elapsedNs > 0 ? Math.max(0, inFlightNs) / elapsedNs / threads : null;
+    })
+    .filter((depth) => depth !== null);
+  return depths.length === 0 ? 0 : round(depths.reduce((a, b) => a + b, 0) / depths.length, 2);
 }
 
 /** A total over the jobs per IO they ran (failed ones included: they asked the kernel too). */
@@ -437,7 +608,9 @@ function perIo(jobs: JobResult[], total: (job: JobResult) => number): number {
   return settled > 0 ? round(jobs.reduce((sum, job) => sum + total(job), 0) / settled, 3) : 0;
 }
 
-function describeHost(workspace: BenchWorkspace, disk: Disk): HostInfo {
+/** Where a run happens: the machine, the disk and its alignment. */
+export function describeHost(workspace: BenchWorkspace, bouncePages: BouncePages = "same"): HostInfo {
+  const disk = workspace.disk;
   const cpu = cpus();
   return {
     kernel: release(),
@@ -451,17 +624,11 @@ function describeHost(workspace: BenchWorkspace, disk: Disk): HostInfo {
     alignment: alignmentJson(disk.discovered),
     planAlignment: alignmentJson(disk.alignment),
     transparentHugePages: transparentHugePageMode(),
+    guestBacking: workspace.guestBacking,
+    guestHugePageBytes: workspace.guestHugePageBytes(),
+    bounceHugePages: bounceOnHugePages(workspace.guestBacking, bouncePages),
     maxSegments: blockLimits(statx(disk.fd))?.maxSegments ?? null,
   };
-}
-
-/** The bracketed choice in /sys/kernel/mm/transparent_hugepage/enabled. */
-function transparentHugePageMode(): string | null {
-  try {
-    return /\[(\w+)\]/.exec(readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8"))?.[1] ?? null;
-  } catch {
-    return null;
-  }
 }
 
 function round(value: number, digits: number): number {

@@ -5,10 +5,11 @@
  * default; a loop device, a filesystem on one, or a tmpfs) in a fresh scratch directory under
  * the system temporary directory, torn down by `cleanup()` (which the command line also calls on
  * Ctrl-C): unmounted, detached, removed. Without
- * `--guest`, guest memory is a memfd, as VMMs back guest RAM: shmem pages that direct reads can
- * dirty without sending the guest image back to disk through writeback (a guest image on the
- * disk under test would compete with the IO being measured). Workers reach it as
- * `/proc/self/fd/<fd>`. A path the user names is used as it is when it exists, or created when
+ * `--guest`, guest memory is of `--guest-backing` (`guest-backing.ts`): by default a memfd, as
+ * VMMs back guest RAM: shmem pages that direct reads can dirty without sending the guest image
+ * back to disk through writeback (a guest image on the disk under test would compete with the IO
+ * being measured). Workers reach a memfd, a hugetlbfs memfd or an unnamed temporary file as
+ * `/proc/self/fd/<fd>`, and anonymous THP memory at its address (`GuestSource`). A path the user names is used as it is when it exists, or created when
  * it does not, and is never removed. An existing file that the benchmark would change (the disk under a write workload,
  * the guest image under a read workload, which stores into guest memory) needs `force`.
  *
@@ -23,7 +24,15 @@ import { createSparseFile, statusOrNull } from "../host/files";
 import { ScratchDisk } from "../host/scratch-disks";
 import type { DiskKind, SectorSize } from "../base/disk-kinds";
 import { Disk } from "../disk/disk";
-import { closeFd, createMemfd, fileIdentity, truncateFd } from "../native";
+import { tmpdir } from "node:os";
+import { closeFd, createMemfd, fileIdentity, NativeRegion, O_RDWR, openTemporaryFile, truncateFd } from "../native";
+import { guestBackingUnavailable, HUGETLB_PAGE_SIZE, type GuestBacking } from "./guest-backing";
+
+/**
+ * Where a Worker finds guest memory: a file it maps (`path`: an image, or `/proc/self/fd/<fd>`),
+ * or anonymous memory the main thread mapped and keeps until the Workers are gone (`address`).
+ */
+export type GuestSource = { path: string } | { address: number; size: number };
 
 export interface WorkspaceOptions {
   guestPath?: string;
@@ -49,19 +58,23 @@ export interface WorkspaceOptions {
   sector?: SectorSize;
   /** Some case needs O_DIRECT: a filesystem without direct IO is refused before anything is filled. */
   needsDirectIo: boolean;
+  /** What backs guest memory when no `guestPath` is given (`memfd` by default). */
+  guestBacking?: GuestBacking;
 }
 
 const FILL_CHUNK = 1 << 20;
 
 export class BenchWorkspace {
   private constructor(
-    readonly guestPath: string,
+    readonly guest: GuestSource,
+    /** What backs guest memory: the backing made, or `file` for the user's `--guest`. */
+    readonly guestBacking: GuestBacking,
     readonly diskPath: string,
     readonly diskSize: number,
     /** The scratch disk, torn down by `cleanup`; null when the user named the disk. */
     readonly scratch: ScratchDisk | null,
-    /** The memfd behind guest memory when the user named no guest image (closed by `cleanup`). */
-    readonly guestMemfd: number | null,
+    /** What the workspace made for guest memory: a descriptor (memfd, unnamed file) or a mapping, freed by `cleanup`. */
+    readonly guestOwned: { fd: number } | { region: NativeRegion } | null,
     /** The disk, opened once, before it was filled (closed by `cleanup`). */
     readonly disk: Disk,
   ) {}
@@ -74,6 +87,10 @@ export class BenchWorkspace {
    */
   static async prepare(options: WorkspaceOptions): Promise<BenchWorkspace> {
     const needsScratch = options.diskPath === undefined;
+    if (options.guestPath === undefined) {
+      const unavailable = guestBackingUnavailable(options.guestBacking ?? "memfd", options.guestBytes);
+      if (unavailable !== null) throw new BounceBenchError("GUEST_BACKING_UNAVAILABLE", `--guest-backing ${options.guestBacking}: ${unavailable}`);
+    }
     // Check the user's files before creating anything.
     const disk = options.diskPath === undefined ? null : statusOrNull(options.diskPath, "--disk");
     const guest = options.guestPath === undefined ? null : statusOrNull(options.guestPath, "--guest");
@@ -104,7 +121,7 @@ export class BenchWorkspace {
     }
     const scratch = needsScratch ? ScratchDisk.make({ kind: options.diskKind ?? "file", sector: options.sector, size: options.diskSize }) : null;
     if (scratch !== null) options.onScratch?.(() => scratch.remove());
-    let memfd: number | null = null;
+    let guestOwned: { fd: number } | { region: NativeRegion } | null = null;
     let opened: Disk | null = null;
     try {
       const diskPath = options.diskPath ?? scratch!.path;
@@ -124,23 +141,37 @@ export class BenchWorkspace {
         opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride, memAlignOverride: options.memAlignOverride });
         if (options.needsDirectIo) opened.setDirect(true);
       }
-      let guestPath: string;
-      if (options.guestPath === undefined) {
-        memfd = createMemfd("bounce-bench-guest");
-        truncateFd(memfd, guestBytes);
-        guestPath = `/proc/self/fd/${memfd}`;
+      const backing = options.guestPath === undefined ? (options.guestBacking ?? "memfd") : "file";
+      let source: GuestSource;
+      if (options.guestPath !== undefined) {
+        source = { path: options.guestPath };
+        if (guest === null) closeFd(createSparseFile(options.guestPath, guestBytes, {}, "--guest"));
+      } else if (backing === "thp") {
+        const region = NativeRegion.anonymous(guestBytes, "guest memory (transparent huge pages)", true);
+        guestOwned = { region };
+        source = { address: region.address(0) as number, size: guestBytes };
       } else {
-        guestPath = options.guestPath;
-        if (guest === null) closeFd(createSparseFile(guestPath, guestBytes, {}, "--guest"));
+        // memfd and hugetlb: memory files; file: an unnamed file in the temporary directory,
+        // which no crash can leave behind.
+        const fd = backing === "file" ? openTemporaryFile(tmpdir(), O_RDWR) : createMemfd("bounce-bench-guest", backing === "hugetlb");
+        guestOwned = { fd };
+        truncateFd(fd, backing === "hugetlb" ? Math.ceil(guestBytes / HUGETLB_PAGE_SIZE) * HUGETLB_PAGE_SIZE : guestBytes);
+        source = { path: `/proc/self/fd/${fd}` };
       }
       const diskSize = disk === null ? options.diskSize : disk.size;
-      return new BenchWorkspace(guestPath, diskPath, diskSize, scratch, memfd, opened);
+      return new BenchWorkspace(source, backing, diskPath, diskSize, scratch, guestOwned, opened);
     } catch (error) {
       opened?.close();
-      if (memfd !== null) closeFd(memfd);
+      freeGuest(guestOwned);
       scratch?.remove();
       throw error;
     }
+  }
+
+  /** Bytes of guest memory on huge pages now: the THP mapping's, all of a hugetlb memfd, none otherwise. */
+  guestHugePageBytes(): number {
+    if (this.guestOwned !== null && "region" in this.guestOwned) return this.guestOwned.region.hugePageBytes();
+    return this.guestBacking === "hugetlb" && "path" in this.guest ? statusOrNull(this.guest.path)?.size ?? 0 : 0;
   }
 
   #cleaned = false;
@@ -150,9 +181,15 @@ export class BenchWorkspace {
     if (this.#cleaned) return;
     this.#cleaned = true;
     this.disk.close();
-    if (this.guestMemfd !== null) closeFd(this.guestMemfd);
+    freeGuest(this.guestOwned);
     this.scratch?.remove();
   }
+}
+
+function freeGuest(owned: { fd: number } | { region: NativeRegion } | null): void {
+  if (owned === null) return;
+  if ("fd" in owned) closeFd(owned.fd);
+  else owned.region.release();
 }
 
 /** Chunks written between two looks at the event loop while filling: about 16 MiB. */

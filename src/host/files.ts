@@ -76,9 +76,10 @@ export function statusOrNull(path: string, role = "path"): FileStatus | null {
 /**
  * Where a new file at `path` would land, checked: its parent resolved and not under `/dev`, the
  * path not a symlink, and an existing file replaced only with `force` and only if regular.
- * Returns whether something is there now.
+ * Returns whether something is there now. Exported so that a command can refuse a bad output
+ * path before it spends a run on what it would write there.
  */
-function checkCreatable(path: string, force: boolean, role: string): boolean {
+export function checkCreatable(path: string, force: boolean, role: string): boolean {
   if (path === "" || path.includes("\0")) throw new InvalidInputError(`${role}: ${JSON.stringify(path)} is not a path`);
   let parent: string;
   try {

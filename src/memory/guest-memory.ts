@@ -6,7 +6,8 @@
  *   GPN n = guest physical bytes n*4096 .. n*4096+4095 = the same bytes of the file
  *
  * Whatever an IO writes into guest memory is visible in the image file afterwards, so tests and
- * users prepare and inspect guest memory with ordinary file reads and writes.
+ * users prepare and inspect guest memory with ordinary file reads and writes. (The bench can
+ * also run on anonymous memory on transparent huge pages that its main thread mapped: `borrow`.)
  *
  * Invariant: the image is a non-empty whole number of pages. Every access is checked against it
  * before any byte moves: a GPN past the end, or a guest physical range that does not fit, is a
@@ -34,10 +35,10 @@ export class GuestMemory implements Disposable {
   /** Which file backs this memory (`fileIdentity`): to tell it apart from a disk. */
   readonly fileId: string;
 
-  /** Pages the filesystem was asked to provide before any store into them (see `provide`). */
-  readonly #provided: ProvidedPages;
+  /** Pages the filesystem was asked to provide before any store into them (see `provide`); null for anonymous memory, which needs no help. */
+  readonly #provided: ProvidedPages | null;
 
-  private constructor(path: string, region: NativeRegion, fileId: string, provided: ProvidedPages) {
+  private constructor(path: string, region: NativeRegion, fileId: string, provided: ProvidedPages | null) {
     this.path = path;
     this.fileId = fileId;
     this.#provided = provided;
@@ -53,6 +54,16 @@ export class GuestMemory implements Disposable {
   static open(path: string): GuestMemory {
     requireString(path, "guest image path");
     return GuestMemory.#map(path, openUserFile(path, O_RDWR | O_NONBLOCK, "guest image"));
+  }
+
+  /**
+   * Guest memory over anonymous memory another thread of this process mapped (and keeps mapped
+   * for as long as this is used): `address`, `size` bytes, a whole number of pages. It is no
+   * file: `path` only names it in messages, and nothing needs providing.
+   */
+  static borrow(address: number, size: number, name: string): GuestMemory {
+    checkImageSize(name, size);
+    return new GuestMemory(name, NativeRegion.borrow(address, size, `guest memory ${name}`), `anonymous:${address}`, null);
   }
 
   /** Creates a sparse guest image of `size` bytes (a whole number of pages) and maps it. */
@@ -88,7 +99,7 @@ export class GuestMemory implements Disposable {
     this.#checkSpan("provide", gpa, len);
     if (len === 0) return;
     const first = Math.floor(gpa / PAGE_SIZE);
-    this.#provided.ensure(first, Math.ceil((gpa + len) / PAGE_SIZE) - first);
+    this.#provided?.ensure(first, Math.ceil((gpa + len) / PAGE_SIZE) - first);
   }
 
   get released(): boolean {

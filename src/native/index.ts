@@ -37,6 +37,7 @@ export {
   IO_PWRITEV,
   IO_SQES,
   statx,
+  processCpuNs,
   threadCpuNs,
   truncateFd,
   O_CREAT,

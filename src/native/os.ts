@@ -133,14 +133,16 @@ export function cachedPages(fd: number, offset: number, length: number): { cache
 }
 
 const MFD_CLOEXEC = 0x1;
+const MFD_HUGETLB = 0x4;
 
 /**
- * memfd_create(2): an anonymous file in memory (shmem), the way VMMs back guest RAM. Returns
+ * memfd_create(2): an anonymous file in memory (shmem, or hugetlbfs with `hugetlb`: 2 MiB pages
+ * from the pool reserved in /proc/sys/vm/nr_hugepages), the way VMMs back guest RAM. Returns
  * its descriptor, which the caller owns; other threads of the process reach it as
  * `/proc/self/fd/<fd>`.
  */
-export function createMemfd(name: string): number {
-  const fd = libc.memfd_create(cString(name, "memfd_create"), MFD_CLOEXEC);
+export function createMemfd(name: string, hugetlb = false): number {
+  const fd = libc.memfd_create(cString(name, "memfd_create"), MFD_CLOEXEC | (hugetlb ? MFD_HUGETLB : 0));
   if (fd < 0) fail("memfd_create", name);
   return fd;
 }
@@ -327,6 +329,17 @@ export function mapAnonymous(length: number): Address {
 /** Size of a transparent huge page with 4 KiB base pages (x86-64, arm64). */
 export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
 const MADV_HUGEPAGE = 14;
+const MADV_NOHUGEPAGE = 15;
+
+/**
+ * Anonymous memory as `mapAnonymous`, kept on base (4 KiB) pages even where the kernel's THP
+ * mode is `always`: for comparing like with like against memory on base pages.
+ */
+export function mapAnonymousBase(length: number): Address {
+  const address = mapAnonymous(length);
+  libc.madvise(address as number as Pointer, length, MADV_NOHUGEPAGE); // advice only: EINVAL means no THP at all
+  return address;
+}
 /** Bits 0-54 of a pagemap entry: the page frame number. */
 const PFN_MASK = (1n << 55n) - 1n;
 
@@ -487,6 +500,17 @@ const timespec = new Uint32Array(4); // one per thread (module instance): tv_sec
 /** CPU time consumed by the calling thread, in nanoseconds (user and system). */
 export function threadCpuNs(): number {
   if (libc.clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespec) !== 0) fail("clock_gettime", "CLOCK_THREAD_CPUTIME_ID");
+  return (timespec[0]! + timespec[1]! * 2 ** 32) * 1e9 + timespec[2]!;
+}
+
+const CLOCK_PROCESS_CPUTIME_ID = 2;
+
+/**
+ * CPU time consumed by the whole process so far, in nanoseconds (user and system): every
+ * thread, io_uring's kernel workers included (they belong to the thread group).
+ */
+export function processCpuNs(): number {
+  if (libc.clock_gettime(CLOCK_PROCESS_CPUTIME_ID, timespec) !== 0) fail("clock_gettime", "CLOCK_PROCESS_CPUTIME_ID");
   return (timespec[0]! + timespec[1]! * 2 ** 32) * 1e9 + timespec[2]!;
 }
 

@@ -27,7 +27,7 @@
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { PAGE_SIZE } from "../base/constants";
 import { ReleasedError } from "../base/errors";
-import { anonHugePageBytes, closeFd, HUGE_PAGE_SIZE, mapAnonymous, mapAnonymousHuge, mapFile, syncMapping, unmap, type Address } from "./os";
+import { anonHugePageBytes, closeFd, HUGE_PAGE_SIZE, mapAnonymousBase, mapAnonymousHuge, mapFile, syncMapping, unmap, type Address } from "./os";
 
 /** Size of one JS view over a region: 1 GiB, well under the 4 GiB ArrayBuffer limit. */
 export const CHUNK_BYTES = 2 ** 30;
@@ -44,6 +44,8 @@ export class NativeRegion implements Disposable {
   #ownedFd = -1;
   /** Released while pinned: unmapped when the last pin goes. */
   #releasing = false;
+  /** A region over memory another region owns (`borrow`): release detaches its views but never unmaps. */
+  #borrowed = false;
 
   private constructor(address: Address, length: number, mappedLength: number, what: string) {
     this.#address = address;
@@ -57,16 +59,29 @@ export class NativeRegion implements Disposable {
    * Zeroed, page-aligned anonymous memory of `length` bytes (rounded up to pages). With
    * `hugePages`, the mapping is rounded up to whole 2 MiB huge pages, starts on one, asks the
    * kernel for transparent huge pages and is touched at once, so the (possibly compacting)
-   * faults happen here and not in the first IO. Worth it only for long-lived memory.
+   * faults happen here and not in the first IO. Worth it only for long-lived memory. Without,
+   * the mapping stays on base pages even where THP is `always`.
    */
   static anonymous(length: number, what: string, hugePages = false): NativeRegion {
     if (!hugePages) {
       const mapped = Math.max(PAGE_SIZE, Math.ceil(length / PAGE_SIZE) * PAGE_SIZE);
-      return new NativeRegion(mapAnonymous(mapped), length, mapped, what);
+      return new NativeRegion(mapAnonymousBase(mapped), length, mapped, what);
     }
     const mapped = Math.max(HUGE_PAGE_SIZE, Math.ceil(length / HUGE_PAGE_SIZE) * HUGE_PAGE_SIZE);
     const region = new NativeRegion(mapAnonymousHuge(mapped), length, mapped, what);
     for (let at = 0; at < length; at += HUGE_PAGE_SIZE) region.view(at, 1)[0] = 0;
+    return region;
+  }
+
+  /**
+   * A region over `length` bytes at `address` that another region (`owner`, in this process)
+   * owns: how a Worker thread sees memory the main thread mapped. The owner must outlive every
+   * use of the borrowed region and of the addresses it hands out (the bench keeps the owner
+   * until its Workers are gone); releasing the borrowed region detaches its views, never unmaps.
+   */
+  static borrow(address: number, length: number, what: string): NativeRegion {
+    const region = new NativeRegion(address as Address, length, length, what);
+    region.#borrowed = true;
     return region;
   }
 
@@ -179,7 +194,7 @@ export class NativeRegion implements Disposable {
     this.#chunks.fill(undefined);
     const length = this.#mappedLength;
     this.#mappedLength = 0;
-    unmap(this.#address as Address, length);
+    if (!this.#borrowed) unmap(this.#address as Address, length);
     if (this.#ownedFd >= 0) {
       closeFd(this.#ownedFd);
       this.#ownedFd = -1;

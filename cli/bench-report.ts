@@ -1,0 +1,226 @@
+/**
+ * `bench`'s output in its three formats: a table for people (fixed-width columns, so each row
+ * prints as its case finishes; as many columns as the terminal is wide), CSV, and the JSON
+ * document that records everything needed to rerun and compare the run.
+ *
+ * Columns are named (`--columns`); the default set fits 100 columns. Rates are medians over
+ * the runs, with the spread of MiB/s in percent of the median; the "vs direct" columns compare
+ * each bounced case with its direct peer (`verdicts.ts`), in parentheses when the difference is
+ * within the spread of the runs (or there was only one run): not a finding.
+ */
+import { InvalidInputError } from "../src/base/errors";
+import { formatBytes, type BenchCaseResult, type BenchOptions, type BenchReport } from "../src/bench/runner";
+import { bounceVerdicts, changes, directPeer, type Change } from "../src/bench/verdicts";
+import { VERSION } from "./version";
+
+/** The JSON document's layout version: bumped when a field changes meaning or shape. */
+export const BENCH_SCHEMA_VERSION = 2;
+
+interface Column {
+  name: string;
+  /** Header, with the unit. */
+  head: string;
+  width: number;
+  left?: boolean;
+  help: string;
+  text(result: BenchCaseResult, all: readonly BenchCaseResult[]): string;
+  /** The raw value for CSV (the text when absent). */
+  raw?(result: BenchCaseResult, all: readonly BenchCaseResult[]): string | number;
+}
+
+const fixed = (value: number | null | undefined, digits: number) => (value === null || value === undefined ? "-" : value.toFixed(digits));
+const latency = (key: "p50" | "p90" | "p99" | "p999" | "max" | "mean" | "stdev") => (r: BenchCaseResult) => fixed(r.latencyUs?.[key], 1);
+const signed = (change: Change) => `${change.percent >= 0 ? "+" : ""}${change.percent.toFixed(0)}%`;
+/** A change as a finding, or in parentheses when it is within the noise. */
+const finding = (change: Change | null) => (change === null ? "" : change.beyondNoise ? signed(change) : `(${signed(change)})`);
+const versusDirect = (key: "mibPerSec" | "cpuNsPerIo") => (r: BenchCaseResult, all: readonly BenchCaseResult[]) => {
+  const peer = directPeer(r, all);
+  return finding(peer === null ? null : changes(peer, r)[key]);
+};
+const decisionText = (r: BenchCaseResult) => (r.error === null ? r.decision : r.ios === 0 ? r.error.code : `${r.decision}+${r.error.code}`);
+
+export const BENCH_COLUMNS: readonly Column[] = [
+  { name: "op", head: "op", width: 9, left: true, help: "workload", text: (r) => r.op },
+  { name: "bs", head: "bs", width: 5, help: "block size (sg: the --seg shape)", text: (r) => (r.shape === null ? formatBytes(r.bs) : `${formatBytes(r.bs)}sg`), raw: (r) => r.bs },
+  { name: "off", head: "off", width: 4, help: "memory offset of the guest buffer in its page", text: (r) => String(r.memOffset) },
+  { name: "mode", head: "mode", width: 8, left: true, help: "--mode", text: (r) => r.mode },
+  { name: "decision", head: "decision", width: 8, left: true, help: "what the planner decided (or the error)", text: decisionText },
+  { name: "mibs", head: "MiB/s", width: 8, help: "throughput, median of the runs", text: (r) => fixed(r.mibPerSec, 1), raw: (r) => r.mibPerSec },
+  {
+    name: "spread",
+    head: "±%",
+    width: 4,
+    help: "spread of MiB/s over the runs: (max - min) / median, in percent",
+    text: (r) => (r.repeats < 2 || r.mibPerSec === 0 ? "-" : (((r.mibPerSecMax - r.mibPerSecMin) / r.mibPerSec) * 100).toFixed(0)),
+  },
+  { name: "iops", head: "IOPS", width: 7, help: "IOs per second, median", text: (r) => String(r.iops) },
+  { name: "p50", head: "p50 us", width: 7, help: "median latency", text: latency("p50") },
+  { name: "p90", head: "p90 us", width: 7, help: "90th percentile latency", text: latency("p90") },
+  { name: "p99", head: "p99 us", width: 7, help: "99th percentile latency", text: latency("p99") },
+  { name: "p999", head: "p99.9 us", width: 8, help: "99.9th percentile latency", text: latency("p999") },
+  { name: "max", head: "max us", width: 8, help: "largest latency", text: latency("max") },
+  { name: "mean", head: "mean us", width: 8, help: "mean latency", text: latency("mean") },
+  { name: "stdev", head: "sd us", width: 7, help: "standard deviation of latency", text: latency("stdev") },
+  { name: "cpu", head: "CPU us/IO", width: 9, help: "process CPU per IO (all threads, io_uring workers included), median", text: (r) => fixed(r.cpuNsPerIo / 1000, 2), raw: (r) => r.cpuNsPerIo },
+  { name: "thcpu", head: "IO thr us/IO", width: 12, help: "the IO threads' own CPU per IO", text: (r) => fixed(r.threadCpuNsPerIo / 1000, 2), raw: (r) => r.threadCpuNsPerIo },
+  { name: "util", head: "CPU cores", width: 9, help: "process CPU over wall time, in cores", text: (r) => fixed(r.cpuUtilization, 2) },
+  { name: "qd", head: "eff qd", width: 6, help: "IOs in flight per thread on average (IOPS x mean latency)", text: (r) => fixed(r.effectiveQd, 1) },
+  { name: "calls", head: "calls/IO", width: 8, help: "system calls or io_uring SQEs per IO", text: (r) => fixed(r.callsPerIo, 2) },
+  { name: "segs", head: "phys segs", width: 9, help: "physically contiguous runs of the memory the device transfers", text: (r) => (r.physicalSegments === null ? "-" : String(r.physicalSegments)) },
+  { name: "copy", head: "copy GiB/s", width: 10, help: "the guest <-> bounce copy's own rate", text: (r) => (r.bounce.copyNs > 0 ? r.bounce.copyGiBPerSec.toFixed(1) : "-") },
+  {
+    name: "vs",
+    head: "vs",
+    width: 4,
+    help: "the direct case the next two columns compare with: its memory offset (same op and size)",
+    text: (r, all) => {
+      const peer = directPeer(r, all);
+      return peer === null ? "" : `+${peer.memOffset}`;
+    },
+  },
+  { name: "dmibs", head: "Δ MiB/s", width: 7, help: "throughput against the direct case (vs), in percent", text: versusDirect("mibPerSec") },
+  { name: "dcpu", head: "Δ CPU", width: 6, help: "CPU per IO against the direct case (vs), in percent", text: versusDirect("cpuNsPerIo") },
+  { name: "runs", head: "runs", width: 4, help: "runs measured (--repeat)", text: (r) => String(r.repeats) },
+];
+
+export const DEFAULT_COLUMNS = ["op", "bs", "off", "mode", "decision", "mibs", "spread", "p99", "cpu", "vs", "dmibs", "dcpu"];
+/** The order in which default columns give way when the terminal is narrower. */
+const DROP_ORDER = ["spread", "p99", "decision", "vs"];
+
+/**
+ * `--columns`: `default`, `all`, a list of names, or `+name,...` to add to the default set.
+ * Bad names are bad input naming the valid ones.
+ */
+export function parseColumns(text: string | undefined): { names: string[]; chosen: boolean } {
+  if (text === undefined || text.trim() === "default") return { names: DEFAULT_COLUMNS, chosen: false };
+  if (text.trim() === "all") return { names: BENCH_COLUMNS.map((c) => c.name), chosen: true };
+  const items = text.split(",").map((item) => item.trim()).filter((item) => item !== "");
+  const adding = items.every((item) => item.startsWith("+"));
+  const names = items.map((item) => item.replace(/^\+/, ""));
+  for (const name of names) {
+    if (!BENCH_COLUMNS.some((column) => column.name === name)) {
+      throw new InvalidInputError(`--columns: ${JSON.stringify(name)} is not a column; choose from ${BENCH_COLUMNS.map((c) => c.name).join(", ")}, or default, all`);
+    }
+  }
+  if (names.length === 0) throw new InvalidInputError("--columns: the list is empty");
+  return { names: adding ? [...DEFAULT_COLUMNS, ...names.filter((name) => !DEFAULT_COLUMNS.includes(name))] : names, chosen: true };
+}
+
+/** The `--columns` help: every column with what it shows. */
+export function columnsHelp(): string {
+  return BENCH_COLUMNS.map((c) => `  ${c.name.padEnd(9)}${c.head.padEnd(16)}${c.help}`).join("\n");
+}
+
+/** A table printed row by row: the header first, then each case as it finishes. */
+export class BenchTable {
+  readonly columns: Column[];
+
+  /**
+   * `width`: the terminal's columns; default columns give way (in `DROP_ORDER`) until the table
+   * fits. Columns the user chose are kept whatever the width.
+   */
+  constructor(names: readonly string[], chosen: boolean, width: number, options: Pick<BenchOptions, "ops" | "modes" | "bs" | "shape">) {
+    // The text columns are as wide as the values this sweep can print.
+    const widest = (head: string, values: string[]) => Math.max(head.length, ...values.map((value) => value.length));
+    const sized: Record<string, number> = {
+      op: widest("op", options.ops),
+      mode: widest("mode", options.modes),
+      bs: widest("bs", options.bs.map((bs) => `${formatBytes(bs)}${options.shape === undefined ? "" : "sg"}`)),
+    };
+    let columns = names.map((name) => {
+      const column = BENCH_COLUMNS.find((c) => c.name === name)!;
+      return sized[name] === undefined ? column : { ...column, width: sized[name] };
+    });
+    if (!chosen) {
+      for (const name of DROP_ORDER) {
+        if (tableWidth(columns) <= width) break;
+        columns = columns.filter((c) => c.name !== name);
+      }
+    }
+    this.columns = columns;
+  }
+
+  header(): string {
+    const line = this.columns.map((c) => pad(c.head, c.width, c.left)).join("  ");
+    return `${line.trimEnd()}\n${this.columns.map((c) => "-".repeat(c.width)).join("  ")}\n`;
+  }
+
+  row(result: BenchCaseResult, all: readonly BenchCaseResult[]): string {
+    return `${this.columns.map((c) => pad(c.text(result, all), c.width, c.left)).join("  ").trimEnd()}\n`;
+  }
+}
+
+function tableWidth(columns: readonly Column[]): number {
+  return columns.reduce((sum, c) => sum + c.width, 0) + 2 * (columns.length - 1);
+}
+
+function pad(text: string, width: number, left = false): string {
+  return left ? text.padEnd(width) : text.padStart(width);
+}
+
+/** The terminal's width: `COLUMNS`, else the tty's, else 100. */
+export function terminalWidth(): number {
+  const fromEnv = Number(process.env.COLUMNS);
+  if (Number.isInteger(fromEnv) && fromEnv > 20) return fromEnv;
+  return process.stdout.isTTY && process.stdout.columns > 20 ? process.stdout.columns : 100;
+}
+
+/** Every column, raw values, one line per case. */
+export function benchCsv(report: BenchReport): string {
+  const columns = BENCH_COLUMNS;
+  const quote = (value: string | number) => (typeof value === "number" || !/[",\n]/.test(value) ? String(value) : `"${value.replaceAll('"', '""')}"`);
+  const lines = [columns.map((c) => quote(c.name)).join(",")];
+  for (const result of report.results) lines.push(columns.map((c) => quote(c.raw?.(result, report.results) ?? c.text(result, report.results))).join(","));
+  return `${lines.join("\n")}\n`;
+}
+
+/** The options after defaults, as they ran: what a rerun needs (callbacks and paths of scratch files left out). */
+export function optionsJson(options: BenchOptions): Record<string, unknown> {
+  const { stop: _stop, onProgress: _p, onCase: _c, onWorkspace: _w, onScratch: _s, ...plain } = options;
+  return { ...plain, repeat: options.repeat ?? 1, rampSeconds: options.rampSeconds ?? 0 };
+}
+
+/** The JSON document: who made it, when, with what options, on what host, and every case. */
+export function benchJson(report: BenchReport, options: BenchOptions, startedAt: Date): Record<string, unknown> {
+  return {
+    tool: "bounce-bench",
+    version: VERSION,
+    schemaVersion: BENCH_SCHEMA_VERSION,
+    command: "bench",
+    startedAt: startedAt.toISOString(),
+    options: optionsJson(options),
+    host: report.host,
+    rules: report.rules,
+    results: report.results,
+    verdicts: bounceVerdicts(report.results),
+    interrupted: report.interrupted,
+  };
+}
+
+/** What follows the table: the verdict per block size, then notes on what the columns mean here. */
+export function benchFooter(report: BenchReport, table: BenchTable | null): string {
+  const lines: string[] = [];
+  const verdicts = bounceVerdicts(report.results);
+  if (verdicts.length > 0) {
+    lines.push("", "what bouncing costs, like for like (forced bounce against direct IO at the same memory offset):");
+    for (const v of verdicts) {
+      const range = (min: number, max: number, scale: number, digits: number) => `${(min / scale).toFixed(digits)}-${(max / scale).toFixed(digits)}`;
+      const say = (change: Change) => (change.beyondNoise ? signed(change) : `${signed(change)}, within the spread: no finding`);
+      lines.push(
+        `  ${v.op} ${formatBytes(v.bs)} at +${v.memOffset}: CPU per IO ${say(v.cpuNsPerIo)} ` +
+          `(direct ${range(v.direct.cpuNsPerIoMin, v.direct.cpuNsPerIoMax, 1000, 1)} us, bounce ${range(v.bounce.cpuNsPerIoMin, v.bounce.cpuNsPerIoMax, 1000, 1)} us)`,
+        `  ${" ".repeat(`${v.op} ${formatBytes(v.bs)} at +${v.memOffset}: `.length)}MiB/s ${say(v.mibPerSec)} ` +
+          `(direct ${range(v.direct.mibPerSecMin, v.direct.mibPerSecMax, 1, 0)}, bounce ${range(v.bounce.mibPerSecMin, v.bounce.mibPerSecMax, 1, 0)})`,
+      );
+    }
+  }
+  const shown = new Set(table?.columns.map((c) => c.name) ?? []);
+  if (shown.has("dmibs") || shown.has("dcpu")) {
+    lines.push("Δ: each bounced case against the direct case of the same op and size at memory offset vs (its own when the");
+    lines.push("  kernel takes that directly); (in parentheses): within the spread of the runs, or one run only: no finding");
+  }
+  if (shown.has("cpu")) lines.push("CPU us/IO: the whole process's CPU (user + system, every thread, io_uring workers included) per IO");
+  const repeats = Math.max(0, ...report.results.map((r) => r.repeats));
+  if (repeats === 1) lines.push("one run per case (--repeat 1): no spread to judge differences by");
+  return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
+}
