@@ -216,8 +216,10 @@ export function benchFooter(report: BenchReport, table: BenchTable | null): stri
   }
   const shown = new Set(table?.columns.map((c) => c.name) ?? []);
   if (shown.has("dmibs") || shown.has("dcpu")) {
-    lines.push("Δ: each bounced case against the direct case of the same op and size at memory offset vs (its own when the");
-    lines.push("  kernel takes that directly); (in parentheses): within the spread of the runs, or one run only: no finding");
+    lines.push(
+      "Δ: each bounced case against the direct case of the same op and size at memory offset vs (its own when the kernel " +
+        "takes that directly); (in parentheses): within the spread of the runs, or one run only: no finding",
+    );
   }
   if (shown.has("cpu")) lines.push("CPU us/IO: the whole process's CPU (user + system, every thread, io_uring workers included) per IO");
   const repeats = Math.max(0, ...report.results.map((r) => r.repeats));

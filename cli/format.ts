@@ -31,3 +31,21 @@ export function describeAlignment(alignment: AlignmentJson): string {
 export function iovecText(iovec: { gpa: number; len: number }): string {
   return `${hex(iovec.gpa)}+${iovec.len}`;
 }
+
+/** Each line of `text` wrapped at spaces to `width` columns, continuation lines indented by two. */
+export function wrapLines(text: string, width = 100): string {
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    let rest = line;
+    let indent = "";
+    while (indent.length + rest.length > width) {
+      const cut = rest.lastIndexOf(" ", width - indent.length);
+      if (cut <= 0) break;
+      out.push(indent + rest.slice(0, cut));
+      rest = rest.slice(cut + 1);
+      indent = "  ";
+    }
+    out.push(indent + rest);
+  }
+  return out.join("\n");
+}

@@ -4,6 +4,8 @@
  */
 import { Option, type Command } from "commander";
 import { fioJobFile } from "../../src/bench/fio-job";
+import { COPY_METHODS, type CopyMethod } from "../../src/bounce/copy-placement";
+import { slowDistances } from "../../src/bench/copy-rates";
 import { BOUNCE_PAGES, GUEST_BACKINGS, guestOnHugePages, type BouncePages, type GuestBacking } from "../../src/bench/guest-backing";
 import { checkCreatable, writeUserTextFile } from "../../src/host/files";
 import { BenchTable, benchCsv, benchFooter, benchJson, columnsHelp, parseColumns, terminalWidth } from "../bench-report";
@@ -26,7 +28,7 @@ import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
 import { BounceBenchError, InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
 import { parseSegment, parseSize } from "../../src/base/value-parsers";
-import { describeAlignment } from "../format";
+import { describeAlignment, wrapLines } from "../format";
 import type { Context } from "../main";
 import type { RuleSet } from "../../src/base/alignment-rules";
 import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../../src/base/disk-kinds";
@@ -58,6 +60,7 @@ interface BenchFlags {
   hugePages: boolean;
   guestBacking: GuestBacking;
   bouncePages: BouncePages;
+  copy: CopyMethod;
   emitFio?: string;
   json?: boolean;
   seg?: string[];
@@ -123,6 +126,15 @@ export function registerBench(program: Command, context: Context): void {
         .default("same"),
     )
     .option("--no-huge-pages", "the same as --bounce-pages 4k (kept from earlier versions)")
+    .addOption(
+      new Option(
+        "--copy <method>",
+        "placed: bounce buffers start where copying the guest bytes avoids memcpy's slow short-distance path; " +
+          "memcpy: always at the start (shows the slow path, as a plain VMM meets it)",
+      )
+        .choices(COPY_METHODS as string[])
+        .default("placed"),
+    )
     .addOption(sharedOptions.force("allow writing to an existing --disk (write workloads) or --guest (read workloads), and replacing --emit-fio's file"))
     .option("--repeat <n>", "runs per case, interleaved across cases (round 1 of every case, then round 2, ...); rates are medians with the spread", String(DEFAULT_BENCH.repeat))
     .option("--ramp <seconds>", "warm-up before each run's measurement, not counted", "0")
@@ -192,7 +204,7 @@ export function registerBench(program: Command, context: Context): void {
       if (format === "json") text = `${JSON.stringify(benchJson(report, options, startedAt))}\n`;
       else if (format === "csv") text = benchCsv(report);
       else {
-        const footer = benchFooter(report, benchTable) + formatNotes(report);
+        const footer = wrapLines(benchFooter(report, benchTable) + formatNotes(report));
         text = streaming ? footer : formatHeader(report.host, options) + benchTable.header() + report.results.map((r) => benchTable.row(r, report.results)).join("") + footer;
       }
       if (flags.output !== undefined) {
@@ -294,6 +306,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     force: flags.force ?? false,
     guestBacking: flags.guest === undefined ? flags.guestBacking : undefined,
     bouncePages: bouncePages(flags),
+    copy: flags.copy,
     shape: flags.seg?.map((text, i) => parseSegment(text, flags.seg!.length > 1 ? `--seg #${i + 1}` : "--seg")),
   };
 }
@@ -352,6 +365,19 @@ function formatNotes(report: BenchReport): string {
   if (bounced.length > 0) {
     const huge = bounced.filter((result) => result.bounce.hugePageBytes > 0).length;
     text += `bounce buffers on transparent huge pages in ${huge} of ${bounced.length} bounced cases (THP ${host.transparentHugePages ?? "unknown"})\n`;
+  }
+  const slow = host.copyRates === null ? [] : slowDistances(host.copyRates);
+  if (host.copyRates !== null && slow.length > 0) {
+    const base = host.copyRates.find((rate) => rate.distance === 0)!;
+    const placed = !report.results.some((r) => r.bounce.slowCopyBytesPerIo > 0);
+    text +=
+      `memcpy's slow path here (glibc's rep movsb): 64 KiB copies run at ${base.gibPerSec} GiB/s, but at ` +
+      `${slow.map((r) => `${r.gibPerSec} GiB/s with the destination ${r.distance} bytes ahead of the source`).join(", ")} within a page; ` +
+      (placed ? "bounce buffers were placed so that no copy met it (--copy placed)\n" : "--copy placed (the default) places bounce buffers so that no copy meets it\n");
+  }
+  const onSlowPath = report.results.filter((r) => r.bounce.slowCopyBytesPerIo > 0 && r.ios > 0);
+  if (onSlowPath.length > 0) {
+    text += `copies on that slow path (--copy memcpy): ${onSlowPath.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.bounce.slowCopyBytesPerIo} bytes per IO at ${r.bounce.copyGiBPerSec} GiB/s`).join("; ")}\n`;
   }
   const waits = report.results.filter((result) => result.bounce.waits > 0);
   if (waits.length > 0) {

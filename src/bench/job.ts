@@ -27,6 +27,7 @@ import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError } from "../base/errors";
 import { patternBytes } from "../base/patterns";
 import { BounceBuffer, MAX_BOUNCE_BYTES } from "../bounce/bounce-buffer";
+import type { CopyMethod } from "../bounce/copy-placement";
 import { BounceBufferTracker } from "../bounce/bounce-tracker";
 import { Disk, type SharedDisk } from "../disk/disk";
 import type { EngineName } from "../io/engines";
@@ -91,6 +92,8 @@ export interface JobSpec {
   fua?: boolean;
   /** Ask for transparent huge pages for the bounce buffers. */
   hugePages: boolean;
+  /** How guest bytes are copied through bounce buffers (`--copy`). */
+  copy?: CopyMethod;
   seed: number;
   /** Check every IO's bytes with an independent buffered read (tests; slow). */
   verify?: boolean;
@@ -135,6 +138,9 @@ export interface JobResult {
   settled: number;
   /** Bytes of the job's bounce buffers backed by transparent huge pages at the end. */
   bounceHugePageBytes: number;
+  /** Per IO of the first slot: bytes copied at a slow `memcpy` distance, and where its bounce layout starts (`copy-placement.ts`). */
+  slowCopyBytes: number;
+  bounceShift: number;
   /**
    * Physically contiguous runs of the buffer the device sees in the first slot (the guest's,
    * or the bounce buffer), at the end; null when page frames cannot be read (not root).
@@ -179,7 +185,8 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const first = slotZero[0]!;
   const bounceBytes = Math.max(...slotZero.map((decided) => decided.bounceBytes));
   const locks = write ? new RangeLocks(spec.qd) : undefined;
-  using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes, spec.qd, requestAlignment(disk.alignment, op), spec.hugePages) : null;
+  // A page more per slot lets each prepared IO place its copies away from slow distances.
+  using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes + PAGE_SIZE, spec.qd, requestAlignment(disk.alignment, op), spec.hugePages) : null;
   const prepared: (PreparedIo | null)[] = new Array(spec.qd * positions).fill(null);
   try {
     const preparedFor = (slot: number, position: number): PreparedIo => {
@@ -187,7 +194,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       if (io === null) {
         const decided = slot === 0 ? slotZero[position]! : planFor(slot, position);
         const bounce = decided.bounceBytes > 0 ? bounceSlots!.slot(slot) : undefined;
-        io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce });
+        io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce, copy: spec.copy });
         prepared[slot * positions + position] = io;
       }
       return io;
@@ -196,18 +203,20 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     if ((spec.rampNs ?? 0) > 0) {
       // The warm-up: the same IOs, to the same slots, for `rampNs`; its figures are dropped.
       const ramp = await loop({ ...spec, runtimeNs: spec.rampNs!, ios: null, progress: undefined }, preparedFor, prepared, memory, requests, block, positionUnit);
-      if (ramp.error !== null) return { ...ramp, decision: first.decision, reasons: first.reasons, bounceHugePageBytes: 0, physicalSegments: null };
+      if (ramp.error !== null) return { ...ramp, decision: first.decision, reasons: first.reasons, bounceHugePageBytes: 0, physicalSegments: null, slowCopyBytes: 0, bounceShift: 0 };
     }
     const measured = await loop(spec, preparedFor, prepared, memory, requests, block, positionUnit);
     // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
     // collapse base pages into huge ones while it runs.
     const firstRun = requests[0]![0]!.runs()[0]!;
-    const deviceBuffer = first.bounceBytes > 0 ? (bounceSlots!.slot(0).address as Address) : memory.hostAddress(firstRun.gpn, firstRun.offset);
+    const deviceBuffer = first.bounceBytes > 0 ? ((bounceSlots!.slot(0).address + prepared[0]!.bounceShift) as Address) : memory.hostAddress(firstRun.gpn, firstRun.offset);
     return {
       ...measured,
       decision: first.decision,
       reasons: first.reasons,
       bounceHugePageBytes: bounceSlots?.hugePageBytes() ?? 0,
+      slowCopyBytes: prepared[0]!.slowCopyBytes,
+      bounceShift: prepared[0]!.bounceShift,
       physicalSegments: physicalRuns(deviceBuffer, spec.bs),
     };
   } finally {
@@ -281,7 +290,7 @@ class BounceSlots implements Disposable {
   }
 }
 
-type Measured = Omit<JobResult, "bounceHugePageBytes" | "physicalSegments" | "decision" | "reasons">;
+type Measured = Omit<JobResult, "bounceHugePageBytes" | "physicalSegments" | "decision" | "reasons" | "slowCopyBytes" | "bounceShift">;
 
 async function loop(
   spec: JobSpec,

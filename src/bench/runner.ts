@@ -37,6 +37,8 @@ import { LatencyHistogram } from "./histogram";
 import { errorJson, shapePages, type BenchOp, type JobResult, type JobSpec } from "./job";
 import { spreadOf } from "./statistics";
 import { BenchWorkspace } from "./workspace";
+import type { CopyMethod } from "../bounce/copy-placement";
+import { measureCopyRates, type CopyRate } from "./copy-rates";
 import { bounceOnHugePages, transparentHugePageMode, type BouncePages, type GuestBacking } from "./guest-backing";
 
 export interface BenchOptions {
@@ -75,6 +77,8 @@ export interface BenchOptions {
   guestBacking?: GuestBacking;
   /** The bounce buffers' pages (`--bounce-pages`): `same` as guest memory (the default), `4k` or `thp`. */
   bouncePages?: BouncePages;
+  /** How guest bytes are copied through bounce buffers (`--copy`): `placed` (the default) or `memcpy`. */
+  copy?: CopyMethod;
   verify?: boolean;
   /** [0] set to non-zero to stop (shared with the workers). */
   stop?: Int32Array;
@@ -119,6 +123,8 @@ export interface HostInfo {
   bounceHugePages: boolean;
   /** DMA segments the disk's block device takes in one request (`queue/max_segments`), or null. */
   maxSegments: number | null;
+  /** The bounce copy's rate against the source-destination distance here (`copy-rates.ts`); null when no case may bounce. */
+  copyRates: CopyRate[] | null;
 }
 
 export interface BenchCaseResult {
@@ -194,6 +200,10 @@ export interface BenchCaseResult {
     copyNs: number;
     copyGiBPerSec: number;
     hugePageBytes: number;
+    /** Guest bytes per IO copied whole at a distance where `memcpy` is slow (see `copy-placement.ts`). */
+    slowCopyBytesPerIo: number;
+    /** Where the bounce layout starts in its first page, chosen to keep copies fast (0 with `--copy memcpy`). */
+    shift: number;
   };
   error: { code: string; message: string } | null;
 }
@@ -259,7 +269,8 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
   // The disk was opened once, by the workspace; every job's Worker uses this descriptor (Disk.adopt).
   const disk = workspace.disk;
   try {
-    const host = describeHost(workspace, options.bouncePages);
+    const mayBounce = options.modes.some((mode) => mode === "auto" || mode === "bounce");
+    const host = { ...describeHost(workspace, options.bouncePages), copyRates: mayBounce ? measureCopyRates() : null };
     // Regions of whole disk blocks, so that an IO widened to blocks never leaves its thread's region.
     const regionUnit = Math.max(PAGE_SIZE, host.planAlignment.offset, host.planAlignment.readOffset);
     const regionBytes = Math.floor(workspace.diskSize / options.threads / regionUnit) * regionUnit;
@@ -321,6 +332,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
                 ios: options.ios === null ? null : Math.ceil(options.ios / options.threads),
                 fua: options.fua,
                 hugePages: bounceOnHugePages(workspace.guestBacking, options.bouncePages ?? "same"),
+                copy: options.copy,
                 seed: 0x9e3779b1 ^ (thread * 7919 + run),
                 verify: options.verify,
                 stop,
@@ -458,6 +470,8 @@ function failedJob(thread: number, error: { code: string; message: string }): Jo
     diskBytes: 0,
     settled: 0,
     bounceHugePageBytes: 0,
+    slowCopyBytes: 0,
+    bounceShift: 0,
     physicalSegments: null,
     error,
   };
@@ -581,6 +595,8 @@ function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoM
       // Every completed bounced IO copied its bs bytes once.
       copyGiBPerSec: copyNs > 0 ? round(bytes / 2 ** 30 / (copyNs / 1e9), 2) : 0,
       hugePageBytes: runs[runs.length - 1]!.reduce((sum, job) => sum + job.bounceHugePageBytes, 0),
+      slowCopyBytesPerIo: first.slowCopyBytes,
+      shift: first.bounceShift,
     },
     error: jobs.find((job) => job.error !== null)?.error ?? null,
   };
@@ -628,6 +644,7 @@ export function describeHost(workspace: BenchWorkspace, bouncePages: BouncePages
     guestHugePageBytes: workspace.guestHugePageBytes(),
     bounceHugePages: bounceOnHugePages(workspace.guestBacking, bouncePages),
     maxSegments: blockLimits(statx(disk.fd))?.maxSegments ?? null,
+    copyRates: null,
   };
 }
 

@@ -34,6 +34,7 @@ import { RUNNING_KERNEL_CHECKS } from "../disk/alignment";
 import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError, InvalidInputError, ReleasedError } from "../base/errors";
 import { BounceBuffer } from "../bounce/bounce-buffer";
+import { COPY_PIECE, placeCopies, slowAt, type CopyMethod, type PlannedCopy } from "../bounce/copy-placement";
 import type { BounceBufferTracker } from "../bounce/bounce-tracker";
 import type { Disk } from "../disk/disk";
 import type { GuestMemory } from "../memory/guest-memory";
@@ -63,8 +64,13 @@ export interface RunOptions {
 }
 
 export interface PrepareOptions extends RunOptions {
-  /** Bounce memory to use (at least `plan.bounceBytes`, aligned for the disk); by default the IO allocates its own. */
+  /**
+   * Bounce memory to use (at least `plan.bounceBytes`, aligned for the disk; a page more lets
+   * the copies be placed, see `copy`); by default the IO allocates its own.
+   */
   bounce?: BounceArea;
+  /** How guest bytes are copied through the bounce buffer (`copy-placement.ts`): `placed` by default. */
+  copy?: CopyMethod;
 }
 
 export class PreparedIo implements Disposable {
@@ -96,6 +102,10 @@ export class PreparedIo implements Disposable {
   readonly copyInAt: number;
   readonly guestViews: Uint8Array[];
   readonly bounceViews: Uint8Array[];
+  /** Where the bounce layout starts in the bounce memory (`copy-placement.ts`: away from slow copy distances). */
+  readonly bounceShift: number;
+  /** Guest bytes per run copied whole at a distance where `memcpy` is slow (`--copy memcpy` shows them). */
+  readonly slowCopyBytes: number;
   /** Guest bytes copied per run, and disk bytes moved per run (padding of rmw and widened reads included). */
   readonly copiedBytes: number;
   readonly diskBytes: number;
@@ -154,23 +164,34 @@ export class PreparedIo implements Disposable {
     const bounceParts = plan.parts.filter((part): part is BouncePart => part.kind === "bounce");
     this.bouncePages = plan.bouncePages;
 
+    // The copies between guest memory and the bounce layout, then where the layout goes in the
+    // bounce memory so that none of them is slow (or which must be split because none can be).
+    const copies = bounceParts.flatMap((part) => plannedCopies(part, plan, memory));
+    const method = options.copy ?? "placed";
+    const memAlign = Math.max(1, disk.alignment.memAlign);
+    let placement = placeCopies(copies, this.write, memAlign, method);
     let bounce: BounceArea | null = null;
     this.#ownBounce = null;
     if (plan.bounceBytes > 0) {
       if (options.bounce === undefined) {
-        this.#ownBounce = new BounceBuffer(plan.bounceBytes, Math.max(PAGE_SIZE, disk.alignment.memAlign));
+        this.#ownBounce = new BounceBuffer(plan.bounceBytes + placement.shift, Math.max(PAGE_SIZE, memAlign));
         bounce = { address: this.#ownBounce.address(), bytes: this.#ownBounce.bytes };
       } else {
         bounce = options.bounce;
-        const alignment = Math.max(PAGE_SIZE, disk.alignment.memAlign);
+        const alignment = Math.max(PAGE_SIZE, memAlign);
         if (bounce.bytes.length < plan.bounceBytes || bounce.address % alignment !== 0) {
           throw new BounceBenchError(
             "BOUNCE_TOO_SMALL",
             `bounce memory of ${bounce.bytes.length} bytes at ${bounce.address % alignment} past a ${alignment}-byte boundary cannot hold this plan's ${plan.bounceBytes} bytes aligned for the disk`,
           );
         }
+        // No room to move the layout: the copies stay where they are, split where slow.
+        if (bounce.bytes.length < plan.bounceBytes + placement.shift) placement = { shift: 0, split: copies.map((copy) => method === "placed" && slowAt(0, copy, this.write)) };
       }
     }
+    this.bounceShift = placement.shift;
+    this.slowCopyBytes = copies.reduce((sum, copy, i) => sum + (!placement.split[i] && slowAt(placement.shift, copy, this.write) ? copy.len : 0), 0);
+    const bounceAt = (bounce?.address ?? 0) + placement.shift;
 
     // Head and tail blocks a read-modify-write reads before writing its part whole.
     const padding: { diskOffset: number; bufferOffset: number }[] = [];
@@ -180,9 +201,9 @@ export class PreparedIo implements Disposable {
       this.iovecs = new IovecArray(plan.iovecs.length + padding.length);
       for (const iovec of plan.iovecs) {
         if (iovec.kind === "guest") this.iovecs.push(memory.hostAddressOfRange(iovec.gpa, iovec.len, "IO"), iovec.len);
-        else this.iovecs.push(bounce!.address + iovec.bufferOffset, iovec.len);
+        else this.iovecs.push(bounceAt + iovec.bufferOffset, iovec.len);
       }
-      for (const block of padding) this.iovecs.push(bounce!.address + block.bufferOffset, plan.blockSize);
+      for (const block of padding) this.iovecs.push(bounceAt + block.bufferOffset, plan.blockSize);
       const count = this.iovecs.count;
       this.#bases = new Float64Array(count);
       this.#lengths = new Float64Array(count);
@@ -205,7 +226,16 @@ export class PreparedIo implements Disposable {
 
       this.guestViews = [];
       this.bounceViews = [];
-      for (const part of bounceParts) this.#addCopies(part, plan, memory, bounce!);
+      copies.forEach((copy, i) => {
+        // A copy that stays slow wherever it goes is made in pieces below `rep movsb`'s threshold.
+        const piece = placement.split[i] ? COPY_PIECE : copy.len;
+        for (let done = 0; done < copy.len; done += piece) {
+          const n = Math.min(piece, copy.len - done);
+          const at = placement.shift + copy.bounceOffset + done;
+          this.guestViews.push(copy.guest.subarray(done, done + n));
+          this.bounceViews.push(bounce!.bytes.subarray(at, at + n));
+        }
+      });
       this.copiedBytes = plan.copiedBytes;
 
       this.lockStart = plan.diskStart;
@@ -281,28 +311,36 @@ export class PreparedIo implements Disposable {
     this.transferBytes[i] = bytes;
     this.transferAddress[i] = this.iovecs.addressOf(first);
   }
+}
 
-  /** The views that copy stream bytes `[part.stream, +copyLen)` between the guest and the bounce memory. */
-  #addCopies(part: BouncePart, plan: Plan, memory: GuestMemory, bounce: BounceArea): void {
-    const bounceStart = part.bufferOffset + (plan.at + part.stream - part.diskStart);
-    let segmentStart = 0;
-    for (const segment of plan.segments) {
-      const from = Math.max(part.stream, segmentStart);
-      const to = Math.min(part.stream + part.copyLen, segmentStart + segment.len);
-      if (from < to) {
-        const range = new PagedRange(segment.offset, segment.len, segment.gpns);
-        range.forEachRun(from - segmentStart, to - from, (gpn, pageOffset, runLen, done) => {
-          let at = bounceStart + (from - part.stream) + done;
-          for (const view of memory.views(gpn * PAGE_SIZE + pageOffset, runLen)) {
-            this.guestViews.push(view);
-            this.bounceViews.push(bounce.bytes.subarray(at, at + view.length));
-            at += view.length;
-          }
-        });
-      }
-      segmentStart += segment.len;
+/** A copy of `plannedCopies`: the guest bytes as a view, where they are, and where they go in the bounce layout. */
+interface GuestCopy extends PlannedCopy {
+  guest: Uint8Array;
+}
+
+/** The copies that move stream bytes `[part.stream, +copyLen)` between guest memory and the bounce layout, one per guest run (and 1 GiB view). */
+function plannedCopies(part: BouncePart, plan: Plan, memory: GuestMemory): GuestCopy[] {
+  const copies: GuestCopy[] = [];
+  const bounceStart = part.bufferOffset + (plan.at + part.stream - part.diskStart);
+  let segmentStart = 0;
+  for (const segment of plan.segments) {
+    const from = Math.max(part.stream, segmentStart);
+    const to = Math.min(part.stream + part.copyLen, segmentStart + segment.len);
+    if (from < to) {
+      const range = new PagedRange(segment.offset, segment.len, segment.gpns);
+      range.forEachRun(from - segmentStart, to - from, (gpn, pageOffset, runLen, done) => {
+        let at = bounceStart + (from - part.stream) + done;
+        let gpa = gpn * PAGE_SIZE + pageOffset;
+        for (const view of memory.views(gpa, runLen)) {
+          copies.push({ guest: view, guestAddress: memory.hostAddressOfRange(gpa, view.length, "copy") as number, bounceOffset: at, len: view.length });
+          at += view.length;
+          gpa += view.length;
+        }
+      });
     }
+    segmentStart += segment.len;
   }
+  return copies;
 }
 
 /** The head and tail blocks of a widened write part that hold disk bytes the write keeps. */
