@@ -323,8 +323,9 @@ async function loop(
   let executor: Executor | undefined;
   const onSettled = (slot: number, failure: BounceBenchError | null): void => {
     freeSlots[freeCount++] = slot;
-    histogram.record(executor!.now() - executor!.startNs[slot]!);
     if (failure === null) {
+      // Only IOs that completed have a latency to report (a refused one shows none).
+      histogram.record(executor!.now() - executor!.startNs[slot]!);
       if (verify) verifyIo(spec, slotOffset[slot]!, memory, requests[slot]!);
       completed++;
       if (progress !== undefined && (completed & 4095) === 0) progress[thread] = completed;

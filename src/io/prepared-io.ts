@@ -61,6 +61,8 @@ export interface RunOptions {
   onDone?: () => void;
   /** Count the bounce pages against this budget while the IO runs (taken before the range lock, so waiting never deadlocks). */
   budget?: { tracker: BounceBufferTracker; thread: number };
+  /** How guest bytes are copied through the bounce buffer (`copy-placement.ts`): `placed` by default. */
+  copy?: CopyMethod;
 }
 
 export interface PrepareOptions extends RunOptions {
@@ -69,8 +71,6 @@ export interface PrepareOptions extends RunOptions {
    * the copies be placed, see `copy`); by default the IO allocates its own.
    */
   bounce?: BounceArea;
-  /** How guest bytes are copied through the bounce buffer (`copy-placement.ts`): `placed` by default. */
-  copy?: CopyMethod;
 }
 
 export class PreparedIo implements Disposable {

@@ -1,0 +1,218 @@
+/**
+ * How the bench measures, functionally (no timing assertions): repeats interleave and summarise
+ * as medians with the spread, the ramp is not counted, the effective queue depth shows a budget
+ * that starves the queue, a refused case shows no invented figures, guest memory has the backing
+ * asked for and bounce buffers its page size, bounce copies are placed away from memcpy's slow
+ * distances (reference model: every placement tried) with bytes verified, and the table, CSV
+ * and --output formats say what they promise.
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import fc from "fast-check";
+import { runBench, type BenchOptions, type BenchProgress } from "../src/bench/runner";
+import { difference, spreadOf } from "../src/bench/statistics";
+import { guestBackingUnavailable } from "../src/bench/guest-backing";
+import { placeCopies, slowAt, slowCopy, SLOW_DISTANCE_BELOW, type PlannedCopy } from "../src/bounce/copy-placement";
+import { measureCopyRates } from "../src/bench/copy-rates";
+import { Disk } from "../src/disk/disk";
+import { executePlan } from "../src/io/executor";
+import { plan } from "../src/io/planner";
+import { PreparedIo } from "../src/io/prepared-io";
+import { GuestMemory } from "../src/memory/guest-memory";
+import { PagedRange } from "../src/memory/paged-range";
+import { fileBytes, randomBytes, runCliIn, scratchDir } from "./helpers";
+
+const dir = scratchDir("bench-measure");
+
+function options(overrides: Partial<BenchOptions>): BenchOptions {
+  return { size: 4 * 2 ** 20, ops: ["read"], bs: [4096], memOffsets: [0], modes: ["auto"], engine: "sync", qd: 1, threads: 1, budget: 2048, runtimeSeconds: null, ios: 32, ...overrides };
+}
+
+describe("repeats, spread, ramp", () => {
+  test("runs interleave across cases (round 1 of each, then round 2), and a case's figures are its runs' median and extremes", async () => {
+    const started: string[] = [];
+    const report = await runBench(
+      options({ memOffsets: [0, 8], repeat: 3, onProgress: (status: BenchProgress) => void (status.ios === 0 && started.push(`${status.run}:${status.label}`)) }),
+    );
+    expect(started).toEqual(["0:read 4k +0 auto", "1:read 4k +8 auto", "2:read 4k +0 auto", "3:read 4k +8 auto", "4:read 4k +0 auto", "5:read 4k +8 auto"]);
+    for (const result of report.results) {
+      expect(result.repeats).toBe(3);
+      expect(result.samples).toHaveLength(3);
+      const rates = result.samples.map((s) => s.iops).sort((a, b) => a - b);
+      expect([result.iopsMin, result.iops, result.iopsMax]).toEqual(rates);
+      expect(result.ios).toBe(96);
+    }
+  });
+
+  test("--ramp runs first and is not counted", async () => {
+    const [result] = (await runBench(options({ rampSeconds: 0.05, ios: 20, verify: true, force: true }))).results;
+    expect(result!.ios).toBe(20);
+    expect(result!.histogram!.counts.reduce((a, b) => a + b, 0)).toBe(20);
+  });
+
+  test("spreadOf is the sorted values' median, extremes and (from 4) quartiles; a difference is a finding only beyond both ranges", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 9 }), (values) => {
+        const sorted = [...values].sort((a, b) => a - b);
+        const spread = spreadOf(values);
+        const n = sorted.length;
+        expect(spread.median).toBe(n % 2 === 1 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2);
+        expect([spread.min, spread.max]).toEqual([sorted[0]!, sorted[n - 1]!]);
+        expect(spread.quartiles === null).toBe(n < 4);
+        if (spread.quartiles !== null) expect(spread.quartiles[0]).toBeLessThanOrEqual(spread.quartiles[1]);
+      }),
+    );
+    expect(difference({ median: 100, min: 90, max: 110, runs: 3 }, { median: 130, min: 120, max: 140, runs: 3 })).toEqual({ percent: 30, beyondNoise: true });
+    expect(difference({ median: 100, min: 90, max: 125, runs: 3 }, { median: 130, min: 120, max: 140, runs: 3 }).beyondNoise).toBe(false);
+    expect(difference({ median: 100, min: 100, max: 100, runs: 1 }, { median: 130, min: 130, max: 130, runs: 1 }).beyondNoise).toBe(false);
+  });
+});
+
+describe("what the figures count", () => {
+  test("a budget smaller than the queue shows as an effective depth below --qd; process CPU includes the IO thread's", async () => {
+    const [full, starved] = (
+      await runBench(options({ engine: "uring", qd: 8, bs: [65536], modes: ["auto", "bounce"], budget: 32, ios: 400 }))
+    ).results;
+    expect(full!.decision).toBe("direct");
+    expect(full!.effectiveQd).toBeGreaterThan(6);
+    expect(starved!.decision).toBe("bounce");
+    expect(starved!.effectiveQd).toBeLessThan(4); // 32 pages hold two 16-page buffers
+    expect(full!.cpuNsPerIo).toBeGreaterThan(0);
+    expect(full!.cpuUtilization).toBeGreaterThan(0);
+    // The whole process's clock runs at least as fast as the IO thread's over the same time.
+    for (const r of [full!, starved!]) expect(r.cpuNsPerIoMax).toBeGreaterThanOrEqual(r.threadCpuNsPerIo * 0.95);
+  });
+
+  test("a case the kernel refuses shows no latency, histogram or segments", async () => {
+    const [refused] = (await runBench(options({ memOffsets: [100], modes: ["direct"], alignOverride: 4096, repeat: 2 }))).results;
+    expect(refused!.error?.code).toBe("EINVAL");
+    expect(refused!.ios).toBe(0);
+    expect({ latency: refused!.latencyUs, histogram: refused!.histogram, segments: refused!.physicalSegments, mib: refused!.mibPerSec }).toEqual({
+      latency: null,
+      histogram: null,
+      segments: null,
+      mib: 0,
+    });
+  });
+});
+
+describe("guest memory backing, like for like", () => {
+  const thp = guestBackingUnavailable("thp", 2 ** 21);
+  test.skipIf(thp !== null)(`thp: guest memory on huge pages, and bounce buffers too by default; bytes verified${thp === null ? "" : ` (skipped: ${thp})`}`, async () => {
+    const report = await runBench(options({ guestBacking: "thp", ops: ["write", "read"], bs: [65536], memOffsets: [0, 8], modes: ["auto", "bounce"], verify: true, force: true }));
+    expect(report.host).toMatchObject({ guestBacking: "thp", bounceHugePages: true });
+    expect(report.host.guestHugePageBytes).toBeGreaterThan(0);
+    for (const r of report.results) expect(r.error).toBeNull();
+    expect(report.results.some((r) => r.bounce.hugePageBytes > 0)).toBe(true);
+  });
+
+  test("file and memfd: base pages for guest and bounce buffers; --bounce-pages thp is the labelled exception", async () => {
+    for (const guestBacking of ["file", "memfd"] as const) {
+      const report = await runBench(options({ guestBacking, ops: ["write", "read"], memOffsets: [8], modes: ["auto"], verify: true, force: true }));
+      expect(report.host).toMatchObject({ guestBacking, bounceHugePages: false, guestHugePageBytes: 0 });
+      for (const r of report.results) expect({ error: r.error, huge: r.bounce.hugePageBytes }).toEqual({ error: null, huge: 0 });
+    }
+    const unlike = await runBench(options({ bouncePages: "thp", memOffsets: [8] }));
+    expect(unlike.host.bounceHugePages).toBe(true);
+  });
+
+  const hugetlb = guestBackingUnavailable("hugetlb", 2 ** 21);
+  test.skipIf(hugetlb !== null)(`hugetlb: guest memory from the reserved pool${hugetlb === null ? "" : ` (skipped: ${hugetlb})`}`, async () => {
+    const report = await runBench(options({ guestBacking: "hugetlb", ops: ["write", "read"], memOffsets: [8], modes: ["auto"], verify: true, force: true }));
+    expect(report.host.guestBacking).toBe("hugetlb");
+    for (const r of report.results) expect(r.error).toBeNull();
+  });
+
+  test("an unavailable backing, or one next to --guest, is exit 2 naming why, before anything is made", () => {
+    const bad = runCliIn(dir, "bench", "--guest", join(dir, "g.img"), "--guest-backing", "thp", "--ios", "5");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("cannot be combined with --guest");
+    expect(existsSync(join(dir, "g.img"))).toBe(false);
+    if (hugetlb !== null) {
+      const none = runCliIn(dir, "bench", "--guest-backing", "hugetlb", "--ios", "5");
+      expect(none.code).toBe(2);
+      expect(none.stderr).toContain("huge pages");
+    }
+  });
+});
+
+describe("bounce copies placed away from memcpy's slow distances", () => {
+  const copy = fc.record({ guestAddress: fc.integer({ min: 0, max: 2 ** 20 }), bounceOffset: fc.integer({ min: 0, max: 2 ** 16 }), len: fc.integer({ min: 1, max: 2 ** 16 }) });
+
+  test("the shift is a multiple of the memory alignment below a page, leaves the fewest slow bytes of any such shift, and splits exactly the copies still slow", () => {
+    fc.assert(
+      fc.property(fc.array(copy, { minLength: 1, maxLength: 8 }), fc.boolean(), fc.constantFrom(1, 8, 512, 4096), (copies: PlannedCopy[], toBounce, memAlign) => {
+        const { shift, split } = placeCopies(copies, toBounce, memAlign, "placed");
+        expect(shift % memAlign).toBe(0);
+        expect(shift).toBeLessThan(4096);
+        const slowBytes = (at: number) => copies.reduce((sum, c) => sum + (slowAt(at, c, toBounce) ? c.len : 0), 0);
+        let least = Infinity;
+        for (let at = 0; at < 4096; at += memAlign) least = Math.min(least, slowBytes(at));
+        expect(slowBytes(shift)).toBe(least);
+        expect(split).toEqual(copies.map((c) => slowAt(shift, c, toBounce)));
+        expect(placeCopies(copies, toBounce, memAlign, "memcpy")).toEqual({ shift: 0, split: copies.map(() => false) });
+      }),
+    );
+    // The slow window: destination 1 .. 63 bytes ahead within a page, for copies long enough for rep movsb.
+    expect([slowCopy(0, 8, 65536), slowCopy(8, 0, 65536), slowCopy(0, SLOW_DISTANCE_BELOW, 65536), slowCopy(0, 8, 1024), slowCopy(4096, 8200, 4096)]).toEqual([true, false, false, false, true]);
+  });
+
+  test("a read into a guest buffer 8 bytes into its page: placed, no slow copy and the bytes right; memcpy: the slow copy, named, and the bytes right", async () => {
+    const guestPath = join(dir, "copy-guest.img");
+    const diskPath = join(dir, "copy-disk.bin");
+    const data = randomBytes(2 ** 20, 13);
+    writeFileSync(diskPath, data);
+    writeFileSync(guestPath, new Uint8Array(64 * 4096));
+    using memory = GuestMemory.open(guestPath);
+    using disk = Disk.open(diskPath, { write: false, direct: true });
+    for (const copy of ["placed", "memcpy"] as const) {
+      const decided = plan({ op: "read", mode: "auto", at: 8192, segments: [new PagedRange(8, 65536, Array.from({ length: 17 }, (_, i) => 2 + i))], alignment: disk.alignment });
+      expect(decided.decision).toBe("bounce");
+      using io = PreparedIo.prepare(decided, memory, disk, { copy });
+      expect({ copy, shift: io.bounceShift > 0, slow: io.slowCopyBytes }).toEqual({ copy, shift: copy === "placed", slow: copy === "placed" ? 0 : 65536 });
+      memory.fill(0, 64 * 4096, 0);
+      await executePlan(decided, memory, disk, { copy });
+      expect(fileBytes(guestPath).subarray(2 * 4096 + 8, 2 * 4096 + 8 + 65536)).toEqual(data.subarray(8192, 8192 + 65536));
+    }
+  });
+
+  test("the machine's copy rates are measured at each distance (the report names the slow ones)", () => {
+    const rates = measureCopyRates([0, 8, 512], 16384, 2);
+    expect(rates.map((r) => r.distance)).toEqual([0, 8, 512]);
+    for (const rate of rates) expect(rate.gibPerSec).toBeGreaterThan(0);
+  });
+});
+
+describe("the report's formats", () => {
+  const base = ["bench", "--size", "2m", "--op", "read", "--bs", "4k", "--mem-offset", "0,100", "--ios", "20", "--repeat", "2"];
+
+  test("the table fits the terminal: default columns give way below 100, chosen ones stay; a bad column is exit 2", () => {
+    const narrow = Bun.spawnSync([process.execPath, join(import.meta.dir, "../cli/bounce-bench.ts"), ...base], { cwd: dir, env: { ...process.env, COLUMNS: "70" } });
+    const header = narrow.stdout.toString().split("\n").find((line) => line.startsWith("op "))!;
+    expect(header.length).toBeLessThanOrEqual(70);
+    expect(header).not.toContain("±%");
+    const chosen = runCliIn(dir, ...base, "--columns", "op,p50,p90,p999,mean,stdev,qd,util,thcpu,calls");
+    expect(chosen.stdout).toMatch(/op +p50 us +p90 us +p99\.9 us +mean us +sd us +eff qd +CPU cores +IO thr us\/IO +calls\/IO\n/);
+    const bad = runCliIn(dir, ...base, "--columns", "op,nonsense");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('"nonsense" is not a column');
+  });
+
+  test("--format csv: every column, one row per case; --output writes the file, never replaces one without --force", () => {
+    const csv = runCliIn(dir, ...base, "--format", "csv");
+    expect(csv.code).toBe(0);
+    const [head, ...rows] = csv.stdout.trim().split("\n");
+    expect(head!.split(",")).toContain("dmibs");
+    expect(rows).toHaveLength(4); // offsets 0 and 100, modes auto and bounce
+    const out = join(dir, "report.json");
+    expect(runCliIn(dir, ...base, "--format", "json", "--output", out).stdout).toBe("");
+    expect(JSON.parse(readFileSync(out, "utf8")).command).toBe("bench");
+    const before = readFileSync(out, "utf8");
+    const again = runCliIn(dir, ...base, "--format", "json", "--output", out);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("already exists");
+    expect(readFileSync(out, "utf8")).toBe(before);
+    expect(runCliIn(dir, ...base, "--format", "json", "--output", out, "--force").code).toBe(0);
+  });
+});
