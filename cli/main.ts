@@ -14,6 +14,7 @@
 import { Command, CommanderError } from "commander";
 import { BounceBenchError } from "../src";
 import { registerBench } from "./commands/bench";
+import { registerCompare } from "./commands/compare";
 import { registerImage } from "./commands/image";
 import { registerIo } from "./commands/io";
 import { registerPlan } from "./commands/plan";
@@ -77,6 +78,7 @@ function buildProgram(context: Context): Command {
   registerPlan(program, context);
   registerIo(program, context);
   registerBench(program, context);
+  registerCompare(program, context);
   registerRepro(program, context);
   registerImage(program, context);
   return program;

@@ -1,0 +1,83 @@
+/**
+ * `bounce-bench compare BASE.json NEW.json [--threshold PCT]`: two bench runs side by side, per
+ * case and metric the change and whether it is beyond the noise of both runs' repeats; exit 1
+ * when a metric regressed beyond the threshold and the noise (for CI to gate on), 0 otherwise.
+ */
+import type { Command } from "commander";
+import { benchDocument, COMPARED_METRICS, compareRuns, type MetricChange } from "../../src/bench/compare";
+import { InvalidInputError } from "../../src/base/errors";
+import { readUserTextFile } from "../../src/host/files";
+import { table, wrapLines } from "../format";
+import type { Context } from "../main";
+import { sharedOptions } from "../options";
+import { VERSION } from "../version";
+
+const METRIC_HEADS: Record<string, string> = { mibPerSec: "MiB/s", iops: "IOPS", cpuNsPerIo: "CPU ns/IO", p99Us: "p99 us" };
+
+export function registerCompare(program: Command, context: Context): void {
+  program
+    .command("compare")
+    .description(
+      "Compare two bench --json runs: cases matched by their parameters; per metric the change, whether it is beyond the " +
+        "noise of both runs' repeats, and whether it regressed (worse by more than --threshold and beyond noise). " +
+        "Exit 1 when something regressed, 0 when nothing did, 2 on bad input.",
+    )
+    .argument("<base>", "the baseline run (bench --json or --format json output)")
+    .argument("<new>", "the run to judge")
+    .option("--threshold <percent>", "smallest change that counts as a regression, in percent", "5")
+    .addOption(sharedOptions.json())
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ bounce-bench bench --output base.json --format json
+  $ bounce-bench bench --output new.json --format json
+  $ bounce-bench compare base.json new.json                 exit 1 if anything regressed
+  $ bounce-bench compare base.json new.json --threshold 10 --json`,
+    )
+    .action((basePath: string, newPath: string, options: { threshold: string; json?: boolean }) => {
+      const threshold = Number(options.threshold);
+      if (!/^\d+(\.\d+)?$/.test(options.threshold.trim())) throw new InvalidInputError(`--threshold: ${JSON.stringify(options.threshold)} is not a percentage`);
+      const load = (path: string) => {
+        const text = readUserTextFile(path, "compare");
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch (error) {
+          throw new InvalidInputError(`${path}: not JSON (${(error as Error).message})`);
+        }
+        return benchDocument(value, path);
+      };
+      const comparison = compareRuns(load(basePath), load(newPath), threshold);
+      if (comparison.cases.length === 0) throw new InvalidInputError(`${basePath} and ${newPath} have no case in common (cases match by op, size, offset, mode, engine, qd, threads)`);
+      if (options.json) {
+        context.io.stdout(`${JSON.stringify({ tool: "bounce-bench", version: VERSION, schemaVersion: 1, command: "compare", base: basePath, new: newPath, ...comparison })}\n`);
+      } else {
+        const cell = (change: MetricChange | null) => {
+          if (change === null) return "-";
+          const sign = change.percent >= 0 ? "+" : "";
+          const mark = change.regressed ? " REGRESSED" : change.improved ? " improved" : change.beyondNoise ? "" : " ~";
+          return `${sign}${change.percent.toFixed(1)}%${mark}`;
+        };
+        const head = ["case", ...COMPARED_METRICS.map((m) => METRIC_HEADS[m.key]!)];
+        // The engine, depth and threads, when every case shares them, are said once below the table.
+        const tails = new Set(comparison.cases.map((c) => c.name.split(" ").slice(-3).join(" ")));
+        const shared = tails.size === 1 ? [...tails][0]! : null;
+        const shown = (name: string) => (shared === null ? name : name.slice(0, -shared.length - 1));
+        const rows = comparison.cases.map((c) => [shown(c.name), ...COMPARED_METRICS.map((m) => cell(c.metrics[m.key]))]);
+        let text = table(head, rows);
+        const notes = [
+          ...(shared === null ? [] : [`every case: ${shared.replace(" qd", ", qd ").replace(" x", ", threads ")}`]),
+          `~: within the noise of the two runs' repeats (their min-max ranges overlap), or one run only; p99 is never judged (no spread)`,
+          `regressed: worse by more than ${threshold}% and beyond the noise`,
+        ];
+        if (comparison.onlyInBase.length > 0) notes.push(`only in ${basePath}: ${comparison.onlyInBase.join("; ")}`);
+        if (comparison.onlyInNew.length > 0) notes.push(`only in ${newPath}: ${comparison.onlyInNew.join("; ")}`);
+        if (comparison.differences.length > 0) notes.push(`the runs differ in ${comparison.differences.join("; ")}`);
+        notes.push(comparison.regressed ? "result: REGRESSED" : "result: nothing regressed beyond the threshold and the noise");
+        text += wrapLines(notes.join("\n")) + "\n";
+        context.io.stdout(text);
+      }
+      if (comparison.regressed) context.exitCode = 1;
+    });
+}
