@@ -63,7 +63,7 @@ export const BENCH_COLUMNS: readonly Column[] = [
   { name: "stdev", head: "sd us", width: 7, help: "standard deviation of latency", text: latency("stdev") },
   { name: "cpu", head: "CPU us/IO", width: 9, help: "process CPU per IO (all threads, io_uring workers included), median", text: (r) => fixed(r.cpuNsPerIo / 1000, 2), raw: (r) => r.cpuNsPerIo },
   { name: "thcpu", head: "IO thr us/IO", width: 12, help: "the IO threads' own CPU per IO", text: (r) => fixed(r.threadCpuNsPerIo / 1000, 2), raw: (r) => r.threadCpuNsPerIo },
-  { name: "util", head: "CPU cores", width: 9, help: "process CPU over wall time, in cores", text: (r) => fixed(r.cpuUtilization, 2) },
+  { name: "util", head: "cores", width: 5, help: "CPU utilisation: process CPU over wall time, in cores", text: (r) => fixed(r.cpuUtilization, 2) },
   { name: "qd", head: "eff qd", width: 6, help: "IOs in flight per thread on average (IOPS x mean latency)", text: (r) => fixed(r.effectiveQd, 1) },
   { name: "calls", head: "calls/IO", width: 8, help: "system calls or io_uring SQEs per IO", text: (r) => fixed(r.callsPerIo, 2) },
   { name: "segs", head: "phys segs", width: 9, help: "physically contiguous runs of the memory the device transfers", text: (r) => (r.physicalSegments === null ? "-" : String(r.physicalSegments)) },
@@ -83,9 +83,9 @@ export const BENCH_COLUMNS: readonly Column[] = [
   { name: "runs", head: "runs", width: 4, help: "runs measured (--repeat)", text: (r) => String(r.repeats) },
 ];
 
-export const DEFAULT_COLUMNS = ["op", "bs", "off", "mode", "decision", "mibs", "spread", "p99", "cpu", "vs", "dmibs", "dcpu"];
+export const DEFAULT_COLUMNS = ["op", "bs", "off", "mode", "decision", "mibs", "spread", "p99", "cpu", "util", "dmibs", "dcpu"];
 /** The order in which default columns give way when the terminal is narrower. */
-const DROP_ORDER = ["spread", "p99", "decision", "vs"];
+const DROP_ORDER = ["spread", "util", "p99", "decision"];
 
 /**
  * `--columns`: `default`, `all`, a list of names, or `+name,...` to add to the default set.
@@ -217,11 +217,14 @@ export function benchFooter(report: BenchReport, table: BenchTable | null): stri
   const shown = new Set(table?.columns.map((c) => c.name) ?? []);
   if (shown.has("dmibs") || shown.has("dcpu")) {
     lines.push(
-      "Δ: each bounced case against the direct case of the same op and size at memory offset vs (its own when the kernel " +
-        "takes that directly); (in parentheses): within the spread of the runs, or one run only: no finding",
+      "Δ: each bounced case against the direct case of the same op and size, at the same memory offset when the kernel " +
+        "takes that directly, else the smallest one it does (--columns +vs shows which); (in parentheses): within the " +
+        "spread of the runs, or one run only: no finding",
     );
   }
-  if (shown.has("cpu")) lines.push("CPU us/IO: the whole process's CPU (user + system, every thread, io_uring workers included) per IO");
+  if (shown.has("cpu") || shown.has("util")) {
+    lines.push("CPU us/IO: the whole process's CPU time (user + system, every thread, io_uring workers included) per IO; cores: that CPU time over wall time");
+  }
   const repeats = Math.max(0, ...report.results.map((r) => r.repeats));
   if (repeats === 1) lines.push("one run per case (--repeat 1): no spread to judge differences by");
   return lines.length === 0 ? "" : `${lines.join("\n")}\n`;

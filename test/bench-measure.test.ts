@@ -193,7 +193,7 @@ describe("the report's formats", () => {
     expect(header.length).toBeLessThanOrEqual(70);
     expect(header).not.toContain("±%");
     const chosen = runCliIn(dir, ...base, "--columns", "op,p50,p90,p999,mean,stdev,qd,util,thcpu,calls");
-    expect(chosen.stdout).toMatch(/op +p50 us +p90 us +p99\.9 us +mean us +sd us +eff qd +CPU cores +IO thr us\/IO +calls\/IO\n/);
+    expect(chosen.stdout).toMatch(/op +p50 us +p90 us +p99\.9 us +mean us +sd us +eff qd +cores +IO thr us\/IO +calls\/IO\n/);
     const bad = runCliIn(dir, ...base, "--columns", "op,nonsense");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('"nonsense" is not a column');
