@@ -202,17 +202,23 @@ export function benchFooter(report: BenchReport, table: BenchTable | null): stri
   const lines: string[] = [];
   const verdicts = bounceVerdicts(report.results);
   if (verdicts.length > 0) {
-    lines.push("", "what bouncing costs, like for like (forced bounce against direct IO at the same memory offset):");
+    lines.push("", "what bouncing costs, like for like: forced bounce against direct IO at the same memory offset");
+    lines.push(`  ${"case".padEnd(14)}${"metric".padEnd(11)}${"change".padEnd(15)}${"direct [min-max]".padEnd(24)}bounce [min-max]`);
+    const range = (median: number, min: number, max: number, scale: number, digits: number) =>
+      `${(median / scale).toFixed(digits)} [${(min / scale).toFixed(digits)}-${(max / scale).toFixed(digits)}]`;
     for (const v of verdicts) {
-      const range = (min: number, max: number, scale: number, digits: number) => `${(min / scale).toFixed(digits)}-${(max / scale).toFixed(digits)}`;
-      const say = (change: Change) => (change.beyondNoise ? signed(change) : `${signed(change)}, within the spread: no finding`);
+      const name = `${v.op} ${formatBytes(v.bs)} +${v.memOffset}`;
+      const say = (change: Change) => `${signed(change)}${change.beyondNoise ? "" : " (noise)"}`;
       lines.push(
-        `  ${v.op} ${formatBytes(v.bs)} at +${v.memOffset}: CPU per IO ${say(v.cpuNsPerIo)} ` +
-          `(direct ${range(v.direct.cpuNsPerIoMin, v.direct.cpuNsPerIoMax, 1000, 1)} us, bounce ${range(v.bounce.cpuNsPerIoMin, v.bounce.cpuNsPerIoMax, 1000, 1)} us)`,
-        `  ${" ".repeat(`${v.op} ${formatBytes(v.bs)} at +${v.memOffset}: `.length)}MiB/s ${say(v.mibPerSec)} ` +
-          `(direct ${range(v.direct.mibPerSecMin, v.direct.mibPerSecMax, 1, 0)}, bounce ${range(v.bounce.mibPerSecMin, v.bounce.mibPerSecMax, 1, 0)})`,
+        `  ${name.padEnd(14)}${"CPU us/IO".padEnd(11)}${say(v.cpuNsPerIo).padEnd(15)}` +
+          `${range(v.direct.cpuNsPerIo, v.direct.cpuNsPerIoMin, v.direct.cpuNsPerIoMax, 1000, 1).padEnd(24)}` +
+          range(v.bounce.cpuNsPerIo, v.bounce.cpuNsPerIoMin, v.bounce.cpuNsPerIoMax, 1000, 1),
+        `  ${"".padEnd(14)}${"MiB/s".padEnd(11)}${say(v.mibPerSec).padEnd(15)}` +
+          `${range(v.direct.mibPerSec, v.direct.mibPerSecMin, v.direct.mibPerSecMax, 1, 0).padEnd(24)}` +
+          range(v.bounce.mibPerSec, v.bounce.mibPerSecMin, v.bounce.mibPerSecMax, 1, 0),
       );
     }
+    lines.push("  (noise): within the spread of the runs, not a finding");
   }
   const shown = new Set(table?.columns.map((c) => c.name) ?? []);
   if (shown.has("dmibs") || shown.has("dcpu")) {

@@ -362,7 +362,7 @@ function formatNotes(report: BenchReport): string {
   const shaped = report.results.find((result) => result.shape !== null);
   if (shaped !== undefined) text += `sg: every IO is the scatter-gather list --seg ${shaped.shape} over its slot's pages\n`;
   const bounced = report.results.filter((result) => result.bounce.copyNs > 0);
-  if (bounced.length > 0) {
+  if (bounced.length > 0 && host.bounceHugePages) {
     const huge = bounced.filter((result) => result.bounce.hugePageBytes > 0).length;
     text += `bounce buffers on transparent huge pages in ${huge} of ${bounced.length} bounced cases (THP ${host.transparentHugePages ?? "unknown"})\n`;
   }
