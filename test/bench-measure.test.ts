@@ -45,6 +45,20 @@ describe("repeats, spread, ramp", () => {
     }
   });
 
+  test("a sweep stopped early reports every case that ran, with the runs it had", async () => {
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const report = await runBench(
+      options({ memOffsets: [0, 8, 512], repeat: 3, stop, onProgress: (status: BenchProgress) => void (status.run === 4 && Atomics.store(stop, 0, 1)) }),
+    );
+    expect(report.interrupted).toBe(true);
+    // Round 1 ran all three cases, round 2 got to the second (stopped at its start).
+    expect(report.results.map((r) => [r.memOffset, r.repeats])).toEqual([
+      [0, 2],
+      [8, 2],
+      [512, 1],
+    ]);
+  });
+
   test("--ramp runs first and is not counted", async () => {
     const [result] = (await runBench(options({ rampSeconds: 0.05, ios: 20, verify: true, force: true }))).results;
     expect(result!.ios).toBe(20);

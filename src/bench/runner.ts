@@ -285,6 +285,13 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     const repeat = options.repeat ?? 1;
     const runs: JobResult[][][] = cases.map(() => []);
     const results: BenchCaseResult[] = [];
+    const done = cases.map(() => false);
+    const summarized = (index: number) => {
+      const result = summarize(cases[index]!, options, runs[index]!);
+      done[index] = true;
+      results.push(result);
+      options.onCase?.(result);
+    };
     const progress = new Float64Array(new SharedArrayBuffer(8 * options.threads));
     let ended = false;
     for (let round = 0; round < repeat && !ended; round++) {
@@ -346,16 +353,15 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
         addBudgetTotals(jobs, tracker);
         runs[index]!.push(jobs);
         const failed = jobs.find((job) => job.error !== null)?.error ?? null;
-        // A forced direct case the kernel refuses is a finding; any other error ends the sweep.
-        if (failed !== null && !(failed.code === "EINVAL" && item.mode === "direct")) ended = true;
-        if (round === repeat - 1 || ended) {
-          const result = summarize(item, options, runs[index]!);
-          results.push(result);
-          options.onCase?.(result);
-        }
+        // A forced direct case the kernel refuses is a finding; any other error, or a stop,
+        // ends the sweep.
+        if ((failed !== null && !(failed.code === "EINVAL" && item.mode === "direct")) || Atomics.load(stop, 0) !== 0) ended = true;
+        if (round === repeat - 1) summarized(index);
         if (ended) break;
       }
     }
+    // A sweep that ended early reports every case that ran at least once, with the runs it had.
+    for (const index of cases.keys()) if (runs[index]!.length > 0 && !done[index]) summarized(index);
     // Read after the runs: the kernel may collapse base pages into huge ones while they run.
     return { host: { ...host, guestHugePageBytes: workspace.guestHugePageBytes() }, rules: options.rules ?? "kernel", results, interrupted: Atomics.load(stop, 0) !== 0 };
   } finally {
