@@ -253,6 +253,20 @@ if (asJson) {
       [String(row.name).padEnd(15), span(spread.mibPerSec.ours, 1).padStart(17), span(spread.mibPerSec.other, 1).padStart(17), span(spread.cpuNsPerIo.ours, 0).padStart(15), span(spread.cpuNsPerIo.other, 0).padStart(15), fmt(a.callsPerIo, 2).padStart(8), fmt(a.diskBytesPerIo, 0).padStart(13)].join(" | "),
     );
   }
+  // The performance goal: like for like, what bouncing adds to CPU per IO is the copy, within
+  // 10% (the copy's own cost: the IO's bytes over the copy rate measured in the same runs).
+  const bounceRows = report.filter((row) => /^bounce-\d+[km](-w)?$/.test(String(row.name)) && row.other !== null);
+  if (bounceRows.length > 0) {
+    console.log("\nlike for like, bounced minus direct CPU per IO against the copy's own cost (bytes / copy rate); goal: at most 1.1x");
+    for (const row of bounceRows) {
+      const bytes = String(row.name).includes("1m") ? 2 ** 20 : 65536;
+      const a = row.bounceBench as Sample;
+      const b = row.other as Sample;
+      const extraNs = a.cpuNsPerIo - b.cpuNsPerIo;
+      const copyNs = (bytes / 2 ** 30 / (a.copyGiBPerSec ?? 0)) * 1e9;
+      console.log(`  ${String(row.name).padEnd(14)} +${fmt(extraNs / 1000, 1)} us CPU per IO, copy ${fmt(copyNs / 1000, 1)} us: ${fmt(extraNs / copyNs, 2)}x`);
+    }
+  }
   const rssRow = report.find((row) => row.name === "peak-rss");
   if (rssRow !== undefined) {
     const runs = rssRow.runs as { seconds: number; maxRssMiB: number }[];

@@ -78,13 +78,17 @@ describe("bounce budget", () => {
     expect(result!.bounce.waits).toBeGreaterThan(0); // qd 4 x 16 pages cannot fit in 32
   });
 
-  test("a bounce arena far beyond what the budget lets IO use is refused up front, with the memory it would need", async () => {
-    await expect(runBench(options({ bs: [64 * 2 ** 20], qd: 256, engine: "uring", budget: 20000, modes: ["bounce"] }))).rejects.toThrow(
-      "--qd 256 x 64m bounce buffers need 16 GiB per thread (16 GiB in all), while the budget lets IO hold 78.1 MiB at once",
-    );
-    // A small budget throttling a deep queue on purpose is fine (the Workers test above relies on it).
-    const report = await runBench(options({ bs: [65536], qd: 8, engine: "uring", budget: 16, modes: ["bounce"], ios: 32 }));
-    expect(report.results[0]!.error).toBeNull();
+  test("bounce memory is what the budget lets a thread hold at once, not queue depth x block size; the IOs beyond it wait, and every byte lands", async () => {
+    // qd 64 x 1 MiB would be 64 MiB; a budget of 512 pages holds two 1 MiB buffers.
+    const [deep] = (await runBench(options({ bs: [2 ** 20], qd: 64, engine: "uring", budget: 512, modes: ["bounce"], ops: ["write"], ios: 200, verify: true, force: true }))).results;
+    expect(deep!.error).toBeNull();
+    expect(deep!.bounce.arenaBytes).toBe(2 * (2 ** 20 + 4096)); // a page more each, for the copy placement
+    expect(deep!.bounce.peakPages).toBeLessThanOrEqual(512);
+    expect(deep!.bounce.waits).toBeGreaterThan(0);
+    expect(deep!.effectiveQd).toBeLessThanOrEqual(3);
+    // With room for the whole queue, one buffer per IO in flight.
+    const [roomy] = (await runBench(options({ bs: [65536], qd: 8, engine: "uring", budget: 2048, modes: ["bounce"], ios: 64 }))).results;
+    expect(roomy!.bounce.arenaBytes).toBe(8 * (65536 + 4096));
   });
 
   test("a disk the cases cannot use is refused before the scratch disk is filled: nothing made, nothing left", async () => {

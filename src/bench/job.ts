@@ -136,8 +136,9 @@ export interface JobResult {
   diskBytes: number;
   /** IOs that ran to completion or failure (`ios` counts the successful ones). */
   settled: number;
-  /** Bytes of the job's bounce buffers backed by transparent huge pages at the end. */
+  /** Bytes of the job's bounce buffers backed by transparent huge pages at the end, and of the bounce memory it made. */
   bounceHugePageBytes: number;
+  bounceArenaBytes: number;
   /** Per IO of the first slot: bytes copied at a slow `memcpy` distance, and where its bounce layout starts (`copy-placement.ts`). */
   slowCopyBytes: number;
   bounceShift: number;
@@ -185,27 +186,37 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const first = slotZero[0]!;
   const bounceBytes = Math.max(...slotZero.map((decided) => decided.bounceBytes));
   const locks = write ? new RangeLocks(spec.qd) : undefined;
-  // A page more per slot lets each prepared IO place its copies away from slow distances.
-  using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes + PAGE_SIZE, spec.qd, requestAlignment(disk.alignment, op), spec.hugePages) : null;
-  const prepared: (PreparedIo | null)[] = new Array(spec.qd * positions).fill(null);
+  // Bounce memory for as many IOs as the budget lets this thread hold at once, not one per queue
+  // slot: memory in use stays within the budget whatever the depth. An IO takes a free bounce
+  // slot when it starts and gives it back when it settles. A page more per bounce slot lets each
+  // prepared IO place its copies away from slow distances.
+  const bouncePages = Math.max(1, ...slotZero.map((decided) => decided.bouncePages));
+  const bounceCount = bounceBytes > 0 ? Math.max(1, Math.min(spec.qd, Math.floor(tracker.maxPagesPerThread / bouncePages))) : 1;
+  using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes + PAGE_SIZE, bounceCount, requestAlignment(disk.alignment, op), spec.hugePages) : null;
+  // Prepared IOs by queue slot (guest pages), bounce slot and position in the block, on first use.
+  const prepared: (PreparedIo | null)[] = new Array(spec.qd * bounceCount * positions).fill(null);
   try {
-    const preparedFor = (slot: number, position: number): PreparedIo => {
-      let io = prepared[slot * positions + position]!;
-      if (io === null) {
+    const slots: Slots = {
+      positions,
+      positionUnit,
+      bounces: slotZero.map((decided) => decided.bounceBytes > 0),
+      bounceCount,
+      prepared,
+      prepare(slot, position, bounceSlot) {
         const decided = slot === 0 ? slotZero[position]! : planFor(slot, position);
-        const bounce = decided.bounceBytes > 0 ? bounceSlots!.slot(slot) : undefined;
-        io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce, copy: spec.copy });
-        prepared[slot * positions + position] = io;
-      }
-      return io;
+        const bounce = decided.bounceBytes > 0 ? bounceSlots!.slot(bounceSlot) : undefined;
+        const io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce, copy: spec.copy });
+        prepared[(slot * bounceCount + bounceSlot) * positions + position] = io;
+        return io;
+      },
     };
-    preparedFor(0, 0); // fails here, before the clock starts, on anything preparing can refuse
+    slots.prepare(0, 0, 0); // fails here, before the clock starts, on anything preparing can refuse
     if ((spec.rampNs ?? 0) > 0) {
       // The warm-up: the same IOs, to the same slots, for `rampNs`; its figures are dropped.
-      const ramp = await loop({ ...spec, runtimeNs: spec.rampNs!, ios: null, progress: undefined }, preparedFor, prepared, memory, requests, block, positionUnit);
-      if (ramp.error !== null) return { ...ramp, decision: first.decision, reasons: first.reasons, bounceHugePageBytes: 0, physicalSegments: null, slowCopyBytes: 0, bounceShift: 0 };
+      const ramp = await loop({ ...spec, runtimeNs: spec.rampNs!, ios: null, progress: undefined }, slots, memory, requests, block);
+      if (ramp.error !== null) return { ...ramp, decision: first.decision, reasons: first.reasons, bounceHugePageBytes: 0, bounceArenaBytes: 0, physicalSegments: null, slowCopyBytes: 0, bounceShift: 0 };
     }
-    const measured = await loop(spec, preparedFor, prepared, memory, requests, block, positionUnit);
+    const measured = await loop(spec, slots, memory, requests, block);
     // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
     // collapse base pages into huge ones while it runs.
     const firstRun = requests[0]![0]!.runs()[0]!;
@@ -215,6 +226,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       decision: first.decision,
       reasons: first.reasons,
       bounceHugePageBytes: bounceSlots?.hugePageBytes() ?? 0,
+      bounceArenaBytes: bounceSlots?.bytes() ?? 0,
       slowCopyBytes: prepared[0]!.slowCopyBytes,
       bounceShift: prepared[0]!.bounceShift,
       physicalSegments: physicalRuns(deviceBuffer, spec.bs),
@@ -281,6 +293,11 @@ class BounceSlots implements Disposable {
     return this.#buffers.reduce((sum, buffer) => sum + buffer.hugePageBytes(), 0);
   }
 
+  /** Bytes of bounce memory made. */
+  bytes(): number {
+    return this.#buffers.reduce((sum, buffer) => sum + buffer.size, 0);
+  }
+
   release(): void {
     for (const buffer of this.#buffers) buffer.release();
   }
@@ -290,18 +307,26 @@ class BounceSlots implements Disposable {
   }
 }
 
-type Measured = Omit<JobResult, "bounceHugePageBytes" | "physicalSegments" | "decision" | "reasons" | "slowCopyBytes" | "bounceShift">;
+type Measured = Omit<JobResult, "bounceHugePageBytes" | "bounceArenaBytes" | "physicalSegments" | "decision" | "reasons" | "slowCopyBytes" | "bounceShift">;
 
-async function loop(
-  spec: JobSpec,
-  preparedFor: (slot: number, position: number) => PreparedIo,
-  /** What `preparedFor` made so far, indexed `slot * positions + position`. */
-  prepared: readonly (PreparedIo | null)[],
-  memory: GuestMemory,
-  requests: PagedRange[][],
-  block: number,
-  positionUnit: number,
-): Promise<Measured> {
+/**
+ * A job's prepared IOs: one per queue slot (its guest pages), bounce slot (its bounce memory)
+ * and position of the IO within a disk block, made on first use by `prepare`.
+ */
+interface Slots {
+  positions: number;
+  /** Disk bytes between two positions. */
+  positionUnit: number;
+  /** Whether the plan at each position bounces (and so needs a bounce slot). */
+  bounces: boolean[];
+  bounceCount: number;
+  /** Indexed `(slot * bounceCount + bounceSlot) * positions + position`. */
+  prepared: (PreparedIo | null)[];
+  prepare(slot: number, position: number, bounceSlot: number): PreparedIo;
+}
+
+async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: PagedRange[][], block: number): Promise<Measured> {
+  const { positions, positionUnit, bounces, bounceCount, prepared } = slots;
   // Read once: `spec` came through postMessage, and a hot loop should not look fields up in it.
   const { bs, qd, thread, stop, progress, regionStart } = spec;
   const verify = spec.verify === true;
@@ -312,6 +337,17 @@ async function loop(
   const slotOffset = new Float64Array(qd);
   let freeCount = qd;
   for (let i = 0; i < qd; i++) freeSlots[i] = qd - 1 - i;
+  // Free bounce slots, and the one each queue slot's IO holds (-1: none).
+  const freeBounce = new Int32Array(bounceCount);
+  let freeBounceCount = bounceCount;
+  for (let i = 0; i < bounceCount; i++) freeBounce[i] = bounceCount - 1 - i;
+  const slotBounce = new Int32Array(qd).fill(-1);
+  // The next IO's block, drawn but not issued yet (it waits for a bounce slot), or -1.
+  let pendingIndex = -1;
+  // Since when the next IO has waited for a bounce slot (-1: it has not), and the waits so far.
+  let waitingSince = -1;
+  let bounceWaits = 0;
+  let bounceWaitNs = 0;
   let issued = 0;
   let completed = 0;
   let cursor = 0;
@@ -323,6 +359,10 @@ async function loop(
   let executor: Executor | undefined;
   const onSettled = (slot: number, failure: BounceBenchError | null): void => {
     freeSlots[freeCount++] = slot;
+    if (slotBounce[slot]! >= 0) {
+      freeBounce[freeBounceCount++] = slotBounce[slot]!;
+      slotBounce[slot] = -1;
+    }
     if (failure === null) {
       // Only IOs that completed have a latency to report (a refused one shows none).
       histogram.record(executor!.now() - executor!.startNs[slot]!);
@@ -353,24 +393,44 @@ async function loop(
           stopIssuing = true;
           break;
         }
-        let index: number;
-        if (random) {
-          rng ^= rng << 13;
-          rng ^= rng >>> 17;
-          rng ^= rng << 5;
-          index = (rng >>> 0) % blocks;
-        } else {
-          index = cursor;
-          cursor = cursor + 1 === blocks ? 0 : cursor + 1;
+        if (pendingIndex < 0) {
+          if (random) {
+            rng ^= rng << 13;
+            rng ^= rng >>> 17;
+            rng ^= rng << 5;
+            pendingIndex = (rng >>> 0) % blocks;
+          } else {
+            pendingIndex = cursor;
+            cursor = cursor + 1 === blocks ? 0 : cursor + 1;
+          }
         }
+        const index = pendingIndex;
+        const position = positionUnit === block ? 0 : ((index * bs) % block) / positionUnit;
+        let bounceSlot = 0;
+        let startNs = now;
+        if (bounces[position]) {
+          if (freeBounceCount === 0) {
+            if (waitingSince < 0) waitingSince = now; // every bounce slot in use: the budget's limit
+            break;
+          }
+          bounceSlot = freeBounce[--freeBounceCount]!;
+          if (waitingSince >= 0) {
+            bounceWaits++;
+            bounceWaitNs += now - waitingSince;
+            startNs = waitingSince;
+            waitingSince = -1;
+          }
+        }
+        pendingIndex = -1;
         const slot = freeSlots[--freeCount]!;
-        const io = positionUnit === block ? (prepared[slot] ?? preparedFor(slot, 0)) : preparedFor(slot, ((index * bs) % block) / positionUnit);
+        slotBounce[slot] = bounces[position] ? bounceSlot : -1;
+        const io = prepared[(slot * bounceCount + bounceSlot) * positions + position] ?? slots.prepare(slot, position, bounceSlot);
         const offset = regionStart + index * bs;
         slotOffset[slot] = offset;
         issued++;
-        // Latency runs from the start: a wait for bounce pages and a bounced write's copy are
+        // Latency runs from the start: a wait for bounce memory and a bounced write's copy are
         // part of what the guest waits for.
-        executor.start(slot, io, offset - io.at, now);
+        executor.start(slot, io, offset - io.at, startNs);
         if (executor.copyEndNs > now) now = executor.copyEndNs;
       }
       if (executor.active === 0) break;
@@ -395,8 +455,8 @@ async function loop(
     processCpuStartNs,
     processCpuEndNs,
     histogram: histogram.data(),
-    budgetStalls: executor.budgetStalls,
-    budgetStallNs: executor.budgetStallNs,
+    budgetStalls: executor.budgetStalls + bounceWaits,
+    budgetStallNs: executor.budgetStallNs + bounceWaitNs,
     bounceAcquired: 0,
     bouncePeakPages: 0,
     copyNs: executor.copyNs,

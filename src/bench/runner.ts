@@ -204,6 +204,11 @@ export interface BenchCaseResult {
     slowCopyBytesPerIo: number;
     /** Where the bounce layout starts in its first page, chosen to keep copies fast (0 with `--copy memcpy`). */
     shift: number;
+    /**
+     * Bounce memory one thread made: enough for the IOs its budget lets it hold at once (each a
+     * page more, for the copy placement), whatever the queue depth.
+     */
+    arenaBytes: number;
   };
   error: { code: string; message: string } | null;
 }
@@ -231,8 +236,6 @@ export const DEFAULT_BENCH = {
 };
 
 const MAX_THREADS = 64;
-/** Bounce arena per thread allowed beyond what its budget lets IO use at once. */
-const MAX_IDLE_ARENA_BYTES = 256 * 2 ** 20;
 /** Largest block size (or shape length) a case may move per IO. */
 const MAX_BS = 64 * 2 ** 20;
 const PROGRESS_INTERVAL_MS = 200;
@@ -429,18 +432,6 @@ function validate(options: BenchOptions): void {
   if (options.modes.some((mode) => mode !== "buffered" && mode !== "direct") && largestPages > options.budget) {
     throw new InvalidInputError(`--budget: ${options.budget} pages cannot hold one ${formatBytes(Math.max(...options.bs))} bounce buffer (${largestPages} pages)`);
   }
-  // Each thread's bounce arena is made up front, a slice per in-flight slot. Beyond what the
-  // budget lets IO hold at once, it is memory no IO can use together: allowed up to a point (a
-  // small budget throttles a deep queue on purpose), refused beyond it, before anything is made.
-  if (options.modes.some((mode) => mode !== "buffered" && mode !== "direct")) {
-    const arena = options.qd * (largestPages + 1) * PAGE_SIZE;
-    if (arena > options.budget * PAGE_SIZE && arena > MAX_IDLE_ARENA_BYTES) {
-      throw new InvalidInputError(
-        `--qd ${options.qd} x ${formatBytes(Math.max(...options.bs))} bounce buffers need ${formatSize(arena)} per thread (${formatSize(arena * options.threads)} in all), ` +
-          `while the budget lets IO hold ${formatSize(options.budget * PAGE_SIZE)} at once: lower --qd or --bs, or raise --budget`,
-      );
-    }
-  }
 }
 
 function runInWorker(worker: Worker, spec: JobSpec): Promise<JobResult> {
@@ -476,6 +467,7 @@ function failedJob(thread: number, error: { code: string; message: string }): Jo
     diskBytes: 0,
     settled: 0,
     bounceHugePageBytes: 0,
+    bounceArenaBytes: 0,
     slowCopyBytes: 0,
     bounceShift: 0,
     physicalSegments: null,
@@ -603,6 +595,7 @@ function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoM
       hugePageBytes: runs[runs.length - 1]!.reduce((sum, job) => sum + job.bounceHugePageBytes, 0),
       slowCopyBytesPerIo: first.slowCopyBytes,
       shift: first.bounceShift,
+      arenaBytes: Math.max(...jobs.map((job) => job.bounceArenaBytes)),
     },
     error: jobs.find((job) => job.error !== null)?.error ?? null,
   };
@@ -665,12 +658,4 @@ export function formatBytes(bytes: number): string {
   if (bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20}m`;
   if (bytes % 1024 === 0) return `${bytes / 1024}k`;
   return String(bytes);
-}
-
-/** 16777216 as `16 MiB`, 3 GiB as `3 GiB`: sizes in messages, rounded to one decimal. */
-function formatSize(bytes: number): string {
-  for (const [unit, scale] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]] as const) {
-    if (bytes >= scale) return `${Math.round((bytes / scale) * 10) / 10} ${unit}`;
-  }
-  return `${bytes} bytes`;
 }
