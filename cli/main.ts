@@ -20,6 +20,7 @@ import { registerIo } from "./commands/io";
 import { registerPlan } from "./commands/plan";
 import { registerProbe } from "./commands/probe";
 import { registerRepro } from "./commands/repro";
+import { translateFioOptions } from "./fio-options";
 import { VERSION } from "./version";
 
 export interface Io {
@@ -50,7 +51,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   const json = argv.includes("--json");
   const debug = argv.includes("--debug");
   try {
-    await program.parseAsync([...argv], { from: "user" });
+    await program.parseAsync(translateFioOptions(argv), { from: "user" });
     return context.exitCode;
   } catch (error) {
     return report(error, io, json, debug);
@@ -87,7 +88,10 @@ function buildProgram(context: Context): Command {
 function report(error: unknown, io: Io, json: boolean, debug: boolean): number {
   if (error instanceof CommanderError) {
     if (error.exitCode === 0) return EXIT_OK; // --help, --version
-    const message = error.message.replace(/^error: /, "");
+    // A bare command (no subcommand) printed its help: that is the answer, with a usage exit.
+    if (error.code === "commander.help" || error.message === "(outputHelp)") return EXIT_USAGE;
+    // commander's suggestion is on a line of its own ("(Did you mean bench?)"): keep it.
+    const message = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
     return fail(io, json, "USAGE", `usage: ${message} (see --help)`, EXIT_USAGE);
   }
   if (error instanceof BounceBenchError) {

@@ -14,6 +14,7 @@ export interface SegmentOptions {
   seg?: string[];
   gpns?: string;
   offset?: string;
+  memOffset?: string;
   len?: string;
 }
 
@@ -24,14 +25,18 @@ export function addSegmentOptions(command: Command): Command {
   return command
     .option("--seg <segment>", "a segment GPNS[@OFFSET][+LEN], e.g. 0-1@512+3584; repeat for a scatter-gather list", collect)
     .option("--gpns <list>", "one segment's pages: comma-separated N or A-B, e.g. 3,7-9,0x10")
-    .option("--offset <n>", "with --gpns: byte offset into the first page (default 0)")
+    .option("--offset <n>", "with --gpns: byte offset into the first page (default 0); a memory offset, not a disk one (that is --at)")
+    .option("--mem-offset <n>", "the same as --offset, by the name bench uses")
     .option("--len <n>", "with --gpns: length in bytes (default: the rest of the pages)");
 }
 
 export function parseSegments(options: SegmentOptions): { specs: SegmentSpec[]; ranges: PagedRange[] } {
-  const shorthand = options.gpns !== undefined || options.offset !== undefined || options.len !== undefined;
+  if (options.offset !== undefined && options.memOffset !== undefined) throw new InvalidInputError("--offset and --mem-offset are the same option: give one");
+  const offsetText = options.offset ?? options.memOffset;
+  const offsetName = options.offset !== undefined ? "--offset" : "--mem-offset";
+  const shorthand = options.gpns !== undefined || offsetText !== undefined || options.len !== undefined;
   if (options.seg !== undefined && shorthand) {
-    throw new InvalidInputError("--seg cannot be combined with --gpns/--offset/--len");
+    throw new InvalidInputError("--seg cannot be combined with --gpns/--offset/--mem-offset/--len");
   }
   let specs: SegmentSpec[];
   if (options.seg !== undefined) {
@@ -39,7 +44,7 @@ export function parseSegments(options: SegmentOptions): { specs: SegmentSpec[]; 
     specs = options.seg.map((text, i) => parseSegment(text, options.seg!.length > 1 ? `--seg #${i + 1}` : "--seg", budget));
   } else if (options.gpns !== undefined) {
     const gpns = parseGpnList(options.gpns, "--gpns");
-    const offset = options.offset === undefined ? 0 : parseSize(options.offset, "--offset");
+    const offset = offsetText === undefined ? 0 : parseSize(offsetText, offsetName);
     const len = options.len === undefined ? Math.max(0, gpns.length * 4096 - offset) : parseSize(options.len, "--len");
     specs = [checkSegment({ gpns, offset, len }, "--gpns/--offset/--len")];
   } else {
@@ -71,11 +76,11 @@ export const sharedOptions = {
       .choices(RULE_SETS as string[])
       .default(OPTION_DEFAULTS.rules),
   at: (required: boolean) => {
-    const option = new Option("--at <n>", "disk offset of the IO in bytes").argParser((value: string) => parseSize(value, "--at"));
+    const option = new Option("--at <n>", `${required ? "(required) " : ""}disk offset of the IO in bytes`).argParser((value: string) => parseSize(value, "--at"));
     return required ? option.makeOptionMandatory() : option.default(OPTION_DEFAULTS.at);
   },
   op: (required: boolean) => {
-    const option = new Option("--op <op>", "disk operation: read (disk to guest) or write (guest to disk)").choices(IO_OPS as string[]);
+    const option = new Option("--op <op>", `${required ? "(required) " : ""}disk operation: read (disk to guest) or write (guest to disk); fio's --rw works too`).choices(IO_OPS as string[]);
     return required ? option.makeOptionMandatory() : option.default(OPTION_DEFAULTS.op);
   },
   mode: () =>

@@ -27,7 +27,7 @@ import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
 import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
 import { BounceBenchError, InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
-import { parseSegment, parseSize } from "../../src/base/value-parsers";
+import { parseDuration, parseSegment, parseSize } from "../../src/base/value-parsers";
 import { describeAlignment, wrapLines } from "../format";
 import type { Context } from "../main";
 import type { RuleSet } from "../../src/base/alignment-rules";
@@ -74,6 +74,7 @@ interface BenchFlags {
 export function registerBench(program: Command, context: Context): void {
   program
     .command("bench")
+    .summary("measure what alignment costs, like for like")
     .description(
       "Measure what alignment costs: throughput, IOPS and latency for every combination of the listed ops, block sizes, " +
         "memory offsets and modes, with the decision taken and the cost of bouncing next to direct IO. Without --guest and " +
@@ -105,7 +106,7 @@ export function registerBench(program: Command, context: Context): void {
     .option("--qd <n>", "IOs in flight per thread (uring and null engines)", String(DEFAULT_BENCH.qd))
     .option("--threads <n>", "IO threads (Bun Workers), each with its own engine and bounce budget slot", String(DEFAULT_BENCH.threads))
     .option("--budget <pages>", "bounce budget per thread, in 4096-byte pages", String(DEFAULT_BOUNCE_PAGES_PER_THREAD))
-    .option("--runtime <seconds>", `time per case (default ${DEFAULT_BENCH.runtimeSeconds})`)
+    .option("--runtime <duration>", `time per run of a case: seconds, or with ms, s, m, h (default ${DEFAULT_BENCH.runtimeSeconds})`)
     .option("--ios <n>", "IOs per case instead of a time")
     .addOption(sharedOptions.rules())
     .addOption(sharedOptions.align())
@@ -137,13 +138,28 @@ export function registerBench(program: Command, context: Context): void {
     )
     .addOption(sharedOptions.force("allow writing to an existing --disk (write workloads) or --guest (read workloads), and replacing --emit-fio's file"))
     .option("--repeat <n>", "runs per case, interleaved across cases (round 1 of every case, then round 2, ...); rates are medians with the spread", String(DEFAULT_BENCH.repeat))
-    .option("--ramp <seconds>", "warm-up before each run's measurement, not counted", "0")
+    .option("--ramp <duration>", "warm-up before each run's measurement, not counted (500ms, 2s)", "0")
     .option("--columns <list>", "table columns: default, all, a list, or +name,... to add to the default (see below)")
     .addOption(new Option("--format <format>", "table, json (the document --json prints) or csv (every column)").choices(["table", "json", "csv"]).default("table"))
     .option("--output <file>", "write the report to this file instead of stdout (replacing one needs --force)")
     .option("--emit-fio <file>", "also write the equivalent fio job file")
     .addOption(sharedOptions.json())
-    .addHelpText("after", () => `\nColumns (--columns):\n${columnsHelp()}\n`)
+    .addHelpText(
+      "after",
+      () => `
+fio's names work too: --rw for --op, --iodepth for --qd, --numjobs for --threads, --ioengine
+io_uring|psync|pvsync|sync|null for --engine; durations take 500ms, 30s, 2m; sizes 4k .. 1T.
+
+Columns (--columns):
+${columnsHelp()}
+
+Examples:
+  $ bounce-bench bench                                        the default sweep (about a minute)
+  $ bounce-bench bench --op randread --bs 64k --engine uring --qd 16 --runtime 2s
+  $ bounce-bench bench --bs 64k --mem-offset 0,8 --copy memcpy   show memcpy's slow path
+  $ bounce-bench bench --guest-backing thp --bs 1m --repeat 5 --columns +segs,thcpu
+  $ bounce-bench bench --format json --output base.json; bounce-bench compare base.json new.json`,
+    )
     .action(async (flags: BenchFlags, command: Command) => {
       if (flags.seg !== undefined) {
         for (const name of ["bs", "memOffset"]) {
@@ -267,20 +283,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     return value;
   };
   if (flags.runtime !== undefined && flags.ios !== undefined) throw new InvalidInputError("give --runtime or --ios, not both");
-  const seconds = (flag: string, text: string, allowZero: boolean) => {
-    const value = Number(text);
-    if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(allowZero ? value >= 0 : value > 0)) {
-      throw new InvalidInputError(`${flag}: ${JSON.stringify(text)} is not a ${allowZero ? "" : "positive "}number of seconds`);
-    }
-    return value;
-  };
-  let runtimeSeconds: number | null = flags.ios === undefined ? DEFAULT_BENCH.runtimeSeconds : null;
-  if (flags.runtime !== undefined) {
-    runtimeSeconds = Number(flags.runtime);
-    if (!/^\d+(\.\d+)?$/.test(flags.runtime.trim()) || !(runtimeSeconds > 0)) {
-      throw new InvalidInputError(`--runtime: ${JSON.stringify(flags.runtime)} is not a positive number of seconds`);
-    }
-  }
+  const runtimeSeconds = flags.runtime !== undefined ? parseDuration(flags.runtime, "--runtime") : flags.ios === undefined ? DEFAULT_BENCH.runtimeSeconds : null;
   return {
     guestPath: flags.guest,
     diskPath: flags.disk,
@@ -296,7 +299,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     runtimeSeconds,
     ios: flags.ios === undefined ? null : count("--ios", flags.ios),
     repeat: count("--repeat", flags.repeat),
-    rampSeconds: seconds("--ramp", flags.ramp, true),
+    rampSeconds: parseDuration(flags.ramp, "--ramp", true),
     alignOverride: flags.align,
     memAlignOverride: flags.memAlign,
     diskKind: flags.diskKind,

@@ -17,6 +17,7 @@ const METRIC_HEADS: Record<string, string> = { mibPerSec: "MiB/s", iops: "IOPS",
 export function registerCompare(program: Command, context: Context): void {
   program
     .command("compare")
+    .summary("compare two bench runs; exit 1 on regression")
     .description(
       "Compare two bench --json runs: cases matched by their parameters; per metric the change, whether it is beyond the " +
         "noise of both runs' repeats, and whether it regressed (worse by more than --threshold and beyond noise). " +

@@ -12,12 +12,20 @@ export function registerImage(program: Command, context: Context): void {
   const image = program.command("image").description("create guest images and disk files");
   image
     .command("create")
+    .summary("a sparse guest image or disk file")
     .description(
       "Create a sparse file of --size bytes (a guest image must be a whole number of 4096-byte pages). " +
         "An existing file is never replaced without --force, and nothing under /dev is ever touched.",
     )
     .argument("<path>", "file to create")
-    .requiredOption("--size <n>", "size in bytes: 4096, 0x1000, 4k, 64MiB, 1G")
+    .requiredOption("--size <n>", "(required) size in bytes: 4096, 0x1000, 4k, 64MiB, 1G, 1T")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ bounce-bench image create /tmp/guest.img --size 1MiB
+  $ bounce-bench image create /tmp/disk.img --size 64M --force     replace an existing file`,
+    )
     .addOption(sharedOptions.force("replace an existing regular file"))
     .addOption(sharedOptions.json())
     .action((path: string, options: { size: string; force?: boolean; json?: boolean }) => {

@@ -33,12 +33,13 @@ interface IoOptions extends SegmentOptions {
 export function registerIo(program: Command, context: Context): void {
   const command = program
     .command("io")
+    .summary("do one IO between guest and disk, verified")
     .description(
       "Do one IO: read moves disk bytes [at, at+len) into the guest pages, write moves the guest bytes to the disk. " +
         "The decision and its reasons are printed, and the bytes are verified afterwards with an independent buffered read.",
     )
-    .requiredOption("--guest <path>", "guest image (a whole number of 4096-byte pages)")
-    .requiredOption("--disk <path>", "disk file or block device (must exist)")
+    .requiredOption("--guest <path>", "(required) guest image (a whole number of 4096-byte pages)")
+    .requiredOption("--disk <path>", "(required) disk file or block device (must exist)")
     .addOption(sharedOptions.op(true));
   addSegmentOptions(command)
     .addOption(sharedOptions.at(true))
@@ -49,6 +50,18 @@ export function registerIo(program: Command, context: Context): void {
     .addOption(sharedOptions.fua())
     .option("--no-verify", "skip reading the bytes back")
     .addOption(sharedOptions.json())
+    .addHelpText(
+      "after",
+      `
+--op and --at are required too. fio's --rw works for --op.
+
+Examples:
+  $ bounce-bench image create /tmp/guest.img --size 1MiB
+  $ bounce-bench image create /tmp/disk.img --size 1MiB
+  $ bounce-bench io --guest /tmp/guest.img --disk /tmp/disk.img --op write --gpns 0-1 --at 0
+  $ bounce-bench io --guest /tmp/guest.img --disk /tmp/disk.img --op read --seg 0@512+3584 --seg 2@0+512 --at 4096
+  $ bounce-bench io --guest /tmp/guest.img --disk /tmp/disk.img --op write --gpns 3 --mem-offset 8 --len 512 --at 0 --mode direct`,
+    )
     .action(async (options: IoOptions) => {
       const { op, mode, at, rules, align: alignOverride, memAlign: memAlignOverride } = options;
       const { ranges } = parseSegments(options);

@@ -29,6 +29,7 @@ interface PlanOptions extends SegmentOptions {
 export function registerPlan(program: Command, context: Context): void {
   const command = program
     .command("plan")
+    .summary("how one IO would reach the kernel; no IO")
     .description(
       "Show how one IO would reach the kernel: direct, bounce, read-modify-write or split, with every reason. " +
         "No IO is done. The disk's rules are --disk's (statx, block size or a probe), else those of a 4 KiB-sector disk with 512-byte memory alignment; " +
@@ -43,6 +44,15 @@ export function registerPlan(program: Command, context: Context): void {
     .addOption(sharedOptions.op(false))
     .addOption(sharedOptions.mode())
     .addOption(sharedOptions.json())
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ bounce-bench plan --seg 0@512+3584 --seg 2@0+512 --at 0                 a descriptor boundary inside a 4 KiB block
+  $ bounce-bench plan --gpns 0-15 --mem-offset 512 --align 4096 --rules seed  what the reference rule would copy
+  $ bounce-bench plan --gpns 0 --len 512 --at 512 --op write --align 4096   a read-modify-write
+  $ bounce-bench plan --disk /tmp/disk.img --gpns 0-1 --at 0 --json`,
+    )
     .action((options: PlanOptions) => {
       const { ranges } = parseSegments(options);
       const { at, align, memAlign, rules } = options;

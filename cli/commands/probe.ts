@@ -20,6 +20,7 @@ import { sharedOptions } from "../options";
 export function registerProbe(program: Command, context: Context): void {
   program
     .command("probe")
+    .summary("how the kernel treats direct IO, per direction")
     .description(
       "Show how the kernel treats direct IO on a file or block device: whether it does it at all, the rules for reads " +
         "and for writes (memory address, iovec length, file offset), and where each value came from (statx " +

@@ -23,6 +23,7 @@ import { SignalGuard } from "../signals";
 export function registerRepro(program: Command, context: Context): void {
   program
     .command("repro")
+    .summary("run scenarios that reproduce alignment bugs")
     .description(
       "Run scenario files that reproduce alignment bugs (a directory runs every .json file in it, recursively). " +
         "Each scenario gets a scratch guest image and disk; its steps fill, do IO, plan and check, each against its expectations. " +
@@ -36,6 +37,14 @@ export function registerRepro(program: Command, context: Context): void {
     )
     .option("--sector <bytes>", "sector size of the loop device under --disk-kind loop, ext4, xfs, btrfs: 512 or 4096")
     .addOption(sharedOptions.json())
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ bounce-bench repro test/scenarios                                   the whole corpus
+  $ bounce-bench repro test/scenarios/rmw-unaligned-write.json --json
+  $ bounce-bench repro test/scenarios --disk-kind loop --sector 4096    on a real 4 KiB-sector disk (root)`,
+    )
     .action(async (paths: string[], options: { json?: boolean; diskKind?: DiskKind; sector?: string }) => {
       const disk = diskOverride(options.diskKind, options.sector);
       const scenarios = paths.flatMap(scenarioFiles).map(loadScenario);

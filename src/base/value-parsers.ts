@@ -2,16 +2,21 @@
  * Parsing of the value syntax shared by the command line and scenario files (SPEC.md, "Values").
  *
  * Sizes and offsets: a non-negative integer, decimal or `0x` hex, with an optional binary
- * suffix `k`/`K`/`KiB`, `m`/`M`/`MiB`, `g`/`G`/`GiB` (`4k` = 4096). Anything else (negative,
- * fractional, empty, trailing garbage, 2^53 or more) is an `InvalidInputError` that names the
- * option and the value.
+ * suffix `k`/`K`/`KiB`, `m`/`M`/`MiB`, `g`/`G`/`GiB`, `t`/`T`/`TiB` (`4k` = 4096). Anything else
+ * (negative, fractional, empty, trailing garbage, 2^53 or more) is an `InvalidInputError` that
+ * names the option and the value; a decimal unit (`1GB`, `4kB`) is refused with the binary one
+ * it may have meant, since the two differ by 7% at G.
+ *
+ * Durations: seconds, a decimal number with an optional unit `ms`, `s`, `m`, `h` (fio's).
  */
 import { PAGE_SIZE } from "./constants";
 import { InvalidInputError } from "./errors";
 import { requireString } from "./arguments";
 
-const SIZE_PATTERN = /^(0x[0-9a-f]+|[0-9]+)\s*(k|kib|m|mib|g|gib)?$/i;
-const MULTIPLIERS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
+const SIZE_PATTERN = /^(0x[0-9a-f]+|[0-9]+)\s*(k|kib|m|mib|g|gib|t|tib)?$/i;
+const MULTIPLIERS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+/** A decimal unit (`1GB`, `4kB`): refused, naming the binary one. */
+const DECIMAL_SIZE_PATTERN = /^(0x[0-9a-f]+|[0-9]+)\s*([kmgt])b$/i;
 
 /** Examples quoted in size errors. */
 const SIZE_EXAMPLES = "e.g. 4096, 0x1000, 4k, 1MiB";
@@ -27,7 +32,16 @@ export function parseSize(text: string | number, what: string): number {
   }
   requireString(text, what);
   const match = SIZE_PATTERN.exec(text.trim());
-  if (match === null) throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a size (${SIZE_EXAMPLES})`);
+  if (match === null) {
+    const decimal = DECIMAL_SIZE_PATTERN.exec(text.trim());
+    if (decimal !== null) {
+      const unit = decimal[2]!.toUpperCase();
+      throw new InvalidInputError(
+        `${what}: ${JSON.stringify(text)} is a decimal unit; did you mean ${decimal[1]}${unit} (${unit === "K" ? "KiB" : `${unit}iB`})? Sizes are binary: 1G is 2^30 bytes`,
+      );
+    }
+    throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a size (${SIZE_EXAMPLES})`);
+  }
   const digits = match[1]!;
   const suffix = match[2]?.[0]?.toLowerCase();
   const value = BigInt(digits) * BigInt(suffix === undefined ? 1 : MULTIPLIERS[suffix]!);
@@ -35,6 +49,23 @@ export function parseSize(text: string | number, what: string): number {
     throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is 2^53 or more (the largest exact whole number is 2^53 - 1)`);
   }
   return Number(value);
+}
+
+const DURATION_PATTERN = /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?$/i;
+const DURATION_UNITS: Record<string, number> = { ms: 1e-3, s: 1, m: 60, h: 3600 };
+
+/**
+ * Parses a duration into seconds: `30`, `30s`, `0.5`, `500ms`, `2m`, `1h` (fio's units). With
+ * `allowZero`, `0` is accepted (a ramp of none); otherwise it must be positive.
+ */
+export function parseDuration(text: string, what: string, allowZero = false): number {
+  requireString(text, what);
+  const match = DURATION_PATTERN.exec(text.trim());
+  const seconds = match === null ? NaN : Number(match[1]) * DURATION_UNITS[(match[2] ?? "s").toLowerCase()]!;
+  if (!(allowZero ? seconds >= 0 : seconds > 0) || !Number.isFinite(seconds)) {
+    throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a ${allowZero ? "" : "positive "}duration (e.g. 30, 30s, 500ms, 2m)`);
+  }
+  return seconds;
 }
 
 /** Most GPNs one list may expand to (16 GiB of pages): a typo like `0-99999999999` is an error, not an allocation. */
