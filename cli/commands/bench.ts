@@ -350,7 +350,7 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
     `bounce-bench ${VERSION} bench on Linux ${host.kernel}, ${host.cpu} x${host.cpus}, ${host.filesystem ?? "unknown filesystem"}`,
     `disk ${host.disk} (${formatBytes(host.diskSize)}), alignment: ${describeAlignment(host.alignment)}` +
       (host.planAlignment.source === "override" ? `, planned as ${describeAlignment(host.planAlignment)}` : ""),
-    `engine ${options.engine}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} runs of ${perRun}${ramp} per case, ` +
+    `engine ${options.engine}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} run${(options.repeat ?? 1) === 1 ? "" : "s"} of ${perRun}${ramp} per case, ` +
       `bounce budget ${options.budget} pages per thread`,
     `guest memory ${GUEST_BACKING_TEXT[host.guestBacking]}; bounce buffers on ${host.bounceHugePages ? "transparent huge pages" : "4 KiB pages"}` +
       (host.bounceHugePages === guestOnHugePages(host.guestBacking) ? " (like the guest's)" : " (NOT like the guest's: --bounce-pages)"),

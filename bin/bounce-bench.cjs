@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+/**
+ * The `bounce-bench` command as npm installs it: a Node.js launcher that runs the CLI
+ * (`cli/bounce-bench.ts`) on the Bun that came with this package as a dependency, wherever npm
+ * put it (hoisted or nested), so that `npx bounce-bench` works without Bun on PATH.
+ *
+ * The child gets this process's arguments, environment and terminal; a signal sent to this
+ * process (SIGINT, SIGTERM, SIGHUP) is passed on to it, and this process exits as it did: with
+ * its code, or by the same signal.
+ */
+"use strict";
+const { spawn } = require("node:child_process");
+const { dirname, join } = require("node:path");
+
+function bunExecutable() {
+  try {
+    const manifest = require.resolve("bun/package.json", { paths: [__dirname] });
+    return join(dirname(manifest), require(manifest).bin.bun);
+  } catch {
+    process.stderr.write("bounce-bench: cannot find the bun package it depends on (reinstall: npm install bounce-bench)\n");
+    process.exit(2);
+  }
+}
+
+const child = spawn(bunExecutable(), [join(__dirname, "..", "cli", "bounce-bench.ts"), ...process.argv.slice(2)], { stdio: "inherit" });
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
+child.on("error", (error) => {
+  process.stderr.write(`bounce-bench: cannot start bun: ${error.message}\n`);
+  process.exit(2);
+});
+child.on("exit", (code, signal) => {
+  if (signal !== null) {
+    for (const name of ["SIGINT", "SIGTERM", "SIGHUP"]) process.removeAllListeners(name);
+    process.kill(process.pid, signal);
+  } else process.exit(code ?? 1);
+});

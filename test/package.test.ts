@@ -1,0 +1,56 @@
+/**
+ * The package as a user installs it: `npm pack`, then `npm install` of the tarball in another
+ * directory (dependencies from npm's cache where it has them), then the `bounce-bench` command
+ * works with no Bun on PATH (the launcher finds the Bun that came as a dependency), by `npx`
+ * and directly, passes exit codes through, and passes a signal on so that bench still cleans up.
+ * Skips, saying why, where npm is missing.
+ */
+import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, scratchDir } from "./helpers";
+import { VERSION } from "../cli/version";
+
+const npm = Bun.which("npm");
+const why = npm === null ? " (skipped: npm is not on PATH)" : "";
+
+describe("the installed package", () => {
+  test.skipIf(npm === null)(`npm pack, npm install elsewhere, then bounce-bench runs on the Bun it brought${why}`, async () => {
+    const dir = scratchDir("package");
+    const consumer = join(dir, "consumer");
+    mkdirSync(consumer);
+    const pack = spawnSync(npm!, ["pack", "--pack-destination", dir, "--silent"], { cwd: ROOT, encoding: "utf8" });
+    expect(pack.status).toBe(0);
+    const tarball = join(dir, pack.stdout.trim().split("\n").pop()!);
+    writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true }));
+    const install = spawnSync(npm!, ["install", "--prefer-offline", "--no-audit", "--no-fund", "--silent", tarball], { cwd: consumer, encoding: "utf8", timeout: 300_000 });
+    expect({ status: install.status, stderr: install.stderr }).toMatchObject({ status: 0 });
+
+    // No Bun on PATH: only Node's directory and the system's.
+    const nodeEnv = { ...process.env, PATH: `${join(Bun.which("node")!, "..")}:/usr/bin:/bin` };
+    expect(spawnSync("bun", ["--version"], { env: nodeEnv }).error).toBeDefined(); // really no bun here
+    const direct = spawnSync(join(consumer, "node_modules", ".bin", "bounce-bench"), ["--version"], { cwd: consumer, env: nodeEnv, encoding: "utf8" });
+    expect({ code: direct.status, out: direct.stdout.trim() }).toEqual({ code: 0, out: VERSION });
+    const viaNpx = spawnSync(Bun.which("npx")!, ["bounce-bench", "image", "create", "disk.img", "--size", "1M"], { cwd: consumer, env: nodeEnv, encoding: "utf8" });
+    expect(viaNpx.status).toBe(0);
+    expect(readdirSync(consumer)).toContain("disk.img");
+    const refused = spawnSync(join(consumer, "node_modules", ".bin", "bounce-bench"), ["image", "create", "disk.img", "--size", "1M"], { cwd: consumer, env: nodeEnv, encoding: "utf8" });
+    expect({ code: refused.status, err: refused.stderr }).toEqual({ code: 2, err: "bounce-bench: image disk.img: already exists (use --force to replace it)\n" });
+
+    // A signal to the launcher reaches bench, which stops, cleans up and exits 130.
+    const tmp = join(dir, "tmp");
+    mkdirSync(tmp);
+    const child = Bun.spawn([join(consumer, "node_modules", ".bin", "bounce-bench"), "bench", "--size", "8m", "--op", "read", "--bs", "4k", "--runtime", "30", "--repeat", "1"], {
+      cwd: consumer,
+      env: { ...nodeEnv, TMPDIR: tmp },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    for (let i = 0; i < 400 && readdirSync(tmp).length === 0; i++) await Bun.sleep(25);
+    await Bun.sleep(500);
+    child.kill("SIGINT");
+    expect(await child.exited).toBe(130);
+    expect(readdirSync(tmp)).toEqual([]);
+  }, 400_000);
+});
