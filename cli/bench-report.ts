@@ -11,10 +11,7 @@
 import { InvalidInputError } from "../src/base/errors";
 import { formatBytes, type BenchCaseResult, type BenchOptions, type BenchReport } from "../src/bench/runner";
 import { bounceVerdicts, changes, directPeer, type Change } from "../src/bench/verdicts";
-import { VERSION } from "./version";
-
-/** The JSON document's layout version: bumped when a field changes meaning or shape. */
-export const BENCH_SCHEMA_VERSION = 2;
+import { jsonDocument } from "./json-output";
 
 interface Column {
   name: string;
@@ -182,11 +179,7 @@ export function optionsJson(options: BenchOptions): Record<string, unknown> {
 
 /** The JSON document: who made it, when, with what options, on what host, and every case. */
 export function benchJson(report: BenchReport, options: BenchOptions, startedAt: Date): Record<string, unknown> {
-  return {
-    tool: "bounce-bench",
-    version: VERSION,
-    schemaVersion: BENCH_SCHEMA_VERSION,
-    command: "bench",
+  return jsonDocument("bench", {
     startedAt: startedAt.toISOString(),
     options: optionsJson(options),
     host: report.host,
@@ -194,7 +187,7 @@ export function benchJson(report: BenchReport, options: BenchOptions, startedAt:
     results: report.results,
     verdicts: bounceVerdicts(report.results),
     interrupted: report.interrupted,
-  };
+  });
 }
 
 /** What follows the table: the verdict per block size, then notes on what the columns mean here. */

@@ -6,7 +6,7 @@
  *   1  the IO or a check failed (an errno from the kernel, a data mismatch)
  *   2  bad input or usage; nothing was read or written
  * Errors are one line on stderr, `bounce-bench: <what>: <why>`; with `--json`, stdout carries
- * `{"error": {"code", "message"}}` instead. Anything that is not a `BounceBenchError` is a bug:
+ * the document envelope (`json-output.ts`) with `error: {code, message}` instead. Anything that is not a `BounceBenchError` is a bug:
  * its stack is shown with `--debug`.
  *
  * `main` takes argv and the output streams as parameters so tests can run it in-process.
@@ -21,6 +21,7 @@ import { registerPlan } from "./commands/plan";
 import { registerProbe } from "./commands/probe";
 import { registerRepro } from "./commands/repro";
 import { translateFioOptions } from "./fio-options";
+import { jsonLine, type JsonCommand } from "./json-output";
 import { VERSION } from "./version";
 
 export interface Io {
@@ -54,7 +55,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     await program.parseAsync(translateFioOptions(argv), { from: "user" });
     return context.exitCode;
   } catch (error) {
-    return report(error, io, json, debug);
+    return report(error, io, json, debug, commandOf(argv));
   }
 }
 
@@ -85,28 +86,36 @@ function buildProgram(context: Context): Command {
   return program;
 }
 
-function report(error: unknown, io: Io, json: boolean, debug: boolean): number {
+/** The command `argv` names (for the envelope of a JSON error), or null. */
+function commandOf(argv: readonly string[]): JsonCommand | null {
+  const words = argv.filter((arg) => !arg.startsWith("-"));
+  const name = words[0] === "image" && words[1] === "create" ? "image create" : words[0];
+  const commands: readonly string[] = ["probe", "plan", "io", "bench", "compare", "repro", "image create"];
+  return name !== undefined && commands.includes(name) ? (name as JsonCommand) : null;
+}
+
+function report(error: unknown, io: Io, json: boolean, debug: boolean, command: JsonCommand | null): number {
   if (error instanceof CommanderError) {
     if (error.exitCode === 0) return EXIT_OK; // --help, --version
     // A bare command (no subcommand) printed its help: that is the answer, with a usage exit.
     if (error.code === "commander.help" || error.message === "(outputHelp)") return EXIT_USAGE;
     // commander's suggestion is on a line of its own ("(Did you mean bench?)"): keep it.
     const message = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
-    return fail(io, json, "USAGE", `usage: ${message} (see --help)`, EXIT_USAGE);
+    return fail(io, json, "USAGE", `usage: ${message} (see --help)`, EXIT_USAGE, {}, command);
   }
   if (error instanceof BounceBenchError) {
     if (debug) io.stderr(`${error.stack}\n`);
-    return fail(io, json, error.code, error.message, error.kind === "input" ? EXIT_USAGE : EXIT_FAILED, error.facts);
+    return fail(io, json, error.code, error.message, error.kind === "input" ? EXIT_USAGE : EXIT_FAILED, error.facts, command);
   }
   const text = error instanceof Error ? error.message : String(error);
   if (debug) io.stderr(`${error instanceof Error ? error.stack : text}\n`);
   const hint = debug ? "" : " (this is a bug; run with --debug for the stack)";
-  return fail(io, json, "INTERNAL", `internal error: ${text}${hint}`, EXIT_FAILED);
+  return fail(io, json, "INTERNAL", `internal error: ${text}${hint}`, EXIT_FAILED, {}, command);
 }
 
-function fail(io: Io, json: boolean, code: string, message: string, exitCode: number, facts: Record<string, unknown> = {}): number {
+function fail(io: Io, json: boolean, code: string, message: string, exitCode: number, facts: Record<string, unknown> = {}, command: JsonCommand | null = null): number {
   const line = message.split("\n")[0]!;
-  if (json) io.stdout(`${JSON.stringify({ error: { code, message: line, ...facts } })}\n`);
+  if (json) io.stdout(jsonLine(command, { error: { code, message: line, ...facts } }));
   else io.stderr(`bounce-bench: ${line}\n`);
   return exitCode;
 }

@@ -2,6 +2,7 @@
  * The real `bounce-bench` executable: exit codes, one-line errors, --json errors, and that bad
  * input creates or changes no file.
  */
+import { VERSION } from "../cli/version";
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -44,7 +45,7 @@ describe("global", () => {
       stderr: (text) => void (err += text),
     });
     expect(code).toBe(0);
-    expect(JSON.parse(out)).toEqual({ path: join(dir, "inproc.img"), size: 8192, sparse: true });
+    expect(JSON.parse(out)).toEqual({ tool: "bounce-bench", version: VERSION, schemaVersion: 2, command: "image create", path: join(dir, "inproc.img"), size: 8192, sparse: true });
     expect(err).toBe("");
   });
 });
@@ -82,6 +83,10 @@ describe("image create", () => {
     const result = runCli("image", "create", join(dir, "j.img"), "--size", "12x", "--json");
     expect(result.code).toBe(2);
     expect(JSON.parse(result.stdout)).toEqual({
+      tool: "bounce-bench",
+      version: VERSION,
+      schemaVersion: 2,
+      command: "image create",
       error: { code: "INVALID_INPUT", message: '--size: "12x" is not a size (e.g. 4096, 0x1000, 4k, 1MiB)' },
     });
     expect(result.stderr).toBe("");

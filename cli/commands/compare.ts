@@ -10,7 +10,7 @@ import { readUserTextFile } from "../../src/host/files";
 import { table, wrapLines } from "../format";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";
-import { VERSION } from "../version";
+import { jsonLine } from "../json-output";
 
 const METRIC_HEADS: Record<string, string> = { mibPerSec: "MiB/s", iops: "IOPS", cpuNsPerIo: "CPU ns/IO", p99Us: "p99 us" };
 
@@ -52,7 +52,7 @@ Examples:
       const comparison = compareRuns(load(basePath), load(newPath), threshold);
       if (comparison.cases.length === 0) throw new InvalidInputError(`${basePath} and ${newPath} have no case in common (cases match by op, size, offset, mode, engine, qd, threads)`);
       if (options.json) {
-        context.io.stdout(`${JSON.stringify({ tool: "bounce-bench", version: VERSION, schemaVersion: 1, command: "compare", base: basePath, new: newPath, ...comparison })}\n`);
+        context.io.stdout(jsonLine("compare", { base: basePath, new: newPath, ...comparison }));
       } else {
         const cell = (change: MetricChange | null) => {
           if (change === null) return "-";

@@ -6,6 +6,7 @@ import { createSparseFile } from "../../src/host/files";
 import { closeFd } from "../../src/native";
 import { parseSize } from "../../src/base/value-parsers";
 import type { Context } from "../main";
+import { jsonLine } from "../json-output";
 import { sharedOptions } from "../options";
 
 export function registerImage(program: Command, context: Context): void {
@@ -31,7 +32,7 @@ Examples:
     .action((path: string, options: { size: string; force?: boolean; json?: boolean }) => {
       const size = parseSize(options.size, "--size");
       closeFd(createSparseFile(path, size, { force: options.force ?? false }, "image"));
-      if (options.json) context.io.stdout(`${JSON.stringify({ path, size, sparse: true })}\n`);
+      if (options.json) context.io.stdout(jsonLine("image create", { path, size, sparse: true }));
       else context.io.stdout(`created ${path}: ${size} bytes (sparse)\n`);
     });
 }

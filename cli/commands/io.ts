@@ -12,6 +12,7 @@ import { ioJson } from "../../src/io/json-documents";
 import { compareDiskWithGuest, diskFingerprint, firstChange, MismatchError } from "../../src/io/verify";
 import { describeAlignment, keyValues } from "../format";
 import type { Context } from "../main";
+import { jsonLine } from "../json-output";
 import { addSegmentOptions, parseSegments, sharedOptions, type SegmentOptions } from "../options";
 import type { IoMode, IoOp } from "../../src/io/planner";
 import type { RuleSet } from "../../src/base/alignment-rules";
@@ -89,7 +90,7 @@ Examples:
       }
       const json = ioJson(decided, disk.alignment, result, verified);
       if (options.json) {
-        context.io.stdout(`${JSON.stringify(json)}\n`);
+        context.io.stdout(jsonLine("io", json));
         return;
       }
       context.io.stdout(

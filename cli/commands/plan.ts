@@ -11,6 +11,7 @@ import { planJson } from "../../src/io/json-documents";
 import { formatGpnList } from "../../src/base/value-parsers";
 import { describeAlignment, iovecText, keyValues, table } from "../format";
 import type { Context } from "../main";
+import { jsonLine } from "../json-output";
 import { addSegmentOptions, parseSegments, sharedOptions, type SegmentOptions } from "../options";
 import type { IoMode, IoOp } from "../../src/io/planner";
 import type { RuleSet } from "../../src/base/alignment-rules";
@@ -69,7 +70,7 @@ Examples:
       const result = plan({ op: options.op, mode: options.mode, at, segments: ranges, alignment, rules });
       const json = planJson(result, alignment);
       if (options.json) {
-        context.io.stdout(`${JSON.stringify(json)}\n`);
+        context.io.stdout(jsonLine("plan", json));
         return;
       }
       const bounced = json.bounced.map(

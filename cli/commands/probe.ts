@@ -15,6 +15,7 @@ import { filesystemType, openUserFile, statusOrNull } from "../../src/host/files
 import { closeFd, O_NONBLOCK, O_RDONLY } from "../../src/native";
 import { keyValues } from "../format";
 import type { Context } from "../main";
+import { jsonLine } from "../json-output";
 import { sharedOptions } from "../options";
 
 export function registerProbe(program: Command, context: Context): void {
@@ -107,7 +108,7 @@ Examples:
         kernelChecks: RUNNING_KERNEL_CHECKS,
       };
       if (options.json) {
-        context.io.stdout(`${JSON.stringify(json)}\n`);
+        context.io.stdout(jsonLine("probe", json));
         return;
       }
       const ruleLines = (op: "read" | "write"): string[] => {

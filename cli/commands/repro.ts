@@ -17,6 +17,7 @@ import { InvalidInputError } from "../../src/base/errors";
 import { parseSize } from "../../src/base/value-parsers";
 import { table } from "../format";
 import type { Context } from "../main";
+import { jsonLine } from "../json-output";
 import { sharedOptions } from "../options";
 import { SignalGuard } from "../signals";
 
@@ -58,7 +59,7 @@ Examples:
       const stopped = () => guard.caught !== null;
       const results = await runInWorker(scenarios, stop, disk);
       if (options.json) {
-        context.io.stdout(`${JSON.stringify({ scenarios: results.map(resultJson), interrupted: stopped() })}\n`);
+        context.io.stdout(jsonLine("repro", { scenarios: results.map(resultJson), interrupted: stopped() }));
       } else {
         context.io.stdout(results.map(formatResult).join("\n"));
         const failed = results.filter((result) => !result.passed).length;
