@@ -24,8 +24,8 @@ export function table(head: string[], rows: (string | number)[][]): string {
 }
 
 export function describeAlignment(alignment: AlignmentJson): string {
-  const read = alignment.readOffset !== alignment.offset ? `, reads ${alignment.readOffset}` : "";
-  return `memory ${alignment.mem}, offset ${alignment.offset}${read} (${alignment.source})`;
+  const read = alignment.readOffsetAlign !== alignment.offsetAlign ? `, reads ${alignment.readOffsetAlign}` : "";
+  return `memory ${alignment.memAlign}, offset ${alignment.offsetAlign}${read} (${alignment.source})`;
 }
 
 export function iovecText(iovec: { gpa: number; len: number }): string {

@@ -438,7 +438,8 @@ describe("bench on a real disk kind it makes (root only)", () => {
     const kernel = runCliIn(dir, ...args);
     expect(kernel.code).toBe(0);
     const doc = JSON.parse(kernel.stdout);
-    expect(doc.host).toMatchObject({ diskKind: "loop", sector: 4096, disk: "(scratch loop, 4096-byte sectors)", alignment: { mem: 512, offset: 4096, source: "statx" } });
+    expect(doc.host).toMatchObject({ diskKind: "loop", sector: 4096, scratch: true, alignment: { memAlign: 512, offsetAlign: 4096, source: "statx", mem: 512, offset: 4096 } });
+    expect(doc.host.disk).toStartWith("/dev/loop");
     expect(doc.results.map((r: { memOffset: number; decision: string }) => [r.memOffset, r.decision])).toEqual([
       [0, "direct"],
       [512, "direct"],

@@ -348,7 +348,7 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
   const ramp = (options.rampSeconds ?? 0) > 0 ? ` after a ${options.rampSeconds} s ramp` : "";
   return [
     `bounce-bench ${VERSION} bench on Linux ${host.kernel}, ${host.cpu} x${host.cpus}, ${host.filesystem ?? "unknown filesystem"}`,
-    `disk ${host.disk} (${formatBytes(host.diskSize)}), alignment: ${describeAlignment(host.alignment)}` +
+    `disk ${host.scratch ? `a scratch ${host.diskKind}${host.sector === null ? "" : ` (${host.sector}-byte sectors)`}` : host.disk} (${formatBytes(host.diskSize)}), alignment: ${describeAlignment(host.diskAlignment)}` +
       (host.planAlignment.source === "override" ? `, planned as ${describeAlignment(host.planAlignment)}` : ""),
     `engine ${options.engine}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} run${(options.repeat ?? 1) === 1 ? "" : "s"} of ${perRun}${ramp} per case, ` +
       `bounce budget ${options.budget} pages per thread`,

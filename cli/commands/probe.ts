@@ -15,6 +15,7 @@ import { filesystemType, openUserFile, statusOrNull } from "../../src/host/files
 import { closeFd, O_NONBLOCK, O_RDONLY } from "../../src/native";
 import { keyValues } from "../format";
 import type { Context } from "../main";
+import { alignmentJson } from "../../src/io/json-documents";
 import { jsonLine } from "../json-output";
 import { sharedOptions } from "../options";
 
@@ -91,7 +92,10 @@ Examples:
         offsetAlign: alignment.offsetAlign,
         readOffsetAlign: alignment.readOffsetAlign,
         source: alignment.source,
+        diskAlignment: alignmentJson(alignment),
         sources,
+        filesystem: fsType ?? null,
+        // schema 1's name, kept for one version
         ...(fsType === undefined ? {} : { fsType }),
         ...(alignment.note === undefined ? {} : { note: alignment.note }),
         rules: alignment.directIo ? { read: rule("read"), write: rule("write") } : null,

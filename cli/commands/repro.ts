@@ -149,7 +149,16 @@ function resultJson(result: ScenarioResult) {
     name: result.name,
     passed: result.passed,
     interrupted: result.interrupted,
-    steps: result.steps.map((step) => ({ index: step.index, step: step.step, passed: step.passed, decision: step.decision, error: step.error, detail: step.detail })),
+    steps: result.steps.map((step) => ({
+      index: step.index,
+      step: step.step,
+      passed: step.passed,
+      decision: step.decision,
+      error: step.error,
+      expected: step.expected,
+      actual: step.actual,
+      detail: step.detail,
+    })),
   };
 }
 

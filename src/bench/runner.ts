@@ -106,14 +106,19 @@ export interface HostInfo {
   cpu: string;
   cpus: number;
   filesystem: string | null;
+  /** The disk's path: the user's, or the scratch disk's (gone after the run: `scratch`). */
   disk: string;
+  /** Whether the disk was a scratch disk made for the run (its kind is `diskKind`). */
+  scratch: boolean;
   diskSize: number;
   /** The kind of scratch disk made (`--disk-kind`) and its sector size; null for a disk the user named. */
   diskKind: DiskKind | null;
   sector: SectorSize | null;
   /** The disk's alignment as the kernel reports it, and the one planned against (override). */
-  alignment: AlignmentJson;
+  diskAlignment: AlignmentJson;
   planAlignment: AlignmentJson;
+  /** @deprecated schema 1's name for `diskAlignment`, kept for one version */
+  alignment: AlignmentJson;
   /** Bytes of guest memory on huge pages at the end of the sweep (transparent or hugetlb). */
   guestHugePageBytes: number;
   /** The kernel's transparent huge page mode (`always`, `madvise`, `never`), null if unknown. */
@@ -632,10 +637,12 @@ export function describeHost(workspace: BenchWorkspace, bouncePages: BouncePages
     cpu: cpu[0]?.model.trim() ?? "unknown",
     cpus: cpu.length,
     filesystem: disk.fsType ?? null,
-    disk: workspace.scratch === null ? workspace.diskPath : workspace.scratch.kind === "file" ? "(scratch file)" : `(scratch ${workspace.scratch.kind}${workspace.scratch.sector === null ? "" : `, ${workspace.scratch.sector}-byte sectors`})`,
+    disk: workspace.diskPath,
+    scratch: workspace.scratch !== null,
     diskKind: workspace.scratch?.kind ?? null,
     sector: workspace.scratch?.sector ?? null,
     diskSize: workspace.diskSize,
+    diskAlignment: alignmentJson(disk.discovered),
     alignment: alignmentJson(disk.discovered),
     planAlignment: alignmentJson(disk.alignment),
     transparentHugePages: transparentHugePageMode(),

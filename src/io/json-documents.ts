@@ -6,15 +6,27 @@ import type { DiskAlignment } from "../base/alignment-rules";
 import type { IoResult } from "./executor";
 import type { Plan } from "./planner";
 
+/**
+ * A disk's alignment in every document, by the names `probe` uses: `memAlign`, `offsetAlign`,
+ * `readOffsetAlign`, `source`. `mem`, `offset` and `readOffset` are the same values by the names
+ * of schema 1, kept for one version.
+ */
 export interface AlignmentJson {
-  mem: number;
-  offset: number;
-  readOffset: number;
+  memAlign: number;
+  offsetAlign: number;
+  readOffsetAlign: number;
   source: DiskAlignment["source"];
+  /** @deprecated schema 1's name for `memAlign` */
+  mem: number;
+  /** @deprecated schema 1's name for `offsetAlign` */
+  offset: number;
+  /** @deprecated schema 1's name for `readOffsetAlign` */
+  readOffset: number;
 }
 
 export function alignmentJson(alignment: DiskAlignment): AlignmentJson {
-  return { mem: alignment.memAlign, offset: alignment.offsetAlign, readOffset: alignment.readOffsetAlign, source: alignment.source };
+  const { memAlign, offsetAlign, readOffsetAlign, source } = alignment;
+  return { memAlign, offsetAlign, readOffsetAlign, source, mem: memAlign, offset: offsetAlign, readOffset: readOffsetAlign };
 }
 
 /** Which guest bytes went through the bounce buffer: stream offsets and the segments they belong to. */
@@ -33,6 +45,9 @@ export function planJson(plan: Plan, disk: DiskAlignment) {
     rules: plan.rules,
     at: plan.at,
     len: plan.len,
+    /** The memory alignment the plan checked iovecs against (the larger of memory and block under --rules seed). */
+    checkedAlignment: plan.alignment,
+    /** @deprecated schema 1's name for `checkedAlignment`, kept for one version */
     alignment: plan.alignment,
     blockSize: plan.blockSize,
     diskAlignment: alignmentJson(disk),
@@ -63,7 +78,11 @@ export function ioJson(plan: Plan, alignment: DiskAlignment, result: IoResult, v
     bytes: result.bytes,
     at: plan.at,
     elapsedNs: result.elapsedNs,
+    diskAlignment: alignmentJson(alignment),
+    /** @deprecated schema 1's name for `diskAlignment`, kept for one version */
     alignment: alignmentJson(alignment),
+    /** System calls or io_uring submissions made (`calls` in schema 1, kept for one version; in plan, `calls` lists them). */
+    callCount: result.calls,
     calls: result.calls,
     diskBytes: result.diskBytes,
     bouncePages: plan.bouncePages,

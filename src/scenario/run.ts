@@ -47,6 +47,10 @@ export interface StepResult {
   /** The error code the step raised, if any (expected or not). */
   error: string | null;
   detail: string;
+  /** The step's expectations as the file gives them (null for a step that has none). */
+  expected: Record<string, unknown> | null;
+  /** What happened, in the expectations' terms: `decision`, `error`, and per step kind `bytes`, `diskChanged`. */
+  actual: Record<string, unknown>;
 }
 
 export interface ScenarioResult {
@@ -120,13 +124,16 @@ function overrides(context: Context): { alignOverride?: number; memAlignOverride
 }
 
 async function runStep(context: Context, step: Step, index: number): Promise<StepResult> {
-  const result = (name: string, passed: boolean, detail: string, decision: string | null = null, error: string | null = null): StepResult => ({
+  const expected = "expect" in step && step.expect !== undefined ? definedFields(step.expect as Record<string, unknown>) : null;
+  const result = (name: string, passed: boolean, detail: string, decision: string | null = null, error: string | null = null, actual: Record<string, unknown> = {}): StepResult => ({
     index,
     step: name,
     passed,
     decision,
     error,
     detail,
+    expected,
+    actual: { decision, error, ...actual },
   });
   try {
     switch (step.kind) {
@@ -182,7 +189,12 @@ async function runStep(context: Context, step: Step, index: number): Promise<Ste
   }
 }
 
-type Result = (name: string, passed: boolean, detail: string, decision?: string | null, error?: string | null) => StepResult;
+type Result = (name: string, passed: boolean, detail: string, decision?: string | null, error?: string | null, actual?: Record<string, unknown>) => StepResult;
+
+/** `fields` without its undefined ones (what a JSON document shows). */
+function definedFields(fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+}
 
 function errorResult(name: string, error: unknown, expected: string | undefined, result: Result, decision: string | null = null): StepResult {
   if (!(error instanceof BounceBenchError)) throw error;
@@ -245,7 +257,12 @@ async function ioOrPlan(context: Context, step: Extract<Step, { kind: "io" | "pl
     const outcome = errorResult(name, error, step.expect.error, result, decided?.decision ?? null);
     if (changed === null) return outcome;
     const problem = step.expect.diskChanged !== undefined && step.expect.diskChanged !== changed ? `the disk ${changed ? "changed" : "did not change"} before the refusal, expected the opposite; ` : "";
-    return { ...outcome, passed: outcome.passed && problem === "", detail: `${problem}${outcome.detail}; the disk ${changed ? "DID change" : "did not change"} before the refusal` };
+    return {
+      ...outcome,
+      passed: outcome.passed && problem === "",
+      detail: `${problem}${outcome.detail}; the disk ${changed ? "DID change" : "did not change"} before the refusal`,
+      actual: { ...outcome.actual, diskChanged: changed },
+    };
   }
 }
 
@@ -265,7 +282,8 @@ function judge(name: string, decided: Plan, bytes: number | null, expect: IoExpe
   ]
     .filter((part) => part !== null)
     .join("; ");
-  return result(name, problems.length === 0, problems.length === 0 ? summary : `${problems.join("; ")} (${summary})`, decided.decision);
+  const actual = { bytes: bytes ?? decided.len, copiedBytes: decided.copiedBytes, reasons: decided.reasons };
+  return result(name, problems.length === 0, problems.length === 0 ? summary : `${problems.join("; ")} (${summary})`, decided.decision, null, actual);
 }
 
 /** Null when the step's bytes match, else where they first differ. */

@@ -1,0 +1,114 @@
+/**
+ * README's examples run as written: every `$ npx bounce-bench ...` line of its `sh` blocks, in
+ * order, in a scratch directory (with `/tmp/` standing for it, and `test/` linked to the
+ * repository's), exits as the README says (`# exit N` in the example; 0 otherwise), and prints
+ * the lines the README shows. Numbers are compared as numbers-of-some-value (digits may differ
+ * from machine to machine: kernel versions, device numbers, sizes of runs), `...` stands for
+ * anything, and spacing is ignored. bench runs measure for 50 ms, once (`--runtime 50ms --repeat
+ * 1` added unless the example says how long), so only their exit codes are checked: their tables
+ * are measurements. So README cannot drift from the tool.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, runCliIn, scratchDir } from "./helpers";
+
+interface Example {
+  line: number;
+  command: string;
+  shown: string[];
+  exits: number[];
+}
+
+/** The `$ npx bounce-bench` commands of README's sh blocks, with the lines shown after each. */
+function readmeExamples(): Example[] {
+  const lines = readFileSync(join(ROOT, "README.md"), "utf8").split("\n");
+  const examples: Example[] = [];
+  let inBlock = false;
+  let indent = "";
+  let current: Example | null = null;
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i]!;
+    const fence = /^(\s*)```(\w*)/.exec(raw);
+    if (fence !== null) {
+      if (inBlock) current = null;
+      inBlock = !inBlock && fence[2] === "sh";
+      indent = fence[1]!;
+      continue;
+    }
+    if (!inBlock) continue;
+    const text = raw.startsWith(indent) ? raw.slice(indent.length) : raw;
+    if (text.startsWith("$ ")) {
+      let command = text.slice(2);
+      while (command.endsWith("\\")) command = `${command.slice(0, -1).trimEnd()} ${lines[++i]!.trim()}`;
+      if (!command.startsWith("npx bounce-bench ")) {
+        current = null;
+        continue;
+      }
+      current = { line: i + 1, command, shown: [], exits: [0] };
+      examples.push(current);
+    } else if (current !== null) {
+      current.shown.push(text);
+    }
+  }
+  for (const example of examples) {
+    const annotated = [example.command, ...example.shown].map((text) => /#\s*exit ([\d, or]+)/.exec(text)).find((match) => match !== null);
+    if (annotated) example.exits = annotated[1]!.split(/[^\d]+/).filter(Boolean).map(Number);
+    example.command = example.command.replace(/\s*#.*$/, "");
+    example.shown = example.shown.map((text) => text.replace(/\s*#\s*exit.*$/, "")).filter((text) => text.trim() !== "");
+  }
+  return examples;
+}
+
+/** A line as compared: digits as `#`, spacing collapsed. */
+const normal = (text: string) => text.replace(/\d+(\.\d+)?/g, "#").replace(/\s+/g, " ").trim();
+
+/** Whether `shown` (with `...` standing for anything) is some line of `output`. */
+function showsLine(output: string, shown: string): boolean {
+  const pieces = normal(shown).split("...").map((piece) => piece.trim()).filter(Boolean);
+  if (pieces.length === 0) return true;
+  return output.split("\n").some((line) => {
+    let at = 0;
+    const text = normal(line);
+    for (const piece of pieces) {
+      const found = text.indexOf(piece, at);
+      if (found < 0) return false;
+      at = found + piece.length;
+    }
+    return true;
+  });
+}
+
+/** The words of a command line, as a shell would split this README's (no quotes are used). */
+function words(command: string): string[] {
+  return command.split(/\s+/).filter(Boolean);
+}
+
+describe("README's examples", () => {
+  const examples = readmeExamples();
+
+  test("there are examples of every command", () => {
+    const commands = new Set(examples.map((example) => words(example.command)[2]));
+    for (const command of ["image", "probe", "plan", "io", "bench", "compare", "repro"]) expect(commands).toContain(command);
+  });
+
+  test("each runs, in order, exits as README says, and prints the lines README shows", () => {
+    const dir = scratchDir("readme");
+    symlinkSync(join(ROOT, "test"), join(dir, "test"));
+    const failures: { where: string; code?: number; stderr?: string; missing?: string[] }[] = [];
+    for (const example of examples) {
+      let args = words(example.command.replaceAll("/tmp/", `${dir}/`)).slice(2);
+      const measures = args[0] === "bench";
+      if (measures && !args.includes("--runtime") && !args.includes("--ios")) args = [...args, "--runtime", "50ms"];
+      if (measures && !args.includes("--repeat")) args = [...args, "--repeat", "1"];
+      const result = runCliIn(dir, ...args);
+      const where = `README.md:${example.line}: ${example.command}`;
+      if (!example.exits.includes(result.code)) failures.push({ where, code: result.code, stderr: result.stderr });
+      if (measures || args[0] === "compare") continue; // measurements: only the exit code is the README's
+      const output = (result.stdout + result.stderr).replaceAll(`${dir}/`, "/tmp/");
+      const missing = example.shown.filter((line) => !showsLine(output, line));
+      if (missing.length > 0) failures.push({ where, missing });
+    }
+    expect(failures).toEqual([]);
+  }, 300_000);
+});
