@@ -193,6 +193,25 @@ describe("the command", () => {
     expect(auto).toMatchObject({ decision: "bounce", ios: 20, error: null });
   });
 
+  const fio = Bun.which("fio");
+  test.skipIf(fio === null)(`--emit-fio jobs run under fio: bounced, widened, read-modify-write, buffered and refused cases${fio === null ? " (skipped: fio is not installed)" : ""}`, () => {
+    const job = join(dir, "runnable.fio");
+    const disk = join(dir, "fio-disk.bin");
+    writeFileSync(disk, randomBytes(2 ** 22, 17));
+    const result = runCliIn(dir, "bench", "--disk", disk, "--force", "--op", "read,write", "--bs", "512,4k", "--mem-offset", "0,8", "--mode", "auto,direct,buffered", "--align", "4096", "--ios", "8", "--repeat", "1", "--emit-fio", job);
+    expect(result.code).toBe(0);
+    const text = readFileSync(job, "utf8");
+    expect(text).toContain("ioengine=pvsync");
+    for (const said of ["fio cannot copy", "read-modify-write", "widened this case to 4096-byte blocks", "refused it (EINVAL)"]) expect(text).toContain(said);
+    const jobs = text.split("\n").filter((line) => /^\[case-/.test(line)).length;
+    expect(jobs).toBeGreaterThan(8);
+    const run = spawnSync(fio!, [job, "--output-format=json"], { cwd: dir, encoding: "utf8" });
+    expect({ status: run.status, stderr: run.stderr }).toMatchObject({ status: 0 });
+    const report = JSON.parse(run.stdout.slice(run.stdout.indexOf("{")));
+    expect(report.jobs).toHaveLength(jobs);
+    for (const j of report.jobs) expect({ job: j.jobname, error: j.error }).toEqual({ job: j.jobname, error: 0 });
+  }, 60_000);
+
   test("--emit-fio writes the equivalent fio job, and never replaces a file without --force", () => {
     const job = join(dir, "cases.fio");
     const result = runCliIn(dir, "bench", "--size", "2m", "--op", "randread", "--bs", "64k", "--mem-offset", "512", "--mode", "auto", "--engine", "uring", "--qd", "4", "--ios", "10", "--emit-fio", job);

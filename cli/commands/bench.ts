@@ -142,7 +142,7 @@ export function registerBench(program: Command, context: Context): void {
     .option("--columns <list>", "table columns: default, all, a list, or +name,... to add to the default (see below)")
     .addOption(new Option("--format <format>", "table, json (the document --json prints) or csv (every column)").choices(["table", "json", "csv"]).default("table"))
     .option("--output <file>", "write the report to this file instead of stdout (replacing one needs --force)")
-    .option("--emit-fio <file>", "also write the equivalent fio job file")
+    .option("--emit-fio <file>", "also write, after the run, the closest fio job file: one job per case, runnable by fio, saying what fio cannot express")
     .addOption(sharedOptions.json())
     .addHelpText(
       "after",
@@ -175,7 +175,8 @@ Examples:
       const columns = parseColumns(flags.columns);
       validateBenchOptions(options); // everything that can be refused is, before --emit-fio or --output writes
       if (flags.output !== undefined) checkCreatable(flags.output, flags.force ?? false, "--output");
-      if (flags.emitFio !== undefined) emitFio(flags.emitFio, options, flags.force ?? false);
+      // The fio job is written after the run, from what each case did; its path is checked now.
+      if (flags.emitFio !== undefined) checkCreatable(flags.emitFio, flags.force ?? false, "--emit-fio");
       const stop = new Int32Array(new SharedArrayBuffer(4));
       let workspace: BenchWorkspace | null = null;
       let removeScratch: (() => void) | null = null;
@@ -215,6 +216,11 @@ Examples:
         return;
       } finally {
         progress.clear();
+      }
+      if (flags.emitFio !== undefined) {
+        const plan = report.host.planAlignment;
+        const alignment = { directIo: true, memAlign: plan.memAlign, offsetAlign: plan.offsetAlign, readOffsetAlign: plan.readOffsetAlign, source: plan.source };
+        writeUserTextFile(flags.emitFio, fioJobFile(options, report, alignment), { force: flags.force ?? false }, "--emit-fio");
       }
       let text: string;
       if (format === "json") text = `${JSON.stringify(benchJson(report, options, startedAt))}\n`;
@@ -328,11 +334,6 @@ function parseSector(text: string | undefined, kind: DiskKind): SectorSize | und
   if (!SECTOR_SIZES.includes(sector as SectorSize)) throw new InvalidInputError(`--sector ${text} is not one of ${SECTOR_SIZES.join(", ")}`);
   if (kind === "file" || kind === "tmpfs") throw new InvalidInputError(`--sector applies to --disk-kind loop, ext4, xfs or btrfs, not ${kind}`);
   return sector as SectorSize;
-}
-
-function emitFio(path: string, options: BenchOptions, force: boolean): void {
-  const diskPath = options.diskPath ?? "bounce-bench-disk.bin";
-  writeUserTextFile(path, fioJobFile(options, diskPath, options.size), { force }, "--emit-fio");
 }
 
 const GUEST_BACKING_TEXT: Record<GuestBacking, string> = {

@@ -1,26 +1,40 @@
 /**
- * The fio job file equivalent to a benchmark's cases, so the same workload can be rerun with fio
- * (on this host, or on many through fio's client/server mode).
+ * The fio job file closest to a benchmark's cases, so the workload can be rerun with fio (on this
+ * host, or on many through fio's client/server mode). Written after the run, from what each case
+ * did, so that every job is one fio can run:
  *
- * Mapping: op -> rw, bs -> bs, memory offset -> iomem_align (fio places each buffer at a page
- * boundary plus that offset), mode -> direct (1, or 0 for buffered), engine -> ioengine
- * (sync: psync, uring: io_uring, null: null), qd -> iodepth, threads -> numjobs (thread=1),
- * --runtime -> time_based + runtime, --ios -> number_ios. Jobs run one after another
- * (stonewall). fio has no bounce buffer: a case bounce-bench bounced runs direct in fio, and the
- * job says so in a comment.
+ *   direct      the same IO: rw, bs, direct=1, the memory offset as iomem_align (fio places each
+ *               buffer at a page boundary plus that much)
+ *   bounce      fio cannot copy through a bounce buffer: the job does the direct IO the bounce
+ *               buffer did (page-aligned memory), without the copy
+ *   rmw, split  fio cannot widen an IO to blocks, read-modify-write or split a scatter-gather
+ *   (widened)   list: the job does the aligned direct IO of the whole blocks (bs rounded up to
+ *               the block), which is what reached the disk (a read-modify-write also reads first)
+ *   buffered    direct=0
+ *   refused     a forced direct case the kernel refused: fio would be refused too, so the job is
+ *               written commented out, with the reason
+ *
+ * Every job says in a comment what fio cannot express. Engines: bounce-bench's `sync` is vectored
+ * (preadv/pwritev), so it is fio's `pvsync`; `uring` is `io_uring`; `null` is `null`. Jobs run
+ * one after another (stonewall); --runtime is time_based + runtime, --ios is number_ios, threads
+ * are numjobs with offset_increment over the disk's regions.
  */
-import { formatShape, type BenchOptions } from "./runner";
+import { blockSize, type DiskAlignment } from "../base/alignment-rules";
+import { formatShape, type BenchCaseResult, type BenchOptions, type BenchReport } from "./runner";
 
-const FIO_ENGINES = { sync: "psync", uring: "io_uring", null: "null" } as const;
+const FIO_ENGINES = { sync: "pvsync", uring: "io_uring", null: "null" } as const;
 
-export function fioJobFile(options: BenchOptions, diskPath: string, diskSize: number): string {
-  const regionBytes = Math.floor(diskSize / options.threads / 4096) * 4096;
-  const lines = [
-    "; fio job file written by bounce-bench --emit-fio: the same workload, case by case.",
-    `; run with: fio ${"<this file>"}`,
+export function fioJobFile(options: BenchOptions, report: BenchReport, alignment: DiskAlignment): string {
+  const diskPath = report.host.scratch ? "bounce-bench-disk.bin" : report.host.disk;
+  const regionBytes = Math.floor(report.host.diskSize / options.threads / 4096) * 4096;
+  const lines: (string | null)[] = [
+    "; fio job file written by bounce-bench --emit-fio: the closest workload fio can run, case by case.",
+    "; run with: fio <this file>",
+    report.host.scratch ? "; bounce-bench's scratch disk is gone: fio creates and lays out bounce-bench-disk.bin" : null,
     "[global]",
     `filename=${diskPath}`,
     `ioengine=${FIO_ENGINES[options.engine]}`,
+    options.engine === "sync" ? "; bounce-bench's sync engine is vectored (preadv/pwritev): fio's pvsync" : null,
     `iodepth=${options.qd}`,
     `numjobs=${options.threads}`,
     "thread=1",
@@ -28,28 +42,48 @@ export function fioJobFile(options: BenchOptions, diskPath: string, diskSize: nu
     `size=${regionBytes}`,
     options.threads > 1 ? `offset_increment=${regionBytes}` : null,
     options.runtimeSeconds !== null ? `time_based=1\nruntime=${options.runtimeSeconds}` : `number_ios=${Math.ceil(options.ios! / options.threads)}`,
-    options.fua ? "; --fua: fio has no per-write RWF_DSYNC for psync; sync=dsync is the closest\nsync=dsync" : null,
+    options.fua ? "; --fua: fio has no per-write RWF_DSYNC for its sync engines; sync=dsync is the closest\nsync=dsync" : null,
     "",
   ];
-  const shape = options.shape;
-  if (shape !== undefined) {
-    lines.push(`; bounce-bench --seg ${formatShape(shape)}: fio cannot express a scatter-gather list; each job below moves the same bytes as one buffer`, "");
+  if (options.shape !== undefined) {
+    lines.push(`; bounce-bench --seg ${formatShape(options.shape)}: fio cannot express a scatter-gather list; each job moves the same bytes as one buffer`, "");
   }
-  const sizes = shape === undefined ? options.bs : [shape.reduce((sum, segment) => sum + segment.len, 0)];
-  const offsets = shape === undefined ? options.memOffsets : [shape[0]!.offset];
-  let index = 0;
-  for (const op of options.ops) {
-    for (const bs of sizes) {
-      for (const memOffset of offsets) {
-        for (const mode of options.modes) {
-          lines.push(`[case-${index++}-${op}-${bs}-${memOffset}-${mode}]`);
-          if (mode === "bounce" || mode === "auto") lines.push(`; bounce-bench mode ${mode}: fio has no bounce buffer, so this job runs direct`);
-          lines.push("stonewall", `rw=${op}`, `bs=${bs}`, `direct=${mode === "buffered" ? 0 : 1}`);
-          if (memOffset !== 0) lines.push(`iomem_align=${memOffset}`);
-          lines.push("");
-        }
-      }
-    }
-  }
+  report.results.forEach((result, index) => lines.push(...job(result, index, alignment), ""));
   return lines.filter((line) => line !== null).join("\n");
+}
+
+/** One case's job (commented out when fio could not run it either). */
+function job(result: BenchCaseResult, index: number, alignment: DiskAlignment): string[] {
+  const { op, bs, memOffset, mode, decision } = result;
+  const header = `[case-${index}-${op}-${bs}-${memOffset}-${mode}]`;
+  const write = op === "write" || op === "randwrite";
+  const block = blockSize(alignment, write ? "write" : "read");
+  const wholeBlocks = Math.ceil(bs / block) * block;
+  const body = (direct: 0 | 1, size: number, offset: number) => ["stonewall", `rw=${op}`, `bs=${size}`, `direct=${direct}`, ...(offset !== 0 ? [`iomem_align=${offset}`] : [])];
+  if (result.error !== null && result.ios === 0) {
+    const why =
+      result.error.code !== "EINVAL"
+        ? `it failed (${result.error.code})`
+        : alignment.source === "override"
+          ? "the simulated disk (--align) refused it (EINVAL), as a disk of those blocks would; fio runs on the real disk"
+          : "the kernel refused it (EINVAL), and would refuse fio's too";
+    return [`; bounce-bench mode ${mode}: ${why}; left out:`, ...[header, ...body(1, bs, memOffset)].map((line) => `; ${line}`)];
+  }
+  switch (decision) {
+    case "direct":
+      return [header, ...body(1, bs, memOffset)];
+    case "buffered":
+      return [header, ...body(0, bs, memOffset)];
+    case "bounce":
+      if (wholeBlocks === bs) {
+        return [header, `; bounce-bench bounced this case (mode ${mode}): fio cannot copy through a bounce buffer; this job does the direct IO of the page-aligned bounce buffer, without the copy`, ...body(1, bs, 0)];
+      }
+      return [header, `; bounce-bench widened this case to ${wholeBlocks}-byte blocks through a bounce buffer: fio cannot; this job does the aligned direct IO of the whole blocks, without the copy`, ...body(1, wholeBlocks, 0)];
+    default:
+      return [
+        header,
+        `; bounce-bench decided ${decision} here: fio cannot ${decision === "rmw" ? "read-modify-write" : decision === "split" ? "split a scatter-gather list into several calls" : `do ${decision}`}; this job does the aligned direct IO of the whole blocks (${wholeBlocks} bytes)${decision === "rmw" ? ", without the block reads first" : ""}`,
+        ...body(1, wholeBlocks, 0),
+      ];
+  }
 }
