@@ -13,25 +13,19 @@
  *   npm run bench:copy
  *   npm run bench:copy -- --repeat 5 --runtime 0.5 --json
  */
-import { parseArgs } from "node:util";
+import { numberFlag, scriptOptions } from "./script-options";
 import Table from "cli-table3";
 import { measureCopyRates } from "../src/bench/copy-rates";
 import { runBench, type BenchCaseResult } from "../src/bench/runner";
 import type { CopyMethod } from "../src/bounce/copy-placement";
 
-const { values } = parseArgs({
-  options: {
-    repeat: { type: "string", default: "3" },
-    runtime: { type: "string", default: "0.3" },
-    json: { type: "boolean", default: false },
-  },
+const values = scriptOptions("bench:copy", {
+  repeat: { type: "string", default: "3" },
+  runtime: { type: "string", default: "0.3" },
+  json: { type: "boolean", default: false },
 });
-const repeat = Number(values.repeat);
-const runtime = Number(values.runtime);
-if (!(Number.isInteger(repeat) && repeat >= 1 && runtime > 0)) {
-  console.error("bench:copy: --repeat N (>= 1) and --runtime SECONDS (> 0)");
-  process.exit(2);
-}
+const repeat = Math.floor(numberFlag("bench:copy", "repeat", values.repeat, 1));
+const runtime = numberFlag("bench:copy", "runtime", values.runtime, 0.01);
 
 const DISTANCES = [0, 1, 4, 8, 16, 24, 31, 32, 48, 63, 64, 128, 512, 2048, 3592, 4088, 4095];
 const OFFSETS = [0, 8, 16, 32, 64, 512, 4088];

@@ -17,7 +17,7 @@
  *
  * `test/kernel-oracle.test.ts` runs a smaller sweep and requires zero unsound decisions.
  */
-import { parseArgs } from "node:util";
+import { numberFlag, scriptOptions } from "./script-options";
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -275,15 +275,9 @@ export function formatReport(report: OracleReport): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    options: { ios: { type: "string", default: "2000" }, seed: { type: "string", default: "1" }, kinds: { type: "string" }, json: { type: "boolean", default: false } },
-  });
-  const ios = Number(values.ios);
-  const seed = Number(values.seed);
-  if (!(Number.isSafeInteger(ios) && ios > 0 && Number.isSafeInteger(seed))) {
-    console.error("oracle: --ios must be a positive whole number and --seed a whole number");
-    process.exit(2);
-  }
+  const values = scriptOptions("oracle", { ios: { type: "string", default: "2000" }, seed: { type: "string", default: "1" }, kinds: { type: "string" }, json: { type: "boolean", default: false } });
+  const ios = Math.floor(numberFlag("oracle", "ios", values.ios, 1));
+  const seed = Math.floor(numberFlag("oracle", "seed", values.seed, 0));
   const { disks: available, skipped } = availableDisks();
   const disks =
     values.kinds === undefined

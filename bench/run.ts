@@ -16,7 +16,9 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Table from "cli-table3";
 import { createFilledDisk } from "../src/bench/workspace";
+import { numberFlag, scriptOptions } from "./script-options";
 
 interface Sample {
   mibPerSec: number;
@@ -40,15 +42,16 @@ interface Comparison {
 }
 
 const ROOT = join(import.meta.dir, "..");
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const at = args.indexOf(name);
-  return at >= 0 && args[at + 1] !== undefined ? args[at + 1]! : fallback;
-};
-const rounds = Number(flag("--rounds", "5"));
-const seconds = Number(flag("--seconds", "3"));
-const only = flag("--only", "").split(",").filter(Boolean);
-const asJson = args.includes("--json");
+const flags = scriptOptions("bench", {
+  rounds: { type: "string", default: "5" },
+  seconds: { type: "string", default: "3" },
+  only: { type: "string", default: "" },
+  json: { type: "boolean", default: false },
+});
+const rounds = numberFlag("bench", "rounds", flags.rounds, 1);
+const seconds = numberFlag("bench", "seconds", flags.seconds, 0.1);
+const only = flags.only.split(",").filter(Boolean);
+const asJson = flags.json;
 const DISK_BYTES = 1 << 30;
 
 const dir = mkdtempSync(join(tmpdir(), "bounce-bench-compare-"));
@@ -232,27 +235,34 @@ if (asJson) {
 } else {
   const fmt = (value: number | undefined, digits = 1) => (value === undefined ? "-" : value.toFixed(digits));
   console.log(`bounce-bench vs ${hasFio ? "fio" : "(no fio)"}: medians of ${rounds} alternating runs of ${seconds} s`);
-  console.log("case            | MiB/s ours | MiB/s other | ratio | IOPS ours | IOPS other | ratio | CPU/IO ns ours | CPU/IO ns other | ratio | against");
+  const style = { head: [], border: [], compact: true };
+  const medians = new Table({
+    head: ["case", "MiB/s ours", "MiB/s other", "ratio", "IOPS ours", "IOPS other", "ratio", "CPU/IO ns ours", "CPU/IO ns other", "ratio", "against"],
+    colAligns: ["left", "right", "right", "right", "right", "right", "right", "right", "right", "right", "left"],
+    style,
+  });
   for (const row of report) {
     if (row.name === "peak-rss" || row.name === "copy-bandwidth") continue;
     const a = row.bounceBench as Sample;
     const b = row.other as Sample | null;
     const r = row.ratio as Sample | null;
-    console.log(
-      [String(row.name).padEnd(15), fmt(a.mibPerSec).padStart(10), fmt(b?.mibPerSec).padStart(11), fmt(r?.mibPerSec, 2).padStart(5), fmt(a.iops, 0).padStart(9), fmt(b?.iops, 0).padStart(10), fmt(r?.iops, 2).padStart(5), fmt(a.cpuNsPerIo, 0).padStart(14), fmt(b?.cpuNsPerIo, 0).padStart(15), fmt(r?.cpuNsPerIo, 2).padStart(5), String(row.against ?? "-")].join(" | "),
-    );
+    medians.push([String(row.name), fmt(a.mibPerSec), fmt(b?.mibPerSec), fmt(r?.mibPerSec, 2), fmt(a.iops, 0), fmt(b?.iops, 0), fmt(r?.iops, 2), fmt(a.cpuNsPerIo, 0), fmt(b?.cpuNsPerIo, 0), fmt(r?.cpuNsPerIo, 2), String(row.against ?? "-")]);
   }
+  console.log(medians.toString());
   console.log(`\nspread (min .. max of the ${rounds} runs), and what bounce-bench asked of the kernel per IO`);
-  console.log("case            | MiB/s ours        | MiB/s other       | CPU/IO ns ours  | CPU/IO ns other | calls/IO | disk bytes/IO");
+  const spreads = new Table({
+    head: ["case", "MiB/s ours", "MiB/s other", "CPU/IO ns ours", "CPU/IO ns other", "calls/IO", "disk bytes/IO"],
+    colAligns: ["left", "right", "right", "right", "right", "right", "right"],
+    style,
+  });
   for (const row of report) {
     const spread = row.spread as { mibPerSec: { ours: number[]; other: number[] | null }; cpuNsPerIo: { ours: number[]; other: number[] | null } } | undefined;
     if (spread === undefined) continue;
     const a = row.bounceBench as Sample;
     const span = (pair: number[] | null, digits: number) => (pair === null ? "-" : `${fmt(pair[0], digits)} .. ${fmt(pair[1], digits)}`);
-    console.log(
-      [String(row.name).padEnd(15), span(spread.mibPerSec.ours, 1).padStart(17), span(spread.mibPerSec.other, 1).padStart(17), span(spread.cpuNsPerIo.ours, 0).padStart(15), span(spread.cpuNsPerIo.other, 0).padStart(15), fmt(a.callsPerIo, 2).padStart(8), fmt(a.diskBytesPerIo, 0).padStart(13)].join(" | "),
-    );
+    spreads.push([String(row.name), span(spread.mibPerSec.ours, 1), span(spread.mibPerSec.other, 1), span(spread.cpuNsPerIo.ours, 0), span(spread.cpuNsPerIo.other, 0), fmt(a.callsPerIo, 2), fmt(a.diskBytesPerIo, 0)]);
   }
+  console.log(spreads.toString());
   // The performance goal: like for like, what bouncing adds to CPU per IO is the copy, within
   // 10% (the copy's own cost: the IO's bytes over the copy rate measured in the same runs).
   const bounceRows = report.filter((row) => /^bounce-\d+[km](-w)?$/.test(String(row.name)) && row.other !== null);

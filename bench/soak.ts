@@ -14,14 +14,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Disk, executePlan, GuestMemory, PagedRange, plan, RangeLocks, IoQueue, type IoMode } from "../src";
+import { numberFlag, scriptOptions } from "./script-options";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const at = args.indexOf(name);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
-const seconds = flag("--seconds", 60);
-let seed = flag("--seed", Date.now() % 1_000_000);
+const flags = scriptOptions("soak", { seconds: { type: "string", default: "60" }, seed: { type: "string" } });
+const seconds = numberFlag("soak", "seconds", flags.seconds, 1);
+let seed = flags.seed === undefined ? Date.now() % 1_000_000 : numberFlag("soak", "seed", flags.seed, 1);
 const GUEST_PAGES = 256;
 const DISK_BYTES = 4 * 2 ** 20;
 const PAGE = 4096;
