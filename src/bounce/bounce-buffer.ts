@@ -9,7 +9,7 @@
  *
  * A long-lived buffer can ask for transparent huge pages (`hugePages`): direct IO into it then
  * pins one 2 MiB folio and makes one DMA segment instead of one per 4 KiB page, which on the
- * machines measured pays for much of the copy (README, "Comparison with fio"). The memory is
+ * machines measured pays for much of the copy (docs/performance.md). The memory is
  * rounded up to whole 2 MiB pages, so it is for buffers that are reused, not made per IO.
  */
 import { PAGE_SIZE } from "../base/constants";

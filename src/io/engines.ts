@@ -180,7 +180,7 @@ class UringEngine extends QueuedEngine {
    * Queues the call and hands it to the kernel at once, one io_uring_enter per call, as fio does
    * by default (iodepth_batch_submit=1). Holding calls back to submit them together with the
    * next wait saves that system call but, on the virtio disk measured, made 64 KiB random reads
-   * at depth 16 about 30% slower (p50 latency 330 against 230 us): README, "Performance".
+   * at depth 16 about 30% slower (p50 latency 330 against 230 us): docs/performance.md.
    */
   submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
     const ring = this.#ring;
