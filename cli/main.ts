@@ -19,6 +19,7 @@ import { registerImage } from "./commands/image";
 import { registerIo } from "./commands/io";
 import { registerPlan } from "./commands/plan";
 import { registerProbe } from "./commands/probe";
+import { registerReport } from "./commands/report";
 import { registerRepro } from "./commands/repro";
 import { translateFioOptions } from "./fio-options";
 import { jsonLine, type JsonCommand } from "./json-output";
@@ -81,6 +82,7 @@ function buildProgram(context: Context): Command {
   registerIo(program, context);
   registerBench(program, context);
   registerCompare(program, context);
+  registerReport(program, context);
   registerRepro(program, context);
   registerImage(program, context);
   return program;

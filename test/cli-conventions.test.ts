@@ -28,7 +28,7 @@ describe("usage errors and help", () => {
   });
 
   test("every command's --help ends with worked examples; required options are marked", () => {
-    for (const command of [["probe"], ["plan"], ["io"], ["bench"], ["compare"], ["repro"], ["image", "create"]]) {
+    for (const command of [["probe"], ["plan"], ["io"], ["bench"], ["compare"], ["report"], ["repro"], ["image", "create"]]) {
       const result = run(...command, "--help");
       expect({ command, code: result.code }).toEqual({ command, code: 0 });
       const examples = result.stdout.lastIndexOf("Examples:");

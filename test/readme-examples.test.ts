@@ -89,7 +89,7 @@ describe("README's examples", () => {
 
   test("there are examples of every command", () => {
     const commands = new Set(examples.map((example) => words(example.command)[2]));
-    for (const command of ["image", "probe", "plan", "io", "bench", "compare", "repro"]) expect(commands).toContain(command);
+    for (const command of ["image", "probe", "plan", "io", "bench", "compare", "report", "repro"]) expect(commands).toContain(command);
   });
 
   test("each runs, in order, exits as README says, and prints the lines README shows", () => {

@@ -1,0 +1,74 @@
+/**
+ * `bounce-bench report RUN.json [BASE.json] --html FILE`: a bench run (and its comparison with a
+ * baseline) as one self-contained HTML file (`html-report.ts`).
+ */
+import type { Command } from "commander";
+import { InvalidInputError } from "../../src/base/errors";
+import { benchDocument, compareRuns } from "../../src/bench/compare";
+import type { BenchCaseResult } from "../../src/bench/runner";
+import { readUserTextFile, writeUserTextFile } from "../../src/host/files";
+import { htmlReport } from "../html-report";
+import { SCHEMA_VERSION } from "../json-output";
+import type { Context } from "../main";
+import { sharedOptions } from "../options";
+
+export function registerReport(program: Command, context: Context): void {
+  program
+    .command("report")
+    .summary("a bench run as one self-contained HTML page")
+    .description(
+      "Write a bench run (bench --format json) as one self-contained HTML file: throughput and CPU per IO against block " +
+        "size with the spread of the runs, latency percentiles, the comparison with a baseline run when given, and the " +
+        "decision map of the run's disk under each rule set. No script, nothing fetched.",
+    )
+    .argument("<run>", "the run (bench --format json output)")
+    .argument("[base]", "a baseline run to compare with")
+    .requiredOption("--html <file>", "(required) the HTML file to write (replacing one needs --force)")
+    .addOption(sharedOptions.force("replace an existing --html file"))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ bounce-bench bench --format json --output run.json
+  $ bounce-bench report run.json --html run.html
+  $ bounce-bench report run.json base.json --html run.html --force     with the comparison`,
+    )
+    .action((runPath: string, basePath: string | undefined, options: { html: string; force?: boolean }) => {
+      const run = load(runPath);
+      const base = basePath === undefined ? null : load(basePath);
+      const host = run.host as Record<string, unknown>;
+      const plan = host.planAlignment as { memAlign: number; offsetAlign: number; readOffsetAlign: number; source: "statx" };
+      const html = htmlReport({
+        title: `bounce-bench report: ${runPath}`,
+        version: String(run.version),
+        startedAt: typeof run.startedAt === "string" ? run.startedAt : null,
+        host,
+        options: (run.options ?? {}) as Record<string, unknown>,
+        results: run.results as unknown as BenchCaseResult[],
+        alignment: { directIo: true, ...plan },
+        comparison: base === null ? null : compareRuns(benchDocument(base, basePath!), benchDocument(run, runPath), 5),
+        baseName: basePath ?? null,
+      });
+      writeUserTextFile(options.html, html, { force: options.force ?? false }, "--html");
+      context.io.stderr(`bounce-bench: wrote ${options.html}\n`);
+    });
+}
+
+/** A bench document of this schema version, or bad input naming the file. */
+function load(path: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readUserTextFile(path, "report"));
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new InvalidInputError(`${path}: not JSON (${error.message})`);
+    throw error;
+  }
+  benchDocument(doc, path);
+  const record = doc as Record<string, unknown>;
+  if (record.schemaVersion !== SCHEMA_VERSION) throw new InvalidInputError(`${path}: a bench document of schema ${String(record.schemaVersion ?? 1)}; report reads schema ${SCHEMA_VERSION} (rerun bench)`);
+  const plan = (record.host as { planAlignment?: Record<string, unknown> } | undefined)?.planAlignment;
+  for (const key of ["memAlign", "offsetAlign", "readOffsetAlign"]) {
+    if (typeof plan?.[key] !== "number") throw new InvalidInputError(`${path}: host.planAlignment.${key} is not a number (a bench document from before this version? rerun bench)`);
+  }
+  return record;
+}
