@@ -123,12 +123,15 @@ describe("plan", () => {
 describe("io", () => {
   const io = (...args: string[]) => json("io", "--guest", guestPath, "--disk", diskPath, ...args);
 
-  test("write: the JSON carries the SPEC fields and the disk holds the guest bytes", () => {
+  test("write: the JSON carries the documented fields and the disk holds the guest bytes", () => {
     const { code, doc } = io("--op", "write", "--seg", "3@100+1000", "--seg", "5-6", "--at", "777");
     expect(code).toBe(0);
-    for (const key of ["op", "mode", "decision", "reasons", "bytes", "at", "elapsedNs", "alignment"]) expect(doc).toHaveProperty(key);
+    for (const key of ["op", "mode", "decision", "reasons", "bytes", "at", "elapsedNs", "diskAlignment", "callCount"]) expect(doc).toHaveProperty(key);
     expect(doc).toMatchObject({ op: "write", mode: "auto", decision: "rmw", bytes: 1000 + 2 * PAGE, at: 777, verified: true });
-    expect(doc.alignment).toEqual({ mem: 512, offset: 512, readOffset: 512, source: "statx" });
+    expect(doc.diskAlignment).toEqual({ memAlign: 512, offsetAlign: 512, readOffsetAlign: 512, source: "statx", mem: 512, offset: 512, readOffset: 512 });
+    // Schema 1's names, kept for one version, carry the same values.
+    expect(doc.alignment).toEqual(doc.diskAlignment);
+    expect(doc.calls).toBe(doc.callCount);
     disk.set(guest.subarray(3 * PAGE + 100, 3 * PAGE + 1100), 777);
     disk.set(guest.subarray(5 * PAGE, 7 * PAGE), 777 + 1000);
     expectUnchanged();
