@@ -129,6 +129,8 @@ describe("guest memory backing, like for like", () => {
     }
     const unlike = await runBench(options({ bouncePages: "thp", memOffsets: [8] }));
     expect(unlike.host.bounceHugePages).toBe(true);
+    const header = runCliIn(dir, "bench", "--size", "2m", "--bs", "4k", "--mem-offset", "8", "--mode", "bounce", "--ios", "10", "--repeat", "1", "--bounce-pages", "thp").stdout;
+    expect(header).toContain("bounce buffers on transparent huge pages (NOT like the guest's: --bounce-pages)");
   });
 
   const hugetlb = guestBackingUnavailable("hugetlb", 2 ** 21);

@@ -198,7 +198,7 @@ Examples:
           stop,
           onWorkspace: (ready) => {
             workspace = ready;
-            if (streaming) context.io.stdout(formatHeader(describeHost(ready), options) + benchTable.header());
+            if (streaming) context.io.stdout(formatHeader(describeHost(ready, options.bouncePages), options) + benchTable.header());
           },
           onScratch: (remove) => (removeScratch = remove),
           onProgress: progressLine ? (status) => progress.update(status) : undefined,
