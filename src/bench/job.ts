@@ -4,11 +4,13 @@
  * one executor that carries out every plan.
  *
  * Each of the `qd` in-flight slots owns guest pages (`ceil((memOffset+bs)/4096)` consecutive
- * GPNs from the job's first GPN), a request over them at `memOffset`, and a slice of the job's
- * bounce memory (`BounceSlots`, made once). The IO at disk offset `o` performs the plan made for
- * that request at `o`: its shape depends only on where `o` sits within a disk block, so each
- * slot prepares (`PreparedIo`) one plan per such position the run meets, on first use, and
- * runs it shifted to `o`. A case therefore does exactly what `plan` and `io` say it does,
+ * GPNs from the job's first GPN) and a request over them at `memOffset`. Bounce memory is
+ * separate: as many bounce slots (`BounceSlots`, made once) as the budget lets the thread hold
+ * at once, each taken by an IO when it starts and given back when it settles, so that memory
+ * stays within the budget whatever the depth. The IO at disk offset `o` performs the plan made
+ * for that request at `o`: its shape depends only on where `o` sits within a disk block, so
+ * each (queue slot, bounce slot) pair prepares (`PreparedIo`) one plan per such position the
+ * run meets, on first use, and runs it shifted to `o`. A case therefore does exactly what `plan` and `io` say it does,
  * whatever the decision: direct, bounced, a widened read, a read-modify-write with its head and
  * tail reads and its range lock, split calls, or a simulated disk's refusal. Nothing is
  * allocated per IO.
@@ -252,10 +254,10 @@ function gcd(a: number, b: number): number {
 }
 
 /**
- * The bounce memory of a job's slots: slices of as few long-lived buffers as fit (each at most
- * `MAX_BOUNCE_BYTES`), made once, on transparent huge pages where the kernel allows unless the
- * run asks for base pages (to compare like with like). Each slice starts on a multiple of the
- * request alignment, so the kernel accepts it for direct IO.
+ * A job's bounce slots: slices of as few long-lived buffers as fit (each at most
+ * `MAX_BOUNCE_BYTES`), made once, on transparent huge pages or on base pages as the run asks
+ * (the guest's page size by default, to compare like with like). Each slice starts on a
+ * multiple of the request alignment, so the kernel accepts it for direct IO.
  */
 class BounceSlots implements Disposable {
   readonly #buffers: BounceBuffer[] = [];
