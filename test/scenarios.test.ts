@@ -107,6 +107,61 @@ describe("repro on the command line", () => {
   });
 });
 
+describe("one definition of the shape: the schema", () => {
+  /** Every place in a document, as [path, parent, key]. */
+  function places(value: unknown, path = ""): [string, Record<string, unknown> | unknown[], string | number][] {
+    if (typeof value !== "object" || value === null) return [];
+    const entries: [string | number, unknown][] = Array.isArray(value) ? value.map((item, i) => [i, item]) : Object.entries(value);
+    return entries.flatMap(([key, child]) => {
+      const childPath = typeof key === "number" ? `${path}[${key}]` : path === "" ? key : `${path}.${key}`;
+      return [[childPath, value as Record<string, unknown>, key] as [string, Record<string, unknown> | unknown[], string | number], ...places(child, childPath)];
+    });
+  }
+
+  test("every structural change to a corpus file (a field dropped, added, or of another JSON type) is judged alike by the schema and the parser", () => {
+    // What a schema cannot say: values that must fit the scenario's own sizes, sizes that must be
+    // whole pages or sectors (a size may be a string), and fields that depend on each other.
+    const SEMANTIC = /past|larger than|not a whole number of|not a multiple of|has no sectors|needs a filesystem|earlier acquire|names an earlier acquire|not a power of two/;
+    const disagreements: unknown[] = [];
+    let judged = 0;
+    for (const file of files) {
+      const original = JSON.parse(readFileSync(join(CORPUS, file), "utf8"));
+      for (const [path, , key] of places(original)) {
+        const variants: [string, (parent: Record<string, unknown> | unknown[]) => void][] = [
+          ["dropped", (parent) => (Array.isArray(parent) ? parent.splice(key as number, 1) : delete parent[key as string])],
+          ["another type", (parent) => {
+            const value = (parent as Record<string | number, unknown>)[key];
+            (parent as Record<string | number, unknown>)[key] = typeof value === "string" ? 12345 : typeof value === "number" ? "twelve" : typeof value === "boolean" ? "yes" : Array.isArray(value) ? {} : [];
+          }],
+        ];
+        if (typeof key === "string") variants.push(["a field added beside it", (parent) => void ((parent as Record<string, unknown>).bogusField = 1)]);
+        // Fields that exclude each other: the schema says so, not the parser alone.
+        if (key === "seg") variants.push(["gpns beside seg", (parent) => void ((parent as Record<string, unknown>).gpns = "0")], ["offset beside seg", (parent) => void ((parent as Record<string, unknown>).offset = 0)]);
+        if (key === "fill") variants.push(["at beside fill", (parent) => void ((parent as Record<string, unknown>).at = 0)], ["gpns beside fill", (parent) => void ((parent as Record<string, unknown>).gpns = "0")]);
+        for (const [change, apply] of variants) {
+          const doc = structuredClone(original);
+          const parent = places(doc).find(([p]) => p === path)![1];
+          apply(parent);
+          const bySchema = validate(doc) as boolean;
+          let byParser = true;
+          let message = "";
+          try {
+            parseScenarioText(JSON.stringify(doc), file);
+          } catch (error) {
+            byParser = false;
+            message = (error as Error).message;
+          }
+          judged++;
+          // The parser may refuse more only for what a schema cannot say (values that must fit).
+          if (bySchema !== byParser && !(bySchema && SEMANTIC.test(message))) disagreements.push({ file, path, change, bySchema, message });
+        }
+      }
+    }
+    expect(disagreements).toEqual([]);
+    expect(judged).toBeGreaterThan(500);
+  });
+});
+
 describe("negative numbers", () => {
   /** Fields that take any number on purpose: a seed, and values a scenario sets wrong to expect the error. */
   const ANY_NUMBER = /(\.seed|\.thread|^steps\[\d+\]\.align)$/;

@@ -1,6 +1,9 @@
 /**
- * The scenario file format (SPEC.md, "Scenario files"; schema/scenario.schema.json for editors),
- * parsed into typed steps. Every problem is reported with the path of the bad field, e.g.
+ * The scenario file format (README, "repro"), parsed into typed steps. Its shape (fields, which
+ * are required, types, allowed values) has one definition, `schema/scenario.schema.json`, which
+ * `schema-check.ts` runs first; this module converts the values and checks what a schema cannot
+ * (sizes and GPN lists that parse, values that fit the scenario's own sizes, names that refer to
+ * each other). Every problem is reported with the path of the bad field, e.g.
  * `steps[3].seg[1]: "0@@1" is not a segment`, as a `ScenarioFormatError` (bad input, exit 2).
  *
  *   { "name", "expected", "buggy", "rules"?, "guest": { "size" },
@@ -28,6 +31,7 @@ import { IO_MODES, type Decision, type IoMode, type IoOp } from "../io/planner";
 import { isPowerOfTwo, RULE_SETS, type RuleSet } from "../base/alignment-rules";
 import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../base/disk-kinds";
 import { checkSegment, PageBudget, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../base/value-parsers";
+import { checkScenarioShape, STEP_KINDS } from "./schema-check";
 
 export class ScenarioFormatError extends BounceBenchError {
   constructor(
@@ -158,7 +162,6 @@ export interface Scenario {
   steps: Step[];
 }
 
-const STEP_KINDS = ["fill", "io", "plan", "check", "concurrent", "linear", "budget", "probe", "request"] as const;
 const DECISIONS: readonly Decision[] = ["direct", "bounce", "rmw", "split", "buffered"];
 const CHECKS = ["disk-equals-guest", "disk-equals-pattern", "guest-equals-pattern"] as const;
 const MAX_SCENARIO_BYTES = 1 << 30;
@@ -176,16 +179,14 @@ export function parseScenarioText(text: string, file: string): Scenario {
 
 export function parseScenario(json: unknown, file: string): Scenario {
   const f = new Fields(file);
+  checkScenarioShape(json, (path, why) => f.fail(path, why));
   const root = f.object(json, "");
-  f.allow(root, "", ["$schema", "name", "description", "expected", "buggy", "rules", "guest", "disk", "steps"]);
   const rules = root.rules === undefined ? "kernel" : f.choice(root.rules, "rules", RULE_SETS);
   const name = f.string(root.name, "name");
   const expected = f.string(root.expected, "expected");
   const buggy = f.string(root.buggy, "buggy");
   const guest = f.object(root.guest, "guest");
-  f.allow(guest, "guest", ["size"]);
   const disk = f.object(root.disk, "disk");
-  f.allow(disk, "disk", ["size", "align", "memAlign", "kind", "sector", "reflink"]);
   const guestSize = f.size(guest.size, "guest.size");
   if (guestSize === 0 || guestSize % 4096 !== 0 || guestSize > MAX_SCENARIO_BYTES) {
     throw new ScenarioFormatError(file, "guest.size", `${guestSize} is not a whole number of 4096-byte pages up to 1 GiB`);
@@ -268,17 +269,11 @@ function checkFits(file: string, step: Step, path: string, guestSize: number, di
 
 function parseStep(f: Fields, value: unknown, path: string): Step {
   const step = f.object(value, path);
-  const kinds = STEP_KINDS.filter((kind) => kind in step);
-  if (kinds.length !== 1) {
-    throw new ScenarioFormatError(f.file, path, `a step has exactly one of ${STEP_KINDS.join(", ")} (found ${kinds.length === 0 ? "none" : kinds.join(", ")})`);
-  }
-  switch (kinds[0]!) {
+  // The schema check has made sure exactly one key names the step's kind.
+  switch (STEP_KINDS.find((kind) => kind in step)!) {
     case "fill": {
-      f.allow(step, path, ["fill", "gpns", "at", "len", "pattern", "seed"]);
       const target = f.choice(step.fill, `${path}.fill`, ["guest", "disk"] as const);
       const gpns = step.gpns === undefined ? null : f.gpns(step.gpns, `${path}.gpns`);
-      if (target === "guest" && gpns === null) throw new ScenarioFormatError(f.file, `${path}.gpns`, "a guest fill names its pages");
-      if (target === "disk" && gpns !== null) throw new ScenarioFormatError(f.file, `${path}.gpns`, "a disk fill takes at and len, not gpns");
       return {
         kind: "fill",
         target,
@@ -292,7 +287,6 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
     case "io":
     case "plan": {
       const isPlan = "plan" in step;
-      f.allow(step, path, [isPlan ? "plan" : "io", "seg", "gpns", "offset", "len", "at", "mode", "rules", "expect", ...(isPlan ? ["align"] : ["fua"])]);
       const op = f.choice(isPlan ? step.plan : step.io, `${path}.${isPlan ? "plan" : "io"}`, ["read", "write"] as const);
       const common = {
         op,
@@ -306,7 +300,6 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
       return { kind: "io", ...common, fua: step.fua === undefined ? false : f.boolean(step.fua, `${path}.fua`) };
     }
     case "check": {
-      f.allow(step, path, ["check", "seg", "gpns", "offset", "len", "at", "pattern", "seed"]);
       const what = f.choice(step.check, `${path}.check`, CHECKS);
       const base = {
         kind: "check" as const,
@@ -324,11 +317,9 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
       return { ...base, gpns: f.gpns(step.gpns, `${path}.gpns`) };
     }
     case "concurrent": {
-      f.allow(step, path, ["concurrent", "qd", "locks", "expect"]);
       const ios = f.array(step.concurrent, `${path}.concurrent`).map((item, i) => {
         const at = `${path}.concurrent[${i}]`;
         const io = f.object(item, at);
-        f.allow(io, at, ["io", "seg", "gpns", "offset", "len", "at", "mode"]);
         return {
           op: f.choice(io.io, `${at}.io`, ["read", "write"] as const),
           segments: f.segments(io, at),
@@ -336,9 +327,7 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
           mode: io.mode === undefined ? ("auto" as IoMode) : f.choice(io.mode, `${at}.mode`, IO_MODES),
         };
       });
-      if (ios.length < 2) throw new ScenarioFormatError(f.file, `${path}.concurrent`, "needs at least two IOs");
       const expect = step.expect === undefined ? {} : f.object(step.expect, `${path}.expect`);
-      f.allow(expect, `${path}.expect`, ["replay", "error"]);
       return {
         kind: "concurrent",
         ios,
@@ -351,11 +340,8 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
       };
     }
     case "linear": {
-      f.allow(step, path, ["linear", "expect"]);
       const linear = f.object(step.linear, `${path}.linear`);
-      f.allow(linear, `${path}.linear`, ["offset", "len", "write"]);
       const expect = step.expect === undefined ? {} : f.object(step.expect, `${path}.expect`);
-      f.allow(expect, `${path}.expect`, ["gpns", "error"]);
       return {
         kind: "linear",
         offset: f.size(linear.offset, `${path}.linear.offset`),
@@ -368,27 +354,22 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
       };
     }
     case "budget": {
-      f.allow(step, path, ["budget", "actions", "expect"]);
       const budget = f.object(step.budget, `${path}.budget`);
-      f.allow(budget, `${path}.budget`, ["pages", "threads"]);
       const names = new Set<string>();
       const actions = f.array(step.actions, `${path}.actions`).map((item, i): BudgetAction => {
         const at = `${path}.actions[${i}]`;
         const action = f.object(item, at);
         if ("release" in action) {
-          f.allow(action, at, ["release"]);
           const name = f.string(action.release, `${at}.release`);
           if (!names.has(name)) throw new ScenarioFormatError(f.file, `${at}.release`, `no earlier acquire is named ${JSON.stringify(name)}`);
           return { release: name };
         }
-        f.allow(action, at, ["acquire", "thread", "as"]);
         const name = action.as === undefined ? `#${i}` : f.string(action.as, `${at}.as`);
         if (names.has(name)) throw new ScenarioFormatError(f.file, `${at}.as`, `${JSON.stringify(name)} names an earlier acquire`);
         names.add(name);
         return { acquire: f.size(action.acquire, `${at}.acquire`), thread: action.thread === undefined ? 0 : f.number(action.thread, `${at}.thread`), as: name };
       });
       const expect = step.expect === undefined ? {} : f.object(step.expect, `${path}.expect`);
-      f.allow(expect, `${path}.expect`, ["served", "error"]);
       return {
         kind: "budget",
         pages: f.integer(budget.pages, `${path}.budget.pages`, 1, 2 ** 20),
@@ -401,11 +382,8 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
       };
     }
     case "request": {
-      f.allow(step, path, ["request", "gpns", "offset", "len", "writable", "bytes", "expect"]);
       const expect = step.expect === undefined ? {} : f.object(step.expect, `${path}.expect`);
-      f.allow(expect, `${path}.expect`, ["error", "len"]);
       const segments = f.segments(step, path);
-      if (segments.length !== 1) throw new ScenarioFormatError(f.file, `${path}.seg`, "a request step has one segment");
       return {
         kind: "request",
         operation: f.choice(step.request, `${path}.request`, REQUEST_OPERATIONS),
@@ -419,10 +397,8 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
       };
     }
     case "probe": {
-      f.allow(step, path, ["probe", "expect"]);
       f.choice(step.probe, `${path}.probe`, ["disk", "disk-empirical"] as const);
       const expect = step.expect === undefined ? {} : f.object(step.expect, `${path}.expect`);
-      f.allow(expect, `${path}.expect`, ["source", "notSource", "directIo", "memAlign", "offsetAlign", "readOffsetAlign"]);
       return {
         kind: "probe",
         empirical: step.probe === "disk-empirical",
@@ -501,19 +477,14 @@ class Fields {
 
   /** `seg` (a list of segment strings) or the shorthand `gpns`/`offset`/`len`. */
   segments(step: Record<string, unknown>, path: string): SegmentSpec[] {
+    // The schema has made sure there is seg (a non-empty list, alone) or gpns.
     if (step.seg !== undefined) {
-      if (step.gpns !== undefined || step.offset !== undefined || step.len !== undefined) {
-        this.fail(`${path}.seg`, "seg cannot be combined with gpns/offset/len");
-      }
-      const list = this.array(step.seg, `${path}.seg`);
-      if (list.length === 0) this.fail(`${path}.seg`, "needs at least one segment");
-      return list.map((item, i) => {
+      return this.array(step.seg, `${path}.seg`).map((item, i) => {
         const at = `${path}.seg[${i}]`;
         if (typeof item !== "string") this.fail(at, "must be a segment string GPNS[@OFFSET][+LEN]");
         return this.wrap(at, () => parseSegment(item, at, this.pages));
       });
     }
-    if (step.gpns === undefined) this.fail(path, "needs seg (a list of segments) or gpns");
     const gpns = this.gpns(step.gpns, `${path}.gpns`);
     const offset = step.offset === undefined ? 0 : this.size(step.offset, `${path}.offset`);
     const len = step.len === undefined ? Math.max(0, gpns.length * 4096 - offset) : this.size(step.len, `${path}.len`);
@@ -523,7 +494,6 @@ class Fields {
   ioExpect(value: unknown, path: string): IoExpect {
     if (value === undefined) return {};
     const expect = this.object(value, path);
-    this.allow(expect, path, ["decision", "error", "bytes", "reason", "diskChanged"]);
     return {
       decision: expect.decision === undefined ? undefined : this.choice(expect.decision, `${path}.decision`, DECISIONS),
       error: expect.error === undefined ? undefined : this.string(expect.error, `${path}.error`),
@@ -531,12 +501,6 @@ class Fields {
       reason: expect.reason === undefined ? undefined : this.string(expect.reason, `${path}.reason`),
       diskChanged: expect.diskChanged === undefined ? undefined : this.boolean(expect.diskChanged, `${path}.diskChanged`),
     };
-  }
-
-  allow(object: Record<string, unknown>, path: string, keys: readonly string[]): void {
-    for (const key of Object.keys(object)) {
-      if (!keys.includes(key)) this.fail(path === "" ? key : `${path}.${key}`, `unknown field (expected one of ${keys.join(", ")})`);
-    }
   }
 
   /** Re-raises a value parser's error with the field's path in front. */
