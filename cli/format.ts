@@ -32,20 +32,25 @@ export function iovecText(iovec: { gpa: number; len: number }): string {
   return `${hex(iovec.gpa)}+${iovec.len}`;
 }
 
-/** Each line of `text` wrapped at spaces to `width` columns, continuation lines indented by two. */
-export function wrapLines(text: string, width = 100): string {
+/**
+ * Each line of `text` wrapped at spaces to `width` columns, continuation lines indented by
+ * `indent`; a word longer than the width stays whole on a line of its own.
+ */
+export function wrapLines(text: string, width = 100, indent = "  "): string {
   const out: string[] = [];
   for (const line of text.split("\n")) {
-    let rest = line;
-    let indent = "";
-    while (indent.length + rest.length > width) {
-      const cut = rest.lastIndexOf(" ", width - indent.length);
-      if (cut <= 0) break;
-      out.push(indent + rest.slice(0, cut));
-      rest = rest.slice(cut + 1);
-      indent = "  ";
+    let current = "";
+    let prefix = "";
+    for (const word of line.split(" ")) {
+      if (current.length > 0 && prefix.length + current.length + 1 + word.length > width) {
+        out.push(prefix + current);
+        current = word;
+        prefix = indent;
+      } else {
+        current = current.length === 0 ? word : `${current} ${word}`;
+      }
     }
-    out.push(indent + rest);
+    out.push(prefix + current);
   }
   return out.join("\n");
 }

@@ -28,6 +28,7 @@ import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
 import { BounceBenchError, InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
 import { parseDuration, parseSegment, parseSize } from "../../src/base/value-parsers";
+import { alignmentFromJson } from "../../src/io/json-documents";
 import { describeAlignment, wrapLines } from "../format";
 import type { Context } from "../main";
 import type { RuleSet } from "../../src/base/alignment-rules";
@@ -218,9 +219,7 @@ Examples:
         progress.clear();
       }
       if (flags.emitFio !== undefined) {
-        const plan = report.host.planAlignment;
-        const alignment = { directIo: true, memAlign: plan.memAlign, offsetAlign: plan.offsetAlign, readOffsetAlign: plan.readOffsetAlign, source: plan.source };
-        writeUserTextFile(flags.emitFio, fioJobFile(options, report, alignment), { force: flags.force ?? false }, "--emit-fio");
+        writeUserTextFile(flags.emitFio, fioJobFile(options, report, alignmentFromJson(report.host.planAlignment)), { force: flags.force ?? false }, "--emit-fio");
       }
       let text: string;
       if (format === "json") text = `${JSON.stringify(benchJson(report, options, startedAt))}\n`;

@@ -7,6 +7,7 @@ import { InvalidInputError } from "../../src/base/errors";
 import { benchDocument, compareRuns } from "../../src/bench/compare";
 import type { BenchCaseResult } from "../../src/bench/runner";
 import { readUserTextFile, writeUserTextFile } from "../../src/host/files";
+import { alignmentFromJson, type AlignmentJson } from "../../src/io/json-documents";
 import { htmlReport } from "../html-report";
 import { SCHEMA_VERSION } from "../json-output";
 import type { Context } from "../main";
@@ -37,7 +38,6 @@ Examples:
       const run = load(runPath);
       const base = basePath === undefined ? null : load(basePath);
       const host = run.host as Record<string, unknown>;
-      const plan = host.planAlignment as { memAlign: number; offsetAlign: number; readOffsetAlign: number; source: "statx" };
       const html = htmlReport({
         title: `bounce-bench report: ${runPath}`,
         version: String(run.version),
@@ -45,7 +45,7 @@ Examples:
         host,
         options: (run.options ?? {}) as Record<string, unknown>,
         results: run.results as unknown as BenchCaseResult[],
-        alignment: { directIo: true, ...plan },
+        alignment: alignmentFromJson(host.planAlignment as AlignmentJson),
         comparison: base === null ? null : compareRuns(benchDocument(base, basePath!), benchDocument(run, runPath), 5),
         baseName: basePath ?? null,
       });

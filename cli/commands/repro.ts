@@ -15,7 +15,7 @@ import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../../
 import { scratchDiskUnavailable } from "../../src/host/scratch-disks";
 import { InvalidInputError } from "../../src/base/errors";
 import { parseSize } from "../../src/base/value-parsers";
-import { table } from "../format";
+import { table, wrapLines } from "../format";
 import type { Context } from "../main";
 import { jsonLine } from "../json-output";
 import { sharedOptions } from "../options";
@@ -169,25 +169,10 @@ function formatResult(result: ScenarioResult): string {
   const verdict = result.interrupted ? "STOPPED" : result.passed ? "PASS" : "FAIL";
   const head = `${verdict}  ${result.name}  (${result.file})\n      expected: ${result.expected}\n      buggy:    ${result.buggy}\n`;
   const shown = result.steps.length <= MAX_TABLE_STEPS ? result.steps : result.steps.filter((step) => !step.passed).slice(0, MAX_TABLE_STEPS);
-  const rows = shown.map((step) => [step.index, step.step, step.passed ? "pass" : "FAIL", step.decision ?? "", step.error ?? "", wrap(step.detail, 70)]);
+  const rows = shown.map((step) => [step.index, step.step, step.passed ? "pass" : "FAIL", step.decision ?? "", step.error ?? "", wrapLines(step.detail, 70, "")]);
   const hidden = result.steps.length - shown.length;
   const note = hidden > 0 ? `      (${hidden} more step${hidden === 1 ? "" : "s"} not shown; --json has them all)\n` : "";
   const stopped = result.interrupted ? `      (stopped after ${result.steps.length} steps)\n` : "";
   const steps = rows.length > 0 ? table(["#", "step", "result", "decision", "error", "detail"], rows) : "";
   return head + steps + note + stopped;
-}
-
-function wrap(text: string, width: number): string {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(" ")) {
-    if (line.length > 0 && line.length + word.length + 1 > width) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line.length === 0 ? word : `${line} ${word}`;
-    }
-  }
-  if (line.length > 0) lines.push(line);
-  return lines.join("\n");
 }

@@ -162,7 +162,7 @@ export interface BenchCaseResult {
   cpuNsPerIoMax: number;
   /** The interquartile range of each rate, with 4 runs or more (null with fewer). */
   iqr: { mibPerSec: [number, number]; iops: [number, number]; cpuNsPerIo: [number, number] } | null;
-  /** The IO threads' own CPU time per IO (their thread clocks): part of `cpuNsPerIo`. */
+  /** The IO threads' own CPU time per IO (their thread clocks), median over runs: part of `cpuNsPerIo`. */
   threadCpuNsPerIo: number;
   /** Process CPU over wall time, in cores (median over runs). */
   cpuUtilization: number;
@@ -494,7 +494,7 @@ function addBudgetTotals(jobs: JobResult[], tracker: BounceBufferTracker): void 
 }
 
 /** One run's own rates: what its jobs did together over the longest of their measured intervals. */
-function runRates(jobs: JobResult[]): { ios: number; bytes: number; seconds: number; mibPerSec: number; iops: number; cpuNs: number; cpuNsPerIo: number; utilization: number } {
+function runRates(jobs: JobResult[]): { ios: number; bytes: number; seconds: number; mibPerSec: number; iops: number; cpuNs: number; cpuNsPerIo: number; threadCpuNsPerIo: number; utilization: number } {
   const ios = jobs.reduce((sum, job) => sum + job.ios, 0);
   const bytes = jobs.reduce((sum, job) => sum + job.bytes, 0);
   const seconds = Math.max(...jobs.map((job) => job.elapsedNs)) / 1e9;
@@ -508,6 +508,7 @@ function runRates(jobs: JobResult[]): { ios: number; bytes: number; seconds: num
     iops: seconds > 0 ? ios / seconds : 0,
     cpuNs,
     cpuNsPerIo: ios > 0 ? cpuNs / ios : 0,
+    threadCpuNsPerIo: ios > 0 ? jobs.reduce((sum, job) => sum + job.cpuNs, 0) / ios : 0,
     utilization: seconds > 0 ? cpuNs / 1e9 / seconds : 0,
   };
 }
@@ -535,7 +536,6 @@ function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoM
   const iops = spread((run) => run.iops, 0);
   const cpu = spread((run) => run.cpuNsPerIo, 0);
   const meanLatencyNs = latency.mean();
-  const threadCpuNs = jobs.reduce((sum, job) => sum + job.cpuNs, 0);
   const us = (ns: number) => round(ns / 1000, 3);
   return {
     op: item.op,
@@ -562,7 +562,7 @@ function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoM
     cpuNsPerIoMin: cpu.min,
     cpuNsPerIoMax: cpu.max,
     iqr: mib.iqr === null ? null : { mibPerSec: mib.iqr, iops: iops.iqr!, cpuNsPerIo: cpu.iqr! },
-    threadCpuNsPerIo: ios > 0 ? Math.round(threadCpuNs / ios) : 0,
+    threadCpuNsPerIo: spread((run) => run.threadCpuNsPerIo, 0).median,
     cpuUtilization: spread((run) => run.utilization, 3).median,
     effectiveQd: effectiveQd(runs, options.threads),
     latencyUs:

@@ -29,6 +29,11 @@ export function alignmentJson(alignment: DiskAlignment): AlignmentJson {
   return { memAlign, offsetAlign, readOffsetAlign, source, mem: memAlign, offset: offsetAlign, readOffset: readOffsetAlign };
 }
 
+/** The alignment an `AlignmentJson` of a disk that does direct IO describes (a bench document's, read back). */
+export function alignmentFromJson(json: Pick<AlignmentJson, "memAlign" | "offsetAlign" | "readOffsetAlign" | "source">): DiskAlignment {
+  return { directIo: true, memAlign: json.memAlign, offsetAlign: json.offsetAlign, readOffsetAlign: json.readOffsetAlign, source: json.source };
+}
+
 /** Which guest bytes went through the bounce buffer: stream offsets and the segments they belong to. */
 export interface BouncedJson {
   segments: [number, number];
