@@ -172,7 +172,7 @@ export function benchCsv(report: BenchReport): string {
 }
 
 /** The options after defaults, as they ran: what a rerun needs (callbacks and paths of scratch files left out). */
-export function optionsJson(options: BenchOptions): Record<string, unknown> {
+function optionsJson(options: BenchOptions): Record<string, unknown> {
   const { stop: _stop, onProgress: _p, onCase: _c, onWorkspace: _w, onScratch: _s, ...plain } = options;
   return { ...plain, repeat: options.repeat ?? 1, rampSeconds: options.rampSeconds ?? 0 };
 }

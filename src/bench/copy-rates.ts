@@ -9,7 +9,6 @@
  * so a stray interrupt does not make a distance look slow.
  */
 import { NativeRegion } from "../native";
-import { SLOW_DISTANCE_BELOW } from "../bounce/copy-placement";
 
 /** The distances measured by default: in and out of the slow window, and the other side of the page. */
 export const COPY_DISTANCES = [0, 8, 16, 32, 64, 512, 3592, 4088];
@@ -46,9 +45,4 @@ export function measureCopyRates(distances: readonly number[] = COPY_DISTANCES, 
 export function slowDistances(rates: readonly CopyRate[]): CopyRate[] {
   const base = rates.find((rate) => rate.distance === 0)?.gibPerSec ?? 0;
   return rates.filter((rate) => rate.distance !== 0 && rate.gibPerSec < base / 2);
-}
-
-/** Whether a slow distance lies in the window `copy-placement.ts` avoids (else the placement does not know about it). */
-export function avoidedByPlacement(distance: number): boolean {
-  return distance >= 1 && distance < SLOW_DISTANCE_BELOW;
 }
