@@ -49,8 +49,11 @@ import {
   IO_SQES,
   ioCounters,
   monotonicNs,
+  physicalFrames,
   physicalRuns,
+  populateForRead,
   processCpuNs,
+  runLengths,
   threadCpuNs,
   type Address,
 } from "../native";
@@ -58,6 +61,8 @@ import { LatencyHistogram, type HistogramData } from "./histogram";
 import type { GuestSource } from "./workspace";
 
 export type BenchOp = "read" | "write" | "randread" | "randwrite";
+export type BounceLayout = "matched" | "any";
+export const BOUNCE_LAYOUTS: readonly BounceLayout[] = ["matched", "any"];
 export const BENCH_OPS: readonly BenchOp[] = ["read", "write", "randread", "randwrite"];
 
 export interface JobSpec {
@@ -94,6 +99,12 @@ export interface JobSpec {
   fua?: boolean;
   /** Ask for transparent huge pages for the bounce buffers. */
   hugePages: boolean;
+  /**
+   * How bounce buffers on base pages are laid out physically (`--bounce-layout`): `matched`,
+   * in the physical runs of the guest pages of the queue slot they are first for, so that the
+   * device makes as many DMA segments either way; `any`, as anonymous memory comes.
+   */
+  bounceLayout?: BounceLayout;
   /** How guest bytes are copied through bounce buffers (`--copy`). */
   copy?: CopyMethod;
   seed: number;
@@ -149,6 +160,10 @@ export interface JobResult {
    * or the bounce buffer), at the end; null when page frames cannot be read (not root).
    */
   physicalSegments: number | null;
+  /** The same for the guest pages of the first slot's request, whatever the device sees. */
+  guestSegments: number | null;
+  /** For bounce buffers asked for a physical layout: whether every one got it; null otherwise. */
+  bounceLayoutMatched: boolean | null;
   error: { code: string; message: string } | null;
 }
 
@@ -194,7 +209,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   // prepared IO place its copies away from slow distances.
   const bouncePages = Math.max(1, ...slotZero.map((decided) => decided.bouncePages));
   const bounceCount = bounceBytes > 0 ? Math.max(1, Math.min(spec.qd, Math.floor(tracker.maxPagesPerThread / bouncePages))) : 1;
-  using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes + PAGE_SIZE, bounceCount, requestAlignment(disk.alignment, op), spec.hugePages) : null;
+  // Like for like: bounce slot i gets the physical runs of queue slot i's guest pages, so the
+  // device sees as many segments as a direct IO from them would make.
+  const layOut = bounceBytes > 0 && !spec.hugePages && (spec.bounceLayout ?? "matched") === "matched";
+  const guestRuns = layOut ? requests.slice(0, bounceCount).map((request) => guestPageRuns(memory, request)) : null;
+  using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes + PAGE_SIZE, bounceCount, requestAlignment(disk.alignment, op), spec.hugePages, guestRuns) : null;
   // Prepared IOs by queue slot (guest pages), bounce slot and position in the block, on first use.
   const prepared: (PreparedIo | null)[] = new Array(spec.qd * bounceCount * positions).fill(null);
   try {
@@ -216,7 +235,9 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     if ((spec.rampNs ?? 0) > 0) {
       // The warm-up: the same IOs, to the same slots, for `rampNs`; its figures are dropped.
       const ramp = await loop({ ...spec, runtimeNs: spec.rampNs!, ios: null, progress: undefined }, slots, memory, requests, block);
-      if (ramp.error !== null) return { ...ramp, decision: first.decision, reasons: first.reasons, bounceHugePageBytes: 0, bounceArenaBytes: 0, physicalSegments: null, slowCopyBytes: 0, bounceShift: 0 };
+      if (ramp.error !== null) {
+        return { ...ramp, decision: first.decision, reasons: first.reasons, bounceHugePageBytes: 0, bounceArenaBytes: 0, physicalSegments: null, guestSegments: null, bounceLayoutMatched: null, slowCopyBytes: 0, bounceShift: 0 };
+      }
     }
     const measured = await loop(spec, slots, memory, requests, block);
     // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
@@ -232,10 +253,44 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       slowCopyBytes: prepared[0]!.slowCopyBytes,
       bounceShift: prepared[0]!.bounceShift,
       physicalSegments: physicalRuns(deviceBuffer, spec.bs),
+      guestSegments: guestPageRuns(memory, requests[0]!)?.length ?? null,
+      bounceLayoutMatched: bounceSlots?.layoutMatched ?? null,
     };
   } finally {
     for (const io of prepared) io?.release();
   }
+}
+
+/**
+ * The physical runs, in pages, of the guest pages a request covers, in request order (its
+ * segments' pages one after the other), faulted in first without changing a byte: a direct IO
+ * from them makes one DMA segment per run. Null when frames cannot be read (not root).
+ */
+function guestPageRuns(memory: GuestMemory, request: readonly PagedRange[]): number[] | null {
+  const frames: number[] = [];
+  for (const segment of request) {
+    for (const run of segment.runs()) {
+      const address = memory.hostAddress(run.gpn, run.offset);
+      populateForRead(address, run.len);
+      const runFrames = physicalFrames(address, run.len);
+      if (runFrames === null) return null;
+      frames.push(...runFrames);
+    }
+  }
+  return runLengths(frames);
+}
+
+/** `runs` cut or extended (by one more run) to cover exactly `pages` pages. */
+function fitRuns(runs: readonly number[], pages: number): number[] {
+  const fitted: number[] = [];
+  let left = pages;
+  for (const run of runs) {
+    if (left === 0) break;
+    fitted.push(Math.min(run, left));
+    left -= fitted[fitted.length - 1]!;
+  }
+  if (left > 0) fitted.push(left);
+  return fitted;
 }
 
 /** Pages `first .. first+count-1`. */
@@ -269,14 +324,19 @@ class BounceSlots implements Disposable {
     slots: number,
     alignment: number,
     hugePages: boolean,
+    /** Per slot, the physical runs (in pages) its pages should repeat, from its first; null entries or none: any layout. */
+    slotRuns: readonly (readonly number[] | null)[] | null,
   ) {
     const unit = Math.max(PAGE_SIZE, alignment);
     this.#stride = Math.ceil(bytesPerSlot / unit) * unit;
     this.#slotsPerBuffer = Math.max(1, Math.floor(MAX_BOUNCE_BYTES / this.#stride));
+    const stridePages = this.#stride / PAGE_SIZE;
     try {
       for (let first = 0; first < slots; first += this.#slotsPerBuffer) {
         const count = Math.min(this.#slotsPerBuffer, slots - first);
-        this.#buffers.push(new BounceBuffer(count * this.#stride, alignment, { hugePages }));
+        const wanted = slotRuns === null || unit > PAGE_SIZE ? [] : slotRuns.slice(first, first + count);
+        const runs = wanted.length === count && wanted.every((runs) => runs !== null) ? wanted.flatMap((runs) => fitRuns(runs!, stridePages)) : undefined;
+        this.#buffers.push(new BounceBuffer(count * this.#stride, alignment, { hugePages, runs }));
       }
     } catch (error) {
       this.release();
@@ -295,6 +355,12 @@ class BounceSlots implements Disposable {
     return this.#buffers.reduce((sum, buffer) => sum + buffer.hugePageBytes(), 0);
   }
 
+  /** Whether every buffer got the physical layout asked for; null when none was asked. */
+  get layoutMatched(): boolean | null {
+    const asked = this.#buffers.filter((buffer) => buffer.layoutMatched !== null);
+    return asked.length === 0 ? null : asked.length === this.#buffers.length && asked.every((buffer) => buffer.layoutMatched === true);
+  }
+
   /** Bytes of bounce memory made. */
   bytes(): number {
     return this.#buffers.reduce((sum, buffer) => sum + buffer.size, 0);
@@ -309,7 +375,10 @@ class BounceSlots implements Disposable {
   }
 }
 
-type Measured = Omit<JobResult, "bounceHugePageBytes" | "bounceArenaBytes" | "physicalSegments" | "decision" | "reasons" | "slowCopyBytes" | "bounceShift">;
+type Measured = Omit<
+  JobResult,
+  "bounceHugePageBytes" | "bounceArenaBytes" | "physicalSegments" | "guestSegments" | "bounceLayoutMatched" | "decision" | "reasons" | "slowCopyBytes" | "bounceShift"
+>;
 
 /**
  * A job's prepared IOs: one per queue slot (its guest pages), bounce slot (its bounce memory)

@@ -34,7 +34,7 @@ import type { DiskKind, SectorSize } from "../base/disk-kinds";
 import { scratchDiskUnavailable } from "../host/scratch-disks";
 import { BounceBenchError } from "../base/errors";
 import { LatencyHistogram } from "./histogram";
-import { errorJson, shapePages, type BenchOp, type JobResult, type JobSpec } from "./job";
+import { errorJson, shapePages, type BenchOp, type BounceLayout, type JobResult, type JobSpec } from "./job";
 import { spreadOf } from "./statistics";
 import { BenchWorkspace } from "./workspace";
 import type { CopyMethod } from "../bounce/copy-placement";
@@ -77,6 +77,12 @@ export interface BenchOptions {
   guestBacking?: GuestBacking;
   /** The bounce buffers' pages (`--bounce-pages`): `same` as guest memory (the default), `4k` or `thp`. */
   bouncePages?: BouncePages;
+  /**
+   * How bounce buffers on base pages are laid out physically (`--bounce-layout`): `matched` (the
+   * default) repeats the physical runs of the guest pages they stand in for, `any` takes memory
+   * as it comes. Huge-page bounce buffers are one run whatever this says.
+   */
+  bounceLayout?: BounceLayout;
   /** How guest bytes are copied through bounce buffers (`--copy`): `placed` (the default) or `memcpy`. */
   copy?: CopyMethod;
   verify?: boolean;
@@ -193,6 +199,8 @@ export interface BenchCaseResult {
    * when page frames cannot be read (they need CAP_SYS_ADMIN).
    */
   physicalSegments: number | null;
+  /** The same for the guest pages of that buffer's request (equal to `physicalSegments` for direct IO). */
+  guestSegments: number | null;
   /**
    * Budget use, and the bounce copy: `copyNs` spent copying between guest memory and bounce
    * buffers, its rate, and how much of the bounce buffers had transparent huge pages.
@@ -214,6 +222,11 @@ export interface BenchCaseResult {
      * page more, for the copy placement), whatever the queue depth.
      */
     arenaBytes: number;
+    /**
+     * Whether the bounce buffers got the physical runs of the guest pages they stand in for
+     * (`--bounce-layout matched`); null when none was asked (no bounce, huge pages, `any`).
+     */
+    layoutMatched: boolean | null;
   };
   error: { code: string; message: string } | null;
 }
@@ -347,6 +360,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
                 ios: options.ios === null ? null : Math.ceil(options.ios / options.threads),
                 fua: options.fua,
                 hugePages: bounceOnHugePages(workspace.guestBacking, options.bouncePages ?? "same"),
+                bounceLayout: options.bounceLayout ?? "matched",
                 copy: options.copy,
                 seed: 0x9e3779b1 ^ (thread * 7919 + run),
                 verify: options.verify,
@@ -476,6 +490,8 @@ function failedJob(thread: number, error: { code: string; message: string }): Jo
     slowCopyBytes: 0,
     bounceShift: 0,
     physicalSegments: null,
+    guestSegments: null,
+    bounceLayoutMatched: null,
     error,
   };
 }
@@ -589,6 +605,7 @@ function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoM
     diskBytesPerIo: perIo(jobs, (job) => job.diskBytes),
     copiedBytesPerIo: perIo(jobs, (job) => job.copiedBytes),
     physicalSegments: ios > 0 ? (runs[runs.length - 1]![0]?.physicalSegments ?? null) : null,
+    guestSegments: ios > 0 ? (runs[runs.length - 1]![0]?.guestSegments ?? null) : null,
     bounce: {
       acquired: jobs.reduce((sum, job) => sum + job.bounceAcquired, 0),
       waits: jobs.reduce((sum, job) => sum + job.budgetStalls, 0),
@@ -601,6 +618,7 @@ function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoM
       slowCopyBytesPerIo: first.slowCopyBytes,
       shift: first.bounceShift,
       arenaBytes: Math.max(...jobs.map((job) => job.bounceArenaBytes)),
+      layoutMatched: first.bounceLayoutMatched,
     },
     error: jobs.find((job) => job.error !== null)?.error ?? null,
   };

@@ -36,6 +36,8 @@ export const libc = dlopen(LIBC_PATH, {
   statx: { args: ["i32", "ptr", "i32", "u32", "ptr"], returns: "i32" },
   mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },
   munmap: { args: ["ptr", "u64"], returns: "i32" },
+  // Variadic in C: the fifth argument (the new address, with MREMAP_FIXED) is a pointer, one register.
+  mremap: { args: ["ptr", "u64", "u64", "i32", "ptr"], returns: FFIType.i64_fast },
   msync: { args: ["ptr", "u64", "i32"], returns: "i32" },
   madvise: { args: ["ptr", "u64", "i32"], returns: "i32" },
   preadv: { args: ["i32", "ptr", "i32", "i64"], returns: FFIType.i64_fast },

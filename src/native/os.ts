@@ -50,6 +50,11 @@ const MAP_PRIVATE = 0x2;
 const MAP_ANONYMOUS = 0x20;
 const MAP_NORESERVE = 0x4000;
 const MAP_POPULATE = 0x8000;
+const PROT_NONE = 0x0;
+const MREMAP_MAYMOVE = 1;
+const MREMAP_FIXED = 2;
+const MADV_COLD = 20;
+const MADV_POPULATE_READ = 22;
 const MS_SYNC = 0x4;
 
 const AT_FDCWD = -100;
@@ -337,8 +342,13 @@ const MADV_NOHUGEPAGE = 15;
  */
 export function mapAnonymousBase(length: number): Address {
   const address = mapAnonymous(length);
-  libc.madvise(address as number as Pointer, length, MADV_NOHUGEPAGE); // advice only: EINVAL means no THP at all
+  keepBasePages(address, length);
   return address;
+}
+
+/** madvise(MADV_NOHUGEPAGE): the kernel never backs (or collapses) the range with huge pages. */
+export function keepBasePages(address: Address, length: number): void {
+  libc.madvise(address as number as Pointer, length, MADV_NOHUGEPAGE); // advice only: EINVAL means no THP at all
 }
 /** Bits 0-54 of a pagemap entry: the page frame number. */
 const PFN_MASK = (1n << 55n) - 1n;
@@ -387,13 +397,57 @@ export function anonHugePageBytes(address: Address): number {
 }
 
 /**
- * How many physically contiguous runs the `length` bytes at `address` occupy, from
- * /proc/self/pagemap: the number of DMA segments the kernel would build for them, at best
- * (it merges adjacent pages). Pages not present yet count as runs of their own. Null when the
- * page frame numbers are hidden (they read as 0 without CAP_SYS_ADMIN), when pagemap is
- * missing, or when no page is present.
+ * Reserves `length` bytes of address space and maps nothing usable there (`PROT_NONE`): a place
+ * to move pages to (`movePages`). The caller owns the range and must `unmap` it whole, which
+ * also unmaps every page moved into it.
  */
-export function physicalRuns(address: Address, length: number): number | null {
+export function reserveAddresses(length: number): Address {
+  const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  const address = libc.mmap(null, length, PROT_NONE, flags, -1, 0) as number;
+  if (address === -1) fail("mmap", `${length} bytes, reserved`);
+  return address as Address;
+}
+
+/**
+ * mremap(2) `MREMAP_MAYMOVE | MREMAP_FIXED`: moves the pages mapped at `[from, from+length)` to
+ * `to` (inside a range `reserveAddresses` gave this caller: whatever is there is replaced). The
+ * pages keep their physical frames; `from` is left unmapped.
+ */
+export function movePages(from: Address, length: number, to: Address): void {
+  const moved = libc.mremap(from as number as Pointer, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to as number as Pointer) as number;
+  if (moved === -1) fail("mremap", `${length} bytes`);
+}
+
+/**
+ * Splits each transparent huge page in `[address, address+length)` (huge-page aligned) into
+ * base pages in place, by advising `MADV_COLD` on its first base page: the kernel splits a huge
+ * page advised in part. Its 512 pages stay on their physically contiguous frames, now each its
+ * own folio. Zero-filled pages may be dropped in the split (6.12+ maps them to the zero page), so
+ * callers fill the memory first. Advice only: false where the kernel refuses it.
+ */
+export function splitHugePages(address: Address, length: number): boolean {
+  let split = true;
+  for (let at = address as number; at < address + length; at += HUGE_PAGE_SIZE) {
+    split = libc.madvise(at as Pointer, PAGE_SIZE, MADV_COLD) === 0 && split;
+  }
+  return split;
+}
+
+/**
+ * madvise(MADV_POPULATE_READ): faults `[address, address+length)` in as a read would, without
+ * changing a byte (a memory file's holes get pages). False where the kernel cannot (before 5.14).
+ */
+export function populateForRead(address: Address, length: number): boolean {
+  const start = Math.floor(address / PAGE_SIZE) * PAGE_SIZE; // madvise wants a page-aligned start
+  return libc.madvise(start as Pointer, address + length - start, MADV_POPULATE_READ) === 0;
+}
+
+/**
+ * The physical frame of each page of `[address, address+length)`, from /proc/self/pagemap:
+ * -1 for a page not present. Null when frame numbers are hidden (they read as 0 without
+ * CAP_SYS_ADMIN), when pagemap is missing, or when no page is present.
+ */
+export function physicalFrames(address: Address, length: number): number[] | null {
   const first = Math.floor(address / PAGE_SIZE);
   const pages = Math.ceil((address + length) / PAGE_SIZE) - first;
   const entries = Buffer.alloc(pages * 8);
@@ -407,18 +461,42 @@ export function physicalRuns(address: Address, length: number): number | null {
   } catch {
     return null;
   }
-  let runs = 0;
-  let previous = -2;
+  const frames: number[] = [];
   let anyFrame = false;
   for (let page = 0; page < pages; page++) {
     const entry = entries.readBigUInt64LE(page * 8);
     const present = (entry >> 63n) === 1n;
-    const frame = present ? Number(entry & PFN_MASK) : -2; // -2: never the successor of anything
+    const frame = present ? Number(entry & PFN_MASK) : -1;
     anyFrame ||= frame > 0;
-    if (frame !== previous + 1) runs++;
-    previous = frame;
+    frames.push(frame);
   }
-  return anyFrame ? runs : null;
+  return anyFrame ? frames : null;
+}
+
+/**
+ * Lengths, in pages, of the physically contiguous runs `frames` make (see `physicalFrames`):
+ * a page not present (-1) is a run of its own.
+ */
+export function runLengths(frames: readonly number[]): number[] {
+  const runs: number[] = [];
+  for (let page = 0; page < frames.length; page++) {
+    const frame = frames[page]!;
+    if (page > 0 && frame >= 0 && frame === frames[page - 1]! + 1) runs[runs.length - 1]!++;
+    else runs.push(1);
+  }
+  return runs;
+}
+
+/**
+ * How many physically contiguous runs the `length` bytes at `address` occupy, from
+ * /proc/self/pagemap: the number of DMA segments the kernel would build for them, at best
+ * (it merges adjacent pages). Pages not present yet count as runs of their own. Null when the
+ * page frame numbers are hidden (they read as 0 without CAP_SYS_ADMIN), when pagemap is
+ * missing, or when no page is present.
+ */
+export function physicalRuns(address: Address, length: number): number | null {
+  const frames = physicalFrames(address, length);
+  return frames === null ? null : runLengths(frames).length;
 }
 
 export function unmap(address: Address, length: number): void {

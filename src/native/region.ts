@@ -27,7 +27,7 @@
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { PAGE_SIZE } from "../base/constants";
 import { ReleasedError } from "../base/errors";
-import { anonHugePageBytes, closeFd, HUGE_PAGE_SIZE, mapAnonymousBase, mapAnonymousHuge, mapFile, syncMapping, unmap, type Address } from "./os";
+import { anonHugePageBytes, closeFd, HUGE_PAGE_SIZE, mapAnonymousBase, mapAnonymousHuge, mapFile, movePages, reserveAddresses, syncMapping, unmap, type Address } from "./os";
 
 /** Size of one JS view over a region: 1 GiB, well under the 4 GiB ArrayBuffer limit. */
 export const CHUNK_BYTES = 2 ** 30;
@@ -83,6 +83,28 @@ export class NativeRegion implements Disposable {
     const region = new NativeRegion(address as Address, length, length, what);
     region.#borrowed = true;
     return region;
+  }
+
+  /**
+   * The pages of `pieces` (page-aligned ranges of other mappings this process owns) moved, one
+   * after the other, into one new region: its bytes are the pieces' in order, on the same
+   * physical frames. The pieces' old addresses are left unmapped; their owners still unmap
+   * their whole ranges as before (holes are fine).
+   */
+  static movedPieces(pieces: readonly { address: Address; length: number }[], what: string): NativeRegion {
+    const length = pieces.reduce((sum, piece) => sum + piece.length, 0);
+    const address = reserveAddresses(length) as number;
+    try {
+      let at = address;
+      for (const piece of pieces) {
+        movePages(piece.address, piece.length, at as Address);
+        at += piece.length;
+      }
+    } catch (error) {
+      unmap(address as Address, length);
+      throw error;
+    }
+    return new NativeRegion(address as Address, length, length, what);
   }
 
   /**
