@@ -85,14 +85,15 @@ export const DEFAULT_COLUMNS = ["op", "bs", "off", "mode", "decision", "mibs", "
 const DROP_ORDER = ["spread", "util", "p99", "decision"];
 
 /**
- * `--columns`: `default`, `all`, a list of names, or `+name,...` to add to the default set.
+ * `--columns`: `default`, `all`, a list of names, or `+name,...` (a leading `+`) to add to the default set.
  * Bad names are bad input naming the valid ones.
  */
 export function parseColumns(text: string | undefined): { names: string[]; chosen: boolean } {
   if (text === undefined || text.trim() === "default") return { names: DEFAULT_COLUMNS, chosen: false };
   if (text.trim() === "all") return { names: BENCH_COLUMNS.map((c) => c.name), chosen: true };
   const items = text.split(",").map((item) => item.trim()).filter((item) => item !== "");
-  const adding = items.every((item) => item.startsWith("+"));
+  // `+segs,thcpu` adds both (as --help shows it), as does `+segs,+thcpu`.
+  const adding = items[0]?.startsWith("+") ?? false;
   const names = items.map((item) => item.replace(/^\+/, ""));
   for (const name of names) {
     if (!BENCH_COLUMNS.some((column) => column.name === name)) {

@@ -33,19 +33,22 @@ export function iovecText(iovec: { gpa: number; len: number }): string {
 }
 
 /**
- * Each line of `text` wrapped at spaces to `width` columns, continuation lines indented by
- * `indent`; a word longer than the width stays whole on a line of its own.
+ * Each line of `text` wrapped at spaces to `width` columns, continuation lines indented by the
+ * line's own leading spaces and `indent`; a word longer than the width stays whole on a line of
+ * its own.
  */
 export function wrapLines(text: string, width = 100, indent = "  "): string {
   const out: string[] = [];
   for (const line of text.split("\n")) {
+    // A line's own indent stays (table rows in a footer), and continuations get it too.
+    const lead = /^ */.exec(line)![0];
     let current = "";
-    let prefix = "";
-    for (const word of line.split(" ")) {
+    let prefix = lead;
+    for (const word of line.slice(lead.length).split(" ")) {
       if (current.length > 0 && prefix.length + current.length + 1 + word.length > width) {
         out.push(prefix + current);
         current = word;
-        prefix = indent;
+        prefix = lead + indent;
       } else {
         current = current.length === 0 ? word : `${current} ${word}`;
       }

@@ -210,9 +210,22 @@ describe("the report's formats", () => {
     expect(header).not.toContain("±%");
     const chosen = runCliIn(dir, ...base, "--columns", "op,p50,p90,p999,mean,stdev,qd,util,thcpu,calls");
     expect(chosen.stdout).toMatch(/op +p50 us +p90 us +p99\.9 us +mean us +sd us +eff qd +cores +IO thr us\/IO +calls\/IO\n/);
+    // A leading + adds every column listed to the default set, as --help shows it.
+    const added = runCliIn(dir, ...base, "--columns", "+segs,thcpu");
+    const addedHeader = added.stdout.split("\n").find((line) => line.startsWith("op "))!;
+    for (const head of ["MiB/s", "CPU us/IO", "phys segs", "IO thr us/IO"]) expect(addedHeader).toContain(head);
     const bad = runCliIn(dir, ...base, "--columns", "op,nonsense");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('"nonsense" is not a column');
+  });
+
+  test("the verdict keeps its layout: each metric's row indented under its case", () => {
+    const lines = runCliIn(dir, ...base).stdout.split("\n");
+    const at = lines.findIndex((line) => line.startsWith("what bouncing costs"));
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at + 1]).toMatch(/^  case +metric +change/);
+    expect(lines[at + 2]).toMatch(/^  read 4k \+0 +CPU us\/IO /);
+    expect(lines[at + 3]).toMatch(/^ {16}MiB\/s /);
   });
 
   test("--format csv: every column, one row per case; --output writes the file, never replaces one without --force", () => {

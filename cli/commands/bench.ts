@@ -9,7 +9,7 @@ import { slowDistances } from "../../src/bench/copy-rates";
 import { BOUNCE_PAGES, GUEST_BACKINGS, guestOnHugePages, type BouncePages, type GuestBacking } from "../../src/bench/guest-backing";
 import { checkCreatable, writeUserTextFile } from "../../src/host/files";
 import { BenchTable, benchCsv, benchFooter, benchJson, columnsHelp, parseColumns, terminalWidth } from "../bench-report";
-import { BENCH_OPS, type BenchOp } from "../../src/bench/job";
+import { BENCH_OPS, BOUNCE_LAYOUTS, type BenchOp, type BounceLayout } from "../../src/bench/job";
 import {
   DEFAULT_BENCH,
   describeHost,
@@ -61,6 +61,7 @@ interface BenchFlags {
   hugePages: boolean;
   guestBacking: GuestBacking;
   bouncePages: BouncePages;
+  bounceLayout: BounceLayout;
   copy: CopyMethod;
   emitFio?: string;
   json?: boolean;
@@ -128,6 +129,15 @@ export function registerBench(program: Command, context: Context): void {
         .default("same"),
     )
     .option("--no-huge-pages", "the same as --bounce-pages 4k (kept from earlier versions)")
+    .addOption(
+      new Option(
+        "--bounce-layout <layout>",
+        "bounce buffers on 4 KiB pages: matched, laid out physically like the guest buffers they stand in for " +
+          "(as many DMA segments as direct IO from them; needs root to read page frames); any, memory as it comes",
+      )
+        .choices(BOUNCE_LAYOUTS as string[])
+        .default("matched"),
+    )
     .addOption(
       new Option(
         "--copy <method>",
@@ -314,6 +324,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     force: flags.force ?? false,
     guestBacking: flags.guest === undefined ? flags.guestBacking : undefined,
     bouncePages: bouncePages(flags),
+    bounceLayout: flags.bounceLayout,
     copy: flags.copy,
     shape: flags.seg?.map((text, i) => parseSegment(text, flags.seg!.length > 1 ? `--seg #${i + 1}` : "--seg")),
   };
