@@ -64,6 +64,7 @@ export const BENCH_COLUMNS: readonly Column[] = [
   { name: "qd", head: "eff qd", width: 6, help: "IOs in flight per thread on average (IOPS x mean latency)", text: (r) => fixed(r.effectiveQd, 1) },
   { name: "calls", head: "calls/IO", width: 8, help: "system calls or io_uring SQEs per IO", text: (r) => fixed(r.callsPerIo, 2) },
   { name: "segs", head: "phys segs", width: 9, help: "physically contiguous runs of the memory the device transfers", text: (r) => (r.physicalSegments === null ? "-" : String(r.physicalSegments)) },
+  { name: "gsegs", head: "guest segs", width: 10, help: "physically contiguous runs of the guest buffer (what direct IO from it makes)", text: (r) => (r.guestSegments === null ? "-" : String(r.guestSegments)) },
   { name: "copy", head: "copy GiB/s", width: 10, help: "the guest <-> bounce copy's own rate", text: (r) => (r.bounce.copyNs > 0 ? r.bounce.copyGiBPerSec.toFixed(1) : "-") },
   {
     name: "vs",

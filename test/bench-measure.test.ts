@@ -12,7 +12,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { runBench, type BenchOptions, type BenchProgress } from "../src/bench/runner";
 import { difference, spreadOf } from "../src/bench/statistics";
-import { guestBackingUnavailable } from "../src/bench/guest-backing";
+import { guestBackingUnavailable, transparentHugePageMode } from "../src/bench/guest-backing";
 import { placeCopies, slowAt, slowCopy, SLOW_DISTANCE_BELOW, type PlannedCopy } from "../src/bounce/copy-placement";
 import { measureCopyRates } from "../src/bench/copy-rates";
 import { Disk } from "../src/disk/disk";
@@ -132,6 +132,29 @@ describe("guest memory backing, like for like", () => {
     const header = runCliIn(dir, "bench", "--size", "2m", "--bs", "4k", "--mem-offset", "8", "--mode", "bounce", "--ios", "10", "--repeat", "1", "--bounce-pages", "thp").stdout;
     expect(header).toContain("bounce buffers on transparent huge pages (NOT like the guest's: --bounce-pages)");
   });
+
+  const layoutUnavailable =
+    process.getuid?.() !== 0 ? "page frames are visible to root only" : transparentHugePageMode() === "never" ? "transparent huge pages are off" : null;
+  test.skipIf(layoutUnavailable !== null)(
+    `bounce buffers are laid out physically like the guest pages they stand in for: the device sees as many segments; bytes verified${layoutUnavailable === null ? "" : ` (skipped: ${layoutUnavailable})`}`,
+    async () => {
+      const report = await runBench(options({ ops: ["write", "read"], bs: [65536, 2 ** 20], memOffsets: [0, 8], modes: ["auto", "bounce"], verify: true, force: true }));
+      for (const r of report.results) {
+        expect(r.error).toBeNull();
+        if (r.bounce.copyNs === 0) {
+          expect({ direct: r.physicalSegments, layout: r.bounce.layoutMatched }).toEqual({ direct: r.guestSegments, layout: null });
+          continue;
+        }
+        expect(r.bounce.layoutMatched).toBe(true);
+        // At +0 the bounce buffer repeats the guest buffer page for page.
+        if (r.memOffset === 0) expect(r.physicalSegments).toBe(r.guestSegments!);
+      }
+      // `any`: memory as it comes, nothing asked.
+      const any = await runBench(options({ bs: [65536], modes: ["bounce"], bounceLayout: "any" }));
+      expect(any.results[0]!.bounce.layoutMatched).toBeNull();
+    },
+    30_000,
+  );
 
   const hugetlb = guestBackingUnavailable("hugetlb", 2 ** 21);
   test.skipIf(hugetlb !== null)(`hugetlb: guest memory from the reserved pool${hugetlb === null ? "" : ` (skipped: ${hugetlb})`}`, async () => {

@@ -3,7 +3,7 @@
  * read), release, budgets, FIFO order, and the reference's tracker defects.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   BounceBudgetError,
@@ -13,10 +13,28 @@ import {
   ReleasedError,
   type TrackedBounceBuffer,
 } from "../src";
-import { closeFd, IovecArray, O_DIRECT, O_RDONLY, openFile, physicalRuns, preadv } from "../src/native";
+import { closeFd, IovecArray, O_DIRECT, O_RDONLY, openFile, physicalFrames, physicalRuns, preadv, runLengths } from "../src/native";
+import { transparentHugePageMode } from "../src/bench/guest-backing";
+import fc from "fast-check";
 import { PAGE, randomBytes, rejection, scratchDir, thrown } from "./helpers";
 
 const dir = scratchDir("bounce");
+
+/** /proc/kpageflags bits (Documentation/admin-guide/mm/pagemap.rst). */
+const KPF_COMPOUND_HEAD = 1n << 15n;
+const KPF_COMPOUND_TAIL = 1n << 16n;
+const KPF_THP = 1n << 22n;
+
+function pageFlags(frame: number): bigint {
+  const entry = Buffer.alloc(8);
+  const fd = openSync("/proc/kpageflags", "r");
+  try {
+    readSync(fd, entry, 0, 8, frame * 8);
+  } finally {
+    closeSync(fd);
+  }
+  return entry.readBigUInt64LE(0);
+}
 
 describe("BounceBuffer", () => {
   test("page-aligned, zeroed, exactly `size` bytes, one iovec", () => {
@@ -97,6 +115,37 @@ describe("BounceBuffer", () => {
     expect(present).toBeLessThanOrEqual(8);
     expect(physicalRuns(buffer.address(), PAGE)).toBe(1);
   });
+
+  // Laying memory out needs page frames (root) and huge pages to split (THP not `never`).
+  const layoutUnavailable =
+    process.getuid?.() !== 0 ? "page frames are visible to root only" : transparentHugePageMode() === "never" ? "transparent huge pages are off" : noDirect;
+  test.skipIf(layoutUnavailable !== null)(
+    `a buffer asked for physical runs has exactly them, on base pages, zeroed, and takes direct IO (property)${layoutUnavailable === null ? "" : ` (skipped: ${layoutUnavailable})`}`,
+    () => {
+      fc.assert(
+        fc.property(fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 24 }), (runs) => {
+          const pages = runs.reduce((sum, run) => sum + run, 0);
+          using buffer = new BounceBuffer(pages * PAGE - 5, PAGE, { runs });
+          expect(buffer.layoutMatched).toBe(true);
+          const frames = physicalFrames(buffer.address(), pages * PAGE)!;
+          expect(runLengths(frames)).toEqual(runs);
+          // Base pages: no frame belongs to a huge (compound) page.
+          for (const frame of frames) expect(pageFlags(frame) & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL | KPF_THP)).toBe(0n);
+          expect(buffer.bytes.every((b) => b === 0)).toBe(true);
+        }),
+        { numRuns: 25 },
+      );
+      // The kernel reads into it directly, and the bytes land in order across the runs.
+      using buffer = new BounceBuffer(2 * PAGE, PAGE, { runs: [1, 1] });
+      const fd = openFile(directPath, O_RDONLY | O_DIRECT);
+      try {
+        expect(preadv(fd, buffer.iovecs().address(), 1, 0)).toBe(2 * PAGE);
+      } finally {
+        closeFd(fd);
+      }
+      expect(buffer.bytes).toEqual(data);
+    },
+  );
 
   test("release is deterministic and idempotent; any later use fails", () => {
     const buffer = new BounceBuffer(PAGE);

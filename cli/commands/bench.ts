@@ -364,7 +364,8 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
     `engine ${options.engine}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} run${(options.repeat ?? 1) === 1 ? "" : "s"} of ${perRun}${ramp} per case, ` +
       `bounce budget ${options.budget} pages per thread`,
     `guest memory ${GUEST_BACKING_TEXT[host.guestBacking]}; bounce buffers on ${host.bounceHugePages ? "transparent huge pages" : "4 KiB pages"}` +
-      (host.bounceHugePages === guestOnHugePages(host.guestBacking) ? " (like the guest's)" : " (NOT like the guest's: --bounce-pages)"),
+      (host.bounceHugePages === guestOnHugePages(host.guestBacking) ? " (like the guest's)" : " (NOT like the guest's: --bounce-pages)") +
+      (host.bounceHugePages ? "" : (options.bounceLayout ?? "matched") === "matched" ? ", laid out physically like the guest buffers" : ", laid out as memory comes (--bounce-layout any)"),
     "",
   ].join("\n") + "\n";
 }
@@ -392,6 +393,12 @@ function formatNotes(report: BenchReport): string {
   const onSlowPath = report.results.filter((r) => r.bounce.slowCopyBytesPerIo > 0 && r.ios > 0);
   if (onSlowPath.length > 0) {
     text += `copies on that slow path (--copy memcpy): ${onSlowPath.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.bounce.slowCopyBytesPerIo} bytes per IO at ${r.bounce.copyGiBPerSec} GiB/s`).join("; ")}\n`;
+  }
+  const unmatched = report.results.filter((r) => r.bounce.layoutMatched === false && r.ios > 0);
+  if (unmatched.length > 0) {
+    text +=
+      `bounce buffers not laid out like the guest buffers (${process.getuid?.() === 0 ? "no huge pages to take runs from" : "page frames are visible to root only"}), ` +
+      `so bounced and direct IO may make different numbers of DMA segments (--columns +segs,gsegs): ${unmatched.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}`).join("; ")}\n`;
   }
   const waits = report.results.filter((result) => result.bounce.waits > 0);
   if (waits.length > 0) {

@@ -160,6 +160,6 @@ function settingsDiffering(base: BenchDocument, fresh: BenchDocument): string[] 
     }
   };
   compare("host", base.host, fresh.host, ["kernel", "cpu", "cpus", "filesystem", "disk", "diskKind", "sector", "transparentHugePages", "guestBacking", "bounceHugePages"]);
-  compare("options", base.options, fresh.options, ["runtimeSeconds", "ios", "repeat", "rampSeconds", "budget", "alignOverride", "memAlignOverride", "rules", "fua", "copy", "bouncePages"]);
+  compare("options", base.options, fresh.options, ["runtimeSeconds", "ios", "repeat", "rampSeconds", "budget", "alignOverride", "memAlignOverride", "rules", "fua", "copy", "bouncePages", "bounceLayout"]);
   return differing;
 }

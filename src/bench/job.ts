@@ -254,7 +254,8 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       bounceShift: prepared[0]!.bounceShift,
       physicalSegments: physicalRuns(deviceBuffer, spec.bs),
       guestSegments: guestPageRuns(memory, requests[0]!)?.length ?? null,
-      bounceLayoutMatched: bounceSlots?.layoutMatched ?? null,
+      // Asked for but not made (frames unreadable): not matched.
+      bounceLayoutMatched: layOut ? (bounceSlots?.layoutMatched ?? false) : null,
     };
   } finally {
     for (const io of prepared) io?.release();
