@@ -13,9 +13,10 @@
  * Without fio on PATH the bounce-bench side still runs and says fio is missing.
  *
  * Bounce vs direct runs both cases in one invocation (same guest pages, bounce buffers laid
- * out physically like them), on the disk file and, as root, on a scratch loop device: there the
- * device's own work (and on a VM, its exits to the hypervisor) runs in the loop driver's kernel
- * thread, outside the process, so what bouncing adds to the process is seen alone.
+ * out physically like them), the rounds as its interleaved repeats, each after a ramp, paired
+ * round by round; on the disk file and, as root, on a scratch loop device: there the device's
+ * own work (and on a VM, its exits to the hypervisor) runs in the loop driver's kernel thread,
+ * outside the process, so what bouncing adds to the process is seen alone.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -48,9 +49,8 @@ interface Comparison {
   /** A second bounce-bench run to compare with instead of fio. */
   baseline?: string[];
   /**
-   * Bounce vs direct: `bounceBench` runs both (`--mode` is added: `auto,bounce` and `bounce,auto`
-   * in alternate rounds), so both cases use the same guest pages in the same process, and
-   * bounce buffers laid out physically like them; ours is the bounced case, the other the direct.
+   * Bounce vs direct: `bounceBench` runs both in one process, the rounds as its interleaved
+   * repeats after a ramp (see `runBouncePairs`); ours is the bounced case, the other the direct.
    */
   paired?: boolean;
 }
@@ -70,6 +70,8 @@ const DISK_BYTES = 1 << 30;
 /** Loop devices are made by root only. */
 const isRoot = process.getuid?.() === 0;
 const LOOP_DISK = ["--disk-kind", "loop", "--size", "128m"];
+/** Warm-up before each run of a bounce-vs-direct pair. */
+const PAIR_RAMP_SECONDS = 0.5;
 
 const dir = mkdtempSync(join(tmpdir(), "bounce-bench-compare-"));
 const disk = join(dir, "disk.bin");
@@ -87,7 +89,7 @@ function bb(options: string[]): string[] {
 
 /** A bounce-bench run on a scratch disk of its own (made, filled and removed by the run). */
 function bbScratch(options: string[]): string[] {
-  return ["bench", "--json", "--runtime", String(seconds), "--repeat", "1", ...options];
+  return ["bench", "--json", "--runtime", String(seconds), ...options];
 }
 
 function fio(options: string[]): string[] {
@@ -146,39 +148,51 @@ const comparisons: Comparison[] = [
     ["64k", "1m"].map((bs) => ({
       name: `bounce-${bs}${suffix}`,
       target: "bounce vs direct, same run: CPU/IO above direct by at most 1.1x the copy's cost",
-      bounceBench: [...(loop ? bbScratch(LOOP_DISK) : bb([])), "--op", op, "--bs", bs, "--mem-offset", "0", "--engine", "sync", "--qd", "1", ...pages],
+      bounceBench: [...(loop ? bbScratch(LOOP_DISK) : bbScratch(["--disk", disk, "--force"])), "--op", op, "--bs", bs, "--mem-offset", "0", "--engine", "sync", "--qd", "1", ...pages],
       fio: null,
       paired: true,
     })),
   ),
 ];
 
-function runBounceBenchCases(command: string[]): { samples: (Sample & { mode: string })[]; maxRssBytes: number } {
+/** A bounce-bench run's JSON document, and its peak RSS. */
+function runBounceBenchJson(command: string[]): { doc: { results: Record<string, any>[] }; maxRssBytes: number } {
   const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...command]);
   if (result.exitCode !== 0) throw new Error(`bounce-bench ${command.join(" ")}: ${result.stderr.toString()}${result.stdout.toString()}`);
-  const doc = JSON.parse(result.stdout.toString());
-  const samples = doc.results.map((r: Record<string, any>) => ({
-    mode: r.mode,
-    mibPerSec: r.mibPerSec,
-    iops: r.iops,
-    cpuNsPerIo: r.cpuNsPerIo,
+  return { doc: JSON.parse(result.stdout.toString()), maxRssBytes: result.resourceUsage?.maxRSS ?? 0 };
+}
+
+/** A case's figures, or (`run`) those of one of its runs, with the case's copy and kernel figures. */
+function sampleOf(r: Record<string, any>, run?: number): Sample {
+  const figures = run === undefined ? r : r.samples[run];
+  return {
+    mibPerSec: figures.mibPerSec,
+    iops: figures.iops,
+    cpuNsPerIo: figures.cpuNsPerIo,
     copyGiBPerSec: r.bounce.copyGiBPerSec,
     callsPerIo: r.callsPerIo,
     diskBytesPerIo: r.diskBytesPerIo,
     physicalSegments: r.physicalSegments,
-  }));
-  return { samples, maxRssBytes: result.resourceUsage?.maxRSS ?? 0 };
+  };
 }
 
 function runBounceBench(command: string[]): Sample & { maxRssBytes: number } {
-  const { samples, maxRssBytes } = runBounceBenchCases(command);
-  return { ...samples[0]!, maxRssBytes };
+  const { doc, maxRssBytes } = runBounceBenchJson(command);
+  return { ...sampleOf(doc.results[0]!), maxRssBytes };
 }
 
-/** The direct and the bounced case of one invocation, in the order `round` says. */
-function runBouncePair(command: string[], round: number): { bounced: Sample; direct: Sample } {
-  const { samples } = runBounceBenchCases([...command, "--mode", round % 2 === 0 ? "auto,bounce" : "bounce,auto"]);
-  return { bounced: samples.find((s) => s.mode === "bounce")!, direct: samples.find((s) => s.mode === "auto")! };
+/**
+ * Bounce against direct in one process: `--mode auto,bounce --repeat rounds`, each run after a
+ * ramp of `PAIR_RAMP_SECONDS`, paired run by run. In one process both cases use the same guest
+ * pages (and bounce buffers laid out like them), and the ramp keeps out the first second or so
+ * of a young process, which costs a bounced 64 KiB read about 10 us more than later ones
+ * (docs/performance.md); fresh processes per round measured that warm-up instead.
+ */
+function runBouncePairs(command: string[]): { bounced: Sample[]; direct: Sample[] } {
+  const { doc } = runBounceBenchJson([...command, "--mode", "auto,bounce", "--repeat", String(rounds), "--ramp", String(PAIR_RAMP_SECONDS)]);
+  const [direct, bounced] = [doc.results.find((r) => r.mode === "auto")!, doc.results.find((r) => r.mode === "bounce")!];
+  const runs = Array.from({ length: rounds }, (_, run) => run);
+  return { bounced: runs.map((run) => sampleOf(bounced, run)), direct: runs.map((run) => sampleOf(direct, run)) };
 }
 
 function runFio(command: string[]): Sample {
@@ -244,14 +258,14 @@ try {
     if (only.length > 0 && !only.includes(comparison.name)) continue;
     const ours: Sample[] = [];
     const theirs: Sample[] = [];
-    for (let round = 0; round < rounds; round++) {
+    if (comparison.paired === true) {
+      progress(`${comparison.name}: ${rounds} rounds in one run`);
+      const { bounced, direct } = runBouncePairs(comparison.bounceBench);
+      ours.push(...bounced);
+      theirs.push(...direct);
+    }
+    for (let round = 0; round < rounds && comparison.paired !== true; round++) {
       progress(`${comparison.name}: round ${round + 1}/${rounds}`);
-      if (comparison.paired === true) {
-        const { bounced, direct } = runBouncePair(comparison.bounceBench, round);
-        ours.push(bounced);
-        theirs.push(direct);
-        continue;
-      }
       ours.push(runBounceBench(comparison.bounceBench));
       if (comparison.baseline !== undefined) theirs.push(runBounceBench(comparison.baseline));
       else if (comparison.fio !== null && hasFio) theirs.push(runFio(comparison.fio));

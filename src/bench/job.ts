@@ -7,7 +7,10 @@
  * GPNs from the job's first GPN) and a request over them at `memOffset`. Bounce memory is
  * separate: as many bounce slots (`BounceSlots`, made once) as the budget lets the thread hold
  * at once, each taken by an IO when it starts and given back when it settles, so that memory
- * stays within the budget whatever the depth. The IO at disk offset `o` performs the plan made
+ * stays within the budget whatever the depth. Bounce slot `i` on base pages is laid out
+ * physically like queue slot `i`'s guest pages (`--bounce-layout matched`, `physical-layout.ts`),
+ * so a bounced IO hands the device as many DMA segments as the direct IO it is compared with.
+ * The IO at disk offset `o` performs the plan made
  * for that request at `o`: its shape depends only on where `o` sits within a disk block, so
  * each (queue slot, bounce slot) pair prepares (`PreparedIo`) one plan per such position the
  * run meets, on first use, and runs it shifted to `o`. A case therefore does exactly what `plan` and `io` say it does,
