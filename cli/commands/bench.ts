@@ -169,6 +169,7 @@ Examples:
   $ bounce-bench bench --op randread --bs 64k --engine uring --qd 16 --runtime 2s
   $ bounce-bench bench --bs 64k --mem-offset 0,8 --copy memcpy   show memcpy's slow path
   $ bounce-bench bench --guest-backing thp --bs 1m --repeat 5 --columns +segs,thcpu
+  $ bounce-bench bench --bs 64k --mode auto,bounce --ramp 1s --repeat 9 --columns +segs,gsegs
   $ bounce-bench bench --format json --output base.json; bounce-bench compare base.json new.json`,
     )
     .action(async (flags: BenchFlags, command: Command) => {
@@ -363,7 +364,8 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
       (host.planAlignment.source === "override" ? `, planned as ${describeAlignment(host.planAlignment)}` : ""),
     `engine ${options.engine}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} run${(options.repeat ?? 1) === 1 ? "" : "s"} of ${perRun}${ramp} per case, ` +
       `bounce budget ${options.budget} pages per thread`,
-    `guest memory ${GUEST_BACKING_TEXT[host.guestBacking]}; bounce buffers on ${host.bounceHugePages ? "transparent huge pages" : "4 KiB pages"}` +
+    `guest memory ${GUEST_BACKING_TEXT[host.guestBacking]}`,
+    `bounce buffers on ${host.bounceHugePages ? "transparent huge pages" : "4 KiB pages"}` +
       (host.bounceHugePages === guestOnHugePages(host.guestBacking) ? " (like the guest's)" : " (NOT like the guest's: --bounce-pages)") +
       (host.bounceHugePages ? "" : (options.bounceLayout ?? "matched") === "matched" ? ", laid out physically like the guest buffers" : ", laid out as memory comes (--bounce-layout any)"),
     "",

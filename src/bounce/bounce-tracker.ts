@@ -57,7 +57,9 @@ const SIGNAL = 3;
 const ACQUIRED_LO = 4;
 const WAITS_LO = 6;
 const PEAK = 8;
-const SLOT_INTS = 9;
+/** Waiters asleep (or about to sleep) on SIGNAL: `signal` notifies only when there are any. */
+const SLEEPERS = 9;
+const SLOT_INTS = 10;
 
 const MAX_THREADS = 4096;
 const MAX_BUDGET_PAGES = 2 ** 31 - 1;
@@ -162,11 +164,18 @@ export class BounceBufferTracker {
     if (!canTake(state, slot, ticket, pages)) {
       const started = performance.now();
       addCounter(state, slot + WAITS_LO);
-      for (;;) {
-        const signal = Atomics.load(state, slot + SIGNAL);
-        if (canTake(state, slot, ticket, pages)) break;
-        const wait = Atomics.waitAsync(state, slot + SIGNAL, signal);
-        if (wait.async) await wait.value;
+      // Counted as a sleeper before looking at SIGNAL: a `signal` after that look sees the count
+      // and notifies; one before it changed what this loop looks at next.
+      Atomics.add(state, slot + SLEEPERS, 1);
+      try {
+        for (;;) {
+          const signal = Atomics.load(state, slot + SIGNAL);
+          if (canTake(state, slot, ticket, pages)) break;
+          const wait = Atomics.waitAsync(state, slot + SIGNAL, signal);
+          if (wait.async) await wait.value;
+        }
+      } finally {
+        Atomics.sub(state, slot + SLEEPERS, 1);
       }
       Atomics.add(this.#waitNs, thread, BigInt(Math.round((performance.now() - started) * 1e6)));
     }
@@ -308,9 +317,10 @@ function canTake(state: Int32Array, slot: number, ticket: number, pages: number)
   return Atomics.load(state, slot + SERVING) === ticket && Atomics.load(state, slot + FREE) >= pages;
 }
 
+/** Tells the slot's waiters that it changed; a notify (a system-wide wake) only when some sleep. */
 function signal(state: Int32Array, slot: number): void {
   Atomics.add(state, slot + SIGNAL, 1);
-  Atomics.notify(state, slot + SIGNAL);
+  if (Atomics.load(state, slot + SLEEPERS) > 0) Atomics.notify(state, slot + SIGNAL);
 }
 
 /** Increments the 64-bit counter stored as two int32 words, low first. */
