@@ -130,25 +130,28 @@ const comparisons: Comparison[] = [
     baseline: bb(["--op", op, "--bs", "512", "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
   })),
   // Bounce vs direct, like for like (bounce buffers on the guest's 4 KiB pages and laid out
-  // physically like its buffers, the defaults): reads and writes, on the disk file and on a
+  // physically like its buffers, the defaults): reads and writes, on the disk file, on a
   // scratch loop device (root only), whose device work runs in the loop driver's kernel thread,
-  // not in the process; then reads with the bounce buffers on transparent huge pages, unlike
-  // the guest's, which is what earlier releases measured by default.
+  // not in the process, and on no device; then reads with the bounce buffers on transparent
+  // huge pages, unlike the guest's, which is what earlier releases measured by default.
   ...[
-    { op: "read", loop: false, pages: [] as string[], suffix: "" },
-    { op: "write", loop: false, pages: [] as string[], suffix: "-w" },
+    { op: "read", loop: false, engine: "sync", pages: [] as string[], suffix: "" },
+    { op: "write", loop: false, engine: "sync", pages: [] as string[], suffix: "-w" },
     ...(isRoot
       ? [
-          { op: "read", loop: true, pages: [] as string[], suffix: "-loop" },
-          { op: "write", loop: true, pages: [] as string[], suffix: "-w-loop" },
+          { op: "read", loop: true, engine: "sync", pages: [] as string[], suffix: "-loop" },
+          { op: "write", loop: true, engine: "sync", pages: [] as string[], suffix: "-w-loop" },
         ]
       : []),
-    { op: "read", loop: false, pages: ["--bounce-pages", "thp"], suffix: "-thp" },
-  ].flatMap(({ op, loop, pages, suffix }) =>
+    // No device at all (the null engine): bounce-bench's own bounce path, copy included.
+    { op: "read", loop: false, engine: "null", pages: [] as string[], suffix: "-null" },
+    { op: "write", loop: false, engine: "null", pages: [] as string[], suffix: "-w-null" },
+    { op: "read", loop: false, engine: "sync", pages: ["--bounce-pages", "thp"], suffix: "-thp" },
+  ].flatMap(({ op, loop, engine, pages, suffix }) =>
     ["64k", "1m"].map((bs) => ({
       name: `bounce-${bs}${suffix}`,
       target: "bounce vs direct, same run: CPU/IO above direct by at most 1.1x the copy's cost",
-      bounceBench: [...(loop ? bbScratch(LOOP_DISK) : bbScratch(["--disk", disk, "--force"])), "--op", op, "--bs", bs, "--mem-offset", "0", "--engine", "sync", "--qd", "1", ...pages],
+      bounceBench: [...bbScratch(loop ? LOOP_DISK : ["--disk", disk, "--force"]), "--op", op, "--bs", bs, "--mem-offset", "0", "--engine", engine, "--qd", "1", ...pages],
       fio: null,
       paired: true,
     })),
@@ -337,7 +340,7 @@ if (asJson) {
   console.log(spreads.toString());
   // The performance goal: like for like, what bouncing adds to CPU per IO is the copy, within
   // 10% (the copy's own cost: the IO's bytes over the copy rate measured in the same runs).
-  const bounceRows = report.filter((row) => /^bounce-\d+[km](-w)?(-loop)?$/.test(String(row.name)) && row.other !== null);
+  const bounceRows = report.filter((row) => /^bounce-\d+[km](-w)?(-loop|-null)?$/.test(String(row.name)) && row.other !== null);
   if (bounceRows.length > 0) {
     console.log(
       "\nlike for like, bounced minus direct CPU per IO (median of the rounds' differences, quartiles or min .. max) against the copy's own cost (bytes / copy rate); goal: at most 1.1x",
@@ -350,7 +353,7 @@ if (asJson) {
       const [q1, q3] = quartiles ?? [min, max];
       const copyNs = (bytes / 2 ** 30 / (a.copyGiBPerSec ?? 0)) * 1e9;
       console.log(
-        `  ${String(row.name).padEnd(14)} +${fmt(extraNs / 1000, 1)} us CPU per IO (${fmt(q1 / 1000, 1)} .. ${fmt(q3 / 1000, 1)}), copy ${fmt(copyNs / 1000, 1)} us: ${fmt(extraNs / copyNs, 2)}x`,
+        `  ${String(row.name).padEnd(18)} +${fmt(extraNs / 1000, 1)} us CPU per IO (${fmt(q1 / 1000, 1)} .. ${fmt(q3 / 1000, 1)}), copy ${fmt(copyNs / 1000, 1)} us: ${fmt(extraNs / copyNs, 2)}x`,
       );
     }
   }
