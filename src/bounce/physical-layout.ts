@@ -100,6 +100,7 @@ export function memoryWithRuns(runs: readonly number[], what: string): LaidOutMe
       }
     }
 
+    // From here the pool's views point at pages that have moved: the pool is only released.
     const region = NativeRegion.movedPieces(
       pieces.map((piece) => ({ address: piece.address as Address, length: piece.pages * PAGE_SIZE })),
       what,

@@ -350,6 +350,7 @@ export function mapAnonymousBase(length: number): Address {
 export function keepBasePages(address: Address, length: number): void {
   libc.madvise(address as number as Pointer, length, MADV_NOHUGEPAGE); // advice only: EINVAL means no THP at all
 }
+
 /** Bits 0-54 of a pagemap entry: the page frame number. */
 const PFN_MASK = (1n << 55n) - 1n;
 
