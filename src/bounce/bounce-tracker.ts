@@ -317,10 +317,16 @@ function canTake(state: Int32Array, slot: number, ticket: number, pages: number)
   return Atomics.load(state, slot + SERVING) === ticket && Atomics.load(state, slot + FREE) >= pages;
 }
 
-/** Tells the slot's waiters that it changed; a notify (a system-wide wake) only when some sleep. */
+/**
+ * Tells the slot's waiters that it changed, if there are any: a waiter counts itself in
+ * SLEEPERS before it reads SIGNAL and the state, and the change was made before this reads
+ * SLEEPERS, so (the atomics being sequentially consistent) either this sees the waiter, or the
+ * waiter sees the change. Uncontended, a signal is one load.
+ */
 function signal(state: Int32Array, slot: number): void {
+  if (Atomics.load(state, slot + SLEEPERS) === 0) return;
   Atomics.add(state, slot + SIGNAL, 1);
-  if (Atomics.load(state, slot + SLEEPERS) > 0) Atomics.notify(state, slot + SIGNAL);
+  Atomics.notify(state, slot + SIGNAL);
 }
 
 /** Increments the 64-bit counter stored as two int32 words, low first. */
