@@ -188,8 +188,8 @@ function runBounceBench(command: string[]): Sample & { maxRssBytes: number } {
  * Bounce against direct in one process: `--mode auto,bounce --repeat rounds`, each run after a
  * ramp of `PAIR_RAMP_SECONDS`, paired run by run. In one process both cases use the same guest
  * pages (and bounce buffers laid out like them), and the ramp keeps out the first second or so
- * of a young process, which costs a bounced 64 KiB read about 10 us more than later ones
- * (docs/performance.md); fresh processes per round measured that warm-up instead.
+ * of a young process, when the device path costs a 64 KiB read 5 to 20 us more, bounced more
+ * than direct (docs/performance.md); fresh processes per round measured that warm-up instead.
  */
 function runBouncePairs(command: string[]): { bounced: Sample[]; direct: Sample[] } {
   const { doc } = runBounceBenchJson([...command, "--mode", "auto,bounce", "--repeat", String(rounds), "--ramp", String(PAIR_RAMP_SECONDS)]);
