@@ -156,6 +156,21 @@ describe("memory that IO in flight points into", () => {
     }
   });
 
+  test("every copy is counted, and copyNs (from the timed ones) covers every byte copied", async () => {
+    using memory = GuestMemory.create(join(dir, "copy-timing.img"), 4 * PAGE);
+    writeFileSync(join(dir, "copy-timing.bin"), randomBytes(16 * PAGE, 5));
+    using disk = Disk.open(join(dir, "copy-timing.bin"), { write: false, direct: true });
+    using io = PreparedIo.prepare(plan({ op: "read", mode: "bounce", at: 0, segments: [new PagedRange(8, 4000, [1])], alignment: disk.alignment }), memory, disk);
+    using executor = new Executor("null", 1, () => {});
+    expect(executor.copyNs).toBe(0);
+    for (let run = 0; run < 15; run++) {
+      executor.start(0, io);
+      await executor.run();
+    }
+    expect({ copies: executor.copies, bytes: executor.copiedBytes }).toEqual({ copies: 15, bytes: 15 * 4000 });
+    expect(executor.copyNs).toBeGreaterThan(0);
+  });
+
   test("a prepared IO released during its run is freed when the run settles, and does not run again", async () => {
     using memory = GuestMemory.create(join(dir, "run-release.img"), 4 * PAGE);
     writeFileSync(join(dir, "run-release.bin"), randomBytes(16 * PAGE, 3));

@@ -145,7 +145,7 @@ export interface JobResult {
   bouncePeakPages: number;
   /**
    * Time spent copying between guest memory and bounce buffers (0 when nothing bounced): one
-   * copy in eight is timed, and their rate scaled to every byte copied (`Executor.copyNs`).
+   * copy in seven is timed, and their rate scaled to every byte copied (`Executor.copyNs`).
    */
   copyNs: number;
   /** Guest bytes copied through bounce buffers. */

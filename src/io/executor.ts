@@ -43,11 +43,12 @@ export type SettledCallback = (slot: number, error: BounceBenchError | null) => 
 const FILE_LOCK_RETRY_MS = 1;
 
 /**
- * One copy in this many is timed (the first, then every eighth): timing one costs two clock
- * readings, about 90 ns, which is 6% of a 64 KiB copy; the copies of a run are alike, so their
- * rate is the timed ones'.
+ * One copy in this many is timed (the first, then every seventh): timing one costs two clock
+ * readings, about 90 ns, which is 6% of a 64 KiB copy, and a run's copies repeat a few shapes,
+ * so their rate is the timed ones'. Odd, so that IOs that cycle through a power-of-two number of
+ * positions in a disk block (each with its own copy) are all timed in turn.
  */
-const COPY_TIMING_INTERVAL = 8;
+const COPY_TIMING_INTERVAL = 7;
 
 const IDLE = 0;
 const BUDGET = 1;
