@@ -25,9 +25,9 @@
  * memory.
  */
 import { PAGE_SIZE } from "../base/constants";
-import { keepBasePages, NativeRegion, physicalFrames, runLengths, splitHugePages, type Address } from "../native";
+import { HUGE_PAGE_SIZE, keepBasePages, NativeRegion, physicalFrames, runLengths, splitHugePages, type Address } from "../native";
 
-const HUGE_PAGE_PAGES = 512;
+const HUGE_PAGE_PAGES = HUGE_PAGE_SIZE / PAGE_SIZE;
 /** Huge pages the pool may add, one at a time, beyond the first estimate. */
 const POOL_GROWTHS = 4;
 

@@ -24,6 +24,7 @@ export {
   O_NONBLOCK,
   O_NOFOLLOW,
   fsyncFd,
+  HUGE_PAGE_SIZE,
   ioCounters,
   keepBasePages,
   nextData,
