@@ -32,6 +32,7 @@ import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError } from "../base/errors";
 import { patternBytes } from "../base/patterns";
 import { BounceBuffer, MAX_BOUNCE_BYTES } from "../bounce/bounce-buffer";
+import { fitRuns } from "../bounce/physical-layout";
 import type { CopyMethod } from "../bounce/copy-placement";
 import { BounceBufferTracker } from "../bounce/bounce-tracker";
 import { Disk, type SharedDisk } from "../disk/disk";
@@ -52,11 +53,8 @@ import {
   IO_SQES,
   ioCounters,
   monotonicNs,
-  physicalFrames,
   physicalRuns,
-  populateForRead,
   processCpuNs,
-  runLengths,
   threadCpuNs,
   type Address,
 } from "../native";
@@ -218,7 +216,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   // Like for like: bounce slot i gets the physical runs of queue slot i's guest pages, so the
   // device sees as many segments as a direct IO from them would make.
   const layOut = bounceBytes > 0 && !spec.hugePages && (spec.bounceLayout ?? "matched") === "matched";
-  const guestRuns = layOut ? requests.slice(0, bounceCount).map((request) => guestPageRuns(memory, request)) : null;
+  const guestRuns = layOut ? requests.slice(0, bounceCount).map((request) => memory.physicalRunsOf(request)) : null;
   using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes + PAGE_SIZE, bounceCount, requestAlignment(disk.alignment, op), spec.hugePages, guestRuns) : null;
   // Prepared IOs by queue slot (guest pages), bounce slot and position in the block, on first use.
   const prepared: (PreparedIo | null)[] = new Array(spec.qd * bounceCount * positions).fill(null);
@@ -259,45 +257,13 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       slowCopyBytes: prepared[0]!.slowCopyBytes,
       bounceShift: prepared[0]!.bounceShift,
       physicalSegments: physicalRuns(deviceBuffer, spec.bs),
-      guestSegments: guestPageRuns(memory, requests[0]!)?.length ?? null,
+      guestSegments: memory.physicalRunsOf(requests[0]!)?.length ?? null,
       // Asked for but not made (frames unreadable): not matched.
       bounceLayoutMatched: layOut ? (bounceSlots?.layoutMatched ?? false) : null,
     };
   } finally {
     for (const io of prepared) io?.release();
   }
-}
-
-/**
- * The physical runs, in pages, of the guest pages a request covers, in request order (its
- * segments' pages one after the other), faulted in first without changing a byte: a direct IO
- * from them makes one DMA segment per run. Null when frames cannot be read (not root).
- */
-function guestPageRuns(memory: GuestMemory, request: readonly PagedRange[]): number[] | null {
-  const frames: number[] = [];
-  for (const segment of request) {
-    for (const run of segment.runs()) {
-      const address = memory.hostAddress(run.gpn, run.offset);
-      populateForRead(address, run.len);
-      const runFrames = physicalFrames(address, run.len);
-      if (runFrames === null) return null;
-      frames.push(...runFrames);
-    }
-  }
-  return runLengths(frames);
-}
-
-/** `runs` cut or extended (by one more run) to cover exactly `pages` pages. */
-function fitRuns(runs: readonly number[], pages: number): number[] {
-  const fitted: number[] = [];
-  let left = pages;
-  for (const run of runs) {
-    if (left === 0) break;
-    fitted.push(Math.min(run, left));
-    left -= fitted[fitted.length - 1]!;
-  }
-  if (left > 0) fitted.push(left);
-  return fitted;
 }
 
 /** Pages `first .. first+count-1`. */

@@ -116,6 +116,19 @@ export function memoryWithRuns(runs: readonly number[], what: string): LaidOutMe
   }
 }
 
+/** `runs` cut, or extended by one more run, to cover exactly `pages` pages. */
+export function fitRuns(runs: readonly number[], pages: number): number[] {
+  const fitted: number[] = [];
+  let left = pages;
+  for (const run of runs) {
+    if (left === 0) break;
+    fitted.push(Math.min(run, left));
+    left -= fitted[fitted.length - 1]!;
+  }
+  if (left > 0) fitted.push(left);
+  return fitted;
+}
+
 /** Index of the shortest free run of at least `pages` pages that does not start at frame `after`. */
 function bestFit(free: readonly PoolRun[], pages: number, after: number): number | null {
   let best: number | null = null;

@@ -18,7 +18,7 @@
 import { PAGE_SHIFT, PAGE_SIZE } from "../base/constants";
 import { formatSpan, GuestAccessError, hex, InvalidInputError } from "../base/errors";
 import { createSparseFile, openUserFile, type CreateFileOptions } from "../host/files";
-import { CHUNK_BYTES, closeFd, fileIdentity, NativeRegion, O_NONBLOCK, O_RDWR, statx, type Address } from "../native";
+import { CHUNK_BYTES, closeFd, fileIdentity, NativeRegion, O_NONBLOCK, O_RDWR, physicalFrames, populateForRead, runLengths, statx, type Address } from "../native";
 import { ProvidedPages } from "./provided-pages";
 import type { PagedRange } from "./paged-range";
 import { requireBytes, requireString } from "../base/arguments";
@@ -147,6 +147,25 @@ export class GuestMemory implements Disposable {
   hostAddressOfRange(gpa: number, len: number, operation: string): Address {
     this.#checkSpan(operation, gpa, len);
     return this.#region.address(gpa);
+  }
+
+  /**
+   * The physical runs, in pages, of the pages `ranges` cover, in order (the ranges' pages one
+   * after the other), faulted in first without changing a byte: a direct IO from them makes
+   * one DMA segment per run. Null when page frames cannot be read (root only).
+   */
+  physicalRunsOf(ranges: readonly PagedRange[]): number[] | null {
+    const frames: number[] = [];
+    for (const range of ranges) {
+      for (const run of range.runs()) {
+        const address = this.hostAddress(run.gpn, run.offset);
+        populateForRead(address, run.len);
+        const runFrames = physicalFrames(address, run.len);
+        if (runFrames === null) return null;
+        frames.push(...runFrames);
+      }
+    }
+    return runLengths(frames);
   }
 
   /** The guest physical address that a host address from `hostAddress` points to. */
