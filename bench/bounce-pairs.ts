@@ -42,7 +42,14 @@ const flags = scriptOptions("bench:pairs", {
   json: { type: "boolean", default: false },
 });
 const seconds = numberFlag("bench:pairs", "seconds", flags.seconds, 1.5);
-const sizes = flags.bs.split(",").map((text) => parseSize(text, "--bs"));
+const sizes = flags.bs.split(",").map((text) => {
+  try {
+    return parseSize(text, "--bs");
+  } catch (error) {
+    process.stderr.write(`bench:pairs: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+});
 const ops = flags.op.split(",") as IoOp[];
 if (!ops.every((op) => op === "read" || op === "write")) {
   process.stderr.write(`bench:pairs: --op ${flags.op}: read, write or both\n`);
