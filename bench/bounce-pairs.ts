@@ -61,6 +61,13 @@ if (flags.engine !== "sync" && flags.engine !== "null") {
 }
 const engine = flags.engine;
 const WARM_UP_MS = 1000;
+/**
+ * IOs of one kind in a row. A bounced IO leaves the caches full of the bytes it copied, and the
+ * IO after it pays for that: alternating single IOs would charge a bounced read's after-effects
+ * to the direct read that follows. In runs of 32 only the first IO of a run carries the other
+ * kind's, and 64 IOs (a few milliseconds) are still short enough for drift to hit both alike.
+ */
+const RUN_LENGTH = 32;
 const DISK_BYTES = 256 * 2 ** 20;
 
 /** Running sums of one kind's per-IO CPU times. */
@@ -128,14 +135,14 @@ async function measurePair(diskPath: string, op: IoOp, bs: number): Promise<Pair
     for (let i = 0; ; i++) {
       const now = performance.now();
       if (now >= end) break;
-      if (!measuring && now >= warmUntil && (i & 1) === 0) {
+      if (!measuring && now >= warmUntil && i % (2 * RUN_LENGTH) === 0) {
         measuring = true;
         copiesBefore = executor.copies;
         copyNsBefore = executor.copyNs;
       }
-      const kind = i & 1;
+      const kind = Math.floor(i / RUN_LENGTH) & 1;
       const started = threadCpuNs();
-      executor.start(0, kind === 0 ? directIo : bouncedIo, ((i >> 1) % blocks) * bs);
+      executor.start(0, kind === 0 ? directIo : bouncedIo, (i % blocks) * bs);
       while (executor.active > 0) if (!executor.poll()) await executor.wake();
       const cpuNs = threadCpuNs() - started;
       if (failure !== null) throw failure;
