@@ -2,11 +2,11 @@
  * `npm run bench:pairs`: what bouncing adds to an IO beyond its copy, measured IO by IO. Not a
  * test: it prints numbers, it asserts nothing.
  *
- * One thread runs a direct and a bounced IO of the same guest buffer alternately, one after the
- * other, through the executor every command uses (sync engine, queue depth 1), and charges each
- * IO's thread CPU time (clock read between IOs) to its kind. Whatever drifts on the machine (a
- * VM's host most of all) drifts under both kinds alike, which whole runs, even interleaved, do
- * not achieve: their differences spread over more than a 64 KiB copy here. The first second is
+ * One thread runs direct and bounced IOs of the same guest buffer in alternating runs of
+ * `RUN_LENGTH`, through the executor every command uses (sync engine, queue depth 1), and
+ * charges each IO's thread CPU time (clock read around each IO) to its kind. Whatever drifts on
+ * the machine (a VM's host most of all) drifts under both kinds alike, which whole runs, even
+ * interleaved, do not achieve: their differences spread over more than a 64 KiB copy here. The first second is
  * dropped (a young process's IO costs more, docs/performance.md). Guest memory is a memfd on
  * 4 KiB pages; the bounce buffer is laid out physically like the guest buffer (as root), so the
  * device sees as many segments either way. Reported per op and block size: both kinds' mean
@@ -216,6 +216,6 @@ if (flags.json) {
       r.layoutMatched === null ? "any (not root)" : r.layoutMatched ? "matched" : "unmatched",
     ]);
   }
-  console.log(`direct and bounced IOs alternating one by one, ${engine} engine, qd 1: thread CPU per IO (goal: extra / copy at most 1.1)`);
+  console.log(`direct and bounced IOs in alternating runs of ${RUN_LENGTH}, ${engine} engine, qd 1: thread CPU per IO (goal: extra / copy at most 1.1)`);
   console.log(table.toString());
 }
