@@ -399,7 +399,7 @@ function formatNotes(report: BenchReport): string {
   const unmatched = report.results.filter((r) => r.bounce.layoutMatched === false && r.ios > 0);
   if (unmatched.length > 0) {
     text +=
-      `bounce buffers not laid out like the guest buffers (${process.getuid?.() === 0 ? "no huge pages to take runs from" : "page frames are visible to root only"}), ` +
+      `bounce buffers not laid out like the guest buffers (${process.getuid?.() === 0 ? "no huge pages to take runs from, or a memory alignment above 4 KiB" : "page frames are visible to root only"}), ` +
       `so bounced and direct IO may make different numbers of DMA segments (--columns +segs,gsegs): ${unmatched.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}`).join("; ")}\n`;
   }
   const waits = report.results.filter((result) => result.bounce.waits > 0);
