@@ -8,6 +8,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
+import type { BounceBenchError } from "../src/base/errors";
+import { BounceBufferTracker } from "../src/bounce/bounce-tracker";
 import { Disk } from "../src/disk/disk";
 import { executePlan, Executor } from "../src/io/executor";
 import { plan, type IoMode, type IoOp } from "../src/io/planner";
@@ -185,5 +187,53 @@ describe("memory that IO in flight points into", () => {
     expect(settled).toBeNull();
     expect(io.iovecs.released).toBe(true);
     expect(() => executor.start(0, io)).toThrow("prepared IO: used after release");
+  });
+});
+
+describe("the bounce budget", () => {
+  test("a bounced IO takes its pages as it starts and gives them back as it settles; the next waits for them", async () => {
+    const guestPath = join(dir, "budget.img");
+    const diskPath = join(dir, "budget.bin");
+    writeFileSync(guestPath, new Uint8Array(8 * PAGE));
+    const data = randomBytes(16 * PAGE, 9);
+    writeFileSync(diskPath, data);
+    using memory = GuestMemory.open(guestPath);
+    using disk = Disk.open(diskPath, { write: false, direct: true });
+    // 6000 bytes, widened to 6144 for the disk: two bounce pages.
+    const bounced = (at: number, gpn: number) => plan({ op: "read", mode: "bounce", at, segments: [new PagedRange(8, 6000, [gpn, gpn + 1])], alignment: disk.alignment });
+    const tracker = new BounceBufferTracker(2, 1);
+    using first = PreparedIo.prepare(bounced(0, 1), memory, disk, { budget: { tracker, thread: 0 } });
+    using second = PreparedIo.prepare(bounced(8192, 4), memory, disk, { budget: { tracker, thread: 0 } });
+    expect(first.bouncePages).toBe(2); // the whole budget
+    const settled: (Error | null)[] = [];
+    using executor = new Executor("uring", 2, (_slot, error) => settled.push(error));
+    executor.start(0, first);
+    expect(executor.engine.inFlight).toBe(1);
+    expect(tracker.stats(0).inUsePages).toBe(2);
+    executor.start(1, second); // no pages left: it waits, nothing submitted
+    expect(executor.engine.inFlight).toBe(1);
+    await executor.run();
+    expect(settled).toEqual([null, null]);
+    expect(tracker.stats(0)).toMatchObject({ acquired: 2, inUsePages: 0, peakPages: 2 });
+    const guest = fileBytes(guestPath);
+    expect(guest.subarray(PAGE + 8, PAGE + 6008)).toEqual(data.subarray(0, 6000));
+    expect(guest.subarray(4 * PAGE + 8, 4 * PAGE + 6008)).toEqual(data.subarray(8192, 14192));
+  });
+
+  test("a bounced IO larger than the whole budget fails alone, with no call made and no page taken", async () => {
+    writeFileSync(join(dir, "over-budget.bin"), randomBytes(16 * PAGE, 4));
+    using memory = GuestMemory.create(join(dir, "over-budget.img"), 4 * PAGE);
+    using disk = Disk.open(join(dir, "over-budget.bin"), { write: false, direct: true });
+    const tracker = new BounceBufferTracker(1, 1);
+    using io = PreparedIo.prepare(plan({ op: "read", mode: "bounce", at: 0, segments: [new PagedRange(8, 6000, [1, 2])], alignment: disk.alignment }), memory, disk, { budget: { tracker, thread: 0 } });
+    expect(io.bouncePages).toBe(2);
+    let settled: BounceBenchError | null | undefined;
+    using executor = new Executor("uring", 1, (_slot, error) => (settled = error));
+    executor.start(0, io);
+    expect(executor.engine.inFlight).toBe(0);
+    await executor.run();
+    expect(settled?.code).toBe("BUDGET_EXCEEDED");
+    expect(executor.calls[0]).toBe(0);
+    expect(tracker.stats(0)).toMatchObject({ acquired: 0, inUsePages: 0 });
   });
 });

@@ -260,9 +260,17 @@ export class BounceBufferTracker {
     return pages;
   }
 
+  /**
+   * Whether `thread` is one of the tracker's and `pages` within its budget: a request that
+   * `acquirePages` and `tryAcquirePages` take rather than reject at once.
+   */
+  fits(pages: number, thread: number): boolean {
+    return this.#isThread(thread) && Number.isSafeInteger(pages) && pages > 0 && pages <= this.maxPagesPerThread;
+  }
+
   #checkPages(pages: number, thread: number): void {
     this.#checkThread(thread);
-    if (!(Number.isSafeInteger(pages) && pages > 0 && pages <= this.maxPagesPerThread)) {
+    if (!this.fits(pages, thread)) {
       throw new BounceBudgetError(
         "BUDGET_EXCEEDED",
         `${pages} bounce pages is not within the per-thread budget of ${this.maxPagesPerThread} pages; it could never be served`,
@@ -270,8 +278,12 @@ export class BounceBufferTracker {
     }
   }
 
+  #isThread(thread: number): boolean {
+    return Number.isInteger(thread) && thread >= 0 && thread < this.threads;
+  }
+
   #checkThread(thread: number): void {
-    if (!(Number.isInteger(thread) && thread >= 0 && thread < this.threads)) {
+    if (!this.#isThread(thread)) {
       throw new BounceBudgetError(
         "BAD_THREAD",
         `bounce tracker: thread ${thread} does not exist (threads 0 .. ${this.threads - 1})`,

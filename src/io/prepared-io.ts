@@ -126,6 +126,11 @@ export class PreparedIo implements Disposable {
   readonly plain: boolean;
   /** Starting needs no work: no pages to take, no range to lock, no refusal. */
   readonly ungated: boolean;
+  /**
+   * Starting only takes bounce pages from the budget, a request the budget can serve (so taking
+   * them cannot throw): no range to lock, no refusal.
+   */
+  readonly gatedByBudgetOnly: boolean;
   /** Shifts must be multiples of this. */
   readonly shiftUnit: number;
   /** Largest shift that keeps the IO inside the disk. */
@@ -245,6 +250,8 @@ export class PreparedIo implements Disposable {
       this.plain = this.guestViews.length === 0 && this.lockEnd === 0 && this.fileLockLen === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.onDone === undefined;
       this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk.alignment) : null;
       this.ungated = this.lockEnd === 0 && this.fileLockLen === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.refusal === null;
+      this.gatedByBudgetOnly =
+        this.lockEnd === 0 && this.fileLockLen === 0 && this.refusal === null && this.bouncePages > 0 && this.budget !== undefined && this.budget.tracker.fits(this.bouncePages, this.budget.thread);
     } catch (error) {
       this.release();
       throw error;
