@@ -208,7 +208,7 @@ export async function createFilledDisk(path: string, size: number, stop?: Int32A
 }
 
 /** Fills the existing file or scratch device at `path` as `createFilledDisk` does; false (and left as it is) when stopped. */
-async function fillDisk(path: string, size: number, stop?: Int32Array): Promise<boolean> {
+export async function fillDisk(path: string, size: number, stop?: Int32Array): Promise<boolean> {
   const chunk = new Uint8Array(FILL_CHUNK);
   const words = new Uint32Array(chunk.buffer);
   let x = 0x2545f491;
