@@ -44,9 +44,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Table from "cli-table3";
 import { parseSize } from "../src/base/value-parsers";
-import { BounceBuffer } from "../src/bounce/bounce-buffer";
+import { requestAlignment } from "../src/base/alignment-rules";
 import { BounceBufferTracker } from "../src/bounce/bounce-tracker";
-import { fitRuns } from "../src/bounce/physical-layout";
+import { BounceSlots } from "../src/bench/bounce-slots";
 import { createFilledDisk, fillDisk } from "../src/bench/workspace";
 import { Disk } from "../src/disk/disk";
 import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
@@ -180,13 +180,12 @@ async function measure(diskPath: string, op: IoOp, bs: number): Promise<PairResu
     const request = [new PagedRange(0, bs, Array.from({ length: pages }, (_, gpn) => gpn))];
     const direct = plan({ op, mode: "auto", at: 0, segments: request, alignment: disk.alignment });
     const bounced = plan({ op, mode: "bounce", at: 0, segments: request, alignment: disk.alignment });
-    // As the bench lays its bounce slots out: a page more than the IO, in the guest buffer's runs.
-    const bounceBytes = bounced.bounceBytes + 4096;
+    // The bench's own bounce memory: laid out in the guest buffer's physical runs (as root).
     const guestRuns = memory.physicalRunsOf(request);
-    using bounce = new BounceBuffer(bounceBytes, 4096, guestRuns === null ? {} : { runs: fitRuns(guestRuns, Math.ceil(bounceBytes / 4096)) });
+    using bounce = new BounceSlots(bounced.bounceBytes, 1, requestAlignment(disk.alignment, op), false, [guestRuns]);
     const tracker = new BounceBufferTracker(2048, 1);
     using directIo = PreparedIo.prepare(direct, memory, disk);
-    using bouncedIo = PreparedIo.prepare(bounced, memory, disk, { bounce: { address: bounce.address() as number, bytes: bounce.bytes }, budget: { tracker, thread: 0 } });
+    using bouncedIo = PreparedIo.prepare(bounced, memory, disk, { bounce: bounce.slot(0), budget: { tracker, thread: 0 } });
     // The bounced IO's own copies, for `beside` to make the same ones the other way.
     const guestViews = bouncedIo.guestViews;
     const bounceViews = bouncedIo.bounceViews;

@@ -31,10 +31,9 @@ import { blockSize, requestAlignment, type RuleSet } from "../base/alignment-rul
 import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError } from "../base/errors";
 import { patternBytes } from "../base/patterns";
-import { BounceBuffer, MAX_BOUNCE_BYTES } from "../bounce/bounce-buffer";
-import { fitRuns } from "../bounce/physical-layout";
 import type { CopyMethod } from "../bounce/copy-placement";
 import { BounceBufferTracker } from "../bounce/bounce-tracker";
+import { BounceSlots } from "./bounce-slots";
 import { Disk, type SharedDisk } from "../disk/disk";
 import type { EngineName } from "../io/engines";
 import { Executor } from "../io/executor";
@@ -209,15 +208,14 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const locks = write ? new RangeLocks(spec.qd) : undefined;
   // Bounce memory for as many IOs as the budget lets this thread hold at once, not one per queue
   // slot: memory in use stays within the budget whatever the depth. An IO takes a free bounce
-  // slot when it starts and gives it back when it settles. A page more per bounce slot lets each
-  // prepared IO place its copies away from slow distances.
+  // slot when it starts and gives it back when it settles.
   const bouncePages = Math.max(1, ...slotZero.map((decided) => decided.bouncePages));
   const bounceCount = bounceBytes > 0 ? Math.max(1, Math.min(spec.qd, Math.floor(tracker.maxPagesPerThread / bouncePages))) : 1;
   // Like for like: bounce slot i gets the physical runs of queue slot i's guest pages, so the
   // device sees as many segments as a direct IO from them would make.
   const layOut = bounceBytes > 0 && !spec.hugePages && (spec.bounceLayout ?? "matched") === "matched";
   const guestRuns = layOut ? requests.slice(0, bounceCount).map((request) => memory.physicalRunsOf(request)) : null;
-  using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes + PAGE_SIZE, bounceCount, requestAlignment(disk.alignment, op), spec.hugePages, guestRuns) : null;
+  using bounceSlots = bounceBytes > 0 ? new BounceSlots(bounceBytes, bounceCount, requestAlignment(disk.alignment, op), spec.hugePages, guestRuns) : null;
   // Prepared IOs by queue slot (guest pages), bounce slot and position in the block, on first use.
   const prepared: (PreparedIo | null)[] = new Array(spec.qd * bounceCount * positions).fill(null);
   try {
@@ -279,73 +277,6 @@ export function shapePages(shape: readonly SegmentSpec[]): number {
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
   return a;
-}
-
-/**
- * A job's bounce slots: slices of as few long-lived buffers as fit (each at most
- * `MAX_BOUNCE_BYTES`), made once, on transparent huge pages or on base pages as the run asks
- * (the guest's page size by default, to compare like with like). Each slice starts on a
- * multiple of the request alignment, so the kernel accepts it for direct IO.
- */
-class BounceSlots implements Disposable {
-  readonly #buffers: BounceBuffer[] = [];
-  readonly #stride: number;
-  readonly #slotsPerBuffer: number;
-
-  constructor(
-    readonly bytesPerSlot: number,
-    slots: number,
-    alignment: number,
-    hugePages: boolean,
-    /** Per slot, the physical runs (in pages) its pages should repeat, from its first; null entries or none: any layout. */
-    slotRuns: readonly (readonly number[] | null)[] | null,
-  ) {
-    const unit = Math.max(PAGE_SIZE, alignment);
-    this.#stride = Math.ceil(bytesPerSlot / unit) * unit;
-    this.#slotsPerBuffer = Math.max(1, Math.floor(MAX_BOUNCE_BYTES / this.#stride));
-    const stridePages = this.#stride / PAGE_SIZE;
-    try {
-      for (let first = 0; first < slots; first += this.#slotsPerBuffer) {
-        const count = Math.min(this.#slotsPerBuffer, slots - first);
-        const wanted = slotRuns === null || unit > PAGE_SIZE ? [] : slotRuns.slice(first, first + count);
-        const runs = wanted.length === count && wanted.every((runs) => runs !== null) ? wanted.flatMap((runs) => fitRuns(runs!, stridePages)) : undefined;
-        this.#buffers.push(new BounceBuffer(count * this.#stride, alignment, { hugePages, runs }));
-      }
-    } catch (error) {
-      this.release();
-      throw error;
-    }
-  }
-
-  /** Slot `index`'s bytes: their address and a view of them. */
-  slot(index: number): { address: number; bytes: Uint8Array } {
-    const buffer = this.#buffers[Math.floor(index / this.#slotsPerBuffer)]!;
-    const start = (index % this.#slotsPerBuffer) * this.#stride;
-    return { address: (buffer.address() as number) + start, bytes: buffer.bytes.subarray(start, start + this.bytesPerSlot) };
-  }
-
-  hugePageBytes(): number {
-    return this.#buffers.reduce((sum, buffer) => sum + buffer.hugePageBytes(), 0);
-  }
-
-  /** Whether every buffer got the physical layout asked for; null when none was asked. */
-  get layoutMatched(): boolean | null {
-    const asked = this.#buffers.filter((buffer) => buffer.layoutMatched !== null);
-    return asked.length === 0 ? null : asked.length === this.#buffers.length && asked.every((buffer) => buffer.layoutMatched === true);
-  }
-
-  /** Bytes of bounce memory made. */
-  bytes(): number {
-    return this.#buffers.reduce((sum, buffer) => sum + buffer.size, 0);
-  }
-
-  release(): void {
-    for (const buffer of this.#buffers) buffer.release();
-  }
-
-  [Symbol.dispose](): void {
-    this.release();
-  }
 }
 
 type Measured = Omit<
