@@ -356,6 +356,7 @@ if (asJson) {
         `  ${String(row.name).padEnd(18)} +${fmt(extraNs / 1000, 1)} us CPU per IO (${fmt(q1 / 1000, 1)} .. ${fmt(q3 / 1000, 1)}), copy ${fmt(copyNs / 1000, 1)} us: ${fmt(extraNs / copyNs, 2)}x`,
       );
     }
+    console.log("  IO by IO, with the floor (the same copy next to a direct IO) split off: npm run bench:pairs");
   }
   const rssRow = report.find((row) => row.name === "peak-rss");
   if (rssRow !== undefined) {
