@@ -56,7 +56,7 @@ import { PreparedIo } from "../src/io/prepared-io";
 import { GuestMemory } from "../src/memory/guest-memory";
 import { PagedRange } from "../src/memory/paged-range";
 import { closeFd, createMemfd, threadCpuNs, truncateFd } from "../src/native";
-import { numberFlag, scriptOptions } from "./script-options";
+import { numberFlag, scriptOptions, usage } from "./script-options";
 
 const DISKS = ["file", "loop", "tmpfs-loop"] as const;
 type DiskChoice = (typeof DISKS)[number];
@@ -69,10 +69,7 @@ const flags = scriptOptions("bench:pairs", {
   disk: { type: "string", default: "file" },
   json: { type: "boolean", default: false },
 });
-const fail = (message: string): never => {
-  process.stderr.write(`bench:pairs: ${message}\n`);
-  process.exit(2);
-};
+const fail = (message: string): never => usage("bench:pairs", message);
 const seconds = numberFlag("bench:pairs", "seconds", flags.seconds, 1.5);
 const sizes = flags.bs.split(",").map((text) => {
   try {

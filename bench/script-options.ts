@@ -23,7 +23,8 @@ export function numberFlag(script: string, flag: string, text: string, min: numb
   return value;
 }
 
-function usage(script: string, message: string): never {
+/** A bad flag: `script: message` as one line on stderr, and exit 2. */
+export function usage(script: string, message: string): never {
   process.stderr.write(`${script}: ${message.split("\n")[0]}\n`);
   process.exit(2);
 }
