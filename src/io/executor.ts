@@ -173,7 +173,7 @@ export class Executor implements Disposable {
     if (io.gatedByBudgetOnly && this.#budgetGranted[slot] === 0 && io.budget!.tracker.tryAcquirePages(io.bouncePages, io.budget!.thread)) {
       // Only the budget gates it, and its pages are free with nobody queued: taken as `#step`
       // would take them, without its steps, which cost a bounced IO 25-40 ns with no device
-      // and about 0.4 us after a real IO has been through the caches (npm run bench:pairs).
+      // and about 0.35 us after a real IO has been through the caches (docs/performance.md).
       this.#holdsPages[slot] = 1;
       this.#stage[slot] = TRANSFER;
       return this.#next(slot, io);
