@@ -81,20 +81,19 @@ export function memoryWithRuns(runs: readonly number[], what: string): LaidOutMe
         // The next piece must not continue the frame the last one ended on.
         const last = pieces[pieces.length - 1];
         const after = last === undefined ? -1 : last.frame + last.pages;
-        const fits = bestFit(free, left, after);
-        if (fits !== null) {
-          pieces.push(take(free, fits, left));
+        const pick = pickRun(free, left, after);
+        if (pick !== null && free[pick]!.pages >= left) {
+          pieces.push(take(free, pick, left));
           left = 0;
         } else if (growths < POOL_GROWTHS) {
           growths++;
           if (!grow(1)) return null;
         } else {
           // No run long enough: the longest there is, and the rest as further runs.
-          const longest = longestRun(free, after);
-          if (longest === null) return null;
+          if (pick === null) return null;
           matched = false;
-          const length = Math.min(left, free[longest]!.pages);
-          pieces.push(take(free, longest, length));
+          const length = free[pick]!.pages;
+          pieces.push(take(free, pick, length));
           left -= length;
         }
       }
@@ -129,24 +128,24 @@ export function fitRuns(runs: readonly number[], pages: number): number[] {
   return fitted;
 }
 
-/** Index of the shortest free run of at least `pages` pages that does not start at frame `after`. */
-function bestFit(free: readonly PoolRun[], pages: number, after: number): number | null {
+/**
+ * Index of the free run to take `pages` pages from, among those not starting at frame `after`:
+ * the shortest that holds them all, else the longest there is (null: none left).
+ */
+function pickRun(free: readonly PoolRun[], pages: number, after: number): number | null {
   let best: number | null = null;
   for (let i = 0; i < free.length; i++) {
     const run = free[i]!;
-    if (run.pages >= pages && run.frame !== after && (best === null || run.pages < free[best]!.pages)) best = i;
+    if (run.pages === 0 || run.frame === after) continue;
+    if (best === null) {
+      best = i;
+      continue;
+    }
+    const bestPages = free[best]!.pages;
+    // A run that holds them all beats one that does not; among those that do the shorter wins, among the others the longer.
+    if (run.pages >= pages ? bestPages < pages || run.pages < bestPages : bestPages < pages && run.pages > bestPages) best = i;
   }
   return best;
-}
-
-/** Index of the longest free run that does not start at frame `after`. */
-function longestRun(free: readonly PoolRun[], after: number): number | null {
-  let longest: number | null = null;
-  for (let i = 0; i < free.length; i++) {
-    const run = free[i]!;
-    if (run.pages > 0 && run.frame !== after && (longest === null || run.pages > free[longest]!.pages)) longest = i;
-  }
-  return longest;
 }
 
 /** Takes the first `pages` pages of free run `index`, and leaves the page after them out. */
