@@ -14,9 +14,10 @@
  *
  * Bounce vs direct runs both cases in one invocation (same guest pages, bounce buffers laid
  * out physically like them), the rounds as its interleaved repeats, each after a ramp, paired
- * round by round; on the disk file and, as root, on a scratch loop device: there the device's
- * own work (and on a VM, its exits to the hypervisor) runs in the loop driver's kernel thread,
- * outside the process, so what bouncing adds to the process is seen alone.
+ * round by round; on the disk file, as root on a scratch loop device (a real block device of
+ * its own over a file; on Linux 6.18 it still submits to that file from the calling thread:
+ * `loop_queue_rq` and the virtio notification show up in the process's profile), and with no
+ * device. `npm run bench:pairs` measures the same IO by IO.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -131,8 +132,7 @@ const comparisons: Comparison[] = [
   })),
   // Bounce vs direct, like for like (bounce buffers on the guest's 4 KiB pages and laid out
   // physically like its buffers, the defaults): reads and writes, on the disk file, on a
-  // scratch loop device (root only), whose device work runs in the loop driver's kernel thread,
-  // not in the process, and on no device; then reads with the bounce buffers on transparent
+  // scratch loop device (root only) and on no device; then reads with the bounce buffers on transparent
   // huge pages, unlike the guest's, which is what earlier releases measured by default.
   ...[
     { op: "read", loop: false, engine: "sync", pages: [] as string[], suffix: "" },
