@@ -10,13 +10,12 @@
  * stays within the budget whatever the depth. Bounce slot `i` on base pages is laid out
  * physically like queue slot `i`'s guest pages (`--bounce-layout matched`, `physical-layout.ts`),
  * so a bounced IO hands the device as many DMA segments as the direct IO it is compared with.
- * The IO at disk offset `o` performs the plan made
- * for that request at `o`: its shape depends only on where `o` sits within a disk block, so
- * each (queue slot, bounce slot) pair prepares (`PreparedIo`) one plan per such position the
- * run meets, on first use, and runs it shifted to `o`. A case therefore does exactly what `plan` and `io` say it does,
- * whatever the decision: direct, bounced, a widened read, a read-modify-write with its head and
- * tail reads and its range lock, split calls, or a simulated disk's refusal. Nothing is
- * allocated per IO.
+ * The IO at disk offset `o` performs the plan made for that request at `o`: its shape depends
+ * only on where `o` sits within a disk block, so each (queue slot, bounce slot) pair prepares
+ * (`PreparedIo`) one plan per such position the run meets, on first use, and runs it shifted to
+ * `o`. A case therefore does exactly what `plan` and `io` say it does, whatever the decision:
+ * direct, bounced, a widened read, a read-modify-write with its head and tail reads and its
+ * range lock, split calls, or a simulated disk's refusal. Nothing is allocated per IO.
  *
  * The loop starts IOs while slots are free, then polls the executor (which reaps completions);
  * when every slot waits on another thread's bounce pages it awaits them.
