@@ -22,8 +22,8 @@ import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { blockSize, iovecProblem, RULE_SETS, simulatedDiskProblem, type RuleSet } from "../src/base/alignment-rules";
+import type { MeasuredKernelChecks } from "../src/disk/direct-io-probe";
 import type { DiskKind, SectorSize } from "../src/base/disk-kinds";
-import { RUNNING_KERNEL_CHECKS } from "../src/disk/alignment";
 import { Disk } from "../src/disk/disk";
 import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { executePlan } from "../src/io/executor";
@@ -48,6 +48,8 @@ export interface OracleReport {
   disk: string;
   /** The disk's alignment as discovered (`memory M, offset O, read offset R (source)`). */
   alignment: string;
+  /** What the running kernel was measured to check on this disk, beyond the documented rule. */
+  kernelChecks: MeasuredKernelChecks;
   ios: number;
   kernelTook: number;
   rules: Record<
@@ -56,7 +58,7 @@ export interface OracleReport {
   >;
   /** IOs the documented rule refuses that the kernel took (beyond the documentation), and the reverse. */
   documented: { stricterThanKernel: number; looserThanKernel: number };
-  /** IOs where the simulated disk's model of this kernel disagrees with it. */
+  /** IOs where the simulated disk's model of this kernel (the measured checks) disagrees with it. */
   model: { refusedButKernelTook: number; tookButKernelRefused: number };
   /** A few IOs behind the nonzero counts above, for a reader to replay (`bounce-bench io --mode direct ...`). */
   examples: string[];
@@ -141,12 +143,14 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
     for (let gpn = 0; gpn < GUEST_PAGES; gpn++) memory.write(gpn * PAGE, new Uint8Array(PAGE).fill(gpn + 1));
     using disk = Disk.open(scratch.path, { write: true, direct: true });
     const alignment = disk.alignment;
+    const kernelChecks = disk.kernelChecks;
     // The generator's "aligned" lengths and offsets: the larger direction's block, at least a sector.
     const block = Math.max(alignment.offsetAlign, alignment.readOffsetAlign, 512);
     const empty = () => ({ sound: 0, unsound: 0, needlessCopy: 0, neededCopy: 0, needlessBytes: 0, copiedBytes: 0, copiedWhereDocumentedTakes: 0 });
     const report: OracleReport = {
       disk: name,
       alignment: `memory ${alignment.memAlign}, offset ${alignment.offsetAlign}, read offset ${alignment.readOffsetAlign} (${alignment.source})`,
+      kernelChecks,
       ios: 0,
       kernelTook: 0,
       rules: { kernel: empty(), seed: empty() },
@@ -211,7 +215,7 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
       }
       const hostIovecs = direct.guestIovecs.map((iovec) => ({ base: memory.hostAddressOfRange(iovec.gpa, iovec.len, "oracle"), len: iovec.len }));
       const view = { count: hostIovecs.length, base: (i: number) => hostIovecs[i]!.base, length: (i: number) => hostIovecs[i]!.len };
-      const modelTakes = simulatedDiskProblem(io.at, len, view, 0, alignment, io.op, RUNNING_KERNEL_CHECKS) === null;
+      const modelTakes = simulatedDiskProblem(io.at, len, view, 0, alignment, io.op, kernelChecks) === null;
       if (!modelTakes && took) {
         report.model.refusedButKernelTook++;
         example("model refuses, kernel took", io);
@@ -244,8 +248,11 @@ export function availableDisks(): { disks: DiskUnderTest[]; skipped: string[] } 
     { kind: "file" },
     { kind: "loop", sector: 512 },
     { kind: "loop", sector: 4096 },
+    { kind: "ext4", sector: 512 },
     { kind: "ext4", sector: 4096 },
     { kind: "xfs", sector: 512 },
+    { kind: "xfs", sector: 4096 },
+    { kind: "btrfs", sector: 512 },
     { kind: "btrfs", sector: 4096 },
     { kind: "tmpfs" },
   ];
@@ -269,7 +276,9 @@ export function formatReport(report: OracleReport): string {
   }
   lines.push(`  --rules kernel copied ${report.rules.kernel.copiedWhereDocumentedTakes} IOs the documented rule takes directly`);
   lines.push(`  documented rule: refuses ${report.documented.stricterThanKernel} the kernel took, takes ${report.documented.looserThanKernel} it refused`);
-  lines.push(`  simulated disk (${RUNNING_KERNEL_CHECKS} checks): refuses ${report.model.refusedButKernelTook} the kernel took, takes ${report.model.tookButKernelRefused} it refused`);
+  const checks = report.kernelChecks;
+  lines.push(`  measured checks: iovec lengths by ${checks.lengthsByMemory ? "the memory alignment" : "the block"} (${checks.sources.lengthsByMemory}); one page ${checks.onePageAnyAddress ? "at any address" : "checked"} (${checks.sources.onePageAnyAddress})`);
+  lines.push(`  simulated disk (the measured checks): refuses ${report.model.refusedButKernelTook} the kernel took, takes ${report.model.tookButKernelRefused} it refused`);
   for (const line of report.examples) lines.push(`    ${line}`);
   return lines.join("\n");
 }
@@ -293,6 +302,6 @@ if (import.meta.main) {
     reports.push(report);
     if (!values.json) console.log(formatReport(report));
   }
-  if (values.json) console.log(JSON.stringify({ seed, kernelChecks: RUNNING_KERNEL_CHECKS, reports }));
+  if (values.json) console.log(JSON.stringify({ seed, reports }));
   process.exit(reports.some((r) => r.rules.kernel.unsound > 0) ? 1 : 0);
 }

@@ -8,9 +8,9 @@ import type { Command } from "commander";
 import { release } from "node:os";
 import { alignmentSources, blockSize, type DiskAlignment } from "../../src/base/alignment-rules";
 import { BounceBenchError } from "../../src/base/errors";
-import { discoverAlignment, probeAlignment, RUNNING_KERNEL_CHECKS } from "../../src/disk/alignment";
+import { discoverAlignment, probeAlignment } from "../../src/disk/alignment";
 import { blockLimits } from "../../src/disk/block-limits";
-import { alignmentFromProbe, probeDirectIo, wasProbed, type DirectIoProbe } from "../../src/disk/direct-io-probe";
+import { alignmentFromProbe, measureKernelChecks, probeDirectIo, wasProbed, type DirectIoProbe, type MeasuredKernelChecks } from "../../src/disk/direct-io-probe";
 import { filesystemType, openUserFile, statusOrNull } from "../../src/host/files";
 import { closeFd, O_NONBLOCK, O_RDONLY } from "../../src/native";
 import { keyValues } from "../format";
@@ -52,6 +52,7 @@ Examples:
       const fd = openUserFile(path, O_RDONLY | O_NONBLOCK, "disk");
       let alignment: DiskAlignment;
       let measured: DirectIoProbe | null = null;
+      let checks: MeasuredKernelChecks;
       try {
         if (options.empirical) {
           measured = probeDirectIo(path, fd, status);
@@ -59,6 +60,7 @@ Examples:
         } else {
           alignment = discoverAlignment(fd, status);
         }
+        checks = measureKernelChecks(fd, status, alignment);
       } finally {
         closeFd(fd);
       }
@@ -68,20 +70,17 @@ Examples:
       // The rule each direction must meet, as the planner applies it (alignment-rules.ts).
       const rule = (op: "read" | "write") => {
         const block = blockSize(alignment, op);
-        const relaxed = RUNNING_KERNEL_CHECKS === "relaxed";
         return {
           memAlign: alignment.memAlign,
           offsetAlign: block,
           lengthMultiple: block,
-          // What this kernel also takes (Linux 6.18: iovec lengths multiple of the DMA alignment).
-          lengthMultipleTaken: relaxed ? Math.min(block, Math.max(1, alignment.memAlign)) : block,
+          // What this kernel was measured to take on this disk (some builds: iovec lengths multiples of the DMA alignment).
+          lengthMultipleTaken: checks.lengthsByMemory ? Math.min(block, Math.max(1, alignment.memAlign)) : block,
           sources: {
             memAlign: sources.memAlign,
             offsetAlign: op === "read" ? sources.readOffsetAlign : sources.offsetAlign,
             lengthMultiple: "statx(2): each iovec's length a multiple of the offset alignment",
-            lengthMultipleTaken: relaxed
-              ? `Linux ${release()} (6.18+): multiples of the memory alignment, when the whole IO is whole blocks`
-              : "as documented",
+            lengthMultipleTaken: checks.sources.lengthsByMemory,
           },
         };
       };
@@ -109,7 +108,7 @@ Examples:
               },
         blockLimits: limits,
         kernel: release(),
-        kernelChecks: RUNNING_KERNEL_CHECKS,
+        kernelChecks: checks,
       };
       if (options.json) {
         context.io.stdout(jsonLine("probe", json));
@@ -148,7 +147,14 @@ Examples:
             : ([["measured reads", empiricalLines("read")], ["measured writes", empiricalLines("write")]] as [string, string[]][])),
           ["filesystem", fsType ?? "unknown"],
           ["block device", blockDevice],
-          ["kernel", `${json.kernel} (iovec checks: ${json.kernelChecks})`],
+          ["kernel", json.kernel],
+          [
+            "beyond statx",
+            [
+              `iovec lengths: ${checks.lengthsByMemory ? "multiples of the memory alignment suffice" : "whole blocks each"}: ${checks.sources.lengthsByMemory}`,
+              `one page, any address: ${checks.onePageAnyAddress ? "taken" : "no"}: ${checks.sources.onePageAnyAddress}`,
+            ],
+          ],
         ]),
       );
     });

@@ -23,6 +23,7 @@ import { BounceBufferTracker } from "../bounce/bounce-tracker";
 import { PAGE_SIZE } from "../base/constants";
 import { blockLimits } from "../disk/block-limits";
 import { Disk } from "../disk/disk";
+import type { MeasuredKernelChecks } from "../disk/direct-io-probe";
 import { MAX_QUEUE_DEPTH, type EngineName } from "../io/engines";
 import { InvalidInputError } from "../base/errors";
 import { checkSegment, formatGpnList, type SegmentSpec } from "../base/value-parsers";
@@ -136,6 +137,11 @@ export interface HostInfo {
   maxSegments: number | null;
   /** The bounce copy's rate against the source-destination distance here (`copy-rates.ts`); null when no case may bounce. */
   copyRates: CopyRate[] | null;
+  /**
+   * What the running kernel was measured to check on the real disk beyond the documented rule,
+   * which the simulated disk (`--align`, `--mem-align`) answers by; null without a simulated disk.
+   */
+  kernelChecks: MeasuredKernelChecks | null;
 }
 
 export interface BenchCaseResult {
@@ -669,6 +675,7 @@ export function describeHost(workspace: BenchWorkspace, bouncePages: BouncePages
     bounceHugePages: bounceOnHugePages(workspace.guestBacking, bouncePages),
     maxSegments: blockLimits(statx(disk.fd))?.maxSegments ?? null,
     copyRates: null,
+    kernelChecks: disk.alignment.source === "override" ? disk.kernelChecks : null,
   };
 }
 

@@ -17,12 +17,8 @@
 import { openUserFile } from "../host/files";
 import { blockDeviceLogicalSize, closeFd, nextData, O_NONBLOCK, O_RDONLY, statx, type FileStatus } from "../native";
 import { dataToProbe, measureAlignment, PROBE_MAX, PROBE_SPAN, takesDirectIo, withDirect } from "./direct-io-probe";
-import { release } from "node:os";
-import { kernelChecks, type DiskAlignment } from "../base/alignment-rules";
+import type { DiskAlignment } from "../base/alignment-rules";
 import { requireString } from "../base/arguments";
-
-/** How this machine's kernel checks direct IO iovecs (see `kernelChecks`). */
-export const RUNNING_KERNEL_CHECKS = kernelChecks(release());
 
 /**
  * The alignment of a disk, by the first source that knows, asked of an open descriptor (the one

@@ -7,7 +7,7 @@
  *   offsetAlign  the smallest IO length the kernel takes (1, 512, 1024, 2048, 4096: QEMU's list),
  *                at a 4096-aligned file offset; only EINVAL counts as a refusal
  *   memAlign     the smallest memory offset it takes, with two iovecs in two pages: the block
- *                layer lets a call of one iovec inside one page through unchecked (Linux 6.18),
+ *                layer may let a range inside one page through unchecked (`onePageAnyAddress`),
  *                which would report an alignment of 1
  *   pageCache    whether direct IO went through the page cache after all: `always` (the file
  *                lives in memory, tmpfs), `misaligned` (the filesystem takes IO the device
@@ -20,7 +20,8 @@
  * write rule stricter than the scratch file's; the result names what it measured.
  */
 import { dirname } from "node:path";
-import type { DiskAlignment } from "../base/alignment-rules";
+import { blockSize, DOCUMENTED_CHECKS, type DiskAlignment, type KernelChecks } from "../base/alignment-rules";
+import { PAGE_SIZE } from "../base/constants";
 import {
   blockDeviceSize,
   cachedPages,
@@ -150,6 +151,59 @@ export function measureAlignment(fd: number, op: "read" | "write", at: number): 
   return { offsetAlign, memAlign };
 }
 
+/** The running kernel's checks on one disk (`KernelChecks`), with how each was found. */
+export interface MeasuredKernelChecks extends KernelChecks {
+  sources: { lengthsByMemory: string; onePageAnyAddress: string };
+  /** Direct reads the measurement made (none when it could not measure). */
+  reads: number;
+}
+
+/**
+ * What the running kernel checks of direct IO's iovecs on `fd`'s disk beyond the documented
+ * rule (`KernelChecks`), measured with direct reads of its data, never writes (writes are
+ * assumed alike; they are on every disk kind here). Two reads decide, after an aligned one
+ * that must be taken:
+ *
+ *   lengthsByMemory    two page-aligned iovecs of the memory alignment and the rest of a block
+ *   onePageAnyAddress  one block at memory offset 1, inside one page
+ *
+ * What this disk cannot show (a block no larger than the memory alignment, a block that does
+ * not fit in a page after offset 1), or when it has no data to read (a hole takes anything),
+ * is held to the documented rule, and the source says so. `alignment` is the disk's own, as
+ * discovered: never a simulated one. `O_DIRECT` is set on `fd` for the reads only.
+ */
+export function measureKernelChecks(fd: number, status: FileStatus, alignment: DiskAlignment): MeasuredKernelChecks {
+  const held = (why: string, reads = 0): MeasuredKernelChecks => ({ ...DOCUMENTED_CHECKS, sources: { lengthsByMemory: why, onePageAnyAddress: why }, reads });
+  if (!alignment.directIo) return held("not measured: the disk does no direct IO");
+  const block = blockSize(alignment, "read");
+  const memAlign = Math.max(1, alignment.memAlign);
+  if (block > PROBE_MAX) return held(`not measured: the ${block}-byte block is larger than the probe's ${PROBE_MAX}; held to the documented rule`);
+  const at = dataToProbe(fd, status);
+  if (at === null) return held("not measured: no data to read (a hole takes any alignment); held to the documented rule");
+  const where = `direct reads of ${status.type === "block-device" ? "the device's blocks" : "the file's data"} at ${at}`;
+  return withDirect(fd, () => {
+    using probe = new ProbeIo(fd, "read", at);
+    if (!probe.takes(0, block, 1)) return held(`not measured: an aligned direct read of ${block} bytes was refused; held to the documented rule`, probe.calls);
+    const measured = (taken: boolean, what: string) => `${taken ? "took" : "refused"} ${what} (${where})`;
+    let lengthsByMemory = false;
+    let lengthsSource = `not observable here: the ${block}-byte block is no larger than the memory alignment ${memAlign}; held to the documented rule`;
+    if (memAlign < block) {
+      lengthsByMemory = probe.takesIovecs([[0, memAlign], [0, block - memAlign]]);
+      lengthsSource = measured(lengthsByMemory, `a ${block}-byte block as iovecs of ${memAlign} and ${block - memAlign} bytes`);
+    }
+    let onePageAnyAddress = memAlign === 1;
+    let onePageSource = "any address meets a memory alignment of 1";
+    if (memAlign > 1) {
+      onePageSource = `not observable here: a ${block}-byte block at memory offset 1 does not fit in one page; held to the documented rule`;
+      if (1 + block <= PAGE_SIZE) {
+        onePageAnyAddress = probe.takes(1, block, 1);
+        onePageSource = measured(onePageAnyAddress, `one ${block}-byte iovec at memory offset 1, inside one page`);
+      }
+    }
+    return { lengthsByMemory, onePageAnyAddress, sources: { lengthsByMemory: lengthsSource, onePageAnyAddress: onePageSource }, reads: probe.calls };
+  });
+}
+
 /**
  * Probes both directions of the file or block device at `path` (`status` its statx). Reads go
  * to its data; writes (and reads, when the file holds too little data) to an unnamed scratch
@@ -259,6 +313,8 @@ function pageCacheUse(fd: number, op: "read" | "write", at: number, offsetAlign:
 class ProbeIo implements Disposable {
   readonly #buffer = NativeRegion.anonymous(2 * PROBE_SPAN, "alignment probe buffer");
   readonly #iovecs = new IovecArray(2);
+  /** Calls made (a call interrupted and retried counts once). */
+  calls = 0;
 
   constructor(
     readonly fd: number,
@@ -268,11 +324,17 @@ class ProbeIo implements Disposable {
 
   /** Whether the kernel takes `pieces` iovecs of `len` bytes, each at `memoryOffset` in its own page pair. */
   takes(memoryOffset: number, len: number, pieces: 1 | 2): boolean {
+    return this.takesIovecs(pieces === 1 ? [[memoryOffset, len]] : [[memoryOffset, len], [memoryOffset, len]]);
+  }
+
+  /** Whether the kernel takes one call of these iovecs (`[memory offset, length]`, at most two), each in its own page pair. */
+  takesIovecs(pieces: readonly (readonly [number, number])[]): boolean {
     this.#iovecs.clear();
-    for (let piece = 0; piece < pieces; piece++) this.#iovecs.push((this.#buffer.address(0) as number) + piece * PROBE_SPAN + memoryOffset, len);
+    pieces.forEach(([memoryOffset, len], piece) => this.#iovecs.push((this.#buffer.address(0) as number) + piece * PROBE_SPAN + memoryOffset, len));
     const call = this.op === "read" ? preadvOnce : pwritevOnce;
+    this.calls++;
     for (;;) {
-      const result = call(this.fd, this.#iovecs.address(), pieces, this.at);
+      const result = call(this.fd, this.#iovecs.address(), pieces.length, this.at);
       if (result >= 0) return true;
       if (result === -EINVAL) return false;
       if (result !== -EINTR) throw new OsError(-result, this.op === "read" ? "preadv" : "pwritev", `direct-IO probe, fd ${this.fd} at ${this.at}`);

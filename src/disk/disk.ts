@@ -21,6 +21,7 @@ import { openUserFile } from "../host/files";
 import { blockDeviceSize, closeFd, EINVAL, fileFlags, fileIdentity, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
 import { filesystemType } from "../host/files";
 import { discoverAlignment } from "./alignment";
+import { measureKernelChecks, type MeasuredKernelChecks } from "./direct-io-probe";
 import { requireObject, requireString } from "../base/arguments";
 
 export interface OpenDiskOptions {
@@ -45,11 +46,13 @@ export interface SharedDisk {
   direct: boolean;
   fsType: string | undefined;
   fileId: string;
+  kernelChecks: MeasuredKernelChecks | null;
 }
 
 export class Disk implements Disposable {
   #fd: number;
   #direct: boolean;
+  #kernelChecks: MeasuredKernelChecks | null;
 
   private constructor(
     readonly path: string,
@@ -66,9 +69,11 @@ export class Disk implements Disposable {
     readonly owner: boolean,
     /** Which file this is (`fileIdentity`): to tell it apart from the guest image. */
     readonly fileId: string,
+    kernelChecks: MeasuredKernelChecks | null,
   ) {
     this.#fd = fd;
     this.#direct = direct;
+    this.#kernelChecks = kernelChecks;
   }
 
   static open(path: string, options: OpenDiskOptions): Disk {
@@ -107,7 +112,7 @@ export class Disk implements Disposable {
               memAlignOverride === undefined ? undefined : parseAlignment(memAlignOverride, "--mem-align"),
             );
       const size = status.type === "block-device" ? blockDeviceSize(fd) : status.size;
-      const disk = new Disk(path, fd, status.type, size, alignment, discovered, false, filesystemType(status), true, fileIdentity(status));
+      const disk = new Disk(path, fd, status.type, size, alignment, discovered, false, filesystemType(status), true, fileIdentity(status), null);
       if (options.direct) disk.setDirect(true);
       return disk;
     } catch (error) {
@@ -118,7 +123,7 @@ export class Disk implements Disposable {
 
   /** The Disk another thread opened, over the same descriptor (see the module doc). */
   static adopt(shared: SharedDisk): Disk {
-    return new Disk(shared.path, shared.fd, shared.type, shared.size, shared.alignment, shared.discovered, shared.direct, shared.fsType, false, shared.fileId);
+    return new Disk(shared.path, shared.fd, shared.type, shared.size, shared.alignment, shared.discovered, shared.direct, shared.fsType, false, shared.fileId, shared.kernelChecks);
   }
 
   /** This disk as plain data for `Disk.adopt` in a Worker. */
@@ -133,7 +138,20 @@ export class Disk implements Disposable {
       direct: this.#direct,
       fsType: this.fsType,
       fileId: this.fileId,
+      // A simulated disk's refusals need them: measured here, once, so that no Worker sets
+      // O_DIRECT on the shared descriptor to measure them while others do IO on it.
+      kernelChecks: this.alignment.source === "override" ? this.kernelChecks : this.#kernelChecks,
     };
+  }
+
+  /**
+   * What the running kernel checks of direct IO on this disk beyond the documented rule,
+   * measured on first use with a few direct reads of its data (`measureKernelChecks`), against
+   * the disk's own alignment, whatever the override. What `--align`'s simulated disk answers.
+   */
+  get kernelChecks(): MeasuredKernelChecks {
+    this.#kernelChecks ??= measureKernelChecks(this.fd, statx(this.fd), this.discovered);
+    return this.#kernelChecks;
   }
 
   /** Whether IO bypasses the page cache (`O_DIRECT`). */

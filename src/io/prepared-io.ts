@@ -29,8 +29,7 @@
  * IO is released: a read in flight can never land in another mapping at the same address. Bounce
  * memory handed in and the disk are the caller's and must outlive every run.
  */
-import { simulatedDiskProblem, type DiskAlignment } from "../base/alignment-rules";
-import { RUNNING_KERNEL_CHECKS } from "../disk/alignment";
+import { simulatedDiskProblem, type DiskAlignment, type KernelChecks } from "../base/alignment-rules";
 import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError, InvalidInputError, ReleasedError } from "../base/errors";
 import { BounceBuffer } from "../bounce/bounce-buffer";
@@ -248,7 +247,7 @@ export class PreparedIo implements Disposable {
       this.fileLockLen = padding.length > 0 ? plan.diskEnd - plan.diskStart : 0;
       this.copyInAt = this.write && this.guestViews.length > 0 ? this.readsBeforeCopy : -1;
       this.plain = this.guestViews.length === 0 && this.lockEnd === 0 && this.fileLockLen === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.onDone === undefined;
-      this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk.alignment) : null;
+      this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk.alignment, disk.kernelChecks) : null;
       this.ungated = this.lockEnd === 0 && this.fileLockLen === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.refusal === null;
       this.gatedByBudgetOnly =
         this.lockEnd === 0 && this.fileLockLen === 0 && this.refusal === null && this.bouncePages > 0 && this.budget !== undefined && this.budget.tracker.fits(this.bouncePages, this.budget.thread);
@@ -379,14 +378,15 @@ function checkDiskRange(plan: Plan, disk: Disk): void {
 
 /**
  * Under `--align`, the kernel would accept what the real (laxer) disk accepts; the simulated
- * disk is stricter. Applies its rules to every call: each iovec's address a multiple of the
- * memory alignment and its length of the block size, and the call's offset and length of the
- * block size. Returns the EINVAL that disk would answer, or null.
+ * disk is stricter. Applies its rules to every call as the kernel checks them on the real disk
+ * (`checks`, measured there): each iovec's address a multiple of the memory alignment and its
+ * length of the block size (or of the memory alignment, where the kernel is that lax), and the
+ * call's offset and length of the block size. Returns the EINVAL that disk would answer, or null.
  */
-function simulatedRefusal(plan: Plan, iovecs: IovecArray, alignment: DiskAlignment): OsError | null {
+function simulatedRefusal(plan: Plan, iovecs: IovecArray, alignment: DiskAlignment, checks: KernelChecks): OsError | null {
   for (const call of plan.calls) {
     const callIovecs = { count: call.iovecs, base: (i: number) => iovecs.base(i), length: (i: number) => iovecs.length(i) };
-    const problem = simulatedDiskProblem(call.diskOffset, call.bytes, callIovecs, call.firstIovec, alignment, plan.op, RUNNING_KERNEL_CHECKS);
+    const problem = simulatedDiskProblem(call.diskOffset, call.bytes, callIovecs, call.firstIovec, alignment, plan.op, checks);
     if (problem !== null) {
       return new OsError(
         EINVAL,
