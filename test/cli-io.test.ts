@@ -187,6 +187,29 @@ describe("io", () => {
     if (changed) expect(partial.error.message).toContain("the disk DID change before the refusal");
   });
 
+  test("a forced direct read says whether guest memory changed before the kernel refused it, and how many bytes: the truth", () => {
+    // Refused at once: nothing read, and it says so.
+    const untouched = io("--op", "read", "--gpns", "1", "--at", "100", "--mode", "direct");
+    expect(untouched.doc.error).toMatchObject({ code: "EINVAL", diskChanged: false, guestChanged: false, guestBytesChanged: 0 });
+    expect(untouched.doc.error.message).toContain("no guest byte changed");
+    expectUnchanged();
+    // Refused part way: the requests before the refused one were read into guest memory.
+    const big = join(dir, "big-guest-read.img");
+    const before = new Uint8Array(1100 * PAGE);
+    writeFileSync(big, before);
+    const bigDisk = join(dir, "big-disk-read.bin");
+    const diskBytes = randomBytes(1100 * PAGE, 11);
+    writeFileSync(bigDisk, diskBytes);
+    const partial = JSON.parse(run("io", "--guest", big, "--disk", bigDisk, "--op", "read", "--mode", "direct", "--at", "0", "--seg", "0-512/2", "--seg", "600-601@8+4096", "--json").stdout);
+    expect(partial.error.code).toBe("EINVAL");
+    const after = fileBytes(big);
+    let changed = 0;
+    for (let i = 0; i < after.length; i++) if (after[i] !== before[i]) changed++;
+    expect(partial.error).toMatchObject({ guestChanged: changed > 0, guestBytesChanged: changed, diskChanged: false });
+    if (changed > 0) expect(partial.error.message).toContain(`guest memory DID change before the refusal (${changed} bytes)`);
+    expect(fileBytes(bigDisk)).toEqual(diskBytes);
+  });
+
   test("a simulated 4096-byte disk refuses what a 512-byte disk would take; auto goes read-modify-write", () => {
     const args = ["--op", "write", "--gpns", "1", "--at", "512", "--align", "4096"];
     const refused = io(...args, "--mode", "direct");

@@ -9,7 +9,7 @@ import { GuestMemory } from "../../src/memory/guest-memory";
 import { OsError } from "../../src/native";
 import { plan } from "../../src/io/planner";
 import { ioJson } from "../../src/io/json-documents";
-import { compareDiskWithGuest, diskFingerprint, firstChange, MismatchError } from "../../src/io/verify";
+import { compareDiskWithGuest, MismatchError, RefusalWatch } from "../../src/io/verify";
 import { describeAlignment, keyValues } from "../format";
 import type { Context } from "../main";
 import { jsonLine } from "../json-output";
@@ -71,15 +71,15 @@ Examples:
       using memory = GuestMemory.open(options.guest);
       using disk = Disk.open(options.disk, { write: op === "write", direct: mode !== "buffered", alignOverride, memAlignOverride });
       const decided = plan({ op, mode, at, segments: ranges, alignment: disk.alignment, rules });
-      // A forced direct write the kernel refuses may still have changed the disk: when the IO
-      // spans several block-layer requests, the ones before the refused one were written. Say so.
-      const watched = mode === "direct" && op === "write" ? diskFingerprint(options.disk, decided.diskStart, decided.diskEnd - decided.diskStart) : null;
+      // A forced direct IO the kernel refuses may still have changed the disk (a write) or guest
+      // memory (a read): when it spans several block-layer requests, the ones before the refused
+      // one were carried out. Say so, both ways.
+      const watch = mode === "direct" ? new RefusalWatch(options.disk, decided.diskStart, decided.diskEnd - decided.diskStart, memory, ranges) : null;
       let result;
       try {
         result = await executePlan(decided, memory, disk, { fua: options.fua ?? false });
       } catch (error) {
-        const changed = watched === null ? undefined : firstChange(options.disk, decided.diskStart, decided.diskEnd - decided.diskStart, watched);
-        throw explainRefusal(error, mode, changed);
+        throw explainRefusal(error, mode, watch?.changes());
       }
       memory.sync();
       let verified = false;
@@ -108,18 +108,24 @@ Examples:
 }
 
 /**
- * A kernel refusal of a forced direct IO gets fio's kind of hint, and, for a write, whether the
- * disk changed before the refusal (`changed`: the first changed MiB's offset, null if nothing).
+ * A kernel refusal of a forced direct IO gets fio's kind of hint, and whether the disk and guest
+ * memory changed before the refusal (`changes`, from the `RefusalWatch`).
  */
-function explainRefusal(error: unknown, mode: string, changed: number | null | undefined): unknown {
+function explainRefusal(error: unknown, mode: string, changes: ReturnType<RefusalWatch["changes"]> | undefined): unknown {
   if (!(error instanceof OsError && mode === "direct")) return error;
   const hints: string[] = [];
   if (error.code === "EINVAL" && error.hint === undefined) hints.push("the kernel refused the direct IO as it stands; --mode auto would bounce or widen it");
   else if (error.hint !== undefined) hints.push(error.hint);
-  if (changed !== undefined) {
-    hints.push(changed === null ? "nothing on the disk changed" : `the disk DID change before the refusal (from about offset ${changed}): the requests before the refused one were written`);
+  if (changes !== undefined) {
+    const { diskChangedAt, guestBytesChanged } = changes;
+    hints.push(diskChangedAt === null ? "nothing on the disk changed" : `the disk DID change before the refusal (from about offset ${diskChangedAt}): the requests before the refused one were written`);
+    hints.push(guestBytesChanged === 0 ? "no guest byte changed" : `guest memory DID change before the refusal (${guestBytesChanged} bytes): the requests before the refused one were read into it`);
   }
   const explained = new OsError(error.errno, error.call, error.detail, hints.join("; "));
-  if (changed !== undefined) explained.facts.diskChanged = changed !== null;
+  if (changes !== undefined) {
+    explained.facts.diskChanged = changes.diskChangedAt !== null;
+    explained.facts.guestChanged = changes.guestBytesChanged > 0;
+    explained.facts.guestBytesChanged = changes.guestBytesChanged;
+  }
   return explained;
 }

@@ -131,3 +131,34 @@ export function readDiskBytesUncached(path: string, at: number, len: number): Ui
     closeFd(fd);
   }
 }
+
+/**
+ * What a refused IO changed before the kernel refused it. A forced direct IO the block layer
+ * splits into several requests may carry out the ones before the refused one: a write has then
+ * changed the disk, a read guest memory (a refused read changed over a million guest bytes in
+ * one case). Taken before the IO, asked after a refusal; both sides are checked whatever the
+ * op: the disk by fingerprint (`firstChange`), the segments' guest bytes byte for byte.
+ */
+export class RefusalWatch {
+  readonly #diskBefore: bigint[];
+  readonly #guestBefore: Uint8Array;
+
+  constructor(
+    readonly diskPath: string,
+    readonly diskStart: number,
+    readonly diskLen: number,
+    readonly memory: GuestMemory,
+    readonly segments: readonly PagedRange[],
+  ) {
+    this.#diskBefore = diskFingerprint(diskPath, diskStart, diskLen);
+    this.#guestBefore = guestBytes(memory, segments);
+  }
+
+  /** `diskChangedAt`: the first changed MiB's disk offset, or null; `guestBytesChanged`: guest bytes that now differ. */
+  changes(): { diskChangedAt: number | null; guestBytesChanged: number } {
+    const guest = guestBytes(this.memory, this.segments);
+    let guestBytesChanged = 0;
+    for (let i = 0; i < guest.length; i++) if (guest[i] !== this.#guestBefore[i]) guestBytesChanged++;
+    return { diskChangedAt: firstChange(this.diskPath, this.diskStart, this.diskLen, this.#diskBefore), guestBytesChanged };
+  }
+}

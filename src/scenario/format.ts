@@ -50,8 +50,10 @@ export interface IoExpect {
   bytes?: number;
   /** Text that one of the reasons must contain. */
   reason?: string;
-  /** For a refused forced direct write: whether the disk range changed before the refusal. */
+  /** For a refused forced direct IO: whether the disk range changed before the refusal. */
   diskChanged?: boolean;
+  /** For a refused forced direct IO: whether the IO's guest bytes changed before the refusal (a read's earlier requests). */
+  guestChanged?: boolean;
 }
 
 export interface FillStep {
@@ -500,6 +502,7 @@ class Fields {
       bytes: expect.bytes === undefined ? undefined : this.size(expect.bytes, `${path}.bytes`),
       reason: expect.reason === undefined ? undefined : this.string(expect.reason, `${path}.reason`),
       diskChanged: expect.diskChanged === undefined ? undefined : this.boolean(expect.diskChanged, `${path}.diskChanged`),
+      guestChanged: expect.guestChanged === undefined ? undefined : this.boolean(expect.guestChanged, `${path}.guestChanged`),
     };
   }
 

@@ -25,7 +25,7 @@ import { patternBytes, stampAt } from "../base/patterns";
 import { plan, type Plan } from "../io/planner";
 import { OwnedRequestBuffers, RequestBuffers } from "../memory/request-buffers";
 import { formatGpnList } from "../base/value-parsers";
-import { diskFingerprint, firstChange, guestBytes, readDiskBytes } from "../io/verify";
+import { guestBytes, readDiskBytes, RefusalWatch } from "../io/verify";
 import { ScratchDisk, type DiskKind, type SectorSize } from "../host/scratch-disks";
 import {
   parseScenarioText,
@@ -49,7 +49,7 @@ export interface StepResult {
   detail: string;
   /** The step's expectations as the file gives them (null for a step that has none). */
   expected: Record<string, unknown> | null;
-  /** What happened, in the expectations' terms: `decision`, `error`, and per step kind `bytes`, `diskChanged`. */
+  /** What happened, in the expectations' terms: `decision`, `error`, and per step kind `bytes`, `diskChanged`, `guestChanged`. */
   actual: Record<string, unknown>;
 }
 
@@ -228,7 +228,7 @@ async function ioOrPlan(context: Context, step: Extract<Step, { kind: "io" | "pl
   const name = `${step.kind} ${step.op}`;
   const segments = step.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns));
   let decided: Plan | null = null;
-  let watched: { start: number; len: number; before: ReturnType<typeof diskFingerprint> } | null = null;
+  let watch: RefusalWatch | null = null;
   try {
     const rules = step.rules ?? context.scenario.rules;
     if (step.kind === "plan") {
@@ -247,21 +247,26 @@ async function ioOrPlan(context: Context, step: Extract<Step, { kind: "io" | "pl
     }
     using disk = Disk.open(context.diskPath, { write: step.op === "write", direct: step.mode !== "buffered", ...overrides(context) });
     decided = plan({ op: step.op, mode: step.mode, at: step.at, segments, alignment: disk.alignment, rules });
-    // Whether a refused forced direct write changed the disk first: compared before and after.
-    if (step.mode === "direct" && step.op === "write") watched = { start: decided.diskStart, len: decided.diskEnd - decided.diskStart, before: diskFingerprint(context.diskPath, decided.diskStart, decided.diskEnd - decided.diskStart) };
+    // Whether a refused forced direct IO changed the disk or guest memory first: compared before and after.
+    if (step.mode === "direct") watch = new RefusalWatch(context.diskPath, decided.diskStart, decided.diskEnd - decided.diskStart, context.memory, segments);
     const done = await executePlan(decided, context.memory, disk, { fua: step.fua });
     context.memory.sync();
     return judge(name, decided, done.bytes, step.expect, result);
   } catch (error) {
-    const changed = watched === null ? null : firstChange(context.diskPath, watched.start, watched.len, watched.before) !== null;
     const outcome = errorResult(name, error, step.expect.error, result, decided?.decision ?? null);
-    if (changed === null) return outcome;
-    const problem = step.expect.diskChanged !== undefined && step.expect.diskChanged !== changed ? `the disk ${changed ? "changed" : "did not change"} before the refusal, expected the opposite; ` : "";
+    if (watch === null) return outcome;
+    const changes = watch.changes();
+    const diskChanged = changes.diskChangedAt !== null;
+    const guestChanged = changes.guestBytesChanged > 0;
+    const problems: string[] = [];
+    if (step.expect.diskChanged !== undefined && step.expect.diskChanged !== diskChanged) problems.push(`the disk ${diskChanged ? "changed" : "did not change"} before the refusal, expected the opposite; `);
+    if (step.expect.guestChanged !== undefined && step.expect.guestChanged !== guestChanged) problems.push(`guest memory ${guestChanged ? "changed" : "did not change"} before the refusal, expected the opposite; `);
+    const guestSaid = guestChanged ? `guest memory DID change (${changes.guestBytesChanged} bytes)` : "guest memory did not change";
     return {
       ...outcome,
-      passed: outcome.passed && problem === "",
-      detail: `${problem}${outcome.detail}; the disk ${changed ? "DID change" : "did not change"} before the refusal`,
-      actual: { ...outcome.actual, diskChanged: changed },
+      passed: outcome.passed && problems.length === 0,
+      detail: `${problems.join("")}${outcome.detail}; the disk ${diskChanged ? "DID change" : "did not change"} and ${guestSaid} before the refusal`,
+      actual: { ...outcome.actual, diskChanged, guestChanged },
     };
   }
 }
