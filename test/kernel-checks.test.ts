@@ -16,7 +16,7 @@ import { Disk } from "../src/disk/disk";
 import { measureKernelChecks } from "../src/disk/direct-io-probe";
 import { ScratchDisk } from "../src/host/scratch-disks";
 import { closeFd, EINVAL, IO_PWRITEV, IovecArray, ioCounters, NativeRegion, O_DIRECT, O_RDONLY, openFile, preadvOnce, statx } from "../src/native";
-import { PAGE, randomBytes, scratchDir } from "./helpers";
+import { PAGE, randomBytes, runCliIn, scratchDir } from "./helpers";
 
 const disk4k: DiskAlignment = { directIo: true, memAlign: 512, offsetAlign: 4096, readOffsetAlign: 4096, source: "statx" };
 const disk512: DiskAlignment = { ...disk4k, offsetAlign: 512, readOffsetAlign: 512 };
@@ -117,4 +117,56 @@ describe("measured on every disk kind, the model gives the kernel's verdict", ()
     });
   }
   for (const line of skipped) test.skip(`${line} (skipped)`, () => {});
+});
+
+describe("plan --kernel", () => {
+  const dir = scratchDir("plan-kernel");
+  const guest = join(dir, "guest.img");
+  const diskPath = join(dir, "disk.img");
+  writeFileSync(guest, randomBytes(16 * PAGE, 1));
+  writeFileSync(diskPath, randomBytes(64 * PAGE, 2));
+  const json = (...args: string[]) => {
+    const result = runCliIn(dir, ...args, "--json");
+    return { code: result.code, doc: JSON.parse(result.stdout) };
+  };
+  const shapes = [
+    ["--gpns", "3", "--mem-offset", "100", "--len", "512"],
+    ["--gpns", "3", "--mem-offset", "1", "--len", "512"],
+    ["--seg", "0@512+3584", "--seg", "2@0+512"],
+    ["--seg", "0@8+512", "--seg", "2@8+512"],
+    ["--gpns", "4-5"],
+  ];
+  for (const shape of shapes) {
+    test(`current says what the kernel does with the IO in direct mode here: ${shape.join(" ")}`, () => {
+      for (const op of ["read", "write"]) {
+        const planned = json("plan", "--disk", diskPath, "--op", op, "--at", "4096", ...shape, "--kernel", "current");
+        expect(planned.code).toBe(0);
+        const [current] = planned.doc.kernels;
+        const done = json("io", "--guest", guest, "--disk", diskPath, "--op", op, "--at", "4096", ...shape, "--mode", "direct");
+        expect({ op, takes: current.takes }).toEqual({ op, takes: done.code === 0 });
+        if (done.code !== 0) expect(done.doc.error.code).toBe("EINVAL");
+      }
+    });
+  }
+  test("all: every named rule set, then current; without --disk, current is not judged and says why", () => {
+    const { code, doc } = json("plan", "--gpns", "3", "--mem-offset", "100", "--len", "512", "--align", "512", "--kernel", "all");
+    expect(code).toBe(0);
+    expect(doc.kernels.map((k: { kernel: string; takes: boolean | null }) => [k.kernel, k.takes])).toEqual([
+      ["5.19", false],
+      ["6.0", false],
+      ["6.18.0", true],
+      ["6.18-stable", false],
+      ["current", null],
+    ]);
+    expect(doc.kernels[4].problem).toContain("--disk");
+    expect(doc.kernels[1].problem).toContain("not a multiple of the memory alignment 512");
+  });
+  test("a 4 KiB block as iovecs of 3584 and 512 bytes: only 6.18's rules take it; 5.19 wants block-aligned memory", () => {
+    const seg = ["--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096"];
+    const verdicts = json("plan", ...seg, "--kernel", "all").doc.kernels.map((k: { takes: boolean | null }) => k.takes);
+    expect(verdicts).toEqual([false, false, true, true, null]);
+    const memory = json("plan", "--gpns", "0-1", "--mem-offset", "512", "--len", "4096", "--align", "4096", "--kernel", "all").doc.kernels;
+    expect(memory.map((k: { takes: boolean | null }) => k.takes)).toEqual([false, true, true, true, null]);
+    expect(memory[0].problem).toContain("not a multiple of the memory alignment 4096");
+  });
 });

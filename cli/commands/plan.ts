@@ -15,6 +15,10 @@ import { jsonLine } from "../json-output";
 import { addSegmentOptions, parseSegments, sharedOptions, type SegmentOptions } from "../options";
 import type { IoMode, IoOp } from "../../src/io/planner";
 import type { RuleSet } from "../../src/base/alignment-rules";
+import { KERNEL_CHOICES } from "../../src/base/kernel-rules";
+import { Disk } from "../../src/disk/disk";
+import { kernelVerdicts, type KernelVerdict } from "../../src/io/kernel-verdicts";
+import { Option } from "commander";
 
 interface PlanOptions extends SegmentOptions {
   align?: number;
@@ -24,6 +28,7 @@ interface PlanOptions extends SegmentOptions {
   at: number;
   op: IoOp;
   mode: IoMode;
+  kernel?: string;
   json?: boolean;
 }
 
@@ -44,6 +49,12 @@ export function registerPlan(program: Command, context: Context): void {
     .addOption(sharedOptions.at(false))
     .addOption(sharedOptions.op(false))
     .addOption(sharedOptions.mode())
+    .addOption(
+      new Option(
+        "--kernel <name>",
+        "which kernels would take the IO directly: a named rule set (5.19, 6.0, 6.18.0, 6.18-stable), current (the running kernel, measured on --disk with a few direct reads, never writes) or all",
+      ).choices(KERNEL_CHOICES as string[]),
+    )
     .addOption(sharedOptions.json())
     .addHelpText(
       "after",
@@ -52,7 +63,8 @@ Examples:
   $ bounce-bench plan --seg 0@512+3584 --seg 2@0+512 --at 0                 a descriptor boundary inside a 4 KiB block
   $ bounce-bench plan --gpns 0-15 --mem-offset 512 --align 4096 --rules seed  what the reference rule would copy
   $ bounce-bench plan --gpns 0 --len 512 --at 512 --op write --align 4096   a read-modify-write
-  $ bounce-bench plan --disk /tmp/disk.img --gpns 0-1 --at 0 --json`,
+  $ bounce-bench plan --disk /tmp/disk.img --gpns 0-1 --at 0 --json
+  $ bounce-bench plan --gpns 3 --mem-offset 100 --len 512 --align 512 --kernel all  which kernels take it directly`,
     )
     .action((options: PlanOptions) => {
       const { ranges } = parseSegments(options);
@@ -68,7 +80,17 @@ Examples:
       }
       if (align !== undefined || memAlign !== undefined) alignment = overrideAlignment(alignment, align, memAlign);
       const result = plan({ op: options.op, mode: options.mode, at, segments: ranges, alignment, rules });
-      const json = planJson(result, alignment);
+      let kernels: KernelVerdict[] | undefined;
+      if (options.kernel !== undefined) {
+        const wantsCurrent = options.kernel === "current" || options.kernel === "all";
+        let current = null;
+        if (wantsCurrent && options.disk !== undefined) {
+          using disk = Disk.open(options.disk, { write: false, direct: false });
+          current = disk.kernelChecks;
+        }
+        kernels = kernelVerdicts({ op: options.op, at, segments: ranges, alignment }, options.kernel, current);
+      }
+      const json = { ...planJson(result, alignment), ...(kernels === undefined ? {} : { kernels }) };
       if (options.json) {
         context.io.stdout(jsonLine("plan", json));
         return;
@@ -91,7 +113,13 @@ Examples:
             json.segments.slice(0, SHOWN_ROWS).map((segment, i) => [i, segment.offset, segment.len, formatGpnList(segment.gpns)]),
           ) +
           (json.segments.length > SHOWN_ROWS ? `... ${json.segments.length} segments in all (--json lists every one)\n` : "") +
-          keyValues([["guest iovecs", json.iovecs.length > 8 ? [...json.iovecs.slice(0, 8).map(iovecText), `... ${json.iovecs.length} in all`] : json.iovecs.map(iovecText)]]),
+          keyValues([["guest iovecs", json.iovecs.length > 8 ? [...json.iovecs.slice(0, 8).map(iovecText), `... ${json.iovecs.length} in all`] : json.iovecs.map(iovecText)]]) +
+          (kernels === undefined
+            ? ""
+            : table(
+                ["kernel", "the IO in direct mode", "why not"],
+                kernels.map((k) => [k.kernel, k.takes === null ? "not judged" : k.takes ? "taken" : "refused (EINVAL)", k.problem ?? ""]),
+              ) + keyValues([["kernel rules", kernels.map((k) => `${k.kernel} (${k.kernels}): ${k.rule}`)]])),
       );
     });
 }

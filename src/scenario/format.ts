@@ -17,7 +17,9 @@
  * A step is one of (the key that names it first):
  *   fill       prepare guest pages or disk bytes with a pattern (zero, random + seed, stamp)
  *   io         one IO (read or write), any mode, with expectations
- *   plan       the decision alone, no IO (its own `align` may be given, even a bad one)
+ *   plan       the decision alone, no IO (its own `align` may be given, even a bad one); with
+ *              `kernel` (a named kernel rule set, or `current`, measured on the disk), whether
+ *              that kernel takes the IO directly: `decision` direct, or `error` EINVAL
  *   check      compare disk bytes with guest bytes or with a pattern, or guest bytes with one
  *   concurrent several IOs in flight at once over io_uring, checked against a sequential replay
  *   linear     OwnedRequestBuffers.linear's pages
@@ -28,6 +30,10 @@
 import { BounceBenchError } from "../base/errors";
 import { PATTERNS, type PatternName } from "../base/patterns";
 import { IO_MODES, type Decision, type IoMode, type IoOp } from "../io/planner";
+import { KERNEL_CHOICES } from "../base/kernel-rules";
+
+/** A plan step's `kernel`: one rule set a step's expectation can speak of (never `all`). */
+const KERNEL_STEP_CHOICES = KERNEL_CHOICES.filter((name) => name !== "all");
 import { isPowerOfTwo, RULE_SETS, type RuleSet } from "../base/alignment-rules";
 import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../base/disk-kinds";
 import { checkSegment, PageBudget, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../base/value-parsers";
@@ -86,6 +92,8 @@ export interface PlanStep {
   rules: RuleSet | null;
   /** Overrides the disk's alignment for this plan; any number, so a bad one can be expected. */
   align: number | null;
+  /** A kernel rule set (`base/kernel-rules.ts`) or `current`: the step asks whether it takes the IO directly. */
+  kernel: string | null;
   expect: IoExpect;
 }
 
@@ -298,7 +306,10 @@ function parseStep(f: Fields, value: unknown, path: string): Step {
         rules: step.rules === undefined ? null : f.choice(step.rules, `${path}.rules`, RULE_SETS),
         expect: f.ioExpect(step.expect, `${path}.expect`),
       };
-      if (isPlan) return { kind: "plan", ...common, align: step.align === undefined ? null : f.number(step.align, `${path}.align`) };
+      if (isPlan) {
+        const kernel = step.kernel === undefined ? null : f.choice(step.kernel, `${path}.kernel`, KERNEL_STEP_CHOICES);
+        return { kind: "plan", ...common, align: step.align === undefined ? null : f.number(step.align, `${path}.align`), kernel };
+      }
       return { kind: "io", ...common, fua: step.fua === undefined ? false : f.boolean(step.fua, `${path}.fua`) };
     }
     case "check": {

@@ -11,7 +11,8 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { readUserTextFile } from "../host/files";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { overrideAlignment } from "../base/alignment-rules";
+import { overrideAlignment, type DiskAlignment } from "../base/alignment-rules";
+import { kernelVerdicts } from "../io/kernel-verdicts";
 import { discoverAlignment, probeAlignment } from "../disk/alignment";
 import { BounceBufferTracker, type TrackedBounceBuffer } from "../bounce/bounce-tracker";
 import { PAGE_SIZE } from "../base/constants";
@@ -242,6 +243,7 @@ async function ioOrPlan(context: Context, step: Extract<Step, { kind: "io" | "pl
           : context.diskAlign === null && memAlign === undefined
             ? discovered
             : overrideAlignment(discovered, context.diskAlign ?? undefined, memAlign);
+      if (step.kernel !== null) return kernelStep(context, step, step.kernel, segments, alignment, result);
       decided = plan({ op: step.op, mode: step.mode, at: step.at, segments, alignment, rules });
       return judge(name, decided, null, step.expect, result);
     }
@@ -269,6 +271,23 @@ async function ioOrPlan(context: Context, step: Extract<Step, { kind: "io" | "pl
       actual: { ...outcome.actual, diskChanged, guestChanged },
     };
   }
+}
+
+/**
+ * A plan step with `kernel`: whether that kernel takes the IO directly (`kernelVerdicts`). Taken
+ * is the decision `direct`; refused is the error EINVAL, naming the rule that fails. `current` is
+ * the running kernel, measured on the scenario's disk.
+ */
+function kernelStep(context: Context, step: Extract<Step, { kind: "plan" }>, kernel: string, segments: PagedRange[], alignment: DiskAlignment, result: Result): StepResult {
+  const name = `plan ${step.op} (kernel ${kernel})`;
+  let current = null;
+  if (kernel === "current") {
+    using disk = Disk.open(context.diskPath, { write: false, direct: false });
+    current = disk.kernelChecks;
+  }
+  const [verdict] = kernelVerdicts({ op: step.op, at: step.at, segments, alignment }, kernel, current);
+  if (verdict!.takes) return judge(name, plan({ op: step.op, mode: "direct", at: step.at, segments, alignment }), null, step.expect, result);
+  return errorResult(name, new BounceBenchError("EINVAL", `kernel ${kernel} (${verdict!.kernels}) refuses it in direct mode: ${verdict!.problem}`), step.expect.error, result, "direct");
 }
 
 /** Compares a successful IO or plan with its expectations. */
