@@ -153,7 +153,7 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
       kernelChecks,
       ios: 0,
       kernelTook: 0,
-      rules: { kernel: empty(), seed: empty() },
+      rules: Object.fromEntries(RULE_SETS.map((rules) => [rules, empty()])) as OracleReport["rules"],
       documented: { stricterThanKernel: 0, looserThanKernel: 0 },
       model: { refusedButKernelTook: 0, tookButKernelRefused: 0 },
       examples: [],

@@ -28,6 +28,8 @@ export interface DiskAlignment {
   note?: string;
   /** Where each value came from, when finer than `source` ("statx STATX_DIO_READ_ALIGN ..."). */
   sources?: AlignmentSources;
+  /** The disk is a block device, not a file (some VMMs' policies treat the two apart). */
+  blockDevice?: boolean;
 }
 
 /** Where each of a disk's alignment values came from, in words a report can print. */
@@ -85,9 +87,14 @@ export function memoryAlignmentReasons(offset: number, len: number, alignment: n
  *           larger of the memory and offset alignments. Stricter than the kernel's (a 4 KiB-sector
  *           disk with 512-byte DMA alignment takes a buffer at offset 512 directly, the seed
  *           rule copies it); kept to show what it costs.
+ *   qemu, cloud-hypervisor, openvmm
+ *           those VMMs' policies, as their sources decide (`vmm-policies.ts`): each checks the
+ *           iovecs of each descriptor against its own alignments and copies the whole request
+ *           when one misses them. Some send IO this kernel refuses: a finding, not a bug here.
  */
-export type RuleSet = "kernel" | "seed";
-export const RULE_SETS: readonly RuleSet[] = ["kernel", "seed"];
+export type RuleSet = "kernel" | "seed" | "qemu" | "cloud-hypervisor" | "openvmm";
+/** The rule sets, the kernel's first; `qemu`, `cloud-hypervisor` and `openvmm` are those VMMs' policies (`vmm-policies.ts`). */
+export const RULE_SETS: readonly RuleSet[] = ["kernel", "seed", "qemu", "cloud-hypervisor", "openvmm"];
 
 /**
  * The one alignment the seed rule checks each segment against for an IO of direction `op`:
@@ -226,7 +233,7 @@ export function overrideAlignment(base: DiskAlignment | null, align: number | un
     offsetAlign: align !== undefined ? "override (--align)" : from.offsetAlign,
     readOffsetAlign: align !== undefined ? "override (--align)" : from.readOffsetAlign,
   };
-  return { directIo: base?.directIo ?? true, memAlign: memAlign ?? defaultMem, offsetAlign, readOffsetAlign, source: "override", sources };
+  return { directIo: base?.directIo ?? true, memAlign: memAlign ?? defaultMem, offsetAlign, readOffsetAlign, source: "override", sources, ...(base?.blockDevice === true ? { blockDevice: true } : {}) };
 }
 
 /** Checks a user-given `--align` value. */

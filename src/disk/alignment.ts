@@ -53,6 +53,11 @@ function withDescriptor<T>(target: string | number, body: (fd: number) => T): T 
 }
 
 function discoverOn(fd: number, status: FileStatus): DiskAlignment {
+  const found = discoverFrom(fd, status);
+  return status.type === "block-device" ? { ...found, blockDevice: true } : found;
+}
+
+function discoverFrom(fd: number, status: FileStatus): DiskAlignment {
   if (status.dio !== null) {
     const { memAlign, offsetAlign, readOffsetAlign } = status.dio;
     if (memAlign === 0 && offsetAlign === 0) {

@@ -28,6 +28,10 @@
  *     the following segments along until a block boundary (and says so).
  *   Under `kernel`, the plan also carries what `seed` would have decided (`audit`), so that
  *   `plan` can say what the reference's rule copies needlessly.
+ *   - `qemu`, `cloud-hypervisor`, `openvmm`: those VMMs' policies (`base/vmm-policies`): each
+ *     descriptor's iovecs against the VMM's own alignments, the whole request copied when one
+ *     misses them, the disk range padded to the VMM's request alignment. A policy may send what
+ *     the kernel refuses; the plan is what that VMM would do.
  * - more than `IOV_MAX` iovecs are split into several calls (`split`), cut at iovec boundaries,
  *   which are all block multiples.
  * Modes `direct` (the segments' iovecs as they are, whatever the kernel will say), `bounce`
@@ -35,6 +39,7 @@
  */
 import { blockSize, iovecProblem, isPowerOfTwo, memoryAlignmentReasons, requestAlignment, RULE_SETS, type DiskAlignment, type RuleSet } from "../base/alignment-rules";
 import { IOV_MAX, PAGE_SIZE } from "../base/constants";
+import { isVmmPolicy, policyAlignment, type PolicyAlignment } from "../base/vmm-policies";
 import { InvalidInputError } from "../base/errors";
 import { PagedRange } from "../memory/paged-range";
 
@@ -175,8 +180,10 @@ function makePlan(input: PlanInput): Plan {
   checkDiskAlignment(input.alignment);
   if (segments.length === 0) throw new InvalidInputError("an IO needs at least one segment");
   if (!(Number.isSafeInteger(at) && at >= 0)) throw new InvalidInputError(`disk offset ${at} is not a non-negative whole number of bytes`);
-  const block = blockSize(input.alignment, op);
-  const alignment = rules === "seed" ? requestAlignment(input.alignment, op) : Math.max(1, input.alignment.memAlign);
+  // A VMM's policy holds the IO to its own alignments, which may be laxer than the disk's.
+  const policy = isVmmPolicy(rules) ? policyAlignment(rules, input.alignment, op) : null;
+  const block = policy?.request ?? blockSize(input.alignment, op);
+  const alignment = rules === "seed" ? requestAlignment(input.alignment, op) : (policy?.memAlign ?? Math.max(1, input.alignment.memAlign));
   const len = segments.reduce((sum, segment) => sum + segment.len, 0);
   if (len === 0) throw new InvalidInputError("the IO is empty: its segments hold 0 bytes");
 
@@ -187,7 +194,9 @@ function makePlan(input: PlanInput): Plan {
   const memoryReasons =
     rules === "seed"
       ? segmentReasons.flatMap((reasons, i) => reasons.map((reason) => (segments.length === 1 ? reason : `segment ${i}: ${reason}`)))
-      : runs.flatMap((run, i) => {
+      : policy !== null
+        ? policyReasons(segments, policy)
+        : runs.flatMap((run, i) => {
           const problem = iovecProblem(run.gpa, run.len, input.alignment, op);
           return problem === null ? [] : [runs.length === 1 ? `iovec: ${problem}` : `iovec ${i}: ${problem}`];
         });
@@ -219,6 +228,10 @@ function makePlan(input: PlanInput): Plan {
     const bufferAlign = Math.max(PAGE_SIZE, alignment);
     if (rules === "seed") layOutSeed(segments, segmentReasons, block, bufferAlign, at, parts, reasons);
     else if (memoryReasons.length === 0) parts.push({ kind: "guest", first: 0, last: segments.length - 1, stream: 0, len });
+    else if (policy !== null) {
+      parts.push(bouncePart(0, segments.length - 1, 0, len, at, len, 0));
+      reasons.push(`${rules} copies the whole request when any of it misses its alignment (${policy.from})`);
+    }
     else layOutKernel(segments, runs, input.alignment, block, bufferAlign, at, parts);
     decision = parts.some((part) => part.kind === "bounce") ? "bounce" : "direct";
   }
@@ -289,6 +302,26 @@ function describeRmw(at: number, len: number, diskStart: number, diskEnd: number
     edges.push(`tail block ${diskEnd - block}..${diskEnd}`);
   }
   return `read-modify-write: ${edges.join(" and ")} read first, then ${diskStart}..${diskEnd} written whole`;
+}
+
+/**
+ * Why a VMM's policy copies the request: each segment's iovecs (one per run of consecutive
+ * pages: a VMM does not join descriptors) against its memory alignment and length unit, or,
+ * for OpenVMM, each segment as one range.
+ */
+function policyReasons(segments: readonly PagedRange[], policy: PolicyAlignment): string[] {
+  const name = (i: number) => (segments.length === 1 ? "" : `segment ${i}: `);
+  if (policy.perSegment) return segments.flatMap((segment, i) => memoryAlignmentReasons(segment.offset, segment.len, policy.memAlign).map((reason) => `${name(i)}${reason}`));
+  return segments.flatMap((segment, i) =>
+    segment.runs().flatMap((run, j) => {
+      const where = `${name(i)}iovec ${j}`;
+      const gpa = run.gpn * PAGE_SIZE + run.offset;
+      if (policy.memAlign > PAGE_SIZE) return [`${where}: the memory alignment ${policy.memAlign} exceeds the page size ${PAGE_SIZE}`];
+      if (gpa % policy.memAlign !== 0) return [`${where}: address 0x${gpa.toString(16)} is not a multiple of ${policy.memAlign}`];
+      if (run.len % policy.lengthUnit !== 0) return [`${where}: length ${run.len} is not a multiple of ${policy.lengthUnit}`];
+      return [];
+    }),
+  );
 }
 
 /** A run of consecutive guest memory in the stream: what one guest iovec carries (unless cut by parts). */
