@@ -72,7 +72,10 @@ export const sharedOptions = {
       parseAlignment(parseSize(value, "--mem-align"), "--mem-align"),
     ),
   rules: () =>
-    new Option("--rules <rules>", "kernel: the kernel's documented rule, on the iovecs handed over; seed: the reference crate's stricter per-segment rule")
+    new Option(
+      "--rules <rules>",
+      "kernel: the kernel's documented rule, on the iovecs handed over; seed: the reference crate's stricter per-segment rule; qemu, cloud-hypervisor, openvmm: those VMMs' policies (docs/kernel-rules.md)",
+    )
       .choices(RULE_SETS as string[])
       .default(OPTION_DEFAULTS.rules),
   at: (required: boolean) => {

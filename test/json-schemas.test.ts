@@ -50,6 +50,8 @@ describe("every command's --json validates against its schema", () => {
       ["--seg", "0-2050/2", "--at", "0"],
       ["--gpns", "0", "--len", "100", "--mode", "buffered"],
       ["--gpns", "0-15", "--mem-offset", "512", "--rules", "seed", "--align", "4096"],
+      ["--gpns", "3", "--mem-offset", "100", "--len", "512", "--disk", disk, "--rules", "all", "--kernel", "all"],
+      ["--gpns", "0-1", "--rules", "qemu", "--align", "4096"],
     ]) {
       decisions.add(validated("plan", "plan", ...args).decision);
     }

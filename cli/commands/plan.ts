@@ -6,7 +6,10 @@ import { DEFAULT_ALIGNMENT, overrideAlignment } from "../../src/base/alignment-r
 import { discoverAlignment } from "../../src/disk/alignment";
 import { statusOrNull } from "../../src/host/files";
 import { InvalidInputError } from "../../src/base/errors";
-import { plan } from "../../src/io/planner";
+import { plan, type Plan } from "../../src/io/planner";
+import type { PagedRange } from "../../src/memory/paged-range";
+import type { DiskAlignment } from "../../src/base/alignment-rules";
+import type { CurrentChecks } from "../../src/io/kernel-verdicts";
 import { planJson } from "../../src/io/json-documents";
 import { formatGpnList } from "../../src/base/value-parsers";
 import { describeAlignment, iovecText, keyValues, table } from "../format";
@@ -14,16 +17,17 @@ import type { Context } from "../main";
 import { jsonLine } from "../json-output";
 import { addSegmentOptions, parseSegments, sharedOptions, type SegmentOptions } from "../options";
 import type { IoMode, IoOp } from "../../src/io/planner";
-import type { RuleSet } from "../../src/base/alignment-rules";
+import { DOCUMENTED_CHECKS, RULE_SETS, type KernelChecks, type RuleSet } from "../../src/base/alignment-rules";
+import { kernelProblem } from "../../src/base/kernel-rules";
 import { KERNEL_CHOICES } from "../../src/base/kernel-rules";
 import { Disk } from "../../src/disk/disk";
-import { kernelVerdicts, type KernelVerdict } from "../../src/io/kernel-verdicts";
+import { kernelCalls, kernelVerdicts, type KernelVerdict } from "../../src/io/kernel-verdicts";
 import { Option } from "commander";
 
 interface PlanOptions extends SegmentOptions {
   align?: number;
   memAlign?: number;
-  rules: RuleSet;
+  rules: RuleSet | "all";
   disk?: string;
   at: number;
   op: IoOp;
@@ -42,7 +46,14 @@ export function registerPlan(program: Command, context: Context): void {
         "--align and --mem-align simulate a stricter disk.",
     );
   addSegmentOptions(command)
-    .addOption(sharedOptions.rules())
+    .addOption(
+      new Option(
+        "--rules <rules>",
+        "kernel: the kernel's documented rule, on the iovecs handed over; seed: the reference crate's per-segment rule; qemu, cloud-hypervisor, openvmm: those VMMs' policies; all: every one side by side, with what each copies needlessly and what it sends that this kernel refuses",
+      )
+        .choices([...RULE_SETS, "all"])
+        .default("kernel"),
+    )
     .addOption(sharedOptions.align("simulate a disk with this block size (a power of two); at least --disk's"))
     .addOption(sharedOptions.memAlign())
     .option("--disk <path>", "take the alignment from this disk (statx, block size or a probe)")
@@ -79,18 +90,25 @@ Examples:
         alignment = discoverAlignment(options.disk, status);
       }
       if (align !== undefined || memAlign !== undefined) alignment = overrideAlignment(alignment, align, memAlign);
-      const result = plan({ op: options.op, mode: options.mode, at, segments: ranges, alignment, rules });
+      const result = plan({ op: options.op, mode: options.mode, at, segments: ranges, alignment, rules: rules === "all" ? "kernel" : rules });
+      // The running kernel's checks on --disk, measured once, for --kernel current and --rules all.
+      let measured: CurrentChecks | null = null;
+      const current = (): CurrentChecks | null => {
+        if (options.disk === undefined) return null;
+        if (measured === null) {
+          using disk = Disk.open(options.disk, { write: false, direct: false });
+          measured = disk.kernelChecks;
+        }
+        return measured;
+      };
       let kernels: KernelVerdict[] | undefined;
       if (options.kernel !== undefined) {
         const wantsCurrent = options.kernel === "current" || options.kernel === "all";
-        let current = null;
-        if (wantsCurrent && options.disk !== undefined) {
-          using disk = Disk.open(options.disk, { write: false, direct: false });
-          current = disk.kernelChecks;
-        }
-        kernels = kernelVerdicts({ op: options.op, at, segments: ranges, alignment }, options.kernel, current);
+        kernels = kernelVerdicts({ op: options.op, at, segments: ranges, alignment }, options.kernel, wantsCurrent ? current() : null);
       }
-      const json = { ...planJson(result, alignment), ...(kernels === undefined ? {} : { kernels }) };
+      if (rules === "all" && options.mode === "buffered") throw new InvalidInputError("--rules all compares how rule sets send direct IO; --mode buffered sends none");
+      const policies = rules === "all" ? comparePolicies({ op: options.op, mode: options.mode, at, segments: ranges, alignment }, result, current()) : undefined;
+      const json = { ...planJson(result, alignment), ...(kernels === undefined ? {} : { kernels }), ...(policies === undefined ? {} : { policies }) };
       if (options.json) {
         context.io.stdout(jsonLine("plan", json));
         return;
@@ -114,6 +132,12 @@ Examples:
           ) +
           (json.segments.length > SHOWN_ROWS ? `... ${json.segments.length} segments in all (--json lists every one)\n` : "") +
           keyValues([["guest iovecs", json.iovecs.length > 8 ? [...json.iovecs.slice(0, 8).map(iovecText), `... ${json.iovecs.length} in all`] : json.iovecs.map(iovecText)]]) +
+          (policies === undefined
+            ? ""
+            : table(
+                ["rules", "decision", "copied", "needlessly copied", `${policies[0]!.judgedBy}`],
+                policies.map((p) => [p.rules, p.decision, p.copiedBytes, p.needlessBytes, p.refused === null ? "takes it" : `UNSOUND: refuses it (${p.refused})`]),
+              )) +
           (kernels === undefined
             ? ""
             : table(
@@ -132,4 +156,38 @@ const SHOWN_ROWS = 64;
 
 function shown(lines: string[], what: string): string[] {
   return lines.length <= SHOWN_ROWS ? lines : [...lines.slice(0, SHOWN_ROWS), `... ${lines.length} ${what} in all (--json lists every one)`];
+}
+
+/** One rule set's decision under `plan --rules all`. */
+interface PolicyVerdict {
+  rules: RuleSet;
+  decision: string;
+  copiedBytes: number;
+  /** Bytes it copies beyond what the kernel rule copies (the least that is sound on every kernel). */
+  needlessBytes: number;
+  /** Why the kernel judging it refuses what this rule set sends (an unsound policy), or null. */
+  refused: string | null;
+  /** What judged it: the running kernel measured on --disk, or the documented rule. */
+  judgedBy: string;
+}
+
+/**
+ * Every rule set's plan of the IO, judged by the running kernel as measured on the disk (or,
+ * with no disk named, by the documented rule): what each copies beyond the kernel rule's copy,
+ * and whether the kernel would refuse what it sends (its direct iovecs, or its own copy).
+ */
+function comparePolicies(io: { op: IoOp; mode: IoMode; at: number; segments: PagedRange[]; alignment: DiskAlignment }, kernelPlan: Plan, current: KernelChecks | null): PolicyVerdict[] {
+  const checks = current ?? DOCUMENTED_CHECKS;
+  const judgedBy = current === null ? "the documented rule (no --disk)" : "this kernel, measured on --disk";
+  return RULE_SETS.map((rules) => {
+    const decided = rules === "kernel" ? kernelPlan : plan({ ...io, rules });
+    return {
+      rules,
+      decision: decided.decision,
+      copiedBytes: decided.copiedBytes,
+      needlessBytes: Math.max(0, decided.copiedBytes - kernelPlan.copiedBytes),
+      refused: kernelProblem(kernelCalls(decided), io.alignment, io.op, checks),
+      judgedBy,
+    };
+  });
 }

@@ -24,15 +24,18 @@ export interface KernelVerdict {
 /** The running kernel's checks on the disk, with how they were found (`measureKernelChecks`). */
 export type CurrentChecks = KernelChecks & { sources: { lengthsByMemory: string; onePageAnyAddress: string } };
 
-/** The calls of the direct plan, as the kernel sees them (guest physical addresses keep their page offsets). */
-export function kernelCalls(direct: Plan): KernelCall[] {
-  return direct.calls.map((call) => ({
+/**
+ * The calls of a plan, as the kernel sees them: guest physical addresses keep their page
+ * offsets in the host, and the bounce buffer is page-aligned, so its offsets stand for its
+ * addresses.
+ */
+export function kernelCalls(planned: Plan): KernelCall[] {
+  return planned.calls.map((call) => ({
     diskOffset: call.diskOffset,
     bytes: call.bytes,
-    iovecs: direct.iovecs.slice(call.firstIovec, call.firstIovec + call.iovecs).map((iovec) => {
-      if (iovec.kind !== "guest") throw new Error("a direct plan hands over guest memory only");
-      return { address: iovec.gpa, len: iovec.len };
-    }),
+    iovecs: planned.iovecs
+      .slice(call.firstIovec, call.firstIovec + call.iovecs)
+      .map((iovec) => ({ address: iovec.kind === "guest" ? iovec.gpa : iovec.bufferOffset, len: iovec.len })),
   }));
 }
 

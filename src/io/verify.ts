@@ -5,6 +5,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { BounceBenchError } from "../base/errors";
+import { PAGE_SIZE } from "../base/constants";
 import type { GuestMemory } from "../memory/guest-memory";
 import type { PagedRange } from "../memory/paged-range";
 import { RequestBuffers } from "../memory/request-buffers";
@@ -137,7 +138,9 @@ export function readDiskBytesUncached(path: string, at: number, len: number): Ui
  * splits into several requests may carry out the ones before the refused one: a write has then
  * changed the disk, a read guest memory (a refused read changed over a million guest bytes in
  * one case). Taken before the IO, asked after a refusal; both sides are checked whatever the
- * op: the disk by fingerprint (`firstChange`), the segments' guest bytes byte for byte.
+ * op: the disk by fingerprint (`firstChange`), the segments' guest bytes byte for byte, read
+ * from the image file, never through the mapping: touching a hole of guest memory there would
+ * allocate it, which on a full filesystem is a SIGBUS (the IO provides its pages only later).
  */
 export class RefusalWatch {
   readonly #diskBefore: bigint[];
@@ -151,14 +154,38 @@ export class RefusalWatch {
     readonly segments: readonly PagedRange[],
   ) {
     this.#diskBefore = diskFingerprint(diskPath, diskStart, diskLen);
-    this.#guestBefore = guestBytes(memory, segments);
+    this.#guestBefore = guestImageBytes(memory.path, segments);
   }
 
   /** `diskChangedAt`: the first changed MiB's disk offset, or null; `guestBytesChanged`: guest bytes that now differ. */
   changes(): { diskChangedAt: number | null; guestBytesChanged: number } {
-    const guest = guestBytes(this.memory, this.segments);
+    const guest = guestImageBytes(this.memory.path, this.segments);
     let guestBytesChanged = 0;
     for (let i = 0; i < guest.length; i++) if (guest[i] !== this.#guestBefore[i]) guestBytesChanged++;
     return { diskChangedAt: firstChange(this.diskPath, this.diskStart, this.diskLen, this.#diskBefore), guestBytesChanged };
   }
+}
+
+/** The segments' guest bytes, concatenated, read from the guest image file at `path` (holes read as zeros). */
+function guestImageBytes(path: string, segments: readonly PagedRange[]): Uint8Array {
+  const total = segments.reduce((sum, segment) => sum + segment.len, 0);
+  const bytes = new Uint8Array(total);
+  const fd = openSync(path, "r");
+  try {
+    let at = 0;
+    for (const segment of segments) {
+      segment.forEachRun(0, segment.len, (gpn, offset, len) => {
+        let done = 0;
+        while (done < len) {
+          const n = readSync(fd, bytes, at + done, len - done, gpn * PAGE_SIZE + offset + done);
+          if (n === 0) break; // past the image's end: the IO refuses it before any call
+          done += n;
+        }
+        at += len;
+      });
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
 }
