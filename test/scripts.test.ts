@@ -32,14 +32,12 @@ describe("scripts", () => {
       const [result, ...rest] = JSON.parse(pairs.stdout);
       expect(rest).toHaveLength(0);
       expect(result).toMatchObject({ op: "read", bs: 65536, engine: "null", disk: "file" });
-      expect(result.cycles).toBeGreaterThan(100);
+      expect(result.cycles).toBeGreaterThanOrEqual(2); // standard errors need two; how many more fit is the machine's business
       // Every cycle counts a run of each kind but its first IO.
       expect(result.ios).toBe(result.cycles * 3 * 31);
-      // All three kinds cost something; the two that copy at least the copy, which is measured.
-      expect(result.directUs).toBeGreaterThan(0);
-      expect(result.copyUs).toBeGreaterThan(0);
-      expect(result.bouncedUs).toBeGreaterThan(result.directUs);
-      expect(result.besideUs).toBeGreaterThan(result.directUs);
+      // All three kinds and the copy are measured (which costs more is a measurement, not a test:
+      // on a busy machine any order can come out).
+      for (const us of [result.directUs, result.copyUs, result.bouncedUs, result.besideUs]) expect(us).toBeGreaterThan(0);
       // Every cycle counts the same number of IOs of each kind, so the cycles' mean differences are the kinds' mean differences.
       expect(result.extraUs).toBeCloseTo(result.bouncedUs - result.directUs, 6);
       expect(result.floorUs).toBeCloseTo(result.besideUs - result.directUs, 6);
@@ -65,8 +63,8 @@ describe("scripts", () => {
       expect(pairs.code).toBe(0);
       const [result] = JSON.parse(pairs.stdout);
       expect(result).toMatchObject({ op: "write", bs: 65536, engine: "sync", disk: "tmpfs-loop" });
-      expect(result.cycles).toBeGreaterThan(5);
-      expect(result.bouncedUs).toBeGreaterThan(result.directUs);
+      expect(result.cycles).toBeGreaterThanOrEqual(2);
+      for (const us of [result.directUs, result.bouncedUs]) expect(us).toBeGreaterThan(0);
       expect(scratchLoops()).toEqual(loopsBefore);
       expect(scratchMounts()).toEqual(mountsBefore);
     },
