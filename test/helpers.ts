@@ -3,7 +3,9 @@
  * plain node:fs (independent of the library under test), and a reference model of a PagedRange.
  */
 import { afterAll } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { scratchDiskUnavailable } from "../src/host/scratch-disks";
+import { parseScenarioText } from "../src/scenario/format";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -88,4 +90,22 @@ export async function rejection(promise: Promise<unknown>): Promise<Error & { co
     return error as Error & { code?: string };
   }
   throw new Error("expected a rejection, but the promise resolved");
+}
+
+/**
+ * The repro corpus files (`test/scenarios/*.json`, sorted) that this machine can run, and the
+ * names of those it cannot, each with why (a real disk kind needs root and its programs).
+ */
+export function runnableScenarios(): { runnable: string[]; unavailable: string[] } {
+  const corpus = join(ROOT, "test/scenarios");
+  const runnable: string[] = [];
+  const unavailable: string[] = [];
+  for (const name of readdirSync(corpus).filter((file) => file.endsWith(".json")).sort()) {
+    const path = join(corpus, name);
+    const kind = parseScenarioText(readFileSync(path, "utf8"), path).diskKind;
+    const why = scratchDiskUnavailable(kind);
+    if (why === null) runnable.push(path);
+    else unavailable.push(`${name} (disk kind ${kind} ${why})`);
+  }
+  return { runnable, unavailable };
 }

@@ -8,10 +8,10 @@
  */
 import { describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VERSION } from "../cli/version";
-import { ROOT, randomBytes, runCliIn, scratchDir } from "./helpers";
+import { ROOT, randomBytes, runCliIn, runnableScenarios, scratchDir } from "./helpers";
 
 const dir = scratchDir("json-schemas");
 const ajv = new Ajv2020({ strict: true, allErrors: true, validateFormats: false });
@@ -75,9 +75,10 @@ describe("every command's --json validates against its schema", () => {
     validated("compare", "compare", out, out);
   });
 
-  test("repro over the corpus", () => {
-    const doc = validated("repro", "repro", join(ROOT, "test", "scenarios"));
-    expect((doc.scenarios as unknown[]).length).toBe(readdirSync(join(ROOT, "test", "scenarios")).filter((f) => f.endsWith(".json")).length);
+  test("repro over the corpus (the files this machine can run)", () => {
+    const { runnable, unavailable } = runnableScenarios();
+    const doc = validated("repro", "repro", ...(unavailable.length === 0 ? [join(ROOT, "test", "scenarios")] : runnable));
+    expect((doc.scenarios as unknown[]).length).toBe(runnable.length);
   });
 
   test("errors of each kind, from each command", () => {
