@@ -10,6 +10,8 @@ import { OsError } from "../../src/native";
 import { plan } from "../../src/io/planner";
 import { ioJson } from "../../src/io/json-documents";
 import { compareDiskWithGuest, MismatchError, RefusalWatch } from "../../src/io/verify";
+import { PageCacheTrace } from "../../src/host/page-cache-trace";
+import { PageCacheWatch, type PageCacheUse } from "../../src/io/page-cache-watch";
 import { describeAlignment, keyValues } from "../format";
 import type { Context } from "../main";
 import { jsonLine } from "../json-output";
@@ -75,12 +77,16 @@ Examples:
       // memory (a read): when it spans several block-layer requests, the ones before the refused
       // one were carried out. Say so, both ways.
       const watch = mode === "direct" ? new RefusalWatch(options.disk, decided.diskStart, decided.diskEnd - decided.diskStart, memory, ranges) : null;
+      // Whether the filesystem served the "direct" IO through the page cache after all.
+      using trace = mode !== "buffered" && disk.type === "file" && PageCacheTrace.unavailable() === null ? PageCacheTrace.start(options.disk) : null;
+      const cacheWatch = mode !== "buffered" ? new PageCacheWatch(disk, op, decided.diskStart, decided.diskEnd - decided.diskStart, trace) : null;
       let result;
       try {
         result = await executePlan(decided, memory, disk, { fua: options.fua ?? false });
       } catch (error) {
         throw explainRefusal(error, mode, watch?.changes());
       }
+      const pageCache: PageCacheUse = cacheWatch?.finish() ?? { used: true, traced: null, evidence: "--mode buffered: through the page cache by design" };
       memory.sync();
       let verified = false;
       if (options.verify) {
@@ -88,20 +94,21 @@ Examples:
         if (mismatch !== null) throw new MismatchError(mismatch);
         verified = true;
       }
-      const json = ioJson(decided, disk.alignment, result, verified);
+      const json = { ...ioJson(decided, disk.alignment, result, verified), pageCache };
       if (options.json) {
         context.io.stdout(jsonLine("io", json));
         return;
       }
       context.io.stdout(
         keyValues([
-          ["decision", json.decision],
+          ["decision", pageCache.used === true && (json.decision === "direct" || json.decision === "split") ? `${json.decision} (page-cache fallback)` : json.decision],
           ["reasons", json.reasons],
           ["io", `${json.op} ${json.bytes} bytes at disk offset ${json.at}, mode ${json.mode}, ${json.calls} call${json.calls === 1 ? "" : "s"}`],
           ["bounced", json.bouncePages === 0 ? "nothing" : `${json.copiedBytes} bytes through ${json.bouncePages} bounce page${json.bouncePages === 1 ? "" : "s"}`],
           ["alignment", describeAlignment(json.alignment)],
           ["elapsed", `${(json.elapsedNs / 1000).toFixed(1)} us`],
           ["verified", verified ? "yes: disk and guest bytes match" : "skipped (--no-verify)"],
+          ["page cache", `${pageCache.used === null ? "unknown" : pageCache.used ? "USED" : "not used"}: ${pageCache.evidence}`],
         ]),
       );
     });

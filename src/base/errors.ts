@@ -38,6 +38,7 @@ export const ERROR_CATALOGUE = {
   BOUNCE_TOO_SMALL: { kind: "input", means: "bounce memory handed to a prepared IO is too small for its plan, or not aligned for the disk" },
   BENCH_REGION: { kind: "input", means: "a benchmark job's disk region is not made of whole blocks" },
   GUEST_BACKING_UNAVAILABLE: { kind: "input", means: "a guest memory backing this machine cannot give (THP off, no reserved huge pages)" },
+  TRACE_UNAVAILABLE: { kind: "io", means: "the kernel's tracing cannot be used here (needs root and tracefs), or setting it up failed" },
   DISK_KIND_UNAVAILABLE: { kind: "input", means: "a kind of scratch disk this machine cannot make (needs root, a program, loop devices), or making it failed" },
   NO_DIRECT_IO: { kind: "io", means: "the disk's filesystem does not do direct IO" },
   SHORT_READ: { kind: "io", means: "a read stopped at the disk's end (was it truncated?)" },

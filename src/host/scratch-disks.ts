@@ -297,7 +297,7 @@ function run(program: string, args: string[]): string {
 }
 
 /** The path of `program` on PATH or in the sbin directories root's PATH has, or null. */
-function findProgram(program: string): string | null {
+export function findProgram(program: string): string | null {
   const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/sbin", "/usr/sbin", "/sbin"];
   for (const dir of dirs) {
     if (dir !== "" && existsSync(join(dir, program))) return join(dir, program);

@@ -1,0 +1,85 @@
+/**
+ * Page-cache fallback named: `io` says whether a "direct" IO went through the page cache after
+ * all, from the kernel's own tracepoints (root) or cachestat. btrfs serves every write to a
+ * file with data checksums through the page cache, and reads into guest pages not yet faulted
+ * in; tmpfs files are the page cache; ext4 and xfs do true direct IO. Tracing leaves nothing
+ * behind: no tracefs mount, no tracing instance, no directory.
+ */
+import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PageCacheTrace } from "../src/host/page-cache-trace";
+import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
+import { randomBytes, runCliIn, scratchDir } from "./helpers";
+
+const dir = scratchDir("page-cache");
+const guest = join(dir, "guest.img");
+writeFileSync(guest, new Uint8Array(2 ** 20));
+const io = (disk: string, ...args: string[]) => {
+  const result = runCliIn(dir, "io", "--guest", guest, "--disk", disk, "--at", "0", "--gpns", "0", ...args, "--json");
+  return { code: result.code, doc: JSON.parse(result.stdout) };
+};
+const root = PageCacheTrace.unavailable() === null;
+
+/** Our tracefs mounts, trace directories, and tracing instances anywhere on the machine (root). */
+function leftovers(): string[] {
+  const found = readFileSync("/proc/mounts", "utf8").split("\n").filter((line) => line.includes("bounce-bench-trace-"));
+  found.push(...readdirSync(tmpdir()).filter((name) => name.startsWith("bounce-bench-trace-")));
+  if (!root) return found;
+  const look = mkdtempSync(join(tmpdir(), "page-cache-test-"));
+  spawnSync("mount", ["-t", "tracefs", "nodev", look]);
+  try {
+    if (existsSync(join(look, "instances"))) found.push(...readdirSync(join(look, "instances")).filter((name) => name.startsWith(`bounce-bench-`)));
+  } finally {
+    spawnSync("umount", [look]);
+    rmdirSync(look);
+  }
+  return found;
+}
+
+test("on the temporary directory's file: not through the page cache (traced as root; a read by cachestat otherwise)", () => {
+  const disk = join(dir, "disk.img");
+  writeFileSync(disk, randomBytes(2 ** 20, 3));
+  const before = leftovers();
+  const write = io(disk, "--op", "write");
+  const read = io(disk, "--op", "read");
+  expect([write.code, read.code]).toEqual([0, 0]);
+  expect(read.doc.pageCache.used).toBe(false);
+  if (root) {
+    expect(write.doc.pageCache).toMatchObject({ used: false, traced: 0 });
+    expect(write.doc.pageCache.evidence).toContain("tracepoints");
+  } else {
+    expect(write.doc.pageCache.used).toBeNull(); // cachestat cannot see a write written back and dropped
+  }
+  expect(leftovers()).toEqual(before);
+});
+
+describe("on filesystems this machine can make (root)", () => {
+  const cases: { kind: "btrfs" | "ext4" | "xfs" | "tmpfs"; sector?: 512 | 4096; write: boolean; read: boolean }[] = [
+    { kind: "btrfs", sector: 4096, write: true, read: true },
+    { kind: "ext4", sector: 4096, write: false, read: false },
+    { kind: "xfs", sector: 512, write: false, read: false },
+    { kind: "tmpfs", write: true, read: true },
+  ];
+  for (const { kind, sector, write, read } of cases) {
+    const why = scratchDiskUnavailable(kind) ?? PageCacheTrace.unavailable();
+    test.skipIf(why !== null)(`${kind}: an aligned write ${write ? "goes" : "does not go"} through the page cache, a read into pages not yet faulted in ${read ? "does" : "does not"}${why === null ? "" : ` (skipped: ${why})`}`, () => {
+      using scratch = ScratchDisk.make({ kind, sector, size: 2 ** 20 });
+      writeFileSync(scratch.path, randomBytes(2 ** 20, 4));
+      writeFileSync(guest, new Uint8Array(2 ** 20)); // fresh pages, not faulted in by this process
+      const before = leftovers();
+      const written = io(scratch.path, "--op", "write");
+      expect(written.code).toBe(0);
+      expect({ kind, used: written.doc.pageCache.used }).toEqual({ kind, used: write });
+      writeFileSync(guest, new Uint8Array(2 ** 20));
+      const done = io(scratch.path, "--op", "read", "--gpns", "1");
+      expect(done.code).toBe(0);
+      expect({ kind, used: done.doc.pageCache.used }).toEqual({ kind, used: read });
+      const text = runCliIn(dir, "io", "--guest", guest, "--disk", scratch.path, "--at", "0", "--gpns", "2", "--op", "write");
+      expect(text.stdout).toContain(write ? "decision    direct (page-cache fallback)" : "decision    direct\n");
+      expect(leftovers()).toEqual(before);
+    });
+  }
+});
