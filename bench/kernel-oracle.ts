@@ -28,6 +28,8 @@ import { blockSize, iovecProblem, RULE_SETS, simulatedDiskProblem, type RuleSet 
 import type { MeasuredKernelChecks } from "../src/disk/direct-io-probe";
 import { kernelProblem } from "../src/base/kernel-rules";
 import { kernelCalls } from "../src/io/kernel-verdicts";
+import { PageCacheTrace } from "../src/host/page-cache-trace";
+import { PageCacheWatch } from "../src/io/page-cache-watch";
 import type { DiskKind, SectorSize } from "../src/base/disk-kinds";
 import { Disk } from "../src/disk/disk";
 import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
@@ -77,6 +79,8 @@ export interface OracleReport {
   model: { refusedButKernelTook: number; tookButKernelRefused: number };
   /** A few IOs behind the nonzero counts above, for a reader to replay (`bounce-bench io --mode direct ...`). */
   examples: string[];
+  /** Of the IOs the kernel took, those served through the page cache after all (not true direct IO), and those nothing could tell. */
+  pageCache: { through: number; unknown: number; judgedBy: string };
 }
 
 /** xorshift32: the same IOs for the same seed. */
@@ -157,6 +161,8 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
     using memory = GuestMemory.create(join(dir, "guest.img"), GUEST_PAGES * PAGE);
     for (let gpn = 0; gpn < GUEST_PAGES; gpn++) memory.write(gpn * PAGE, new Uint8Array(PAGE).fill(gpn + 1));
     using disk = Disk.open(scratch.path, { write: true, direct: true });
+    // Whether each IO the kernel took really bypassed the page cache (tracing: root, files).
+    using trace = disk.type === "file" && PageCacheTrace.unavailable() === null ? PageCacheTrace.start(scratch.path) : null;
     const alignment = disk.alignment;
     const kernelChecks = disk.kernelChecks;
     // The generator's "aligned" lengths and offsets: the larger direction's block, at least a sector.
@@ -172,6 +178,7 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
       documented: { stricterThanKernel: 0, looserThanKernel: 0 },
       model: { refusedButKernelTook: 0, tookButKernelRefused: 0 },
       examples: [],
+      pageCache: { through: 0, unknown: 0, judgedBy: trace !== null ? "the kernel's filemap and writeback tracepoints" : "cachestat (writes it cannot see count as unknown)" },
     };
     const example = (why: string, io: { op: IoOp; at: number; segments: PagedRange[] }) => {
       if (report.examples.length >= 8) return;
@@ -187,7 +194,11 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
       const before = io.op === "read" ? guestBytes(memory, io.segments) : null;
       let took: boolean;
       try {
+        const watch = new PageCacheWatch(disk, io.op, direct.diskStart, direct.diskEnd - direct.diskStart, trace);
         await executePlan(direct, memory, disk);
+        const cache = watch.finish();
+        if (cache.used === true) report.pageCache.through++;
+        else if (cache.used === null) report.pageCache.unknown++;
         took = true;
       } catch (error) {
         if (!(error instanceof OsError && error.errno === EINVAL)) throw error;
@@ -289,6 +300,8 @@ export function availableDisks(): { disks: DiskUnderTest[]; skipped: string[] } 
 
 export function formatReport(report: OracleReport): string {
   const lines = [`${report.disk}: ${report.ios} IOs, the kernel took ${report.kernelTook} in direct mode; alignment ${report.alignment}`];
+  const cache = report.pageCache;
+  lines.push(`  of those, through the page cache: ${cache.through}${cache.unknown > 0 ? ` (${cache.unknown} unknown)` : ""}, judged by ${cache.judgedBy}`);
   for (const rules of RULE_SETS) {
     const c = report.rules[rules];
     lines.push(
