@@ -34,7 +34,11 @@ const versusDirect = (key: "mibPerSec" | "cpuNsPerIo") => (r: BenchCaseResult, a
   const peer = directPeer(r, all);
   return finding(peer === null ? null : changes(peer, r)[key]);
 };
-const decisionText = (r: BenchCaseResult) => (r.error === null ? r.decision : r.ios === 0 ? r.error.code : `${r.decision}+${r.error.code}`);
+/** A "direct" case the filesystem served through the page cache is marked, with a note under the table. */
+const PAGE_CACHE_MARK = "~pc";
+const throughCache = (r: BenchCaseResult) => r.mode !== "buffered" && r.pageCache.used === true;
+const decisionText = (r: BenchCaseResult) =>
+  r.error === null ? `${r.decision}${throughCache(r) ? PAGE_CACHE_MARK : ""}` : r.ios === 0 ? r.error.code : `${r.decision}+${r.error.code}`;
 
 export const BENCH_COLUMNS: readonly Column[] = [
   { name: "op", head: "op", width: 9, left: true, help: "workload", text: (r) => r.op },
@@ -225,6 +229,11 @@ export function benchFooter(report: BenchReport, table: BenchTable | null): stri
   }
   if (shown.has("cpu") || shown.has("util")) {
     lines.push("CPU us/IO: the whole process's CPU time (user + system, every thread, io_uring workers included) per IO; cores: that CPU time over wall time");
+  }
+  const cached = report.results.filter(throughCache);
+  if (cached.length > 0 && (table === null || shown.has("decision"))) {
+    const how = cached.every((r) => r.pageCache.traced !== null) ? "the kernel's filemap and writeback tracepoints saw it" : "as cachestat or the filesystem shows";
+    lines.push(`${PAGE_CACHE_MARK}: ${cached.length} case(s) the filesystem served through the page cache after all, not direct IO (${how}; pageCache in --json says how per case)`);
   }
   const repeats = Math.max(0, ...report.results.map((r) => r.repeats));
   if (repeats === 1) lines.push("one run per case (--repeat 1): no spread to judge differences by");

@@ -37,6 +37,8 @@ import { BounceBenchError } from "../base/errors";
 import { LatencyHistogram } from "./histogram";
 import { errorJson, shapePages, type BenchOp, type BounceLayout, type JobResult, type JobSpec } from "./job";
 import { spreadOf } from "./statistics";
+import { PageCacheTrace } from "../host/page-cache-trace";
+import { PageCacheWatch, type PageCacheUse } from "../io/page-cache-watch";
 import { BenchWorkspace } from "./workspace";
 import type { CopyMethod } from "../bounce/copy-placement";
 import { measureCopyRates, type CopyRate } from "./copy-rates";
@@ -235,6 +237,8 @@ export interface BenchCaseResult {
     layoutMatched: boolean | null;
   };
   error: { code: string; message: string } | null;
+  /** Whether the case's IOs went through the page cache after all (its first run, watched whole: `PageCacheWatch`). */
+  pageCache: PageCacheUse;
 }
 
 export interface BenchReport {
@@ -311,10 +315,14 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     );
     const repeat = options.repeat ?? 1;
     const runs: JobResult[][][] = cases.map(() => []);
+    // Whether each case's "direct" IO really bypassed the page cache: the kernel's tracepoints
+    // when root can trace the disk file, cachestat otherwise; watched over its first run.
+    using trace = disk.type === "file" && options.modes.some((mode) => mode !== "buffered") && PageCacheTrace.unavailable() === null ? PageCacheTrace.start(disk.fd) : null;
+    const cacheUse: PageCacheUse[] = [];
     const results: BenchCaseResult[] = [];
     const done = cases.map(() => false);
     const summarized = (index: number) => {
-      const result = summarize(cases[index]!, options, runs[index]!);
+      const result = { ...summarize(cases[index]!, options, runs[index]!), pageCache: cacheUse[index]! };
       done[index] = true;
       results.push(result);
       options.onCase?.(result);
@@ -341,6 +349,8 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
           jobs = workers.map((_, thread) => failedJob(thread, errorJson(error)));
         }
         const shared = disk.shared();
+        const cacheWatch =
+          round === 0 && item.mode !== "buffered" ? new PageCacheWatch(disk, item.op.endsWith("read") ? "read" : "write", 0, workspace.diskSize, trace) : null;
         try {
           jobs ??= await Promise.all(
             workers.map((worker, thread) =>
@@ -378,6 +388,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
         } finally {
           clearInterval(timer);
         }
+        if (round === 0) cacheUse[index] = cacheWatch?.finish() ?? { used: true, traced: null, evidence: "--mode buffered: through the page cache by design" };
         addBudgetTotals(jobs, tracker);
         runs[index]!.push(jobs);
         const failed = jobs.find((job) => job.error !== null)?.error ?? null;
@@ -535,7 +546,7 @@ function runRates(jobs: JobResult[]): { ios: number; bytes: number; seconds: num
   };
 }
 
-function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoMode }, options: BenchOptions, runs: JobResult[][]): BenchCaseResult {
+function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoMode }, options: BenchOptions, runs: JobResult[][]): Omit<BenchCaseResult, "pageCache"> {
   const jobs = runs.flat();
   const latency = new LatencyHistogram();
   for (const job of jobs) if (job.histogram.count > 0) latency.merge(LatencyHistogram.from(job.histogram));

@@ -8,7 +8,7 @@
  * write over pages already dirty would not: `PageCacheWatch` flushes the file first). `cachestat(2)` cannot tell for writes:
  * btrfs writes its buffered fallback back and drops the pages before the call returns.
  *
- *   trace = PageCacheTrace.start(path)   tracing on, for this file's pages only
+ *   trace = PageCacheTrace.start(fd)     tracing on, for the pages of the file open at fd only
  *   ... IO ...
  *   trace.pages()                        buffered reads of the file and pages of it dirtied, since start (or the last clear)
  *   trace.clear()                        start counting again
@@ -28,7 +28,7 @@
  * the same inode number used by another process at that moment cannot count.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmdirSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BounceBenchError } from "../base/errors";
@@ -61,12 +61,15 @@ export class PageCacheTrace implements Disposable {
     return null;
   }
 
-  /** Starts counting the pages the regular file at `path` gains in the page cache. */
-  static start(path: string): PageCacheTrace {
+  /**
+   * Starts watching the regular file open at `fd` (the descriptor the IO uses, so that a path
+   * renamed or replaced meanwhile cannot make it watch another file).
+   */
+  static start(fd: number): PageCacheTrace {
     const why = PageCacheTrace.unavailable();
     if (why !== null) throw new BounceBenchError("TRACE_UNAVAILABLE", `page-cache tracing ${why}`);
-    const status = statx(path);
-    const devices = new Set([`${status.devMajor}:${status.devMinor}`, mountDevice(realpathSync(path))].filter((d): d is string => d !== null));
+    const status = statx(fd);
+    const devices = new Set([`${status.devMajor}:${status.devMinor}`, mountDevice(readlinkSync(`/proc/self/fd/${fd}`))].filter((d): d is string => d !== null));
     const mountPoint = mkdtempSync(join(tmpdir(), "bounce-bench-trace-"));
     let mounted = false;
     let instance: string | null = null;

@@ -5,9 +5,9 @@
  *   traced       (root, regular files) buffered reads of the file, or pages of it a write
  *                dirtied in the page cache, during the IO, from the kernel's tracepoints
  *                (`PageCacheTrace`): any is a fallback
- *   cachestat    pages of the IO's disk range in the cache before and after: more after a read,
- *                or any left after a write (a direct write drops the range's cached pages), is
- *                a fallback; tmpfs keeps every file in the page cache, which this shows too
+ *   cachestat    pages of the IO's disk range in the cache before and after: more after (a
+ *                direct read adds none, a direct write drops the pages it covers) is a fallback;
+ *   tmpfs        keeps every file in the page cache: its IO is always a fallback
  *
  * A buffered write that the filesystem writes back and drops before the call returns (btrfs)
  * leaves nothing for cachestat to see: without tracing, a write with no other sign is `null`
@@ -60,8 +60,8 @@ export class PageCacheWatch {
       if (this.op === "read" && after > before) {
         return { used: true, traced: events, evidence: `the range had ${before} page(s) cached before the read and ${after} after (cachestat): read through the page cache` };
       }
-      if (this.op === "write" && after > 0) {
-        return { used: true, traced: events, evidence: `${after} page(s) of the range stay cached after the write (cachestat), which a direct write drops: written through the page cache${this.disk.fsType === "tmpfs" ? " (tmpfs keeps its files there)" : ""}` };
+      if (this.op === "write" && after > before) {
+        return { used: true, traced: events, evidence: `the range had ${before} page(s) cached before the write and ${after} after (cachestat), where a direct write drops them: written through the page cache` };
       }
     }
     if (this.disk.fsType === "tmpfs") return { used: true, traced: events, evidence: "tmpfs: its files are the page cache" };
