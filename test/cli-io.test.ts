@@ -249,6 +249,14 @@ describe("io", () => {
   });
 });
 
+test("plan --disk on a file without direct IO (procfs here; ext4 data=journal alike) is exit 2 pointing at --mode buffered, as io is", () => {
+  const refused = run("plan", "--disk", "/proc/self/status", "--gpns", "0");
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain("its filesystem does no direct IO");
+  expect(refused.stderr).toContain("--mode buffered");
+  expect(run("plan", "--disk", "/proc/self/status", "--gpns", "0", "--mode", "buffered").code).toBe(0);
+});
+
 test("plan's text for a long scatter-gather list shows its head and says how many there are (--json has every one)", () => {
   const segs = Array.from({ length: 2000 }, (_, i) => ["--seg", `${i * 2}@8+100`]).flat();
   const text = run("plan", ...segs);

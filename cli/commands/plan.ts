@@ -88,6 +88,10 @@ Examples:
           throw new InvalidInputError(`--disk ${options.disk}: is a ${status.type}, not a regular file or block device`);
         }
         alignment = discoverAlignment(options.disk, status);
+        // As `io` would: a disk without direct IO has no direct plan to make (ext4 data=journal).
+        if (!alignment.directIo && options.mode !== "buffered") {
+          throw new InvalidInputError(`--disk ${options.disk}: its filesystem does no direct IO (${alignment.source}: ${alignment.note ?? "no alignment"}); plan --mode buffered`);
+        }
       }
       if (align !== undefined || memAlign !== undefined) alignment = overrideAlignment(alignment, align, memAlign);
       const result = plan({ op: options.op, mode: options.mode, at, segments: ranges, alignment, rules: rules === "all" ? "kernel" : rules });
