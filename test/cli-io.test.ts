@@ -43,8 +43,9 @@ describe("probe", () => {
     expect(doc.offsetAlign).toBeGreaterThanOrEqual(512);
     expect(typeof doc.fsType).toBe("string");
     const empirical = json("probe", diskPath, "--empirical").doc;
-    expect(empirical.source).toBe("probe");
-    expect(empirical.offsetAlign).toBe(doc.offsetAlign); // the probe agrees with statx on the block size
+    expect(empirical.source).toBe("statx"); // the kernel's word about this file stands
+    expect(empirical.empirical.read.offsetAlign).toBe(doc.readOffsetAlign); // and the measurement agrees here
+    expect(empirical.empirical.read.differsFromStatx).toBeNull();
   });
 
   test("reports the rule of each direction, the block layer's limits from sysfs and the kernel", () => {

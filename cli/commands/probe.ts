@@ -56,7 +56,9 @@ Examples:
       try {
         if (options.empirical) {
           measured = probeDirectIo(path, fd, status);
-          alignment = alignmentFromProbe(measured) ?? probeAlignment(fd, status);
+          // The kernel's word about this file stands: a measurement (of a scratch file beside it,
+          // for writes) never overrides it; it is shown beside it, and where they differ, said.
+          alignment = status.dio !== null ? discoverAlignment(fd, status) : (alignmentFromProbe(measured) ?? probeAlignment(fd, status));
         } else {
           alignment = discoverAlignment(fd, status);
         }
@@ -84,6 +86,14 @@ Examples:
           },
         };
       };
+      // Where a measurement differs from what statx says of this file, which stands.
+      const differsFromStatx = (op: "read" | "write"): string | null => {
+        const side = measured?.[op];
+        if (side === undefined || !wasProbed(side) || alignment.source !== "statx") return null;
+        const said = blockSize(alignment, op);
+        if (side.offsetAlign === said && side.memAlign === alignment.memAlign) return null;
+        return `differs from this file's statx (length ${said}, memory ${alignment.memAlign}), which stands: ${side.subject} is not this file (its own extents, shared or not, can make it stricter)`;
+      };
       const json = {
         path,
         directIo: alignment.directIo,
@@ -98,7 +108,14 @@ Examples:
         ...(fsType === undefined ? {} : { fsType }),
         ...(alignment.note === undefined ? {} : { note: alignment.note }),
         rules: alignment.directIo ? { read: rule("read"), write: rule("write") } : null,
-        ...(measured === null ? {} : { empirical: measured }),
+        ...(measured === null
+          ? {}
+          : {
+              empirical: {
+                read: wasProbed(measured.read) ? { ...measured.read, differsFromStatx: differsFromStatx("read") } : measured.read,
+                write: wasProbed(measured.write) ? { ...measured.write, differsFromStatx: differsFromStatx("write") } : measured.write,
+              },
+            }),
         pageCache:
           measured === null
             ? null
@@ -126,8 +143,10 @@ Examples:
       const empiricalLines = (op: "read" | "write"): string[] => {
         const side = measured![op];
         if (!wasProbed(side)) return [side.unavailable];
+        const differs = differsFromStatx(op);
         return [
           `took length ${side.offsetAlign} and memory offset ${side.memAlign} on ${side.subject}`,
+          ...(differs === null ? [] : [differs]),
           `page cache: ${side.pageCache}: ${side.pageCacheEvidence}`,
         ];
       };

@@ -41,8 +41,10 @@ import {
   preadvOnce,
   pwritevOnce,
   setFileFlags,
+  statx,
   type FileStatus,
 } from "../native";
+import { PageCacheTrace } from "../host/page-cache-trace";
 
 /** Lengths and memory offsets tried, smallest first (QEMU's list). */
 const PROBE_ALIGNMENTS = [1, 512, 1024, 2048, 4096];
@@ -289,10 +291,16 @@ function pageCacheUse(fd: number, op: "read" | "write", at: number, offsetAlign:
     return { pageCache: "always", pageCacheEvidence: "its pages stay cached after fsync and posix_fadvise(DONTNEED) (cachestat): the file lives in memory (tmpfs), or another process holds them" };
   }
   if (aligned > 0) return { pageCache: "always", pageCacheEvidence: `an aligned direct ${op} left ${aligned} pages in the page cache (cachestat)` };
+  if (op === "write") {
+    const traced = tracedWrites(fd, probe, offsetAlign, memAlign);
+    if (traced !== null) return traced;
+  }
   if (offsetAlign < SECTOR && op === "write") {
     return {
       pageCache: "misaligned",
-      pageCacheEvidence: `the kernel took a direct write of ${offsetAlign} byte(s), which no block device can transfer (whole ${SECTOR}-byte sectors only): it was buffered`,
+      pageCacheEvidence:
+        `the kernel took a direct write of ${offsetAlign} byte(s), which no block device can transfer (whole ${SECTOR}-byte sectors only): it was buffered; ` +
+        "whether aligned writes are too, only tracing (root) can see: a buffered write is written back and dropped before it returns",
     };
   }
   if (offsetAlign < SECTOR || memAlign < SECTOR) {
@@ -303,6 +311,31 @@ function pageCacheUse(fd: number, op: "read" | "write", at: number, offsetAlign:
     }
   }
   return { pageCache: "never", pageCacheEvidence: `direct ${op}s the kernel took left no pages in the page cache (cachestat)` };
+}
+
+/**
+ * Whether direct writes go through the page cache, by the kernel's writeback tracepoint (a
+ * page a buffered write dirties): cachestat cannot see it, because a filesystem that buffers a
+ * direct write (btrfs, for a file with data checksums) writes it back and drops the pages
+ * before the call returns. An aligned write first, then the misaligned one the kernel took, if
+ * any. Null when tracing cannot be used (not root, no tracefs) or `fd` is not a regular file.
+ */
+function tracedWrites(fd: number, probe: ProbeIo, offsetAlign: number, memAlign: number): Pick<DirectionRules, "pageCache" | "pageCacheEvidence"> | null {
+  if (PageCacheTrace.unavailable() !== null || statx(fd).type !== "file") return null;
+  using trace = PageCacheTrace.start(fd);
+  const dirtied = (memoryOffset: number, len: number): number => {
+    fsyncFd(fd); // clean pages, so that a buffered write dirties them again
+    trace.clear();
+    probe.takes(memoryOffset, len, 1);
+    return trace.pages().dirtied;
+  };
+  const aligned = dirtied(0, PROBE_MAX);
+  if (aligned > 0) return { pageCache: "always", pageCacheEvidence: `an aligned direct write dirtied ${aligned} page(s) in the page cache (the kernel's writeback tracepoint): every write is buffered` };
+  if (offsetAlign < SECTOR || memAlign < SECTOR) {
+    const misaligned = offsetAlign < SECTOR ? dirtied(0, offsetAlign) : dirtied(memAlign, offsetAlign);
+    if (misaligned > 0) return { pageCache: "misaligned", pageCacheEvidence: `a misaligned direct write the kernel took dirtied ${misaligned} page(s) in the page cache, an aligned one none (the kernel's writeback tracepoint)` };
+  }
+  return { pageCache: "never", pageCacheEvidence: "direct writes the kernel took dirtied no page in the page cache (the kernel's writeback tracepoint)" };
 }
 
 /**
