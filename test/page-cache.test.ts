@@ -83,3 +83,27 @@ describe("on filesystems this machine can make (root)", () => {
     });
   }
 });
+
+describe("plan names the fallback where the disk is measured to fall back (statx says nothing of direct IO there)", () => {
+  const cases: { kind: "btrfs" | "ext4" | "tmpfs"; sector?: 512 | 4096; write: boolean | null; read: boolean | null }[] = [
+    { kind: "btrfs", sector: 4096, write: true, read: null }, // reads: only misaligned ones (and into pages not faulted in)
+    { kind: "tmpfs", write: true, read: true },
+  ];
+  for (const { kind, sector, write, read } of cases) {
+    const why = scratchDiskUnavailable(kind) ?? PageCacheTrace.unavailable();
+    test.skipIf(why !== null)(`${kind}: writes ${write ? "fall back" : "may"}, reads ${read ? "fall back" : "may"}${why === null ? "" : ` (skipped: ${why})`}`, () => {
+      using scratch = ScratchDisk.make({ kind, sector, size: 2 ** 20 });
+      const data = randomBytes(2 ** 20, 5);
+      writeFileSync(scratch.path, data);
+      const planned = (op: string) => JSON.parse(runCliIn(dir, "plan", "--disk", scratch.path, "--gpns", "0-1", "--op", op, "--json").stdout);
+      expect({ kind, write: planned("write").pageCache.fallback, read: planned("read").pageCache.fallback }).toEqual({ kind, write, read });
+      expect(runCliIn(dir, "plan", "--disk", scratch.path, "--gpns", "0-1", "--op", "write").stdout).toMatch(/^decision +direct \(the filesystem falls back to the page cache\)$/m);
+      expect(readFileSync(scratch.path)).toEqual(Buffer.from(data)); // the disk itself is never written
+    });
+  }
+  test("a disk whose statx speaks (ext4 here): nothing measured, null", () => {
+    const disk = join(dir, "statx.img");
+    writeFileSync(disk, randomBytes(2 ** 20, 6));
+    expect(JSON.parse(runCliIn(dir, "plan", "--disk", disk, "--gpns", "0-1", "--json").stdout).pageCache).toBeNull();
+  });
+});

@@ -21,6 +21,9 @@ import { DOCUMENTED_CHECKS, RULE_SETS, type KernelChecks, type RuleSet } from ".
 import { kernelProblem } from "../../src/base/kernel-rules";
 import { KERNEL_CHOICES } from "../../src/base/kernel-rules";
 import { Disk } from "../../src/disk/disk";
+import { probeDirectIo, wasProbed } from "../../src/disk/direct-io-probe";
+import { openUserFile } from "../../src/host/files";
+import { closeFd, O_NONBLOCK, O_RDONLY, statx } from "../../src/native";
 import { kernelCalls, kernelVerdicts, type KernelVerdict } from "../../src/io/kernel-verdicts";
 import { Option } from "commander";
 
@@ -93,6 +96,19 @@ Examples:
           throw new InvalidInputError(`--disk ${options.disk}: its filesystem does no direct IO (${alignment.source}: ${alignment.note ?? "no alignment"}); plan --mode buffered`);
         }
       }
+      // Where statx says nothing of direct IO (btrfs, tmpfs), the filesystem may serve it through
+      // the page cache: measured as probe --empirical does (reads of --disk's data, writes to an
+      // unnamed scratch file beside it, never --disk), for the IO's direction.
+      let pageCache: PlanPageCache | null = null;
+      if (options.disk !== undefined && alignment.source === "probe" && alignment.directIo && options.mode !== "buffered") {
+        const fd = openUserFile(options.disk, O_RDONLY | O_NONBLOCK, "disk");
+        try {
+          const side = probeDirectIo(options.disk, fd, statx(fd))[options.op];
+          pageCache = wasProbed(side) ? { use: side.pageCache, evidence: `${side.pageCacheEvidence} (measured on ${side.subject})` } : { use: "unknown", evidence: side.unavailable };
+        } finally {
+          closeFd(fd);
+        }
+      }
       if (align !== undefined || memAlign !== undefined) alignment = overrideAlignment(alignment, align, memAlign);
       const result = plan({ op: options.op, mode: options.mode, at, segments: ranges, alignment, rules: rules === "all" ? "kernel" : rules });
       // The running kernel's checks on --disk, measured once, for --kernel current and --rules all.
@@ -112,7 +128,15 @@ Examples:
       }
       if (rules === "all" && options.mode === "buffered") throw new InvalidInputError("--rules all compares how rule sets send direct IO; --mode buffered sends none");
       const policies = rules === "all" ? comparePolicies({ op: options.op, mode: options.mode, at, segments: ranges, alignment }, result, current()) : undefined;
-      const json = { ...planJson(result, alignment), ...(kernels === undefined ? {} : { kernels }), ...(policies === undefined ? {} : { policies }) };
+      const sendsDirect = result.decision === "direct" || result.decision === "split";
+      // This IO falls back (true), may (null: the filesystem buffers what it finds misaligned), or not.
+      const fallback = pageCache === null ? null : { ...pageCache, fallback: sendsDirect && pageCache.use === "always" ? true : sendsDirect && pageCache.use !== "never" ? null : false };
+      const json = {
+        ...planJson(result, alignment),
+        pageCache: fallback,
+        ...(kernels === undefined ? {} : { kernels }),
+        ...(policies === undefined ? {} : { policies }),
+      };
       if (options.json) {
         context.io.stdout(jsonLine("plan", json));
         return;
@@ -122,8 +146,9 @@ Examples:
       );
       context.io.stdout(
         keyValues([
-          ["decision", json.decision],
+          ["decision", fallback?.fallback === true ? `${json.decision} (the filesystem falls back to the page cache)` : json.decision],
           ["reasons", shown(json.reasons, "reasons")],
+          ...(fallback === null ? [] : ([["page cache", `${fallback.use} for ${json.op}s: ${fallback.evidence}`]] as [string, string][])),
           ["rules", `${json.rules}${json.audit === null ? "" : `; --rules seed would ${json.audit.copiedBytes === 0 ? "copy nothing" : `copy ${json.audit.copiedBytes} bytes`} (${json.audit.decision})`}`],
           ["alignment", `${json.alignment} for memory; disk: ${describeAlignment(json.diskAlignment)}`],
           ["io", `${json.op} ${json.len} bytes at disk offset ${json.at}, mode ${json.mode}`],
@@ -194,4 +219,11 @@ function comparePolicies(io: { op: IoOp; mode: IoMode; at: number; segments: Pag
       judgedBy,
     };
   });
+}
+
+/** What plan says of page-cache fallback on a disk whose statx says nothing of direct IO. */
+interface PlanPageCache {
+  /** How the filesystem served direct IO of the plan's direction when measured. */
+  use: "always" | "misaligned" | "never" | "unknown";
+  evidence: string;
 }
