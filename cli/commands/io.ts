@@ -78,7 +78,7 @@ Examples:
       // one were carried out. Say so, both ways.
       const watch = mode === "direct" ? new RefusalWatch(options.disk, decided.diskStart, decided.diskEnd - decided.diskStart, memory, ranges) : null;
       // Whether the filesystem served the "direct" IO through the page cache after all.
-      using trace = mode !== "buffered" && disk.type === "file" && PageCacheTrace.unavailable() === null ? PageCacheTrace.start(disk.fd) : null;
+      using trace = mode !== "buffered" && disk.type === "file" ? PageCacheTrace.tryStart(disk.fd) : null;
       const cacheWatch = mode !== "buffered" ? new PageCacheWatch(disk, op, decided.diskStart, decided.diskEnd - decided.diskStart, trace) : null;
       let result;
       try {

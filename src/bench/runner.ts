@@ -317,7 +317,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     const runs: JobResult[][][] = cases.map(() => []);
     // Whether each case's "direct" IO really bypassed the page cache: the kernel's tracepoints
     // when root can trace the disk file, cachestat otherwise; watched over its first run.
-    using trace = disk.type === "file" && options.modes.some((mode) => mode !== "buffered") && PageCacheTrace.unavailable() === null ? PageCacheTrace.start(disk.fd) : null;
+    using trace = disk.type === "file" && options.modes.some((mode) => mode !== "buffered") ? PageCacheTrace.tryStart(disk.fd) : null;
     const cacheUse: PageCacheUse[] = [];
     const results: BenchCaseResult[] = [];
     const done = cases.map(() => false);

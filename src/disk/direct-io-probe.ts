@@ -321,8 +321,9 @@ function pageCacheUse(fd: number, op: "read" | "write", at: number, offsetAlign:
  * any. Null when tracing cannot be used (not root, no tracefs) or `fd` is not a regular file.
  */
 function tracedWrites(fd: number, probe: ProbeIo, offsetAlign: number, memAlign: number): Pick<DirectionRules, "pageCache" | "pageCacheEvidence"> | null {
-  if (PageCacheTrace.unavailable() !== null || statx(fd).type !== "file") return null;
-  using trace = PageCacheTrace.start(fd);
+  if (statx(fd).type !== "file") return null;
+  using trace = PageCacheTrace.tryStart(fd);
+  if (trace === null) return null;
   const dirtied = (memoryOffset: number, len: number): number => {
     fsyncFd(fd); // clean pages, so that a buffered write dirties them again
     trace.clear();

@@ -90,6 +90,20 @@ export class PageCacheTrace implements Disposable {
     }
   }
 
+  /**
+   * `start`, or null where tracing cannot be used here (not root, no tracefs, a mount refused):
+   * callers then fall back to what cachestat can tell, and say so.
+   */
+  static tryStart(fd: number): PageCacheTrace | null {
+    if (PageCacheTrace.unavailable() !== null) return null;
+    try {
+      return PageCacheTrace.start(fd);
+    } catch (error) {
+      if (error instanceof BounceBenchError && error.code === "TRACE_UNAVAILABLE") return null;
+      throw error;
+    }
+  }
+
   /** Since `start` or the last `clear`: buffered reads of the file (`reads`), and pages of it a write of this process dirtied in the page cache (`dirtied`). */
   pages(): { reads: number; dirtied: number } {
     if (this.#closed) throw new BounceBenchError("RELEASED", "page-cache trace: used after close");
