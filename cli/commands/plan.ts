@@ -1,5 +1,8 @@
 /**
- * `bounce-bench plan`: the alignment decision for one IO, with no IO.
+ * `bounce-bench plan`: the alignment decision for one IO, without doing it. Measuring what the
+ * kernel does on --disk (`--kernel current`, `--rules all`, and page-cache fallback where statx
+ * is silent) takes a few direct reads of its data, and writes to an unnamed scratch file beside
+ * it; never a write to the disk.
  */
 import type { Command } from "commander";
 import { DEFAULT_ALIGNMENT, overrideAlignment } from "../../src/base/alignment-rules";
@@ -45,7 +48,7 @@ export function registerPlan(program: Command, context: Context): void {
     .summary("how one IO would reach the kernel; no IO")
     .description(
       "Show how one IO would reach the kernel: direct, bounce, read-modify-write or split, with every reason. " +
-        "No IO is done. The disk's rules are --disk's (statx, block size or a probe), else those of a 4 KiB-sector disk with 512-byte memory alignment; " +
+        "The IO is not done (measuring what the kernel does on --disk reads its data, and where statx is silent writes an unnamed scratch file beside it; never the disk). The disk's rules are --disk's (statx, block size or a probe), else those of a 4 KiB-sector disk with 512-byte memory alignment; " +
         "--align and --mem-align simulate a stricter disk.",
     );
   addSegmentOptions(command)
