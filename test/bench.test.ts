@@ -46,6 +46,8 @@ describe("engines move the right bytes (verified IO by IO)", () => {
       const report = await runBench(options({ ...overrides, verify: true, force: true }));
       for (const result of report.results) {
         expect(result.error).toBeNull();
+        // Verifying reads the disk back through the page cache: a fallback could not be told apart.
+        if (result.mode !== "buffered") expect(result.pageCache).toMatchObject({ used: null, evidence: expect.stringContaining("--verify") });
         expect(result.ios).toBe(Math.ceil(64 / result.threads) * result.threads);
         expect(result.bytes).toBe(result.ios * result.bs);
         if (result.memOffset === 100 || result.mode === "bounce") {

@@ -317,7 +317,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     const runs: JobResult[][][] = cases.map(() => []);
     // Whether each case's "direct" IO really bypassed the page cache: the kernel's tracepoints
     // when root can trace the disk file, cachestat otherwise; watched over its first run.
-    using trace = disk.type === "file" && options.modes.some((mode) => mode !== "buffered") ? PageCacheTrace.tryStart(disk.fd) : null;
+    using trace = disk.type === "file" && options.verify !== true && options.modes.some((mode) => mode !== "buffered") ? PageCacheTrace.tryStart(disk.fd) : null;
     const cacheUse: PageCacheUse[] = [];
     const results: BenchCaseResult[] = [];
     const done = cases.map(() => false);
@@ -349,8 +349,9 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
           jobs = workers.map((_, thread) => failedJob(thread, errorJson(error)));
         }
         const shared = disk.shared();
+        // --verify reads the disk back through the page cache itself: then nothing can tell.
         const cacheWatch =
-          round === 0 && item.mode !== "buffered" ? new PageCacheWatch(disk, item.op.endsWith("read") ? "read" : "write", 0, workspace.diskSize, trace) : null;
+          round === 0 && item.mode !== "buffered" && options.verify !== true ? new PageCacheWatch(disk, item.op.endsWith("read") ? "read" : "write", 0, workspace.diskSize, trace) : null;
         try {
           jobs ??= await Promise.all(
             workers.map((worker, thread) =>
@@ -388,7 +389,13 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
         } finally {
           clearInterval(timer);
         }
-        if (round === 0) cacheUse[index] = cacheWatch?.finish() ?? { used: true, traced: null, evidence: "--mode buffered: through the page cache by design" };
+        if (round === 0) {
+          cacheUse[index] =
+            cacheWatch?.finish() ??
+            (item.mode === "buffered"
+              ? { used: true, traced: null, evidence: "--mode buffered: through the page cache by design" }
+              : { used: null, traced: null, evidence: "not watched: --verify reads the disk back through the page cache itself" });
+        }
         addBudgetTotals(jobs, tracker);
         runs[index]!.push(jobs);
         const failed = jobs.find((job) => job.error !== null)?.error ?? null;
