@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { discoverAlignment, probeAlignment } from "../src/disk/alignment";
 import { closeFd, O_RDONLY, openFile, statx } from "../src/native";
 import { fileBytes, PAGE, randomBytes, ROOT, runCliIn } from "./helpers";
-import { reclaimScratchDisks, ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
+import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
+import { reclaimScratchDirs } from "../src/host/scratch-dir";
 import { Disk } from "../src/disk/disk";
 
 describe("a filesystem without direct IO (ramfs)", () => {
@@ -208,7 +209,7 @@ describe("scratch disks: made, torn down, reclaimed after a crash (root only)", 
       const made = spawnSync("losetup", ["--find", "--show", other], { encoding: "utf8" });
       const otherDevice = made.stdout.trim();
       try {
-        expect(reclaimScratchDisks(parent)).toEqual([dir]);
+        expect(reclaimScratchDirs(parent)).toEqual([dir]);
         expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(`${dir}/mnt`);
         expect(existsSync(dir!)).toBe(false);
         expect(spawnSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE", device!], { encoding: "utf8" }).stdout).not.toContain(dir!);

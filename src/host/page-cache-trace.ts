@@ -15,7 +15,7 @@
  *   trace.close()                        tracing off, everything made undone
  *
  * Root only. Nothing shared is touched: tracefs is mounted in a scratch directory of this
- * process (never the system's /sys/kernel/tracing, which other tools use), and the events are
+ * process (`ScratchDir`; never the system's /sys/kernel/tracing, which other tools use), and the events are
  * recorded in a tracing instance of its own (instances are global to the machine: ours is
  * named bounce-bench-<pid>-<random>). `close` removes the instance, unmounts and removes the
  * directory, whatever happened; so does a failure while starting.
@@ -28,12 +28,11 @@
  * the same inode number used by another process at that moment cannot count.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BounceBenchError } from "../base/errors";
 import { statx } from "../native";
-import { findProgram } from "./scratch-disks";
+import { findProgram, ScratchDir } from "./scratch-dir";
 
 const READ = "events/filemap/mm_filemap_get_pages";
 const DIRTIED = "events/writeback/writeback_dirty_folio";
@@ -45,6 +44,7 @@ export class PageCacheTrace implements Disposable {
   #closed = false;
 
   private constructor(
+    readonly scratch: ScratchDir,
     /** Where tracefs is mounted (ours). */
     readonly mountPoint: string,
     /** Our tracing instance, under `mountPoint/instances`. */
@@ -70,7 +70,11 @@ export class PageCacheTrace implements Disposable {
     if (why !== null) throw new BounceBenchError("TRACE_UNAVAILABLE", `page-cache tracing ${why}`);
     const status = statx(fd);
     const devices = new Set([`${status.devMajor}:${status.devMinor}`, mountDevice(readlinkSync(`/proc/self/fd/${fd}`))].filter((d): d is string => d !== null));
-    const mountPoint = mkdtempSync(join(tmpdir(), "bounce-bench-trace-"));
+    // A scratch directory of ours (reclaimed, mount and all, if this run dies); tracefs goes on
+    // a directory inside it, so that its marker stays visible.
+    const scratch = ScratchDir.make("trace");
+    const mountPoint = join(scratch.path, "tracefs");
+    mkdirSync(mountPoint);
     let mounted = false;
     let instance: string | null = null;
     try {
@@ -83,9 +87,9 @@ export class PageCacheTrace implements Disposable {
       writeFileSync(join(instance, READ, "filter"), `i_ino == ${status.inode}`);
       writeFileSync(join(instance, DIRTIED, "filter"), `ino == ${status.inode}`);
       for (const event of EVENTS) writeFileSync(join(instance, event, "enable"), "1");
-      return new PageCacheTrace(mountPoint, instance, devices);
+      return new PageCacheTrace(scratch, mountPoint, instance, devices);
     } catch (error) {
-      undo(mountPoint, mounted, instance);
+      undo(scratch, mountPoint, mounted, instance);
       throw error;
     }
   }
@@ -129,7 +133,7 @@ export class PageCacheTrace implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    undo(this.mountPoint, true, this.instance);
+    undo(this.scratch, this.mountPoint, true, this.instance);
   }
 
   [Symbol.dispose](): void {
@@ -137,8 +141,8 @@ export class PageCacheTrace implements Disposable {
   }
 }
 
-/** Disables and removes our instance, unmounts our tracefs and removes its directory, as far as each was made. */
-function undo(mountPoint: string, mounted: boolean, instance: string | null): void {
+/** Disables and removes our instance, unmounts our tracefs and removes its scratch directory, as far as each was made. */
+function undo(scratch: ScratchDir, mountPoint: string, mounted: boolean, instance: string | null): void {
   if (mounted && instance !== null) {
     try {
       for (const event of EVENTS) writeFileSync(join(instance, event, "enable"), "0");
@@ -152,11 +156,7 @@ function undo(mountPoint: string, mounted: boolean, instance: string | null): vo
     }
   }
   if (mounted) spawnSync(findProgram("umount")!, [mountPoint]);
-  try {
-    rmdirSync(mountPoint);
-  } catch {
-    // still mounted (umount failed): left for the operator, never removed recursively
-  }
+  scratch.remove(); // never deletes through a mount that would not go
 }
 
 /** The device ("major:minor") /proc/self/mountinfo gives for the mount holding `path`: its superblock's. */

@@ -9,12 +9,12 @@
  *           the disk is a file on it
  *   tmpfs   a tmpfs mounted in the scratch directory; the disk is a file on it
  *
- * Everything lives in one scratch directory, `<tmp>/bounce-bench-disk-XXXXXX`, which names its
- * owner (`owner`: pid and the process's start time). `remove()` unmounts, detaches and deletes,
- * in that order, whatever happens; the command line also calls it on SIGINT/SIGTERM. A run that
- * crashed leaves its directory behind: `reclaimScratchDisks` (run before making a new one) tears
- * down the directories whose owner is gone, with the mounts under them and the loop devices
- * over files in them, and nothing else: no other loop device, mount or file is ever touched.
+ * Everything lives in one scratch directory of ours, `<tmp>/bounce-bench-disk-XXXXXX`
+ * (`ScratchDir`: marked, and locked for the run's life). `remove()` unmounts, detaches and
+ * deletes, in that order, whatever happens; the command line also calls it on SIGINT/SIGTERM.
+ * A run that crashed leaves its directory behind: the next one reclaims it (`ScratchDir.make`
+ * first runs `reclaimScratchDirs`), with the mounts under it and the loop devices over files in
+ * it, and nothing else: no other loop device, mount or file is ever touched.
  *
  * Every kind but `file` needs root (loop devices, mkfs, mount) and the programs it runs;
  * `scratchDiskUnavailable` says why a kind cannot be made here, before anything is made.
@@ -23,19 +23,20 @@
  * its backing file is in a live scratch directory of this tool.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { closeFd } from "../native";
 import { createSparseFile } from "./files";
+import { findProgram, isLiveScratchDir, ScratchDir } from "./scratch-dir";
+
+export { findProgram };
 
 import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../base/disk-kinds";
 
 export { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize };
 
-/** Scratch directories of scratch disks start with this, in the temporary directory. */
-const PREFIX = "bounce-bench-disk-";
 
 /** Smallest backing file each filesystem's mkfs accepts (xfsprogs 5.19+: 300 MiB), with room. */
 const FILESYSTEM_MINIMUM: Record<string, number> = { ext4: 64 * 2 ** 20, xfs: 320 * 2 ** 20, btrfs: 512 * 2 ** 20 };
@@ -62,9 +63,10 @@ export interface ScratchDiskOptions {
 }
 
 export class ScratchDisk implements Disposable {
-  #removed = false;
+  readonly #scratch: ScratchDir;
 
   private constructor(
+    scratch: ScratchDir,
     readonly kind: DiskKind,
     readonly sector: SectorSize | null,
     /** The scratch directory holding everything. */
@@ -77,7 +79,9 @@ export class ScratchDisk implements Disposable {
     readonly device: string | null,
     /** Where a filesystem is mounted, if any. */
     readonly mountPoint: string | null,
-  ) {}
+  ) {
+    this.#scratch = scratch;
+  }
 
   /**
    * Makes a scratch disk of `options.kind` (first reclaiming crashed runs' leftovers). The disk
@@ -92,17 +96,15 @@ export class ScratchDisk implements Disposable {
     if (!(Number.isSafeInteger(size) && size > 0 && size % unit === 0)) throw new InvalidInputError(`scratch disk size ${size} is not a positive multiple of ${unit}`);
     const unavailable = scratchDiskUnavailable(kind);
     if (unavailable !== null) throw new BounceBenchError("DISK_KIND_UNAVAILABLE", `disk kind ${kind}: ${unavailable}`);
-    const parent = options.parent ?? tmpdir();
-    reclaimScratchDisks(parent);
-    const dir = mkdtempSync(join(parent, PREFIX));
-    writeFileSync(join(dir, "owner"), `${process.pid} ${processStartTime(process.pid)}\n`);
+    const scratch = ScratchDir.make("disk", options.parent ?? tmpdir());
+    const dir = scratch.path;
     let device: string | null = null;
     let mountPoint: string | null = null;
     try {
       if (kind === "file") {
         const path = join(dir, "disk.bin");
         closeFd(createSparseFile(path, size, {}, "scratch disk"));
-        return new ScratchDisk(kind, null, dir, path, size, null, null);
+        return new ScratchDisk(scratch, kind, null, dir, path, size, null, null);
       }
       if (kind !== "tmpfs") {
         const backing = join(dir, "backing.img");
@@ -110,7 +112,7 @@ export class ScratchDisk implements Disposable {
         const backingSize = kind === "loop" ? size : Math.max(FILESYSTEM_MINIMUM[kind]!, Math.ceil((size * 1.5 + 256 * 2 ** 20) / 4096) * 4096);
         closeFd(createSparseFile(backing, backingSize, {}, "scratch disk backing file"));
         device = run("losetup", ["--sector-size", String(sector), "--direct-io=on", "--find", "--show", backing]).trim();
-        if (kind === "loop") return new ScratchDisk(kind, sector, dir, device, size, device, null);
+        if (kind === "loop") return new ScratchDisk(scratch, kind, sector, dir, device, size, device, null);
         run(MKFS[kind]![0]!, [...MKFS[kind]!.slice(1), device]);
       }
       mountPoint = join(dir, "mnt");
@@ -124,18 +126,16 @@ export class ScratchDisk implements Disposable {
         writeZeros(path, size);
         run("cp", ["--reflink=always", path, join(mountPoint, "clone.bin")]);
       }
-      return new ScratchDisk(kind, kind === "tmpfs" ? null : sector, dir, path, size, device, mountPoint);
+      return new ScratchDisk(scratch, kind, kind === "tmpfs" ? null : sector, dir, path, size, device, mountPoint);
     } catch (error) {
-      tearDown(dir);
+      scratch.remove();
       throw error;
     }
   }
 
   /** Unmounts, detaches and deletes everything this disk made. Idempotent; never throws. */
   remove(): void {
-    if (this.#removed) return;
-    this.#removed = true;
-    tearDown(this.dir);
+    this.#scratch.remove();
   }
 
   [Symbol.dispose](): void {
@@ -155,27 +155,6 @@ export function scratchDiskUnavailable(kind: DiskKind): string | null {
 }
 
 /**
- * Tears down scratch directories under `parent` whose owner process is gone, with the mounts
- * under them and the loop devices over files in them. Returns the directories reclaimed.
- */
-export function reclaimScratchDisks(parent = tmpdir()): string[] {
-  const reclaimed: string[] = [];
-  let names: string[];
-  try {
-    names = readdirSync(parent).filter((name) => name.startsWith(PREFIX));
-  } catch {
-    return reclaimed;
-  }
-  for (const name of names) {
-    const dir = join(parent, name);
-    if (ownerAlive(dir)) continue;
-    tearDown(dir);
-    reclaimed.push(dir);
-  }
-  return reclaimed;
-}
-
-/**
  * Whether the block device `MAJOR:MINOR` is a loop device made by a live bounce-bench: its
  * backing file lies in a scratch directory whose owner still runs. The only block devices
  * bounce-bench writes.
@@ -188,90 +167,7 @@ export function isScratchLoopDevice(device: string): boolean {
     return false;
   }
   const match = /^(.*\/bounce-bench-disk-[^/]+)\/backing\.img$/.exec(backing);
-  return match !== null && ownerAlive(match[1]!);
-}
-
-/** Unmounts what is mounted under `dir`, detaches loop devices over files in it, deletes it. */
-function tearDown(dir: string): void {
-  let real: string;
-  try {
-    real = realpathSync(dir);
-  } catch {
-    return;
-  }
-  for (const mountPoint of mountsUnder(real).sort((a, b) => b.length - a.length)) {
-    if (spawnSync(findProgram("umount") ?? "umount", [mountPoint]).status !== 0) spawnSync(findProgram("umount") ?? "umount", ["-l", mountPoint]);
-  }
-  for (const device of loopDevicesOver(real)) spawnSync(findProgram("losetup") ?? "losetup", ["-d", device]);
-  // Whatever could not be unmounted stays, rather than deleting through a mount.
-  if (mountsUnder(real).length === 0) rmSync(real, { recursive: true, force: true });
-}
-
-/** Mount points at or under `dir` (from /proc/self/mountinfo, whose paths escape spaces as \040). */
-function mountsUnder(dir: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return [];
-  }
-  return text
-    .split("\n")
-    .map((line) => line.split(" ")[4])
-    .filter((field): field is string => field !== undefined)
-    .map((field) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
-    .filter((mountPoint) => mountPoint === dir || mountPoint.startsWith(`${dir}/`));
-}
-
-/** Loop devices whose backing file lies in `dir`. */
-function loopDevicesOver(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync("/sys/block").filter((name) => name.startsWith("loop"));
-  } catch {
-    return [];
-  }
-  return names
-    .filter((name) => {
-      try {
-        return readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim().startsWith(`${dir}/`);
-      } catch {
-        return false;
-      }
-    })
-    .map((name) => `/dev/${name}`);
-}
-
-/** Whether the process named in `dir/owner` still runs (the same process: its start time matches). */
-function ownerAlive(dir: string): boolean {
-  let owner: string[];
-  try {
-    owner = readFileSync(join(dir, "owner"), "utf8").trim().split(" ");
-  } catch {
-    // No owner file: a directory being made this instant, or not ours to judge; left alone
-    // unless it is old (a crash between mkdtemp and writing the owner).
-    return !ownerlessAndStale(dir);
-  }
-  const pid = Number(owner[0]);
-  return Number.isSafeInteger(pid) && pid > 0 && processStartTime(pid) === (owner[1] ?? "");
-}
-
-function ownerlessAndStale(dir: string): boolean {
-  try {
-    return Date.now() - statSync(dir).mtimeMs > 60_000;
-  } catch {
-    return false;
-  }
-}
-
-/** Field 22 of /proc/PID/stat (clock ticks since boot when the process started), or "" when there is no such process. */
-function processStartTime(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "";
-  } catch {
-    return "";
-  }
+  return match !== null && isLiveScratchDir(match[1]!);
 }
 
 /** Writes `size` zero bytes over the file at `path` and syncs it: its blocks become real extents. */
@@ -294,13 +190,4 @@ function run(program: string, args: string[]): string {
     throw new BounceBenchError("DISK_KIND_UNAVAILABLE", `${program} ${args.join(" ")}: ${why}`);
   }
   return result.stdout;
-}
-
-/** The path of `program` on PATH or in the sbin directories root's PATH has, or null. */
-export function findProgram(program: string): string | null {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/sbin", "/usr/sbin", "/sbin"];
-  for (const dir of dirs) {
-    if (dir !== "" && existsSync(join(dir, program))) return join(dir, program);
-  }
-  return null;
 }

@@ -7,9 +7,8 @@
  * found there carry a stamp, which address they were stamped with: misplaced data says where it
  * came from.
  */
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { readUserTextFile } from "../host/files";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { overrideAlignment, type DiskAlignment } from "../base/alignment-rules";
 import { kernelVerdicts } from "../io/kernel-verdicts";
@@ -28,6 +27,7 @@ import { OwnedRequestBuffers, RequestBuffers } from "../memory/request-buffers";
 import { formatGpnList } from "../base/value-parsers";
 import { guestBytes, readDiskBytes, RefusalWatch } from "../io/verify";
 import { ScratchDisk, type DiskKind, type SectorSize } from "../host/scratch-disks";
+import { ScratchDir } from "../host/scratch-dir";
 import {
   parseScenarioText,
   type BudgetStep,
@@ -86,8 +86,9 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   const sector = options.disk?.sector ?? (options.disk === undefined ? scenario.diskSector : 512);
   const realSectors = kind !== "file" && kind !== "tmpfs" && options.disk !== undefined;
   const diskAlign = realSectors && scenario.diskAlign !== null && sector >= scenario.diskAlign ? null : scenario.diskAlign;
-  const dir = mkdtempSync(join(tmpdir(), "bounce-bench-repro-"));
-  const guestPath = join(dir, "guest.img");
+  // Marked and locked for the run's life, so that a killed repro's guest image is reclaimed.
+  const scratch = ScratchDir.make("repro");
+  const guestPath = join(scratch.path, "guest.img");
   try {
     // The disk starts sparse: it reads as zeros.
     using disk = ScratchDisk.make({ kind, sector, size: scenario.diskSize, reflink: scenario.diskReflink });
@@ -105,7 +106,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     const passed = !interrupted && steps.every((s) => s.passed);
     return { file: scenario.file, name: scenario.name, expected: scenario.expected, buggy: scenario.buggy, passed, steps, interrupted };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   }
 }
 
