@@ -3,7 +3,7 @@
  * what bouncing costs next to direct IO.
  */
 import { Option, type Command } from "commander";
-import { fioJobFile } from "../../src/bench/fio-job";
+import { fioFilenameValue, fioJobFile } from "../../src/bench/fio-job";
 import { COPY_METHODS, type CopyMethod } from "../../src/bounce/copy-placement";
 import { slowDistances } from "../../src/bench/copy-rates";
 import { BOUNCE_PAGES, GUEST_BACKINGS, guestOnHugePages, type BouncePages, type GuestBacking } from "../../src/bench/guest-backing";
@@ -188,7 +188,10 @@ Examples:
       validateBenchOptions(options); // everything that can be refused is, before --emit-fio or --output writes
       if (flags.output !== undefined) checkCreatable(flags.output, flags.force ?? false, "--output");
       // The fio job is written after the run, from what each case did; its path is checked now.
-      if (flags.emitFio !== undefined) checkCreatable(flags.emitFio, flags.force ?? false, "--emit-fio");
+      if (flags.emitFio !== undefined) {
+        checkCreatable(flags.emitFio, flags.force ?? false, "--emit-fio");
+        if (flags.disk !== undefined) fioFilenameValue(flags.disk); // a path fio cannot read literally: refused before the run
+      }
       const stop = new Int32Array(new SharedArrayBuffer(4));
       let workspace: BenchWorkspace | null = null;
       let removeScratch: (() => void) | null = null;

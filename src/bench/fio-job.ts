@@ -17,15 +17,43 @@
  * Every job says in a comment what fio cannot express. Engines: bounce-bench's `sync` is vectored
  * (preadv/pwritev), so it is fio's `pvsync`; `uring` is `io_uring`; `null` is `null`. Jobs run
  * one after another (stonewall); --runtime is time_based + runtime, --ios is number_ios, threads
- * are numjobs with offset_increment over the disk's regions.
+ * are numjobs with offset_increment over the disk's regions. The disk path is written as fio
+ * reads it literally, or refused before the run (`fioFilenameValue`).
  */
 import { blockSize, type DiskAlignment } from "../base/alignment-rules";
+import { InvalidInputError } from "../base/errors";
 import { formatShape, type BenchCaseResult, type BenchOptions, type BenchReport } from "./runner";
 
 const FIO_ENGINES = { sync: "pvsync", uring: "io_uring", null: "null" } as const;
 
+/**
+ * The disk path as a value of fio's `filename=`, read by fio exactly as given, or a clear error
+ * for a path that cannot be one. How fio reads a job line (axboe/fio):
+ *
+ *   parse.c strip_blank_end         a value ends at the first ';' or '#' (a comment), and loses
+ *                                   the blanks and control characters around it
+ *   options.c fio_option_dup_subs   `${VAR}` is replaced by the environment variable
+ *   options.c fio_keyword_replace   `$pagesize`, `$mb_memory`, `$ncpus` are replaced, and the
+ *                                   result handed to `bc` through a shell when it has + - * /
+ *   options.c get_next_str          ':' separates several files; `\:` is a ':' of the name
+ *
+ * and a value cannot hold a line break (the next line is another option, any option: exec_prerun
+ * runs a command). So ':' is escaped, and '$', ';', '#', '\', control characters and blanks at
+ * either end are refused: each would make fio read another file, or run something.
+ */
+export function fioFilenameValue(path: string): string {
+  const refuse = (why: string) => new InvalidInputError(`--emit-fio: the disk path ${JSON.stringify(path)} ${why}; fio would read another file or option from it, so no job is written for it`);
+  if (path.length === 0) throw refuse("is empty");
+  if (/[\x00-\x1f\x7f]/.test(path)) throw refuse("holds a control character (a line break would start another fio option)");
+  for (const [char, what] of [["$", "fio expands ${VAR} and $keywords"], [";", "fio ends a value at ';' (a comment)"], ["#", "fio ends a value at '#' (a comment)"], ["\\", "fio reads '\\' as an escape"]] as const) {
+    if (path.includes(char)) throw refuse(`holds '${char}': ${what}`);
+  }
+  if (path.trim() !== path) throw refuse("begins or ends with a blank, which fio strips");
+  return path.replaceAll(":", "\\:");
+}
+
 export function fioJobFile(options: BenchOptions, report: BenchReport, alignment: DiskAlignment): string {
-  const diskPath = report.host.scratch ? "bounce-bench-disk.bin" : report.host.disk;
+  const diskPath = fioFilenameValue(report.host.scratch ? "bounce-bench-disk.bin" : report.host.disk);
   const regionBytes = Math.floor(report.host.diskSize / options.threads / 4096) * 4096;
   const lines: (string | null)[] = [
     "; fio job file written by bounce-bench --emit-fio: the closest workload fio can run, case by case.",
