@@ -7,7 +7,7 @@ import { fioFilenameValue, fioJobFile } from "../../src/bench/fio-job";
 import { COPY_METHODS, type CopyMethod } from "../../src/bounce/copy-placement";
 import { slowDistances } from "../../src/bench/copy-rates";
 import { BOUNCE_PAGES, GUEST_BACKINGS, guestOnHugePages, type BouncePages, type GuestBacking } from "../../src/bench/guest-backing";
-import { checkCreatable, writeUserTextFile } from "../../src/host/files";
+import { checkCreatable, refuseOutputsOverInputs, writeUserTextFile } from "../../src/host/files";
 import { BenchTable, benchCsv, benchFooter, benchJson, columnsHelp, parseColumns, terminalWidth } from "../bench-report";
 import { BENCH_OPS, BOUNCE_LAYOUTS, type BenchOp, type BounceLayout } from "../../src/bench/job";
 import {
@@ -186,6 +186,16 @@ Examples:
       if (flags.json && command.getOptionValueSource("format") === "cli" && flags.format !== "json") throw new InvalidInputError(`--json and --format ${flags.format} disagree`);
       const columns = parseColumns(flags.columns);
       validateBenchOptions(options); // everything that can be refused is, before --emit-fio or --output writes
+      refuseOutputsOverInputs(
+        [
+          ["--output", flags.output],
+          ["--emit-fio", flags.emitFio],
+        ],
+        [
+          ["--disk", flags.disk],
+          ["--guest", flags.guest],
+        ],
+      );
       if (flags.output !== undefined) checkCreatable(flags.output, flags.force ?? false, "--output");
       // The fio job is written after the run, from what each case did; its path is checked now.
       if (flags.emitFio !== undefined) {

@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { InvalidInputError } from "../../src/base/errors";
 import { benchDocument, compareRuns } from "../../src/bench/compare";
 import type { BenchCaseResult } from "../../src/bench/runner";
-import { readUserTextFile, writeUserTextFile } from "../../src/host/files";
+import { readUserTextFile, refuseOutputsOverInputs, writeUserTextFile } from "../../src/host/files";
 import { alignmentFromJson, type AlignmentJson } from "../../src/io/json-documents";
 import { htmlReport } from "../html-report";
 import { SCHEMA_VERSION } from "../json-output";
@@ -35,6 +35,7 @@ Examples:
   $ bounce-bench report run.json base.json --html run.html --force     with the comparison`,
     )
     .action((runPath: string, basePath: string | undefined, options: { html: string; force?: boolean }) => {
+      refuseOutputsOverInputs([["--html", options.html]], [["RUN.json", runPath], ["BASE.json", basePath]]);
       const run = load(runPath);
       const base = basePath === undefined ? null : load(basePath);
       const host = run.host as Record<string, unknown>;

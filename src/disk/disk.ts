@@ -18,7 +18,8 @@ import { isScratchLoopDevice } from "../host/scratch-disks";
 import { overrideAlignment, parseAlignment, type DiskAlignment } from "../base/alignment-rules";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { openUserFile } from "../host/files";
-import { blockDeviceSize, closeFd, EINVAL, fileFlags, fileIdentity, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
+import { blockDeviceSize, closeFd, EINVAL, fileFlags, fileIdentity, O_DIRECT, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
+import { lstatSync } from "node:fs";
 import { filesystemType } from "../host/files";
 import { discoverAlignment } from "./alignment";
 import { measureKernelChecks, type MeasuredKernelChecks } from "./direct-io-probe";
@@ -82,10 +83,14 @@ export class Disk implements Disposable {
     // O_NONBLOCK: a FIFO or a device must not make the open wait; it is cleared once the type is known.
     let fd: number;
     try {
-      fd = openUserFile(path, (options.write ? O_RDWR : O_RDONLY) | O_NONBLOCK, "disk");
+      // Never written through a symlink, even with --force: the file written is the one named.
+      fd = openUserFile(path, (options.write ? O_RDWR | O_NOFOLLOW : O_RDONLY) | O_NONBLOCK, "disk");
     } catch (error) {
       // A directory cannot be opened for writing at all; say what it is, as for reading.
       if (error instanceof BounceBenchError && error.code === "EISDIR") throw notADisk(path, "directory");
+      if (error instanceof BounceBenchError && error.code === "ELOOP" && isSymlink(path)) {
+        throw new InvalidInputError(`disk ${path}: is a symbolic link; bounce-bench writes no disk through one (name the file it points to)`);
+      }
       throw error;
     }
     try {
@@ -194,6 +199,14 @@ export class Disk implements Disposable {
     return new BounceBenchError(
       "NO_DIRECT_IO", `disk ${this.path}: its filesystem does not do direct IO (${this.discovered.source}: ${why}); try --mode buffered`,
     );
+  }
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 

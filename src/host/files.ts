@@ -10,9 +10,10 @@
  * is resolved (symlinks, `..`, `//`) and nothing is created under `/dev`; a path that is itself a
  * symlink is refused (a file is never created or replaced through one); a new file is created
  * with `O_EXCL`, so an existing one is never touched, and `force` replaces only a regular file,
- * opened with `O_NOFOLLOW`.
+ * and only by renaming a new file over its name: the old file is never truncated, so a second
+ * name of it (a hard link) keeps its bytes.
  */
-import { lstatSync, readFileSync, realpathSync, unlinkSync, writeSync } from "node:fs";
+import { lstatSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import {
@@ -23,7 +24,6 @@ import {
   O_NONBLOCK,
   O_RDONLY,
   O_RDWR,
-  O_TRUNC,
   O_WRONLY,
   openFile,
   OsError,
@@ -110,13 +110,25 @@ export function checkCreatable(path: string, force: boolean, role: string): bool
   return true;
 }
 
-/** Opens `path` for creating (exclusively) or replacing (a regular file, never through a symlink). */
-function openForCreate(path: string, access: number, exists: boolean, role: string): number {
+/**
+ * A new file for `path`: `path` itself, created exclusively, or, to replace what is there, a new
+ * file beside it (exclusively too) that `commit` renames over the name. Never through a symlink.
+ */
+function openForCreate(path: string, access: number, exists: boolean, role: string): { fd: number; commit(): void; abort(): void } {
+  const target = exists ? join(dirname(path), `.${basename(path)}.bounce-bench-${process.pid}-${Math.random().toString(36).slice(2, 10)}`) : path;
+  let fd: number;
   try {
-    return openFile(path, access | O_CREAT | O_NOFOLLOW | (exists ? O_TRUNC : O_EXCL), 0o644);
+    fd = openFile(target, access | O_CREAT | O_NOFOLLOW | O_EXCL, 0o644);
   } catch (error) {
     throw asPathError(error, path, role);
   }
+  return {
+    fd,
+    commit: () => {
+      if (exists) renameSync(target, path);
+    },
+    abort: () => unlinkSync(target), // leave nothing behind that we created
+  };
 }
 
 /**
@@ -128,13 +140,14 @@ export function createSparseFile(path: string, size: number, options: CreateFile
     throw new InvalidInputError(`${path}: size ${size} is not a positive whole number of bytes`);
   }
   const existed = checkCreatable(path, options.force ?? false, role);
-  const fd = openForCreate(path, O_RDWR, existed, role);
+  const created = openForCreate(path, O_RDWR, existed, role);
   try {
-    truncateFd(fd, size);
-    return fd;
+    truncateFd(created.fd, size);
+    created.commit();
+    return created.fd;
   } catch (error) {
-    closeFd(fd);
-    if (!existed) unlinkSync(path); // leave nothing behind that we created
+    closeFd(created.fd);
+    created.abort();
     throw error;
   }
 }
@@ -142,14 +155,18 @@ export function createSparseFile(path: string, size: number, options: CreateFile
 /** Writes `text` as a new file at `path` (or replaces a regular file there with `force`), under the rules above. */
 export function writeUserTextFile(path: string, text: string, options: CreateFileOptions, role: string): void {
   const existed = checkCreatable(path, options.force ?? false, role);
-  const fd = openForCreate(path, O_WRONLY, existed, role);
+  const created = openForCreate(path, O_WRONLY, existed, role);
   try {
     const bytes = new TextEncoder().encode(text);
     let done = 0;
-    while (done < bytes.length) done += writeSync(fd, bytes, done);
-  } finally {
-    closeFd(fd);
+    while (done < bytes.length) done += writeSync(created.fd, bytes, done);
+  } catch (error) {
+    closeFd(created.fd);
+    created.abort();
+    throw error;
   }
+  closeFd(created.fd);
+  created.commit();
 }
 
 /** Largest text file (a scenario) bounce-bench reads: far beyond any real one, far below harm. */
@@ -204,4 +221,43 @@ export function filesystemType(status: FileStatus): string | undefined {
     if (separator > 0) return fields[separator + 1];
   }
   return undefined;
+}
+
+/**
+ * Refuses, before anything runs, an output path that names another output of the same command,
+ * or one of its inputs (the same file by identity, or the same place for one not there yet):
+ * `--output X --emit-fio X` would lose one of them, `--output` naming `--disk` would replace it.
+ * Each entry is `[option, path]`; undefined paths are not given.
+ */
+export function refuseOutputsOverInputs(outputs: readonly [string, string | undefined][], inputs: readonly [string, string | undefined][]): void {
+  const given = (list: readonly [string, string | undefined][]) => list.filter((entry): entry is [string, string] => entry[1] !== undefined);
+  const outs = given(outputs);
+  const ins = given(inputs);
+  for (const [i, [option, path]] of outs.entries()) {
+    for (const [other, otherPath] of [...outs.slice(i + 1), ...ins]) {
+      if (samePlace(path, otherPath)) throw new InvalidInputError(`${option} ${path}: names the same file as ${other} ${otherPath}; one would replace the other`);
+    }
+  }
+}
+
+/** Whether two paths name the same file: by identity when both exist, else by where they land. */
+function samePlace(a: string, b: string): boolean {
+  const identity = (path: string) => {
+    try {
+      const status = statx(path);
+      return `${status.devMajor}:${status.devMinor}:${status.inode}`;
+    } catch {
+      return null;
+    }
+  };
+  const [ia, ib] = [identity(a), identity(b)];
+  if (ia !== null && ib !== null) return ia === ib;
+  const place = (path: string) => {
+    try {
+      return join(realpathSync(dirname(resolve(path))), basename(resolve(path)));
+    } catch {
+      return resolve(path);
+    }
+  };
+  return place(a) === place(b);
 }
