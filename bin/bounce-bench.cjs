@@ -5,8 +5,8 @@
  * put it (hoisted or nested), so that `npx bounce-bench` works without Bun on PATH.
  *
  * The child gets this process's arguments, environment and terminal; a signal sent to this
- * process (SIGINT, SIGTERM, SIGHUP) is passed on to it, and this process exits as it did: with
- * its code, or by the same signal.
+ * process (SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2: those the CLI cleans up on) is passed on
+ * to it, and this process exits as it did: with its code, or by the same signal.
  */
 "use strict";
 const { spawn } = require("node:child_process");
@@ -23,14 +23,15 @@ function bunExecutable() {
 }
 
 const child = spawn(bunExecutable(), [join(__dirname, "..", "cli", "bounce-bench.ts"), ...process.argv.slice(2)], { stdio: "inherit" });
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"];
+for (const signal of FORWARDED) process.on(signal, () => child.kill(signal));
 child.on("error", (error) => {
   process.stderr.write(`bounce-bench: cannot start bun: ${error.message}\n`);
   process.exit(2);
 });
 child.on("exit", (code, signal) => {
   if (signal !== null) {
-    for (const name of ["SIGINT", "SIGTERM", "SIGHUP"]) process.removeAllListeners(name);
+    for (const name of FORWARDED) process.removeAllListeners(name);
     process.kill(process.pid, signal);
   } else process.exit(code ?? 1);
 });

@@ -30,9 +30,19 @@ export interface Io {
   stderr(text: string): void;
 }
 
+/**
+ * Control characters other than line breaks and tabs, as `\u00XX` text: a crafted case name, file
+ * name or path must never reach a terminal as an escape sequence (retitling it, moving the
+ * cursor, rewriting a line to a fake result). JSON is unchanged in meaning: it holds these only
+ * inside strings, where `\u00XX` is the same character.
+ */
+export function withoutControls(text: string): string {
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 export const processIo: Io = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
+  stdout: (text) => process.stdout.write(withoutControls(text)),
+  stderr: (text) => process.stderr.write(withoutControls(text)),
 };
 
 /** What every command's action receives besides its own options. */

@@ -1,14 +1,17 @@
 /**
- * SignalGuard: SIGINT and SIGTERM during a long command (bench, repro) become a stop request
+ * SignalGuard: a terminating signal during a long command (bench, repro) becomes a stop request
  * instead of a kill, so the command can finish what is in flight, print partial results, remove
- * its scratch files and exit with the signal's code (130, 143). A second signal exits at once,
+ * its scratch files and exit with the signal's code (128 + its number: 130 for SIGINT). Every
+ * signal whose default is to end the process without a core dump and that a user or a session
+ * sends is caught: SIGINT, SIGTERM, SIGHUP (the terminal closed), SIGUSR1, SIGUSR2; SIGKILL
+ * cannot be, and what it leaves the next run reclaims (`ScratchDir`). A second signal exits at once,
  * after `onSecond` (last-chance cleanup). `using` removes the handlers.
  *
  * The handlers run on the main thread's event loop, so the work itself belongs in Workers (bench
  * jobs, repro scenarios): a main thread busy in a long synchronous stretch would see the signal
  * only when it is done.
  */
-const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
 
 
 export class SignalGuard implements Disposable {

@@ -233,8 +233,9 @@ describe("the command", () => {
     }
   });
 
-  test("Ctrl-C prints the partial results, removes the scratch files and exits 130", async () => {
-    const tmp = join(dir, "tmp-for-sigint");
+  for (const [signal, code] of [["SIGINT", 130], ["SIGHUP", 129], ["SIGUSR1", 138]] as const)
+  test(`${signal === "SIGINT" ? "Ctrl-C" : signal} prints the partial results, removes the scratch files and exits ${code}`, async () => {
+    const tmp = join(dir, `tmp-for-${signal}`);
     mkdirSync(tmp);
     const child = Bun.spawn([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--size", "8m", "--op", "read", "--bs", "4k", "--runtime", "30"], {
       env: { ...process.env, TMPDIR: tmp },
@@ -245,13 +246,13 @@ describe("the command", () => {
     for (let i = 0; i < 200 && readdirSync(tmp).length === 0; i++) await Bun.sleep(25);
     expect(readdirSync(tmp).length).toBe(1);
     await Bun.sleep(300);
-    child.kill("SIGINT");
-    const code = await child.exited;
+    child.kill(signal);
+    const exited = await child.exited;
     const stdout = await new Response(child.stdout).text();
     const stderr = await new Response(child.stderr).text();
-    expect(code).toBe(130);
+    expect(exited).toBe(code);
     expect(stdout).toContain("interrupted");
-    expect(stderr).toContain("interrupted by SIGINT");
+    expect(stderr).toContain(`interrupted by ${signal}`);
     expect(readdirSync(tmp)).toEqual([]);
     expect(existsSync(tmp)).toBe(true);
   });
