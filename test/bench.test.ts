@@ -168,6 +168,7 @@ describe("the command", () => {
     expect(result.stdout).toMatch(/^bounce-bench .* bench on Linux /);
     expect(result.stdout).toContain("alignment: memory 512, offset 512 (statx)");
     expect(result.stdout).toContain("guest memory memfd (shmem, 4 KiB pages)\nbounce buffers on 4 KiB pages (like the guest's)");
+    expect(result.stdout).toContain("cross-process write locks OFF: a scratch disk no other process can reach");
     expect(result.stdout).toMatch(/op +bs +off +mode +decision +MiB\/s +±% +p99 us +CPU us\/IO +cores +Δ MiB\/s +Δ CPU\n/);
     // The bounced case at offset 100 against direct at 0, as a number with its noise judged.
     expect(result.stdout).toMatch(/read +4k +100 +auto +bounce .* \(?[+-]\d+%\)? +\(?[+-]\d+%\)?\n/);

@@ -57,6 +57,8 @@ interface BenchFlags {
   diskKind: DiskKind;
   sector?: string;
   fua?: boolean;
+  /** commander's `--no-file-locks`: false when given. */
+  fileLocks?: boolean;
   force?: boolean;
   hugePages: boolean;
   guestBacking: GuestBacking;
@@ -114,6 +116,7 @@ export function registerBench(program: Command, context: Context): void {
     .addOption(sharedOptions.align())
     .addOption(sharedOptions.memAlign())
     .addOption(sharedOptions.fua("writes with RWF_DSYNC"))
+    .option("--no-file-locks", "on a disk you named: do not order writes against other processes' read-modify-writes (measures without the lock's cost; the header says so)")
     .addOption(
       new Option(
         "--guest-backing <backing>",
@@ -223,7 +226,7 @@ Examples:
           stop,
           onWorkspace: (ready) => {
             workspace = ready;
-            if (streaming) context.io.stdout(formatHeader(describeHost(ready, options.bouncePages), options) + benchTable.header());
+            if (streaming) context.io.stdout(formatHeader(describeHost(ready, options.bouncePages, options.fileLocks), options) + benchTable.header());
           },
           onScratch: (remove) => (removeScratch = remove),
           onProgress: progressLine ? (status) => progress.update(status) : undefined,
@@ -335,6 +338,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     sector: parseSector(flags.sector, flags.diskKind),
     rules: flags.rules,
     fua: flags.fua ?? false,
+    fileLocks: flags.fileLocks,
     force: flags.force ?? false,
     guestBacking: flags.guest === undefined ? flags.guestBacking : undefined,
     bouncePages: bouncePages(flags),
@@ -381,6 +385,7 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
     `bounce buffers on ${host.bounceHugePages ? "transparent huge pages" : "4 KiB pages"}` +
       (host.bounceHugePages === guestOnHugePages(host.guestBacking) ? " (like the guest's)" : " (NOT like the guest's: --bounce-pages)") +
       (host.bounceHugePages ? "" : (options.bounceLayout ?? "matched") === "matched" ? ", laid out physically like the guest buffers" : ", laid out as memory comes (--bounce-layout any)"),
+    `cross-process write locks ${host.fileLocks.on ? "on" : "OFF"}: ${host.fileLocks.why}`,
     "",
   ].join("\n") + "\n";
 }

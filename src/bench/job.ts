@@ -96,6 +96,8 @@ export interface JobSpec {
   /** A warm-up run first, for this long, whose IOs are not counted (`--ramp`); 0 for none. */
   rampNs?: number;
   fua?: boolean;
+  /** Order writes against other processes' (`RunOptions.fileLocks`). */
+  fileLocks?: boolean;
   /** Ask for transparent huge pages for the bounce buffers. */
   hugePages: boolean;
   /**
@@ -227,7 +229,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       prepare(slot, position, bounceSlot) {
         const decided = slot === 0 ? slotZero[position]! : planFor(slot, position);
         const bounce = decided.bounceBytes > 0 ? bounceSlots!.slot(bounceSlot) : undefined;
-        const io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce, copy: spec.copy });
+        const io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce, copy: spec.copy, fileLocks: spec.fileLocks });
         prepared[(slot * bounceCount + bounceSlot) * positions + position] = io;
         return io;
       },

@@ -75,6 +75,12 @@ export interface BenchOptions {
   /** The rule set plans are decided by (`kernel` by default). */
   rules?: RuleSet;
   fua?: boolean;
+  /**
+   * Order writes against other processes' on the disk (`RunOptions.fileLocks`); true by
+   * default on a disk the user named, never needed on a scratch disk (no other process can reach
+   * it). `false` (`--no-file-locks`) opts out, and the header says so.
+   */
+  fileLocks?: boolean;
   force?: boolean;
   /** What backs guest memory when no `guestPath` is given (`--guest-backing`, `memfd` by default). */
   guestBacking?: GuestBacking;
@@ -144,6 +150,8 @@ export interface HostInfo {
    * which the simulated disk (`--align`, `--mem-align`) answers by; null without a simulated disk.
    */
   kernelChecks: MeasuredKernelChecks | null;
+  /** Whether writes took cross-process locks on the disk file, and why (`fileLocks`). */
+  fileLocks: { on: boolean; why: string };
 }
 
 export interface BenchCaseResult {
@@ -301,7 +309,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
   const disk = workspace.disk;
   try {
     const mayBounce = options.modes.some((mode) => mode === "auto" || mode === "bounce");
-    const host = { ...describeHost(workspace, options.bouncePages), copyRates: mayBounce ? measureCopyRates() : null };
+    const host = { ...describeHost(workspace, options.bouncePages, options.fileLocks), copyRates: mayBounce ? measureCopyRates() : null };
     // Regions of whole disk blocks, so that an IO widened to blocks never leaves its thread's region.
     const regionUnit = Math.max(PAGE_SIZE, host.planAlignment.offset, host.planAlignment.readOffset);
     const regionBytes = Math.floor(workspace.diskSize / options.threads / regionUnit) * regionUnit;
@@ -376,6 +384,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
                 rampNs: (options.rampSeconds ?? 0) * 1e9,
                 ios: options.ios === null ? null : Math.ceil(options.ios / options.threads),
                 fua: options.fua,
+                fileLocks: host.fileLocks.on,
                 hugePages: bounceOnHugePages(workspace.guestBacking, options.bouncePages ?? "same"),
                 bounceLayout: options.bounceLayout ?? "matched",
                 copy: options.copy,
@@ -671,7 +680,7 @@ function perIo(jobs: JobResult[], total: (job: JobResult) => number): number {
 }
 
 /** Where a run happens: the machine, the disk and its alignment. */
-export function describeHost(workspace: BenchWorkspace, bouncePages: BouncePages = "same"): HostInfo {
+export function describeHost(workspace: BenchWorkspace, bouncePages: BouncePages = "same", fileLocks?: boolean): HostInfo {
   const disk = workspace.disk;
   const cpu = cpus();
   return {
@@ -694,7 +703,15 @@ export function describeHost(workspace: BenchWorkspace, bouncePages: BouncePages
     maxSegments: blockLimits(statx(disk.fd))?.maxSegments ?? null,
     copyRates: null,
     kernelChecks: disk.alignment.source === "override" ? disk.kernelChecks : null,
+    fileLocks: fileLocksOf(workspace, fileLocks),
   };
+}
+
+/** Whether a run's writes take cross-process locks (`BenchOptions.fileLocks`), and why. */
+function fileLocksOf(workspace: BenchWorkspace, asked: boolean | undefined): { on: boolean; why: string } {
+  if (workspace.scratch !== null) return { on: false, why: "a scratch disk no other process can reach" };
+  if (asked === false) return { on: false, why: "--no-file-locks: writes of another process to this disk may be lost under a read-modify-write" };
+  return { on: true, why: "a disk other processes may write: every write is ordered against their read-modify-writes" };
 }
 
 function round(value: number, digits: number): number {

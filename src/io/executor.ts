@@ -260,7 +260,7 @@ export class Executor implements Disposable {
     if (this.#stage[slot] === LOCK) {
       if (io.lockEnd > 0 && !this.#takeRange(slot, io)) return this.#park(slot);
       if (io.fileLockLen > 0 && this.#holdsFileLock[slot] === 0) {
-        if (!tryLockRange(io.fd, io.lockStart + this.#shift[slot]!, io.fileLockLen)) return this.#park(slot);
+        if (!tryLockRange(io.fd, io.lockStart + this.#shift[slot]!, io.fileLockLen, io.fileLockShared)) return this.#park(slot);
         this.#holdsFileLock[slot] = 1;
       }
       this.#stage[slot] = TRANSFER;

@@ -62,6 +62,14 @@ export interface RunOptions {
   budget?: { tracker: BounceBufferTracker; thread: number };
   /** How guest bytes are copied through the bounce buffer (`copy-placement.ts`): `placed` by default. */
   copy?: CopyMethod;
+  /**
+   * Order writes against other processes' (open file description locks on the disk file): a
+   * read-modify-write locks its blocks exclusively, any other write its range shared, so that
+   * no write of another process lands between a read-modify-write's read and its write. On
+   * (true) by default; off only for a disk no other process can reach (a bench's scratch disk),
+   * or when a benchmark opts out and says so.
+   */
+  fileLocks?: boolean;
 }
 
 export interface PrepareOptions extends RunOptions {
@@ -113,10 +121,12 @@ export class PreparedIo implements Disposable {
   readonly lockStart: number;
   readonly lockEnd: number;
   /**
-   * Bytes a read-modify-write locks in the disk file against other processes (an open file
-   * description lock on `[lockStart, lockStart+fileLockLen)`), 0 for any other IO.
+   * Bytes a write locks in the disk file against other processes (an open file description lock
+   * on `[lockStart, lockStart+fileLockLen)`): exclusive for a read-modify-write, shared
+   * (`fileLockShared`) for any other write; 0 for a read, or with `fileLocks: false`.
    */
   readonly fileLockLen: number;
+  readonly fileLockShared: boolean;
   readonly refusal: OsError | null;
   readonly locks: RangeLocks | undefined;
   readonly budget: { tracker: BounceBufferTracker; thread: number } | undefined;
@@ -244,7 +254,8 @@ export class PreparedIo implements Disposable {
 
       this.lockStart = plan.diskStart;
       this.lockEnd = this.write && options.locks !== undefined ? plan.diskEnd : 0;
-      this.fileLockLen = padding.length > 0 ? plan.diskEnd - plan.diskStart : 0;
+      this.fileLockLen = this.write && options.fileLocks !== false ? plan.diskEnd - plan.diskStart : 0;
+      this.fileLockShared = padding.length === 0;
       this.copyInAt = this.write && this.guestViews.length > 0 ? this.readsBeforeCopy : -1;
       this.plain = this.guestViews.length === 0 && this.lockEnd === 0 && this.fileLockLen === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.onDone === undefined;
       this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk.alignment, disk.kernelChecks) : null;

@@ -17,6 +17,7 @@ import { lastErrno, libc } from "./libc";
 import { NativeRegion } from "./region";
 
 const F_OFD_SETLK = 37;
+const F_RDLCK = 0;
 const F_WRLCK = 1;
 const F_UNLCK = 2;
 const SEEK_SET = 0;
@@ -42,15 +43,16 @@ function setLock(fd: number, type: number, start: number, len: number): number {
 }
 
 /**
- * Takes a write lock on bytes `[start, start+len)` of `fd`'s file for this open file
- * description, without waiting: true when it is held now, false when another owner holds an
- * overlapping lock (try again later).
+ * Takes a lock on bytes `[start, start+len)` of `fd`'s file for this open file description,
+ * without waiting: a write (exclusive) lock, or a read (shared) lock with `shared`, which other
+ * shared locks do not conflict with. True when it is held now, false when another owner holds
+ * a conflicting one (try again later). A shared lock needs `fd` open for reading.
  */
-export function tryLockRange(fd: number, start: number, len: number): boolean {
-  const errno = setLock(fd, F_WRLCK, start, len);
+export function tryLockRange(fd: number, start: number, len: number, shared = false): boolean {
+  const errno = setLock(fd, shared ? F_RDLCK : F_WRLCK, start, len);
   if (errno === 0) return true;
   if (EAGAIN_OR_EACCES.has(errno)) return false;
-  throw new OsError(errno, "fcntl", `fd ${fd}, F_OFD_SETLK write lock on ${start}+${len}`);
+  throw new OsError(errno, "fcntl", `fd ${fd}, F_OFD_SETLK ${shared ? "read" : "write"} lock on ${start}+${len}`);
 }
 
 /** Drops this description's lock on `[start, start+len)`. */
