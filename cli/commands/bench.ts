@@ -59,6 +59,8 @@ interface BenchFlags {
   fua?: boolean;
   /** commander's `--no-file-locks`: false when given. */
   fileLocks?: boolean;
+  /** commander's `--no-resource-check`: false when given. */
+  resourceCheck?: boolean;
   force?: boolean;
   hugePages: boolean;
   guestBacking: GuestBacking;
@@ -116,6 +118,7 @@ export function registerBench(program: Command, context: Context): void {
     .addOption(sharedOptions.align())
     .addOption(sharedOptions.memAlign())
     .addOption(sharedOptions.fua("writes with RWF_DSYNC"))
+    .option("--no-resource-check", "do not refuse a --size (disk, tmpfs, guest memory) larger than the memory or space the host has free")
     .option("--no-file-locks", "on a disk you named: do not order writes against other processes' read-modify-writes (measures without the lock's cost; the header says so)")
     .addOption(
       new Option(
@@ -339,6 +342,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     rules: flags.rules,
     fua: flags.fua ?? false,
     fileLocks: flags.fileLocks,
+    resourceCheck: flags.resourceCheck,
     force: flags.force ?? false,
     guestBacking: flags.guest === undefined ? flags.guestBacking : undefined,
     bouncePages: bouncePages(flags),

@@ -81,6 +81,8 @@ export interface BenchOptions {
    * it). `false` (`--no-file-locks`) opts out, and the header says so.
    */
   fileLocks?: boolean;
+  /** Check the memory and space the run takes against what the host has; true by default (`--no-resource-check`). */
+  resourceCheck?: boolean;
   force?: boolean;
   /** What backs guest memory when no `guestPath` is given (`--guest-backing`, `memfd` by default). */
   guestBacking?: GuestBacking;
@@ -302,6 +304,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     sector: options.sector,
     needsDirectIo: options.modes.some((mode) => mode !== "buffered"),
     guestBacking: options.guestBacking,
+    resourceCheck: options.resourceCheck,
   });
   options.onWorkspace?.(workspace);
   const workers: Worker[] = [];

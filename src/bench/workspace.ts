@@ -17,10 +17,11 @@
  * device IO and would measure nothing.
  */
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { PAGE_SIZE } from "../base/constants";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { createSparseFile, statusOrNull } from "../host/files";
+import { checkResources, type Need } from "../host/resources";
 import { ScratchDisk } from "../host/scratch-disks";
 import type { DiskKind, SectorSize } from "../base/disk-kinds";
 import { Disk } from "../disk/disk";
@@ -60,9 +61,26 @@ export interface WorkspaceOptions {
   needsDirectIo: boolean;
   /** What backs guest memory when no `guestPath` is given (`memfd` by default). */
   guestBacking?: GuestBacking;
+  /** Check the memory and space the run takes against what the host has (`host/resources.ts`); true by default. */
+  resourceCheck?: boolean;
 }
 
 const FILL_CHUNK = 1 << 20;
+
+/** What a run will take from the host before anything is made: the disk it fills, guest memory, a tmpfs. */
+function resourceNeeds(options: WorkspaceOptions, newDisk: boolean, newGuest: boolean, guestBytes: number): Need[] {
+  const needs: Need[] = [];
+  const kind = options.diskKind ?? "file";
+  if (newDisk) {
+    if (options.diskPath === undefined && kind === "tmpfs") needs.push({ what: "a tmpfs disk", bytes: options.diskSize });
+    else needs.push({ what: "the disk it fills", bytes: options.diskSize, where: options.diskPath === undefined ? tmpdir() : dirname(resolve(options.diskPath)) });
+  }
+  if (options.guestPath !== undefined) {
+    if (newGuest) needs.push({ what: "the guest image", bytes: guestBytes, where: dirname(resolve(options.guestPath)) });
+  } else if ((options.guestBacking ?? "memfd") === "file") needs.push({ what: "guest memory in a file", bytes: guestBytes, where: tmpdir() });
+  else needs.push({ what: "guest memory", bytes: guestBytes });
+  return needs;
+}
 
 export class BenchWorkspace {
   private constructor(
@@ -119,6 +137,7 @@ export class BenchWorkspace {
     if (!needsScratch && options.diskKind !== undefined && options.diskKind !== "file") {
       throw new InvalidInputError(`--disk-kind ${options.diskKind} makes a scratch disk; it cannot be combined with --disk`);
     }
+    if (options.resourceCheck !== false) checkResources(resourceNeeds(options, disk === null, guest === null, guestBytes));
     const scratch = needsScratch ? ScratchDisk.make({ kind: options.diskKind ?? "file", sector: options.sector, size: options.diskSize }) : null;
     if (scratch !== null) options.onScratch?.(() => scratch.remove());
     let guestOwned: { fd: number } | { region: NativeRegion } | null = null;
