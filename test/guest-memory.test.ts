@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { GuestAccessError, GuestMemory, ReleasedError } from "../src";
+import { NativeRegion } from "../src/native";
 import { fileBytes, PAGE, randomBytes, scratchDir, thrown } from "./helpers";
 
 const dir = scratchDir("guest");
@@ -149,5 +150,20 @@ describe("images larger than 4 GiB", () => {
       closeSync(fd);
     }
     expect(thrown(() => memory.page(memory.pageCount)).message).toContain(`GPN ${memory.pageCount} is past the end`);
+  });
+});
+
+describe("borrowing memory by address (a public entry point)", () => {
+  test("an address this process has not mapped, or not page-aligned, is refused with a clear error, never a crash", () => {
+    // Nothing this process maps lands at 4096: mmap places mappings high unless asked for an address.
+    expect(() => GuestMemory.borrow(4096, 4096, "x")).toThrow("is not memory this process has mapped readable and writable");
+    expect(() => GuestMemory.borrow(4096 + 8, 4096, "x")).toThrow("not a page-aligned range");
+    expect(() => GuestMemory.borrow(Number.NaN, 4096, "x")).toThrow("not a page-aligned range");
+  });
+  test("memory this process mapped is borrowed, and writes land in it", () => {
+    using owner = NativeRegion.anonymous(2 * 4096, "owner");
+    using borrowed = GuestMemory.borrow(owner.address(0) as number, 2 * 4096, "borrowed");
+    borrowed.fill(4096, 16, 0x41);
+    expect(Array.from(owner.view(4096, 16))).toEqual(new Array(16).fill(0x41));
   });
 });

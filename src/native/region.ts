@@ -26,7 +26,8 @@
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { PAGE_SIZE } from "../base/constants";
-import { ReleasedError } from "../base/errors";
+import { InvalidInputError, ReleasedError } from "../base/errors";
+import { readFileSync } from "node:fs";
 import { anonHugePageBytes, closeFd, HUGE_PAGE_SIZE, mapAnonymousBase, mapAnonymousHuge, mapFile, movePages, reserveAddresses, syncMapping, unmap, type Address } from "./os";
 
 /** Size of one JS view over a region: 1 GiB, well under the 4 GiB ArrayBuffer limit. */
@@ -80,6 +81,14 @@ export class NativeRegion implements Disposable {
    * until its Workers are gone); releasing the borrowed region detaches its views, never unmaps.
    */
   static borrow(address: number, length: number, what: string): NativeRegion {
+    // A public entry point: an address that is not this process's own readable and writable
+    // memory would make the first access a SIGSEGV, so it is refused here instead.
+    if (!(Number.isSafeInteger(address) && address > 0 && address % PAGE_SIZE === 0 && Number.isSafeInteger(length) && length > 0)) {
+      throw new InvalidInputError(`${what}: address 0x${Number.isSafeInteger(address) ? address.toString(16) : String(address)} and length ${length} are not a page-aligned range of memory`);
+    }
+    if (!mappedReadWrite(address, length)) {
+      throw new InvalidInputError(`${what}: 0x${address.toString(16)}+${length} is not memory this process has mapped readable and writable`);
+    }
     const region = new NativeRegion(address as Address, length, length, what);
     region.#borrowed = true;
     return region;
@@ -260,4 +269,27 @@ export class NativeRegion implements Disposable {
       done += n;
     }
   }
+}
+
+/** Whether `[address, address+length)` lies wholly in this process's readable and writable mappings (/proc/self/maps). */
+function mappedReadWrite(address: number, length: number): boolean {
+  let maps: string;
+  try {
+    maps = readFileSync("/proc/self/maps", "utf8");
+  } catch {
+    return false;
+  }
+  let covered = address;
+  const end = address + length;
+  const ranges = maps
+    .split("\n")
+    .map((line) => /^([0-9a-f]+)-([0-9a-f]+) (r)(w)/.exec(line))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map((match) => [parseInt(match[1]!, 16), parseInt(match[2]!, 16)] as const)
+    .sort((a, b) => a[0] - b[0]);
+  for (const [start, stop] of ranges) {
+    if (start <= covered && stop > covered) covered = stop;
+    if (covered >= end) return true;
+  }
+  return false;
 }
