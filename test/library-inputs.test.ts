@@ -195,3 +195,29 @@ test("generated: every public entry point, given arguments of the wrong kind or 
   }
   expect(raw).toEqual([]);
 });
+
+describe("plan reads each input once", () => {
+  test("a GPN list that changes on every read, or a subclass whose getters lie, cannot make plan loop or disagree with itself", () => {
+    let reads = 0;
+    const shifting = new Proxy([0, 1, 2, 3], {
+      get(target, key, receiver) {
+        if (typeof key === "string" && /^\d+$/.test(key)) return (Reflect.get(target, key, receiver) as number) + 16 * reads++;
+        if (key === "length") return 4 + reads; // grows as it is read
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    const range = new PagedRange(0, 4 * 4096, shifting as unknown as number[]);
+    const decided = plan({ op: "write", mode: "auto", at: 0, segments: [range], alignment: { directIo: true, memAlign: 512, offsetAlign: 512, readOffsetAlign: 512, source: "statx" } });
+    expect(decided.len).toBe(4 * 4096);
+    expect(decided.segments[0]!.gpns).toHaveLength(4);
+    class Lying extends PagedRange {
+      #calls = 0;
+      override get len(): number {
+        return 4096 * ++this.#calls;
+      }
+    }
+    const lying = plan({ op: "read", mode: "auto", at: 0, segments: [new Lying(0, 4096, [7])], alignment: { directIo: true, memAlign: 512, offsetAlign: 512, readOffsetAlign: 512, source: "statx" } });
+    expect(lying.len).toBe(4096);
+    expect(lying.iovecs).toEqual([{ kind: "guest", gpa: 7 * 4096, len: 4096 }]);
+  });
+});

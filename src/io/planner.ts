@@ -167,16 +167,19 @@ function deepFreeze(value: object): void {
 
 function makePlan(input: PlanInput): Plan {
   if (typeof input !== "object" || input === null) throw new InvalidInputError("plan: the input is not an object");
-  const { op, mode, at, segments } = input;
+  const { op, mode, at } = input;
   if (!IO_OPS.includes(op)) throw new InvalidInputError(`plan: op ${JSON.stringify(op)} is not one of ${IO_OPS.join(", ")}`);
   if (!IO_MODES.includes(mode)) throw new InvalidInputError(`plan: mode ${JSON.stringify(mode)} is not one of ${IO_MODES.join(", ")}`);
   const rules = input.rules ?? "kernel";
   if (!RULE_SETS.includes(rules)) throw new InvalidInputError(`plan: rules ${JSON.stringify(rules)} is not one of ${RULE_SETS.join(", ")}`);
   const iovMax = input.iovMax ?? IOV_MAX;
   if (!(Number.isInteger(iovMax) && iovMax >= 1 && iovMax <= IOV_MAX)) throw new InvalidInputError(`plan: iovMax ${iovMax} is not in 1 .. ${IOV_MAX}`);
-  if (!Array.isArray(segments) || !segments.every((segment) => segment instanceof PagedRange)) {
+  if (!Array.isArray(input.segments) || !input.segments.every((segment) => segment instanceof PagedRange)) {
     throw new InvalidInputError("plan: segments must be a list of PagedRange");
   }
+  // Each segment read once: a caller's range whose list or getters change between reads cannot
+  // make the plan loop, or disagree with itself.
+  const segments = input.segments.map((segment) => PagedRange.snapshot(segment));
   checkDiskAlignment(input.alignment);
   if (segments.length === 0) throw new InvalidInputError("an IO needs at least one segment");
   if (!(Number.isSafeInteger(at) && at >= 0)) throw new InvalidInputError(`disk offset ${at} is not a non-negative whole number of bytes`);
@@ -251,7 +254,7 @@ function makePlan(input: PlanInput): Plan {
   const copiedBytes = bounceParts.reduce((sum, part) => sum + part.copyLen, 0);
   let audit: Plan["audit"] = null;
   if (rules === "kernel" && mode === "auto") {
-    const seed = makePlan({ ...input, rules: "seed" });
+    const seed = makePlan({ ...input, segments, rules: "seed" });
     audit = { rules: "seed", decision: seed.decision, copiedBytes: seed.copiedBytes };
     if (seed.copiedBytes > copiedBytes) {
       reasons.push(`the seed rule (--rules seed) would have copied ${seed.copiedBytes} bytes here (${seed.copiedBytes - copiedBytes} more, which the kernel takes directly)`);

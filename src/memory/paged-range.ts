@@ -50,6 +50,20 @@ export class PagedRange {
     this.#end = offset + len;
   }
 
+  /**
+   * A copy of `range` whose every value was read once, from its own fields (a subclass cannot
+   * change them: they are private) and its GPN list copied: what code that reads a range many
+   * times takes from a caller, so that a list or getter that changes between reads cannot make it
+   * loop or disagree with itself.
+   */
+  static snapshot(range: PagedRange): PagedRange {
+    const list = range.#gpns;
+    const count = list.length; // once: an iterator would read it at every step
+    const gpns = new Array<number>(count);
+    for (let i = 0; i < count; i++) gpns[i] = list[i]!;
+    return new PagedRange(range.#start, range.#end - range.#start, gpns);
+  }
+
   /** Like the constructor, but returns null instead of throwing. */
   static tryNew(offset: number, len: number, gpns: readonly number[]): PagedRange | null {
     if (!Array.isArray(gpns)) return null;
