@@ -234,7 +234,7 @@ describe("the command", () => {
     }
   });
 
-  for (const [signal, code] of [["SIGINT", 130], ["SIGHUP", 129], ["SIGUSR1", 138]] as const)
+  for (const [signal, code] of [["SIGINT", 130], ["SIGHUP", 129], ["SIGUSR1", 138]] as const) {
   test(`${signal === "SIGINT" ? "Ctrl-C" : signal} prints the partial results, removes the scratch files and exits ${code}`, async () => {
     const tmp = join(dir, `tmp-for-${signal}`);
     mkdirSync(tmp);
@@ -257,6 +257,7 @@ describe("the command", () => {
     expect(readdirSync(tmp)).toEqual([]);
     expect(existsSync(tmp)).toBe(true);
   });
+  }
 });
 
 describe("latency histogram", () => {

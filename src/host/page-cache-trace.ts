@@ -123,7 +123,7 @@ export class PageCacheTrace implements Disposable {
     return { reads, dirtied };
   }
 
-  /** Empties the record: `pagesAdded` counts from here. */
+  /** Empties the record: `pages` counts from here. */
   clear(): void {
     // Opening the instance's trace file for writing with O_TRUNC empties its ring buffer.
     closeSync(openSync(join(this.instance, "trace"), "w"));

@@ -6,7 +6,7 @@
  * than the host is refused with the figures instead of filling a shared root filesystem or
  * waking the OOM killer; `--no-resource-check` lets the run try anyway.
  */
-import { readFileSync, statfsSync } from "node:fs";
+import { readFileSync, statfsSync, statSync } from "node:fs";
 import { InvalidInputError } from "../base/errors";
 
 /** One thing a run will take: `bytes` of memory, or of space on the filesystem holding `where`. */
@@ -59,8 +59,7 @@ export function checkResources(needs: readonly Need[]): void {
     if (need.where === undefined || need.bytes <= 0) continue;
     let device: string;
     try {
-      const status = statfsSync(need.where);
-      device = `${status.type}:${status.blocks}:${status.bsize}`; // one filesystem, near enough for summing
+      device = String(statSync(need.where).dev); // the filesystem holding it
     } catch {
       continue;
     }

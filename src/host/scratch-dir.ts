@@ -19,10 +19,9 @@
  * whose backing file lies in it, and deletes it; nothing else is ever touched.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { existsSync } from "node:fs";
 import { tryLockRange } from "../native";
 
 // node:fs opens with O_CLOEXEC already (libuv), so no child inherits a marker's lock.

@@ -31,8 +31,6 @@ import { closeFd } from "../native";
 import { createSparseFile } from "./files";
 import { findProgram, isLiveScratchDir, ScratchDir } from "./scratch-dir";
 
-export { findProgram };
-
 import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../base/disk-kinds";
 
 export { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize };

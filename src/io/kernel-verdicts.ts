@@ -4,7 +4,8 @@
  * rules.ts`) judges its calls. `current` is the running kernel as measured on the disk at hand;
  * it can only be judged with a disk, and says so otherwise.
  */
-import type { DiskAlignment, KernelChecks } from "../base/alignment-rules";
+import type { DiskAlignment } from "../base/alignment-rules";
+import type { MeasuredKernelChecks } from "../disk/direct-io-probe";
 import { KERNEL_RULE_SETS, kernelProblem, kernelRuleSet, type KernelCall } from "../base/kernel-rules";
 import type { PagedRange } from "../memory/paged-range";
 import { plan, type IoOp, type Plan } from "./planner";
@@ -22,7 +23,7 @@ export interface KernelVerdict {
 }
 
 /** The running kernel's checks on the disk, with how they were found (`measureKernelChecks`). */
-export type CurrentChecks = KernelChecks & { sources: { lengthsByMemory: string; onePageAnyAddress: string } };
+export type CurrentChecks = Omit<MeasuredKernelChecks, "reads">;
 
 /**
  * The calls of a plan, as the kernel sees them: guest physical addresses keep their page
