@@ -42,7 +42,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Table from "cli-table3";
+import { table } from "../cli/format";
 import { parseSize } from "../src/base/value-parsers";
 import { requestAlignment } from "../src/base/alignment-rules";
 import { BounceBufferTracker } from "../src/bounce/bounce-tracker";
@@ -320,13 +320,9 @@ try {
 if (flags.json) {
   console.log(JSON.stringify(results, null, 2));
 } else {
-  const table = new Table({
-    head: ["op", "bs", "cycles", "direct us", "bounced us", "extra us (se)", "copy us", "extra/copy", "floor/copy", "beyond us (se)", "gsegs"],
-    colAligns: ["left", "right", "right", "right", "right", "right", "right", "right", "right", "right", "right"],
-    style: { head: [], border: [], compact: true },
-  });
+  const rows: string[][] = [];
   for (const r of results) {
-    table.push([
+    rows.push([
       r.op,
       String(r.bs),
       String(r.cycles),
@@ -344,7 +340,13 @@ if (flags.json) {
   const layouts = new Set(results.map((r) => (r.layoutMatched === null ? "not laid out like the guest's (frames are visible to root only)" : r.layoutMatched ? "laid out physically like the guest's" : "not laid out like the guest's (no huge page to take runs from)")));
   console.log(`direct, bounced and beside IOs in shuffled runs of ${RUN_LENGTH}, ${where}, qd 1: thread CPU per IO`);
   console.log(`bounce buffers ${[...layouts].join("; ")}`);
-  console.log(table.toString());
+  console.log(
+    table(
+      ["op", "bs", "cycles", "direct us", "bounced us", "extra us (se)", "copy us", "extra/copy", "floor/copy", "beyond us (se)", "gsegs"],
+      rows,
+      ["left", "right", "right", "right", "right", "right", "right", "right", "right", "right", "right"],
+    ).trimEnd(),
+  );
   console.log("extra = bounced - direct (the goal: extra/copy at most 1.1); floor = beside - direct, where beside is the direct IO with");
   console.log("the bounced IO's copy made next to it, into or out of the IO's own buffer; beyond = bounced - beside. Standard errors");
   console.log("from the spread across cycles.");

@@ -14,7 +14,7 @@
  *   npm run bench:copy -- --repeat 5 --runtime 0.5 --json
  */
 import { numberFlag, scriptOptions } from "./script-options";
-import Table from "cli-table3";
+import { table } from "../cli/format";
 import { measureCopyRates } from "../src/bench/copy-rates";
 import { runBench, type BenchCaseResult } from "../src/bench/runner";
 import type { CopyMethod } from "../src/bounce/copy-placement";
@@ -55,10 +55,9 @@ if (values.json) {
   console.log(JSON.stringify({ memmove: rates, bench: Object.fromEntries(Object.entries(byMethod).map(([k, v]) => [k, v.map((r) => ({ op: r.op, memOffset: r.memOffset, copyGiBPerSec: r.bounce.copyGiBPerSec, slowCopyBytesPerIo: r.bounce.slowCopyBytesPerIo, shift: r.bounce.shift }))])) }));
 } else {
   const base = rates.find((r) => r.distance === 0)!.gibPerSec;
-  const memmove = new Table({ head: ["distance (dst - src) mod 4096", "GiB/s", "vs distance 0"], style: { head: [], border: [], compact: true } });
-  for (const r of rates) memmove.push([r.distance, r.gibPerSec.toFixed(1), (r.gibPerSec / base).toFixed(2)]);
-  console.log("memmove of 64 KiB, best of 5 batches:\n" + memmove.toString());
-  const bench = new Table({ head: ["op", "guest offset", "memcpy GiB/s", "ratio", "placed GiB/s", "ratio", "shift"], style: { head: [], border: [], compact: true } });
+  const memmove = table(["distance (dst - src) mod 4096", "GiB/s", "vs distance 0"], rates.map((r) => [r.distance, r.gibPerSec.toFixed(1), (r.gibPerSec / base).toFixed(2)]));
+  console.log("memmove of 64 KiB, best of 5 batches:\n" + memmove.trimEnd());
+  const bench: (string | number)[][] = [];
   for (const op of ["read", "write"]) {
     const rate = (copy: CopyMethod, offset: number) => byMethod[copy].find((r) => r.op === op && r.memOffset === offset)!.bounce;
     for (const offset of OFFSETS) {
@@ -67,7 +66,7 @@ if (values.json) {
       bench.push([op, offset, m.copyGiBPerSec.toFixed(1), (m.copyGiBPerSec / m0.copyGiBPerSec).toFixed(2), p.copyGiBPerSec.toFixed(1), (p.copyGiBPerSec / p0.copyGiBPerSec).toFixed(2), p.shift]);
     }
   }
-  console.log(`\nbounced 64 KiB IOs through bench (${repeat} runs of ${runtime} s, medians; copy rate alone):\n${bench.toString()}`);
+  console.log(`\nbounced 64 KiB IOs through bench (${repeat} runs of ${runtime} s, medians; copy rate alone):\n${table(["op", "guest offset", "memcpy GiB/s", "ratio", "placed GiB/s", "ratio", "shift"], bench).trimEnd()}`);
   const worst = Math.min(...["read", "write"].flatMap((op) => OFFSETS.map((offset) => {
     const rate = (o: number) => byMethod.placed.find((r) => r.op === op && r.memOffset === o)!.bounce.copyGiBPerSec;
     return rate(offset) / rate(0);

@@ -23,7 +23,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Table from "cli-table3";
+import { table } from "../cli/format";
 import { spreadOf } from "../src/bench/statistics";
 import { createFilledDisk } from "../src/bench/workspace";
 import { numberFlag, scriptOptions } from "./script-options";
@@ -310,12 +310,7 @@ if (asJson) {
 } else {
   const fmt = (value: number | undefined, digits = 1) => (value === undefined ? "-" : value.toFixed(digits));
   console.log(`bounce-bench vs ${hasFio ? "fio" : "(no fio)"}: medians of ${rounds} alternating runs of ${seconds} s`);
-  const style = { head: [], border: [], compact: true };
-  const medians = new Table({
-    head: ["case", "MiB/s ours", "MiB/s other", "ratio", "IOPS ours", "IOPS other", "ratio", "CPU/IO ns ours", "CPU/IO ns other", "ratio", "against"],
-    colAligns: ["left", "right", "right", "right", "right", "right", "right", "right", "right", "right", "left"],
-    style,
-  });
+  const medians: string[][] = [];
   for (const row of report) {
     if (row.name === "peak-rss" || row.name === "copy-bandwidth") continue;
     const a = row.bounceBench as Sample;
@@ -323,13 +318,15 @@ if (asJson) {
     const r = row.ratio as Sample | null;
     medians.push([String(row.name), fmt(a.mibPerSec), fmt(b?.mibPerSec), fmt(r?.mibPerSec, 2), fmt(a.iops, 0), fmt(b?.iops, 0), fmt(r?.iops, 2), fmt(a.cpuNsPerIo, 0), fmt(b?.cpuNsPerIo, 0), fmt(r?.cpuNsPerIo, 2), String(row.against ?? "-")]);
   }
-  console.log(medians.toString());
+  console.log(
+    table(
+      ["case", "MiB/s ours", "MiB/s other", "ratio", "IOPS ours", "IOPS other", "ratio", "CPU/IO ns ours", "CPU/IO ns other", "ratio", "against"],
+      medians,
+      ["left", "right", "right", "right", "right", "right", "right", "right", "right", "right", "left"],
+    ).trimEnd(),
+  );
   console.log(`\nspread (min .. max of the ${rounds} runs), and what bounce-bench asked of the kernel per IO`);
-  const spreads = new Table({
-    head: ["case", "MiB/s ours", "MiB/s other", "CPU/IO ns ours", "CPU/IO ns other", "calls/IO", "disk bytes/IO"],
-    colAligns: ["left", "right", "right", "right", "right", "right", "right"],
-    style,
-  });
+  const spreads: string[][] = [];
   for (const row of report) {
     const spread = row.spread as { mibPerSec: { ours: number[]; other: number[] | null }; cpuNsPerIo: { ours: number[]; other: number[] | null } } | undefined;
     if (spread === undefined) continue;
@@ -337,7 +334,9 @@ if (asJson) {
     const span = (pair: number[] | null, digits: number) => (pair === null ? "-" : `${fmt(pair[0], digits)} .. ${fmt(pair[1], digits)}`);
     spreads.push([String(row.name), span(spread.mibPerSec.ours, 1), span(spread.mibPerSec.other, 1), span(spread.cpuNsPerIo.ours, 0), span(spread.cpuNsPerIo.other, 0), fmt(a.callsPerIo, 2), fmt(a.diskBytesPerIo, 0)]);
   }
-  console.log(spreads.toString());
+  console.log(
+    table(["case", "MiB/s ours", "MiB/s other", "CPU/IO ns ours", "CPU/IO ns other", "calls/IO", "disk bytes/IO"], spreads, ["left", "right", "right", "right", "right", "right", "right"]).trimEnd(),
+  );
   // The performance goal: like for like, what bouncing adds to CPU per IO is the copy, within
   // 10% (the copy's own cost: the IO's bytes over the copy rate measured in the same runs).
   const bounceRows = report.filter((row) => /^bounce-\d+[km](-w)?(-loop|-null)?$/.test(String(row.name)) && row.other !== null);

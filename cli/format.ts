@@ -1,8 +1,7 @@
 /**
- * Human-readable output: small key/value blocks and cli-table3 tables. JSON output never goes
+ * Human-readable output: small key/value blocks and boxed tables. JSON output never goes
  * through here.
  */
-import Table from "cli-table3";
 import { hex } from "../src/base/errors";
 import type { AlignmentJson } from "../src/io/json-documents";
 
@@ -17,10 +16,38 @@ export function keyValues(rows: [string, string | string[]][]): string {
   return `${lines.join("\n")}\n`;
 }
 
-export function table(head: string[], rows: (string | number)[][]): string {
-  const output = new Table({ head, style: { head: [], border: [], compact: true } });
-  output.push(...rows.map((row) => row.map(String)));
-  return `${output.toString()}\n`;
+/**
+ * A boxed table: the head, a rule, then the rows, with no rule between rows; a cell may hold
+ * several lines; `align` right-aligns the columns that say so. The same drawing as cli-table3's compact style, in time linear in the cells
+ * (cli-table3's grows with the square of the rows: 10,000 rows took seconds).
+ */
+export function table(head: string[], rows: (string | number)[][], align: ("left" | "right")[] = []): string {
+  const lines = (row: (string | number)[]) => head.map((_, column) => String(row[column] ?? "").split("\n"));
+  const body = rows.map(lines);
+  const header = lines(head);
+  const widths = head.map((_, column) => {
+    let width = 0;
+    for (const row of [header, ...body]) for (const line of row[column]!) width = Math.max(width, Bun.stringWidth(line));
+    return width;
+  });
+  const rule = (left: string, middle: string, right: string) => `${left}${widths.map((width) => "─".repeat(width + 2)).join(middle)}${right}`;
+  const out = [rule("┌", "┬", "┐")];
+  const draw = (row: string[][]) => {
+    const height = row.reduce((most, cell) => Math.max(most, cell.length), 1);
+    for (let i = 0; i < height; i++) {
+      out.push(`│ ${row.map((cell, column) => pad(cell[i] ?? "", widths[column]!, align[column])).join(" │ ")} │`);
+    }
+  };
+  draw(header);
+  if (body.length > 0) out.push(rule("├", "┼", "┤"));
+  for (const row of body) draw(row);
+  out.push(rule("└", "┴", "┘"));
+  return `${out.join("\n")}\n`;
+}
+
+function pad(text: string, width: number, align: "left" | "right" = "left"): string {
+  const fill = " ".repeat(Math.max(0, width - Bun.stringWidth(text)));
+  return align === "right" ? fill + text : text + fill;
 }
 
 export function describeAlignment(alignment: AlignmentJson): string {

@@ -98,15 +98,22 @@ function lineChart(id: string, results: readonly BenchCaseResult[], value: (r: B
   const measured = results.filter((r) => r.ios > 0);
   if (measured.length === 0) return `<svg id="${id}" width="${WIDTH}" height="40"><title>${unit}: no case completed</title><text x="8" y="24">no case completed</text></svg>`;
   const keyOf = (r: BenchCaseResult) => `${r.op} ${r.mode} +${r.memOffset}${r.shape === null ? "" : " sg"}`;
-  const series = [...new Set(measured.map(keyOf))];
+  // Grouped in one pass: a run of thousands of cases has about as many series.
+  const series = new Map<string, BenchCaseResult[]>();
+  for (const r of measured) {
+    const key = keyOf(r);
+    const points = series.get(key);
+    if (points === undefined) series.set(key, [r]);
+    else points.push(r);
+  }
   const sizes = [...new Set(measured.map((r) => r.bs))].sort((a, b) => a - b);
-  const top = Math.max(...measured.map((r) => value(r)[2])) * 1.1 || 1;
+  const top = largest(measured.map((r) => value(r)[2])) * 1.1 || 1;
   const x = logScale(sizes[0]!, sizes[sizes.length - 1]!, MARGIN.left, WIDTH - MARGIN.right);
   const y = (v: number) => HEIGHT - MARGIN.bottom - (v / top) * (HEIGHT - MARGIN.top - MARGIN.bottom);
   const parts: string[] = [axes(sizes.map((bs) => [x(bs), formatBytes(bs)]), niceTicks(0, top).map((t) => [y(t), format(t)]), unit, "block size")];
-  series.forEach((key, i) => {
+  [...series].forEach(([key, unsorted], i) => {
     const color = COLORS[i % COLORS.length]!;
-    const points = measured.filter((r) => keyOf(r) === key).sort((a, b) => a.bs - b.bs);
+    const points = unsorted.sort((a, b) => a.bs - b.bs);
     parts.push(`<polyline class="series" fill="none" stroke="${color}" stroke-width="1.5" points="${points.map((r) => `${x(r.bs).toFixed(1)},${y(value(r)[0]).toFixed(1)}`).join(" ")}"/>`);
     for (const r of points) {
       const [median, min, max] = value(r);
@@ -127,10 +134,10 @@ function latencyChart(results: readonly BenchCaseResult[]): string {
   const height = MARGIN.top + MARGIN.bottom + cases.length * rowHeight;
   if (cases.length === 0) return `<svg id="latency" width="${WIDTH}" height="40"><title>latency: no case completed</title><text x="8" y="24">no case completed</text></svg>`;
   const all = cases.flatMap((r) => [r.latencyUs!.p50, r.latencyUs!.p999]).filter((v) => v > 0);
-  const x = logScale(Math.min(...all) / 1.2, Math.max(...all) * 1.2, 200, WIDTH - 40);
+  const x = logScale(smallest(all) / 1.2, largest(all) * 1.2, 200, WIDTH - 40);
   const marks: [keyof NonNullable<BenchCaseResult["latencyUs"]>, string][] = [["p50", "#2ca02c"], ["p90", "#1f77b4"], ["p99", "#ff7f0e"], ["p999", "#d62728"]];
   const parts: string[] = [];
-  const ticks = logTicks(Math.min(...all) / 1.2, Math.max(...all) * 1.2);
+  const ticks = logTicks(smallest(all) / 1.2, largest(all) * 1.2);
   parts.push(`<g class="axis">${ticks.map((t) => `<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${MARGIN.top}" y2="${height - MARGIN.bottom}" stroke-dasharray="2,3"/><text x="${x(t).toFixed(1)}" y="${height - MARGIN.bottom + 16}" text-anchor="middle">${format(t)}</text>`).join("")}<text x="${WIDTH - 40}" y="${height - 8}" text-anchor="end">us</text></g>`);
   cases.forEach((r, i) => {
     const cy = MARGIN.top + i * rowHeight + rowHeight / 2;
@@ -150,7 +157,7 @@ function comparisonChart(comparison: Comparison): string {
   const cases = comparison.cases;
   const height = MARGIN.top + MARGIN.bottom + cases.length * rowHeight;
   const changes = cases.flatMap((c) => [c.metrics.mibPerSec?.percent ?? 0, c.metrics.cpuNsPerIo?.percent ?? 0]);
-  const span = Math.max(10, ...changes.map(Math.abs)) * 1.1;
+  const span = Math.max(10, largest(changes.map(Math.abs))) * 1.1;
   const left = 260;
   const half = (WIDTH - left - 40) / 2;
   const x = (p: number) => left + half + (p / span) * (half / 2);
@@ -263,6 +270,15 @@ function logTicks(low: number, high: number): number[] {
     }
   }
   return ticks;
+}
+
+/** The largest and smallest of many values (spreading them into Math.max has an argument limit). */
+function largest(values: readonly number[]): number {
+  return values.reduce((a, b) => Math.max(a, b), -Infinity);
+}
+
+function smallest(values: readonly number[]): number {
+  return values.reduce((a, b) => Math.min(a, b), Infinity);
 }
 
 function format(value: number): string {

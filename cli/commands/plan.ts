@@ -180,10 +180,7 @@ Examples:
     });
 }
 
-/**
- * Rows of a list printed for people: a plan of 20000 segments is read with --json, and the
- * table stays quick (cli-table3's time grows with the square of its rows).
- */
+/** Rows of a list printed for people: a plan of 20000 segments is read with --json. */
 const SHOWN_ROWS = 64;
 
 function shown(lines: string[], what: string): string[] {

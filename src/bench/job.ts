@@ -272,7 +272,7 @@ function pagesFrom(first: number, count: number): number[] {
 
 /** Pages a slot needs for `shape`: up to its highest (relative) GPN. */
 export function shapePages(shape: readonly SegmentSpec[]): number {
-  return Math.max(...shape.map((segment) => Math.max(...segment.gpns))) + 1;
+  return shape.reduce((most, segment) => segment.gpns.reduce((m, gpn) => Math.max(m, gpn), most), -1) + 1;
 }
 
 function gcd(a: number, b: number): number {
