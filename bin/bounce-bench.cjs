@@ -6,7 +6,10 @@
  *
  * The child gets this process's arguments, environment and terminal; a signal sent to this
  * process (SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2: those the CLI cleans up on) is passed on
- * to it, and this process exits as it did: with its code, or by the same signal.
+ * to it, and this process exits as it did: with its code, or by the same signal. A SIGKILL
+ * cannot be passed on: the child learns of it from the kernel instead (it is given
+ * BOUNCE_BENCH_LAUNCHER_PID and asks for a SIGTERM when its parent dies), so it never outlives
+ * this process with a loop device or scratch files.
  */
 "use strict";
 const { spawn } = require("node:child_process");
@@ -22,7 +25,10 @@ function bunExecutable() {
   }
 }
 
-const child = spawn(bunExecutable(), [join(__dirname, "..", "cli", "bounce-bench.ts"), ...process.argv.slice(2)], { stdio: "inherit" });
+const child = spawn(bunExecutable(), [join(__dirname, "..", "cli", "bounce-bench.ts"), ...process.argv.slice(2)], {
+  stdio: "inherit",
+  env: { ...process.env, BOUNCE_BENCH_LAUNCHER_PID: String(process.pid) },
+});
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"];
 for (const signal of FORWARDED) process.on(signal, () => child.kill(signal));
 child.on("error", (error) => {

@@ -21,6 +21,7 @@ export {
   fileFlags,
   fileIdentity,
   setFileFlags,
+  setParentDeathSignal,
   O_NONBLOCK,
   O_NOFOLLOW,
   fsyncFd,

@@ -44,6 +44,8 @@ export const libc = dlopen(LIBC_PATH, {
   pwritev: { args: ["i32", "ptr", "i32", "i64"], returns: FFIType.i64_fast },
   pwritev2: { args: ["i32", "ptr", "i32", "i64", "i32"], returns: FFIType.i64_fast },
   clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
+  // Variadic in C: every option used here takes unsigned longs.
+  prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
   syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], returns: FFIType.i64_fast },
   __errno_location: { args: [], returns: "ptr" },
 }).symbols;

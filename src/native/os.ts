@@ -573,6 +573,18 @@ export function rawSyscall(number: number, call: string, a = 0, b = 0, c = 0, d 
   }
 }
 
+const PR_SET_PDEATHSIG = 1;
+
+/**
+ * Asks the kernel to send `signal` to this process when its parent exits (prctl
+ * PR_SET_PDEATHSIG): a launcher killed with SIGKILL then still stops its child, which cleans up
+ * on the signal. The caller checks afterwards that the parent is still the one it expects (it
+ * may have gone before the request).
+ */
+export function setParentDeathSignal(signal: number): void {
+  if (libc.prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0) !== 0) fail("prctl", "PR_SET_PDEATHSIG");
+}
+
 const CLOCK_THREAD_CPUTIME_ID = 3;
 const timespec = new Uint32Array(4); // one per thread (module instance): tv_sec (i64), tv_nsec (i64)
 
