@@ -7,7 +7,7 @@
  * found there carry a stamp, which address they were stamped with: misplaced data says where it
  * came from.
  */
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
 import { readUserTextFile } from "../host/files";
 import { join } from "node:path";
 import { overrideAlignment, type DiskAlignment } from "../base/alignment-rules";
@@ -28,6 +28,7 @@ import { formatGpnList } from "../base/value-parsers";
 import { guestBytes, readDiskBytes, RefusalWatch } from "../io/verify";
 import { ScratchDisk, type DiskKind, type SectorSize } from "../host/scratch-disks";
 import { ScratchDir } from "../host/scratch-dir";
+import { dropCachedPages } from "../native";
 import {
   parseScenarioText,
   type BudgetStep,
@@ -220,7 +221,14 @@ function fill(context: Context, step: Extract<Step, { kind: "fill" }>): void {
   }
   const fd = openSync(context.diskPath, "r+");
   try {
-    writeSync(fd, patternBytes(step.pattern, step.seed, step.at, len), 0, len, step.at);
+    for (const [offset, n] of chunks(step.at, len)) {
+      const bytes = patternBytes(step.pattern, step.seed, step.at + offset, n);
+      for (let done = 0; done < n; ) done += writeSync(fd, bytes, done, n - done, step.at + offset + done);
+    }
+    // On the device, and out of the page cache: the direct IO that follows meets blocks that
+    // hold these bytes, never delayed allocation or cached pages the kernel must write first.
+    fsyncSync(fd);
+    dropCachedPages(fd, step.at, len);
   } finally {
     closeSync(fd);
   }
@@ -311,38 +319,75 @@ function judge(name: string, decided: Plan, bytes: number | null, expect: IoExpe
   return result(name, problems.length === 0, problems.length === 0 ? summary : `${problems.join("; ")} (${summary})`, decided.decision, null, actual);
 }
 
+/**
+ * Bytes a fill or check handles at a time, so a GiB-sized scenario holds a few of these rather
+ * than its disk several times over. Chunks end at multiples of it on the disk (and of a page in
+ * guest memory), so no stamped word is ever split between two.
+ */
+const CHUNK = 4 * 2 ** 20;
+
+/** `[offset, len)` pieces of `[0, total)` whose disk ends (`at` + end) fall on multiples of CHUNK. */
+function* chunks(at: number, total: number): Generator<[number, number]> {
+  for (let offset = 0; offset < total; ) {
+    const len = Math.min(CHUNK - ((at + offset) % CHUNK), total - offset);
+    yield [offset, len];
+    offset += len;
+  }
+}
+
 /** Null when the step's bytes match, else where they first differ. */
 function check(context: Context, step: CheckStep): string | null {
   const { memory, diskPath, scenario } = context;
   if (step.what === "guest-equals-pattern") {
     const gpns = step.gpns!;
-    const actual = new Uint8Array(gpns.length * PAGE_SIZE);
-    const expected = new Uint8Array(gpns.length * PAGE_SIZE);
-    gpns.forEach((gpn, i) => {
-      memory.checkPage(gpn, "check");
-      memory.read(gpn * PAGE_SIZE, actual.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-      expected.set(patternBytes(step.pattern, step.seed, gpn * PAGE_SIZE, PAGE_SIZE), i * PAGE_SIZE);
-    });
-    const i = firstDifference(actual, expected);
-    if (i < 0) return null;
-    const gpa = gpns[Math.floor(i / PAGE_SIZE)]! * PAGE_SIZE + (i % PAGE_SIZE);
-    // Stamped words never cross a page, so `gpa - i` locates the word around byte i.
-    const note = stampNote(actual, i, gpa - i, scenario, step.pattern === "stamp" ? gpa : null);
-    return `guest byte ${hex(gpa)} is 0x${hexByte(actual[i]!)}, the ${step.pattern} pattern has 0x${hexByte(expected[i]!)}${note}`;
+    const perChunk = CHUNK / PAGE_SIZE;
+    for (let first = 0; first < gpns.length; first += perChunk) {
+      const group = gpns.slice(first, first + perChunk);
+      const actual = new Uint8Array(group.length * PAGE_SIZE);
+      const expected = new Uint8Array(group.length * PAGE_SIZE);
+      group.forEach((gpn, i) => {
+        memory.checkPage(gpn, "check");
+        memory.read(gpn * PAGE_SIZE, actual.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+        expected.set(patternBytes(step.pattern, step.seed, gpn * PAGE_SIZE, PAGE_SIZE), i * PAGE_SIZE);
+      });
+      const i = firstDifference(actual, expected);
+      if (i < 0) continue;
+      const gpa = group[Math.floor(i / PAGE_SIZE)]! * PAGE_SIZE + (i % PAGE_SIZE);
+      // Stamped words never cross a page, so `gpa - i` locates the word around byte i.
+      const note = stampNote(actual, i, gpa - i, scenario, step.pattern === "stamp" ? gpa : null);
+      return `guest byte ${hex(gpa)} is 0x${hexByte(actual[i]!)}, the ${step.pattern} pattern has 0x${hexByte(expected[i]!)}${note}`;
+    }
+    return null;
   }
   const fromGuest = step.what === "disk-equals-guest";
-  const expected = fromGuest
-    ? guestBytes(memory, step.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns)))
-    : patternBytes(step.pattern, step.seed, step.at, step.len!);
-  if (step.at + expected.length > scenario.diskSize) {
-    throw new BounceBenchError("INVALID_INPUT", `check of disk ${step.at}+${expected.length} goes past its end (${scenario.diskSize} bytes)`);
+  const segments = fromGuest ? step.segments.map((s) => new PagedRange(s.offset, s.len, s.gpns)) : [];
+  const len = fromGuest ? segments.reduce((sum, segment) => sum + segment.len, 0) : step.len!;
+  if (step.at + len > scenario.diskSize) {
+    throw new BounceBenchError("INVALID_INPUT", `check of disk ${step.at}+${len} goes past its end (${scenario.diskSize} bytes)`);
   }
-  const actual = readDiskBytes(diskPath, step.at, expected.length);
-  const i = firstDifference(actual, expected);
-  if (i < 0) return null;
-  const what = fromGuest ? "guest" : `the ${step.pattern} pattern`;
-  const note = stampNote(actual, i, step.at, scenario, stampAt(expected, step.at, i, Number.MAX_SAFE_INTEGER));
-  return `first difference at byte ${i} (disk offset ${step.at + i}): disk 0x${hexByte(actual[i]!)}, ${what} 0x${hexByte(expected[i]!)}${note}`;
+  // The segments' guest bytes, read on as the disk is: one reader per segment, in order.
+  const readers = segments.map((segment) => new RequestBuffers(memory, segment, false).reader());
+  const guestNext = (n: number): Uint8Array => {
+    const bytes = new Uint8Array(n);
+    for (let done = 0; done < n; ) {
+      const reader = readers.find((r) => r.len > 0)!;
+      const take = Math.min(reader.len, n - done);
+      reader.read(bytes.subarray(done, done + take));
+      done += take;
+    }
+    return bytes;
+  };
+  for (const [offset, n] of chunks(step.at, len)) {
+    const expected = fromGuest ? guestNext(n) : patternBytes(step.pattern, step.seed, step.at + offset, n);
+    const actual = readDiskBytes(diskPath, step.at + offset, n);
+    const j = firstDifference(actual, expected);
+    if (j < 0) continue;
+    const i = offset + j;
+    const what = fromGuest ? "guest" : `the ${step.pattern} pattern`;
+    const note = stampNote(actual, j, step.at + offset, scenario, stampAt(expected, step.at + offset, j, Number.MAX_SAFE_INTEGER));
+    return `first difference at byte ${i} (disk offset ${step.at + i}): disk 0x${hexByte(actual[j]!)}, ${what} 0x${hexByte(expected[j]!)}${note}`;
+  }
+  return null;
 }
 
 function firstDifference(a: Uint8Array, b: Uint8Array): number {
