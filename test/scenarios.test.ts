@@ -254,3 +254,41 @@ describe("scripts", () => {
     expect(lines[1]).toBe("with range locks: byte 10 = 0xaa, byte 200 = 0xbb");
   });
 });
+
+describe("fills and checks larger than the chunk they are streamed in (4 MiB)", () => {
+  const MIB = 2 ** 20;
+  const run = (steps: unknown[]) =>
+    runScenarioFile(
+      (() => {
+        const path = join(dir, "streamed.json");
+        writeFileSync(path, JSON.stringify({ name: "streamed", expected: "e", buggy: "b", guest: { size: "12M" }, disk: { size: "12M" }, steps }));
+        return path;
+      })(),
+    );
+
+  test("a difference past the first chunks is found at its own offset, with the stamp it carries", async () => {
+    const result = await run([
+      { fill: "disk", pattern: "stamp" },
+      { fill: "disk", at: 9 * MIB + 4096, len: 8, pattern: "stamp" }, // the same bytes: no difference
+      { check: "disk-equals-pattern", at: 512, len: 11 * MIB, pattern: "stamp" },
+      { fill: "disk", at: 9 * MIB + 4096, len: 8, pattern: "zero" },
+      { check: "disk-equals-pattern", at: 512, len: 11 * MIB, pattern: "stamp" },
+    ]);
+    expect(result.steps.map((step) => step.passed)).toEqual([true, true, true, true, false]);
+    // The stamp of 0x901000 starts with a zero byte: the first difference is the next one.
+    expect(result.steps[4]!.detail).toContain(`first difference at byte ${9 * MIB + 4097 - 512} (disk offset ${9 * MIB + 4097}): disk 0x00, the stamp pattern 0x10`);
+  });
+
+  test("disk against guest over several segments and chunks: equal after the write, then the first changed byte", async () => {
+    const seg = ["0-999", "1500-2999", "2001@100+1000"];
+    const result = await run([
+      { fill: "guest", gpns: "0-2999", pattern: "random", seed: 3 },
+      { io: "write", seg, at: 4096, mode: "bounce" },
+      { check: "disk-equals-guest", at: 4096, seg },
+      { fill: "disk", at: 4096 + 2400 * 4096 + 7, len: 1, pattern: "stamp" },
+      { check: "disk-equals-guest", at: 4096, seg },
+    ]);
+    expect(result.steps.map((step) => step.passed)).toEqual([true, true, true, true, false]);
+    expect(result.steps[4]!.detail).toContain(`first difference at byte ${2400 * 4096 + 7} (disk offset ${4096 + 2400 * 4096 + 7})`);
+  });
+});
