@@ -5,7 +5,8 @@
  * signal whose default is to end the process without a core dump and that a user or a session
  * sends is caught: SIGINT, SIGTERM, SIGHUP (the terminal closed), SIGUSR1, SIGUSR2; SIGKILL
  * cannot be, and what it leaves the next run reclaims (`ScratchDir`). A second signal exits at once,
- * after `onSecond` (last-chance cleanup). `using` removes the handlers.
+ * after `onSecond` (last-chance cleanup), or, where the cleanup is not the main thread's to do,
+ * waits for it. `using` removes the handlers.
  *
  * The handlers run on the main thread's event loop, so the work itself belongs in Workers (bench
  * jobs, repro scenarios): a main thread busy in a long synchronous stretch would see the signal
@@ -13,17 +14,22 @@
  */
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
 
-
 export class SignalGuard implements Disposable {
   #caught: string | null = null;
   readonly #handlers: [string, () => void][];
 
-  constructor(onFirst: (signal: string) => void = () => {}, onSecond: () => void = () => {}) {
+  /**
+   * `onSecond` runs on every later signal; then the process exits at once, unless
+   * `exitOnSecond` is false (the command's cleanup runs elsewhere, in a Worker, and must finish:
+   * `repro`), when the later signals only hurry the stop.
+   */
+  constructor(onFirst: (signal: string) => void = () => {}, onSecond: () => void = () => {}, { exitOnSecond = true }: { exitOnSecond?: boolean } = {}) {
     this.#handlers = Object.keys(SIGNAL_NUMBERS).map((signal) => {
       const handler = () => {
         if (this.#caught !== null) {
           onSecond();
-          process.exit(128 + SIGNAL_NUMBERS[signal]!);
+          if (exitOnSecond) process.exit(128 + SIGNAL_NUMBERS[signal]!);
+          return;
         }
         this.#caught = signal;
         onFirst(signal);

@@ -6,7 +6,8 @@
  * 1 (or the signal's code).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { join } from "node:path";
 import { fileBytes, PAGE, randomBytes, ROOT, scratchDir } from "./helpers";
 
@@ -27,11 +28,15 @@ function withFileSizeLimit(limitKiB: number, tmp: string, ...args: string[]) {
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
 }
 
-/** Starts the CLI, waits `afterMs`, then does `interfere`; resolves with its exit and output. */
-async function interrupted(args: string[], tmp: string, afterMs: number, interfere: (child: ReturnType<typeof Bun.spawn>) => void) {
+/**
+ * Starts the CLI, waits until its run has begun (a scratch directory appears in `tmp`) and then
+ * `afterMs` more, then does `interfere`; resolves with its exit and output.
+ */
+async function interrupted(args: string[], tmp: string, afterMs: number, interfere: (child: ReturnType<typeof Bun.spawn>) => void | Promise<void>) {
   const child = Bun.spawn([...CLI, ...args], { cwd: dir, env: { ...process.env, TMPDIR: tmp }, stdout: "pipe", stderr: "pipe" });
+  for (let i = 0; i < 2400 && readdirSync(tmp).length === 0; i++) await Bun.sleep(25);
   await Bun.sleep(afterMs);
-  interfere(child);
+  await interfere(child);
   const code = await child.exited;
   return { code, stdout: await new Response(child.stdout as ReadableStream).text(), stderr: await new Response(child.stderr as ReadableStream).text() };
 }
@@ -100,13 +105,31 @@ describe("interruption", () => {
     const file = join(dir, "long.json");
     writeFileSync(file, JSON.stringify({ name: "long", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "1M" }, steps }));
     const tmp = childTmp("sigint-repro");
-    const result = await interrupted(["repro", file], tmp, 1500, (child) => child.kill("SIGINT"));
+    const result = await interrupted(["repro", file], tmp, 300, (child) => child.kill("SIGINT"));
     expect(result.code).toBe(130);
     expect(result.stdout).toContain("STOPPED  long");
     expect(result.stdout).toMatch(/\(stopped after \d+ steps\)/);
     expect(result.stderr).toContain("interrupted by SIGINT");
     expect(readdirSync(tmp)).toEqual([]);
   }, 60_000);
+
+  const xfs = process.getuid?.() === 0 && scratchDiskUnavailable("xfs") === null;
+  test(`a second SIGTERM while a long fill runs still removes everything before exiting 143${xfs ? " (on an xfs scratch disk: its mount and loop device too)" : " (a file disk: xfs needs root and xfsprogs)"}`, async () => {
+    const file = join(dir, "long-fill.json");
+    writeFileSync(file, JSON.stringify({ name: "long fill", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "1G" }, steps: [{ fill: "disk", pattern: "random", seed: 1 }, { check: "disk-equals-pattern", at: 0, len: 2 ** 30, pattern: "random", seed: 1 }] }));
+    const tmp = childTmp("second-sigterm-repro");
+    const result = await interrupted(["repro", file, ...(xfs ? ["--disk-kind", "xfs"] : [])], tmp, 300, async (child) => {
+      child.kill("SIGTERM");
+      await Bun.sleep(10);
+      child.kill("SIGTERM");
+    });
+    expect(result.code).toBe(143);
+    expect(result.stdout).toContain("STOPPED  long fill");
+    expect(result.stderr).toContain("interrupted by SIGTERM");
+    expect(readdirSync(tmp)).toEqual([]);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(tmp);
+    expect(Bun.spawnSync(["losetup", "--list", "--noheadings", "--output", "BACK-FILE"]).stdout.toString()).not.toContain(tmp);
+  }, 120_000);
 });
 
 describe("a signal while bench fills its scratch disk", () => {
@@ -174,10 +197,14 @@ describe("guest memory on a filesystem that runs out of space (a 2 MiB tmpfs, ma
     }
   });
 
-  test.skipIf(!mounted)(`repro whose scratch space is that filesystem: exit 1, nothing left behind${skipped}`, () => {
+  test.skipIf(!mounted)(`repro whose scratch space is that filesystem: refused up front (exit 2); tried anyway, exit 1; nothing left behind${skipped}`, () => {
     const scenario = join(dir, "enospc.json");
     writeFileSync(scenario, JSON.stringify({ name: "big guest", expected: "e", buggy: "b", guest: { size: "64M" }, disk: { size: "64k" }, steps: [{ fill: "guest", gpns: "0-1023", pattern: "stamp" }] }));
-    const result = Bun.spawnSync([...CLI, "repro", scenario], { cwd: dir, env: { ...process.env, TMPDIR: mountPoint } });
+    const refused = Bun.spawnSync([...CLI, "repro", scenario], { cwd: dir, env: { ...process.env, TMPDIR: mountPoint } });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr.toString()).toContain("the scenario's guest image: 0.1 GiB");
+    expect(readdirSync(mountPoint).filter((name) => name.startsWith("bounce-bench-"))).toEqual([]);
+    const result = Bun.spawnSync([...CLI, "repro", scenario, "--no-resource-check"], { cwd: dir, env: { ...process.env, TMPDIR: mountPoint } });
     expect(result.exitCode).toBe(1);
     expect(result.stderr.toString() + result.stdout.toString()).toContain("ENOSPC");
     expect(readdirSync(mountPoint).filter((name) => name.startsWith("bounce-bench-"))).toEqual([]);

@@ -5,7 +5,7 @@
  * GiB tmpfs on a 24 GiB machine started filling).
  */
 import { expect, test } from "bun:test";
-import { mkdirSync, readdirSync, statfsSync } from "node:fs";
+import { mkdirSync, readdirSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { availableMemory, checkResources } from "../src/host/resources";
 import { scratchDiskUnavailable } from "../src/host/scratch-disks";
@@ -44,4 +44,23 @@ test.skipIf(why !== null)(`a tmpfs disk larger than the memory available: exit 2
   expect(refused.code).toBe(2);
   expect(refused.stderr).toContain("of memory (a tmpfs disk:");
   expect(readdirSync(tmp)).toEqual([]);
+});
+
+const root = process.getuid?.() === 0;
+test.skipIf(!root)(`repro: a scenario whose disk does not fit in the temporary directory's free space is exit 2 before anything runs${root ? "" : " (skipped: mounting a small tmpfs needs root)"}`, () => {
+  const tmp = join(dir, "tmp-small");
+  mkdirSync(tmp);
+  const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", tmp]);
+  expect(mounted.exitCode).toBe(0);
+  try {
+    const scenario = join(dir, "big-disk.json");
+    writeFileSync(scenario, JSON.stringify({ name: "big", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "512M" }, steps: [{ fill: "disk", pattern: "zero" }] }));
+    const repro = (...flags: string[]) => Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "repro", scenario, ...flags], { env: { ...process.env, TMPDIR: tmp } });
+    const refused = repro();
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr.toString()).toMatch(/^bounce-bench: .*big-disk\.json: the run needs 0\.5 GiB on the filesystem of .* \(the scenario's guest image: 0\.0 GiB, its disk: 0\.5 GiB\); 0\.1 GiB is free there: .*--no-resource-check to try anyway\n$/);
+    expect(readdirSync(tmp)).toEqual([]);
+  } finally {
+    Bun.spawnSync(["umount", tmp]);
+  }
 });

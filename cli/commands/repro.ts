@@ -9,7 +9,8 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { BounceBenchError } from "../../src/base/errors";
 import { parseScenarioText, type Scenario } from "../../src/scenario/format";
-import type { RunScenarioOptions, ScenarioResult } from "../../src/scenario/run";
+import { scenarioResourceNeeds, type RunScenarioOptions, type ScenarioResult } from "../../src/scenario/run";
+import { checkResources } from "../../src/host/resources";
 import { Option } from "commander";
 import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../../src/base/disk-kinds";
 import { scratchDiskUnavailable } from "../../src/host/scratch-disks";
@@ -37,6 +38,7 @@ export function registerRepro(program: Command, context: Context): void {
       ),
     )
     .option("--sector <bytes>", "sector size of the loop device under --disk-kind loop, ext4, xfs, btrfs: 512 or 4096")
+    .option("--no-resource-check", "run a scenario even when its guest image and disk do not fit in the free space (or memory) the host has")
     .addOption(sharedOptions.json())
     .addHelpText(
       "after",
@@ -46,18 +48,34 @@ Examples:
   $ bounce-bench repro test/scenarios/rmw-unaligned-write.json --json
   $ bounce-bench repro test/scenarios --disk-kind loop --sector 4096    on a real 4 KiB-sector disk (root)`,
     )
-    .action(async (paths: string[], options: { json?: boolean; diskKind?: DiskKind; sector?: string }) => {
+    .action(async (paths: string[], options: { json?: boolean; diskKind?: DiskKind; sector?: string; resourceCheck: boolean }) => {
+      // Installed before the files are read (a large corpus takes seconds to parse): a signal
+      // then stops the run before it starts, instead of killing it.
+      const stop = new Int32Array(new SharedArrayBuffer(4));
+      // The Worker owns the scratch disk (a mount, a loop device) and removes it when it stops,
+      // within a chunk of a fill or check: a second signal waits for that rather than leave them.
+      using guard = new SignalGuard(
+        () => Atomics.store(stop, 0, 1),
+        () => context.io.stderr("bounce-bench: stopping: removing the scratch disk and files first (SIGKILL would leave them for the next run to reclaim)\n"),
+        { exitOnSecond: false },
+      );
+      const stopped = () => guard.caught !== null;
       const disk = diskOverride(options.diskKind, options.sector);
       const scenarios = paths.flatMap(scenarioFiles).map(loadScenario);
       for (const scenario of scenarios) {
         const kind = disk?.kind ?? scenario.diskKind;
         const unavailable = scratchDiskUnavailable(kind);
         if (unavailable !== null) throw new BounceBenchError("DISK_KIND_UNAVAILABLE", `${scenario.file}: disk kind ${kind} ${unavailable}`);
+        if (options.resourceCheck) {
+          try {
+            checkResources(scenarioResourceNeeds(scenario, kind));
+          } catch (error) {
+            throw error instanceof InvalidInputError ? new InvalidInputError(`${scenario.file}: ${error.message}`) : error;
+          }
+        }
       }
-      const stop = new Int32Array(new SharedArrayBuffer(4));
-      using guard = new SignalGuard(() => Atomics.store(stop, 0, 1));
-      const stopped = () => guard.caught !== null;
-      const results = await runInWorker(scenarios, stop, disk);
+      await new Promise((resolve) => setImmediate(resolve)); // a signal that came while parsing is handled now
+      const results = stopped() ? [] : await runInWorker(scenarios, stop, disk, options.resourceCheck);
       if (options.json) {
         context.io.stdout(jsonLine("repro", { scenarios: results.map(resultJson), interrupted: stopped() }));
       } else {
@@ -77,7 +95,7 @@ Examples:
 const WORKER_URL = new URL("../../src/scenario/worker.ts", import.meta.url);
 
 /** Runs the scenarios in a Worker (see src/scenario/worker.ts); resolves with their results. */
-function runInWorker(scenarios: Scenario[], stop: Int32Array, disk: RunScenarioOptions["disk"]): Promise<ScenarioResult[]> {
+function runInWorker(scenarios: Scenario[], stop: Int32Array, disk: RunScenarioOptions["disk"], resourceCheck: boolean): Promise<ScenarioResult[]> {
   const worker = new Worker(WORKER_URL);
   const results: ScenarioResult[] = [];
   return new Promise<ScenarioResult[]>((resolve, reject) => {
@@ -92,7 +110,7 @@ function runInWorker(scenarios: Scenario[], stop: Int32Array, disk: RunScenarioO
       worker.terminate();
       reject(new Error(`scenario worker failed: ${event.message}`));
     };
-    worker.postMessage({ scenarios, stop, disk });
+    worker.postMessage({ scenarios, stop, disk, resourceCheck });
   });
 }
 

@@ -29,6 +29,8 @@ import { guestBytes, readDiskBytes, RefusalWatch } from "../io/verify";
 import { ScratchDisk, type DiskKind, type SectorSize } from "../host/scratch-disks";
 import { ScratchDir } from "../host/scratch-dir";
 import { dropCachedPages } from "../native";
+import { checkResources, type Need } from "../host/resources";
+import { tmpdir } from "node:os";
 import {
   parseScenarioText,
   type BudgetStep,
@@ -75,6 +77,20 @@ export interface RunScenarioOptions {
    * the kernel answers instead.
    */
   disk?: { kind: DiskKind; sector?: SectorSize };
+  /** False skips the check that the host has room for the scenario's guest image and disk (`--no-resource-check`). */
+  resourceCheck?: boolean;
+}
+
+/**
+ * What a scenario takes from the host: its guest image and its disk in the temporary
+ * directory's filesystem (a file, or the file backing a loop device), or a tmpfs disk's memory.
+ * Both start sparse; these are what its fills and IO may make of them.
+ */
+export function scenarioResourceNeeds(scenario: Scenario, kind: DiskKind = scenario.diskKind): Need[] {
+  return [
+    { what: "the scenario's guest image", bytes: scenario.guestSize, where: tmpdir() },
+    kind === "tmpfs" ? { what: "its tmpfs disk", bytes: scenario.diskSize } : { what: "its disk", bytes: scenario.diskSize, where: tmpdir() },
+  ];
 }
 
 /** Reads, parses and runs the scenario file at `path`. Format errors throw (exit 2). */
@@ -87,6 +103,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   const sector = options.disk?.sector ?? (options.disk === undefined ? scenario.diskSector : 512);
   const realSectors = kind !== "file" && kind !== "tmpfs" && options.disk !== undefined;
   const diskAlign = realSectors && scenario.diskAlign !== null && sector >= scenario.diskAlign ? null : scenario.diskAlign;
+  if (options.resourceCheck !== false) checkResources(scenarioResourceNeeds(scenario, kind));
   // Marked and locked for the run's life, so that a killed repro's guest image is reclaimed.
   const scratch = ScratchDir.make("repro");
   const guestPath = join(scratch.path, "guest.img");
@@ -94,15 +111,22 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     // The disk starts sparse: it reads as zeros.
     using disk = ScratchDisk.make({ kind, sector, size: scenario.diskSize, reflink: scenario.diskReflink });
     using memory = GuestMemory.create(guestPath, scenario.guestSize);
-    const context: Context = { scenario, memory, guestPath, diskPath: disk.path, diskAlign, diskMemAlign: scenario.diskMemAlign };
+    const shouldStop = options.shouldStop ?? (() => false);
+    const context: Context = { scenario, memory, guestPath, diskPath: disk.path, diskAlign, diskMemAlign: scenario.diskMemAlign, shouldStop };
     const steps: StepResult[] = [];
     let interrupted = false;
     for (const [index, step] of scenario.steps.entries()) {
-      if (options.shouldStop?.()) {
+      if (shouldStop()) {
         interrupted = true;
         break;
       }
-      steps.push(await runStep(context, step, index));
+      try {
+        steps.push(await runStep(context, step, index));
+      } catch (error) {
+        if (!(error instanceof StepStopped)) throw error;
+        interrupted = true;
+        break;
+      }
     }
     const passed = !interrupted && steps.every((s) => s.passed);
     return { file: scenario.file, name: scenario.name, expected: scenario.expected, buggy: scenario.buggy, passed, steps, interrupted };
@@ -119,6 +143,19 @@ interface Context {
   /** The simulated disk's block (`disk.align`), unless a real disk of those sectors stands in. */
   diskAlign: number | null;
   diskMemAlign: number | null;
+  /** True once the run is to stop: long fills and checks look between chunks (`StepStopped`). */
+  shouldStop: () => boolean;
+}
+
+/** Thrown between the chunks of a long fill or check when the run is to stop; the scenario ends there. */
+class StepStopped extends Error {
+  constructor() {
+    super("stopped");
+  }
+}
+
+function stopIfAsked(context: Context): void {
+  if (context.shouldStop()) throw new StepStopped();
 }
 
 /** The alignment overrides of the scenario's simulated disk, for `Disk.open`. */
@@ -187,6 +224,7 @@ async function runStep(context: Context, step: Step, index: number): Promise<Ste
       }
     }
   } catch (error) {
+    if (error instanceof StepStopped) throw error;
     const code = error instanceof BounceBenchError ? error.code : "INTERNAL";
     return result(step.kind, false, error instanceof Error ? error.message : String(error), null, code);
   }
@@ -208,7 +246,8 @@ function errorResult(name: string, error: unknown, expected: string | undefined,
 
 function fill(context: Context, step: Extract<Step, { kind: "fill" }>): void {
   if (step.target === "guest") {
-    for (const gpn of step.gpns!) {
+    for (const [i, gpn] of step.gpns!.entries()) {
+      if (i % (CHUNK / PAGE_SIZE) === 0) stopIfAsked(context);
       context.memory.checkPage(gpn, "fill");
       context.memory.write(gpn * PAGE_SIZE, patternBytes(step.pattern, step.seed, gpn * PAGE_SIZE, PAGE_SIZE));
     }
@@ -222,6 +261,7 @@ function fill(context: Context, step: Extract<Step, { kind: "fill" }>): void {
   const fd = openSync(context.diskPath, "r+");
   try {
     for (const [offset, n] of chunks(step.at, len)) {
+      stopIfAsked(context);
       const bytes = patternBytes(step.pattern, step.seed, step.at + offset, n);
       for (let done = 0; done < n; ) done += writeSync(fd, bytes, done, n - done, step.at + offset + done);
     }
@@ -342,6 +382,7 @@ function check(context: Context, step: CheckStep): string | null {
     const gpns = step.gpns!;
     const perChunk = CHUNK / PAGE_SIZE;
     for (let first = 0; first < gpns.length; first += perChunk) {
+      stopIfAsked(context);
       const group = gpns.slice(first, first + perChunk);
       const actual = new Uint8Array(group.length * PAGE_SIZE);
       const expected = new Uint8Array(group.length * PAGE_SIZE);
@@ -378,6 +419,7 @@ function check(context: Context, step: CheckStep): string | null {
     return bytes;
   };
   for (const [offset, n] of chunks(step.at, len)) {
+    stopIfAsked(context);
     const expected = fromGuest ? guestNext(n) : patternBytes(step.pattern, step.seed, step.at + offset, n);
     const actual = readDiskBytes(diskPath, step.at + offset, n);
     const j = firstDifference(actual, expected);

@@ -3,7 +3,7 @@
  * SIGTERM at once (a busy main thread can miss them). The main thread sets `stop[0]` to end the
  * run after the current step.
  *
- *   in:  { scenarios: Scenario[], stop: Int32Array, disk?: { kind, sector } (repro --disk-kind) }
+ *   in:  { scenarios: Scenario[], stop: Int32Array, disk?: { kind, sector } (repro --disk-kind), resourceCheck: boolean }
  *   out: { result: ScenarioResult } per scenario, then { done: true }, or { failure: { code, message } }
  */
 import { BounceBenchError } from "../base/errors";
@@ -12,13 +12,13 @@ import { runScenario, type RunScenarioOptions } from "./run";
 
 declare const self: Worker;
 
-self.onmessage = async (event: MessageEvent<{ scenarios: Scenario[]; stop: Int32Array; disk?: RunScenarioOptions["disk"] }>) => {
-  const { scenarios, stop, disk } = event.data;
+self.onmessage = async (event: MessageEvent<{ scenarios: Scenario[]; stop: Int32Array; disk?: RunScenarioOptions["disk"]; resourceCheck: boolean }>) => {
+  const { scenarios, stop, disk, resourceCheck } = event.data;
   const stopped = () => Atomics.load(stop, 0) !== 0;
   try {
     for (const scenario of scenarios) {
       if (stopped()) break;
-      postMessage({ result: await runScenario(scenario, { shouldStop: stopped, disk }) });
+      postMessage({ result: await runScenario(scenario, { shouldStop: stopped, disk, resourceCheck }) });
     }
     postMessage({ done: true });
   } catch (error) {
