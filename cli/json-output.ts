@@ -5,13 +5,14 @@
  * per command, and one for errors), checked against real output by the tests.
  *
  * Schema versions: 1 was the layout before these fields existed; 2 added them, and with them
- * bench's repeats and the names below. A field renamed in 2 keeps its old name as well, for one
- * version (README, "JSON documents").
+ * bench's repeats and the names below; 3 made probe's kernelChecks an object (measured, not
+ * inferred) and added bench's kernelChecks, fileLocks and pageCache. A field renamed in 2 keeps
+ * its old name as well, until 4 (README, "JSON documents").
  */
 import { VERSION } from "./version";
 
 /** The layout of every document: bumped when a field changes meaning or shape. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export type JsonCommand = "probe" | "plan" | "io" | "bench" | "compare" | "repro" | "image create";
 

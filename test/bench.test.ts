@@ -118,7 +118,7 @@ describe("the command", () => {
     const result = runCliIn(dir, "bench", "--json", "--size", "2m", "--op", "read,write", "--bs", "4k", "--mem-offset", "0,100", "--mode", "auto", "--ios", "50");
     expect(result.code).toBe(0);
     const doc = JSON.parse(result.stdout);
-    expect(doc).toMatchObject({ tool: "bounce-bench", version: VERSION, schemaVersion: 2, command: "bench" });
+    expect(doc).toMatchObject({ tool: "bounce-bench", version: VERSION, schemaVersion: 3, command: "bench" });
     expect(Date.parse(doc.startedAt)).toBeGreaterThan(Date.now() - 60_000);
     // Everything a rerun needs, after defaults.
     expect(doc.options).toMatchObject({ ops: ["read", "write"], bs: [4096], memOffsets: [0, 100], modes: ["auto"], ios: 50, repeat: 3, rampSeconds: 0, budget: 2048, engine: "sync", rules: "kernel", guestBacking: "memfd", bouncePages: "same" });

@@ -45,7 +45,7 @@ describe("global", () => {
       stderr: (text) => void (err += text),
     });
     expect(code).toBe(0);
-    expect(JSON.parse(out)).toEqual({ tool: "bounce-bench", version: VERSION, schemaVersion: 2, command: "image create", path: join(dir, "inproc.img"), size: 8192, sparse: true });
+    expect(JSON.parse(out)).toEqual({ tool: "bounce-bench", version: VERSION, schemaVersion: 3, command: "image create", path: join(dir, "inproc.img"), size: 8192, sparse: true });
     expect(err).toBe("");
   });
 });
@@ -85,7 +85,7 @@ describe("image create", () => {
     expect(JSON.parse(result.stdout)).toEqual({
       tool: "bounce-bench",
       version: VERSION,
-      schemaVersion: 2,
+      schemaVersion: 3,
       command: "image create",
       error: { code: "INVALID_INPUT", message: '--size: "12x" is not a size (e.g. 4096, 0x1000, 4k, 1MiB)' },
     });

@@ -38,7 +38,7 @@ function result(memOffset: number, mib: number, cpu: number, spread = 1, extra: 
     ...extra,
   };
 }
-const doc = (...results: unknown[]) => benchDocument({ tool: "bounce-bench", schemaVersion: 2, command: "bench", host: { kernel: "6.18" }, options: { repeat: 3 }, results }, "made up");
+const doc = (...results: unknown[]) => benchDocument({ tool: "bounce-bench", schemaVersion: 3, command: "bench", host: { kernel: "6.18" }, options: { repeat: 3 }, results }, "made up");
 
 describe("compareRuns", () => {
   test("worse beyond threshold and noise regresses, in each metric's direction; within noise or threshold does not", () => {

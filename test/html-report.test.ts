@@ -6,7 +6,7 @@
  * error and fetches nothing, and a screenshot is taken. Skips, saying why, without Chromium.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCliIn, scratchDir } from "./helpers";
 
@@ -33,6 +33,29 @@ describe("the HTML report", () => {
     expect(runCliIn(dir, "report", run, "--html", html).code).toBe(2);
     expect(runCliIn(dir, "report", join(dir, "missing.json"), "--html", join(dir, "x.html")).code).toBe(2);
     expect(existsSync(join(dir, "x.html"))).toBe(false);
+  });
+
+  test("a run that breaks the bench schema is bad input naming the field, exit 2, nothing written; an older schema says rerun", () => {
+    const good = JSON.parse(readFileSync(run, "utf8"));
+    const cases: [(doc: Record<string, any>) => void, string][] = [
+      [(doc) => (doc.results[0].latencyUs = "fast"), "results[0].latencyUs: must be an object"],
+      [(doc) => (doc.results[1].mibPerSecMax = null), "results[1].mibPerSecMax: must be a number"],
+      [(doc) => delete doc.host.fileLocks, "host.fileLocks: is missing"],
+      [(doc) => (doc.results[2].surprise = 1), "results[2].surprise: unknown field"],
+      [(doc) => (doc.schemaVersion = 2), "a bench document of schema 2; report reads schema 3 (rerun bench)"],
+    ];
+    for (const [breakIt, message] of cases) {
+      const doc = structuredClone(good);
+      breakIt(doc);
+      const path = join(dir, "broken.json");
+      writeFileSync(path, JSON.stringify(doc));
+      const out = join(dir, "broken.html");
+      const result = runCliIn(dir, "report", path, "--html", out);
+      expect({ message, code: result.code }).toEqual({ message, code: 2 });
+      expect(result.stderr.startsWith(`bounce-bench: ${path}: ${message}`)).toBe(true);
+      expect(result.stderr).toMatch(/^[^\n]+\n$/);
+      expect(existsSync(out)).toBe(false);
+    }
   });
 
   test.skipIf(chromium === null)(`renders in headless Chromium with every mark, logs no error, and is screenshotted${why}`, () => {

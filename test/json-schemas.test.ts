@@ -29,7 +29,7 @@ function validated(schema: string, ...args: string[]): Record<string, unknown> {
   const ok = validate(doc);
   expect({ args, errors: ok ? null : validate.errors }).toEqual({ args, errors: null });
   expect(Object.keys(doc).slice(0, 4)).toEqual(["tool", "version", "schemaVersion", "command"]);
-  expect(doc).toMatchObject({ tool: "bounce-bench", version: VERSION, schemaVersion: 2 });
+  expect(doc).toMatchObject({ tool: "bounce-bench", version: VERSION, schemaVersion: 3 });
   return doc;
 }
 

@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import { InvalidInputError } from "../../src/base/errors";
 import { benchDocument, compareRuns } from "../../src/bench/compare";
+import { checkBenchSchema } from "../../src/bench/bench-schema";
 import type { BenchCaseResult } from "../../src/bench/runner";
 import { readUserTextFile, refuseOutputsOverInputs, writeUserTextFile } from "../../src/host/files";
 import { alignmentFromJson, type AlignmentJson } from "../../src/io/json-documents";
@@ -67,9 +68,6 @@ function load(path: string): Record<string, unknown> {
   benchDocument(doc, path);
   const record = doc as Record<string, unknown>;
   if (record.schemaVersion !== SCHEMA_VERSION) throw new InvalidInputError(`${path}: a bench document of schema ${String(record.schemaVersion ?? 1)}; report reads schema ${SCHEMA_VERSION} (rerun bench)`);
-  const plan = (record.host as { planAlignment?: Record<string, unknown> } | undefined)?.planAlignment;
-  for (const key of ["memAlign", "offsetAlign", "readOffsetAlign"]) {
-    if (typeof plan?.[key] !== "number") throw new InvalidInputError(`${path}: host.planAlignment.${key} is not a number (a bench document from before this version? rerun bench)`);
-  }
+  checkBenchSchema(doc, path);
   return record;
 }
