@@ -11,6 +11,7 @@
  *
  * `main` takes argv and the output streams as parameters so tests can run it in-process.
  */
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { BounceBenchError } from "../src";
 import { registerBench } from "./commands/bench";
@@ -107,6 +108,13 @@ function commandOf(argv: readonly string[]): JsonCommand | null {
 }
 
 function report(error: unknown, io: Io, json: boolean, debug: boolean, command: JsonCommand | null): number {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "EMFILE" || code === "ENFILE") {
+    // Out of descriptors: the host's limit, whatever call met it (never bad input, never a bug).
+    if (debug) io.stderr(`${(error as Error).stack}\n`);
+    const limit = code === "EMFILE" ? `this process's limit of ${OPEN_FILE_LIMIT} open files (ulimit -n)` : "the system's limit of open files (fs.file-max)";
+    return fail(io, json, code, `${code}: out of file descriptors, at ${limit}; raise it (for example ulimit -n 4096)`, EXIT_FAILED, {}, command);
+  }
   if (error instanceof CommanderError) {
     if (error.exitCode === 0) return EXIT_OK; // --help, --version
     // A bare command (no subcommand) printed its help: that is the answer, with a usage exit.
@@ -124,6 +132,18 @@ function report(error: unknown, io: Io, json: boolean, debug: boolean, command: 
   const hint = debug ? "" : " (this is a bug; run with --debug for the stack)";
   return fail(io, json, "INTERNAL", `internal error: ${text}${hint}`, EXIT_FAILED, {}, command);
 }
+
+/**
+ * The soft limit on open files, from /proc/self/limits, read at start: once the descriptors
+ * have run out, reading it would fail too.
+ */
+const OPEN_FILE_LIMIT = (() => {
+  try {
+    return /^Max open files\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"))?.[1] ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+})();
 
 function fail(io: Io, json: boolean, code: string, message: string, exitCode: number, facts: Record<string, unknown> = {}, command: JsonCommand | null = null): number {
   const line = message.split("\n")[0]!;

@@ -202,7 +202,7 @@ describe("guest memory on a filesystem that runs out of space (a 2 MiB tmpfs, ma
     writeFileSync(scenario, JSON.stringify({ name: "big guest", expected: "e", buggy: "b", guest: { size: "64M" }, disk: { size: "64k" }, steps: [{ fill: "guest", gpns: "0-1023", pattern: "stamp" }] }));
     const refused = Bun.spawnSync([...CLI, "repro", scenario], { cwd: dir, env: { ...process.env, TMPDIR: mountPoint } });
     expect(refused.exitCode).toBe(2);
-    expect(refused.stderr.toString()).toContain("the scenario's guest image: 0.1 GiB");
+    expect(refused.stderr.toString()).toContain("the scenario's guest image: 64.0 MiB");
     expect(readdirSync(mountPoint).filter((name) => name.startsWith("bounce-bench-"))).toEqual([]);
     const result = Bun.spawnSync([...CLI, "repro", scenario, "--no-resource-check"], { cwd: dir, env: { ...process.env, TMPDIR: mountPoint } });
     expect(result.exitCode).toBe(1);

@@ -108,7 +108,9 @@ function runInWorker(scenarios: Scenario[], stop: Int32Array, disk: RunScenarioO
     };
     worker.onerror = (event) => {
       worker.terminate();
-      reject(new Error(`scenario worker failed: ${event.message}`));
+      // The Worker could not even load its code: out of descriptors is the host's limit, anything else a bug.
+      const errno = /\b(EMFILE|ENFILE)\b/.exec(event.message)?.[1];
+      reject(errno !== undefined ? new BounceBenchError(errno as `E${string}`, event.message, { kind: "io" }) : new Error(`scenario worker failed: ${event.message}`));
     };
     worker.postMessage({ scenarios, stop, disk, resourceCheck });
   });

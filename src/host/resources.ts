@@ -6,7 +6,7 @@
  * than the host is refused with the figures instead of filling a shared root filesystem or
  * waking the OOM killer; `--no-resource-check` lets the run try anyway.
  */
-import { readFileSync, statfsSync, statSync } from "node:fs";
+import { accessSync, constants, readFileSync, statfsSync, statSync } from "node:fs";
 import { InvalidInputError } from "../base/errors";
 
 /** One thing a run will take: `bytes` of memory, or of space on the filesystem holding `where`. */
@@ -17,9 +17,11 @@ export interface Need {
   where?: string;
 }
 
-const GIB = 2 ** 30;
-const gib = (bytes: number) => `${(bytes / GIB).toFixed(1)} GiB`;
-const describe = (needs: readonly Need[]) => needs.map((need) => `${need.what}: ${gib(need.bytes)}`).join(", ");
+/** A figure in the unit that shows it: GiB from 1 GiB, MiB below (a 64 KiB guest is 0.1 MiB, not 0.0 GiB). */
+function amount(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+const describe = (needs: readonly Need[]) => needs.map((need) => `${need.what}: ${amount(need.bytes)}`).join(", ");
 
 /** Bytes of memory the kernel can give without swapping (`MemAvailable`), or null when it does not say. */
 export function availableMemory(): number | null {
@@ -31,8 +33,17 @@ export function availableMemory(): number | null {
   }
 }
 
-/** Bytes free to this user on the filesystem holding `path`, or null when it cannot be asked. */
+/**
+ * Bytes free to this user on the filesystem holding `path`, or null when it cannot be asked, or
+ * when the filesystem is read-only (its 0 free bytes are not the problem: making the first file
+ * there says EROFS).
+ */
 export function availableSpace(path: string): number | null {
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EROFS") return null;
+  }
   try {
     const status = statfsSync(path);
     return status.bavail * status.bsize;
@@ -51,7 +62,7 @@ export function checkResources(needs: readonly Need[]): void {
   const available = availableMemory();
   if (memory.length > 0 && available !== null && total > available) {
     throw new InvalidInputError(
-      `the run needs ${gib(total)} of memory (${describe(memory)}); ${gib(available)} is available (MemAvailable): use a smaller size, or --no-resource-check to try anyway`,
+      `the run needs ${amount(total)} of memory (${describe(memory)}); ${amount(available)} is available (MemAvailable): use a smaller size, or --no-resource-check to try anyway`,
     );
   }
   const bySpace = new Map<string, { device: string; needs: Need[] }>();
@@ -72,7 +83,7 @@ export function checkResources(needs: readonly Need[]): void {
     const free = availableSpace(onOne[0]!.where!);
     if (free !== null && sum > free) {
       throw new InvalidInputError(
-        `the run needs ${gib(sum)} on the filesystem of ${onOne[0]!.where} (${describe(onOne)}); ${gib(free)} is free there: use a smaller size, or --no-resource-check to try anyway`,
+        `the run needs ${amount(sum)} on the filesystem of ${onOne[0]!.where} (${describe(onOne)}); ${amount(free)} is free there: use a smaller size, or --no-resource-check to try anyway`,
       );
     }
   }

@@ -23,6 +23,7 @@ import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdtempSync, op
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { tryLockRange } from "../native";
+import { BounceBenchError } from "../base/errors";
 
 // node:fs opens with O_CLOEXEC already (libuv), so no child inherits a marker's lock.
 
@@ -46,7 +47,16 @@ export class ScratchDir implements Disposable {
   /** Makes `<parent>/bounce-bench-<use>-XXXXXX`, first reclaiming crashed runs' leftovers there. */
   static make(use: string, parent = tmpdir()): ScratchDir {
     reclaimScratchDirs(parent);
-    const path = mkdtempSync(join(parent, `${SCRATCH_PREFIX}${use}-`));
+    let path: string;
+    try {
+      path = mkdtempSync(join(parent, `${SCRATCH_PREFIX}${use}-`));
+    } catch (error) {
+      // A read-only or full temporary directory is the host's state, not a bug: say where and what.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === undefined) throw error;
+      const what = (error as Error).message.split(",")[0]!.replace(`${code}: `, "");
+      throw new BounceBenchError(code as `E${string}`, `cannot make a scratch directory in ${parent}: ${code} (${what}); point TMPDIR at a directory it can write`, { kind: "io" });
+    }
     let fd = -1;
     try {
       fd = openSync(join(path, MARKER_NAME), constants.O_CREAT | constants.O_EXCL | constants.O_RDWR | constants.O_NOFOLLOW, 0o600);

@@ -22,10 +22,12 @@ self.onmessage = async (event: MessageEvent<{ scenarios: Scenario[]; stop: Int32
     }
     postMessage({ done: true });
   } catch (error) {
+    // An errno from node:fs (EMFILE, EIO) keeps its code, so the main thread can say what it means.
+    const errno = (error as NodeJS.ErrnoException | null)?.code;
     const failure =
       error instanceof BounceBenchError
         ? { code: error.code, kind: error.kind, message: error.message }
-        : { code: "INTERNAL", kind: "io", message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
+        : { code: typeof errno === "string" && /^E[A-Z0-9]+$/.test(errno) ? errno : "INTERNAL", kind: "io", message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
     postMessage({ failure });
   }
 };
