@@ -8,7 +8,7 @@
  * process (SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2: those the CLI cleans up on) is passed on
  * to it, and this process exits as it did: with its code, or by the same signal. A SIGKILL
  * cannot be passed on: the child learns of it from the kernel instead (it is given
- * BOUNCE_BENCH_LAUNCHER_PID and asks for a SIGTERM when its parent dies), so it never outlives
+ * BOUNCE_BENCH_LAUNCHER_PID and asks for a SIGHUP when its parent dies), so it never outlives
  * this process with a loop device or scratch files.
  */
 "use strict";

@@ -6,6 +6,7 @@
  * no room under a virtual memory limit, `ulimit -v`) is one line naming the limit, not a stack.
  */
 import { readFileSync } from "node:fs";
+import { SignalGuard } from "./signals";
 
 const EXIT_FAILED = 1;
 
@@ -21,21 +22,25 @@ try {
 
 /**
  * Started by the npm launcher (`bin/bounce-bench.cjs`): end with it. A SIGKILLed launcher cannot
- * pass its signal on, so the kernel sends this process a SIGTERM when its parent exits, which
- * stops a run and removes what it made; a launcher already gone is the same request.
+ * pass its signal on, so the kernel sends this process a SIGHUP when its parent exits, as when a
+ * terminal hangs up: a run stops and removes what it made. The kernel sends it again each time
+ * this process passes to another of the dying launcher's threads, so a repeated SIGHUP counts
+ * once (`SignalGuard`). A launcher already gone is the same request.
  */
-const SIGTERM = 15;
+const SIGHUP = 1;
 const launcher = process.env.BOUNCE_BENCH_LAUNCHER_PID;
 if (launcher !== undefined && /^\d+$/.test(launcher)) {
-  native.setParentDeathSignal(SIGTERM);
-  if (process.ppid !== Number(launcher)) process.exit(128 + SIGTERM);
+  native.setParentDeathSignal(SIGHUP);
+  if (process.ppid !== Number(launcher)) process.exit(128 + SIGHUP);
 }
 
-/** The reader of our output went away (`bounce-bench plan ... | head`): stop quietly, as a SIGPIPE would. */
-const EXIT_BROKEN_PIPE = 128 + 13;
+/**
+ * The reader of our output went away (`bounce-bench plan ... | head`): stop quietly, as a
+ * SIGPIPE would, but only after a running command has removed what it made (`SignalGuard`).
+ */
 for (const stream of [process.stdout, process.stderr]) {
   stream.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") process.exit(EXIT_BROKEN_PIPE);
+    if (error.code === "EPIPE") return SignalGuard.outputClosed();
     throw error;
   });
 }

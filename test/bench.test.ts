@@ -6,7 +6,10 @@
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { tmpdir } from "node:os";
+import { PageCacheTrace } from "../src/host/page-cache-trace";
+import { mountsUnder } from "../src/host/scratch-dir";
 import { spawnSync } from "node:child_process";
 import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { LatencyHistogram } from "../src/bench/histogram";
@@ -486,3 +489,32 @@ describe("bench on a real disk kind it makes (root only)", () => {
     expect([sector.code, sector.stderr.trim()]).toEqual([2, "bounce-bench: --sector applies to --disk-kind loop, ext4, xfs or btrfs, not file"]);
   });
 });
+
+const traceable = PageCacheTrace.unavailable() === null;
+test.skipIf(!traceable)(`what a second signal runs removes everything the run made outside its memory: the scratch disk and the tracing mount${traceable ? "" : " (skipped: tracing needs root)"}`, async () => {
+  const removers: (() => void)[] = [];
+  let checked = false;
+  let seen: { traces: number; left: string[] } | null = null;
+  const tracesMounted = () => mountsUnder(tmpdir()).filter((point) => /\/bounce-bench-trace-[^/]+\/tracefs$/.test(point));
+  const before = new Set(tracesMounted());
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  // After the removers the process would exit; here the run goes on without its trace, and may fail for it.
+  await runBench(
+    options({
+      stop,
+      ios: null,
+      runtimeSeconds: 30,
+      onScratch: (remove) => removers.push(remove),
+      // The cases are running, with their tracing mounted: do what the second signal does, then stop.
+      onProgress: () => {
+        if (checked) return;
+        checked = true;
+        const ours = tracesMounted().filter((point) => !before.has(point));
+        for (const remove of removers) remove();
+        seen = { traces: ours.length, left: ours.flatMap((point) => [...mountsUnder(point), ...(existsSync(dirname(point)) ? [dirname(point)] : [])]) };
+        Atomics.store(stop, 0, 1);
+      },
+    }),
+  ).catch(() => null);
+  expect(seen as unknown).toEqual({ traces: 1, left: [] });
+}, 60_000);

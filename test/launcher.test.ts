@@ -42,10 +42,13 @@ describe("the npm launcher", () => {
   test.skipIf(node === null)(`SIGKILL of the launcher stops its Bun child, which removes its scratch files${node === null ? " (skipped: no node on PATH)" : ""}`, async () => {
     const tmp = join(dir, "tmp-for-kill");
     mkdirSync(tmp);
+    // Output to files: pipes from the killed launcher's side close, and a run whose reader is
+    // gone stops on its own (EPIPE), which is another test's subject.
+    const stderrFile = join(dir, "kill.stderr");
     const launcher = Bun.spawn([node!, join(ROOT, "bin/bounce-bench.cjs"), "bench", "--size", "8m", "--op", "read", "--bs", "4k", "--runtime", "120"], {
       env: { ...process.env, TMPDIR: tmp },
-      stdout: "pipe",
-      stderr: "pipe",
+      stdout: Bun.file(join(dir, "kill.stdout")),
+      stderr: Bun.file(stderrFile),
     });
     // The run has started once its scratch directory exists; its Bun process is the launcher's child.
     for (let i = 0; i < 1200 && readdirSync(tmp).length === 0; i++) await Bun.sleep(25);
@@ -57,8 +60,7 @@ describe("the npm launcher", () => {
     // Without the parent-death signal the child would run its 120 s: the test's limit ends it first.
     for (let i = 0; i < 2400 && running(child!); i++) await Bun.sleep(25);
     expect(running(child!)).toBe(false);
-    const stderr = await new Response(launcher.stderr).text();
-    expect(stderr).toContain("interrupted by SIGTERM");
+    expect(readFileSync(stderrFile, "utf8")).toContain("interrupted by SIGHUP");
     expect(readdirSync(tmp)).toEqual([]);
     expect(existsSync(tmp)).toBe(true);
   }, 90_000);
@@ -73,4 +75,19 @@ describe("starting", () => {
     expect(run.exitCode).toBe(1);
     expect(stderr).toMatch(/^bounce-bench: cannot start: [^\n]*1000000 KiB \(ulimit -v\)[^\n]*\n$/);
   });
+});
+
+describe("a reader that goes away mid-run", () => {
+  test("bench | head -1: the run stops as on a signal, removes its scratch disk and tracing, and exits 141", () => {
+    const tmp = join(dir, "tmp-for-pipe");
+    mkdirSync(tmp);
+    const cli = `"${process.execPath}" "${join(ROOT, "cli/bounce-bench.ts")}"`;
+    const run = Bun.spawnSync(["bash", "-c", `set -o pipefail; ${cli} bench --size 8m --op read --bs 4k,8k,16k --runtime 1 --repeat 1 | head -1`], { env: { ...process.env, TMPDIR: tmp } });
+    expect(run.exitCode).toBe(141);
+    expect(run.stdout.toString()).toStartWith("bounce-bench ");
+    // stderr is still open: it says what happened.
+    expect(run.stderr.toString()).toBe("bounce-bench: interrupted by SIGPIPE: partial results above; scratch files removed\n");
+    expect(readdirSync(tmp)).toEqual([]);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(tmp);
+  }, 60_000);
 });

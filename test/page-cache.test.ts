@@ -7,10 +7,11 @@
  */
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PageCacheTrace } from "../src/host/page-cache-trace";
+import { reclaimScratchDirs } from "../src/host/scratch-dir";
 import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { randomBytes, runCliIn, scratchDir } from "./helpers";
 
@@ -106,4 +107,24 @@ describe("plan names the fallback where the disk is measured to fall back (statx
     writeFileSync(disk, randomBytes(2 ** 20, 6));
     expect(JSON.parse(runCliIn(dir, "plan", "--disk", disk, "--gpns", "0-1", "--json").stdout).pageCache).toBeNull();
   });
+});
+
+test.skipIf(!root)(`a killed run's tracing instance (it belongs to the machine, not the mount) is removed by the next run's reclaim${root ? "" : " (skipped: tracing needs root)"}`, () => {
+  const parent = join(dir, "tmp-killed-trace");
+  mkdirSync(parent);
+  const traced = join(dir, "traced.img");
+  writeFileSync(traced, new Uint8Array(4096));
+  const code = `const { PageCacheTrace } = await import(${JSON.stringify(join(import.meta.dir, "../src/host/page-cache-trace.ts"))});
+    const trace = PageCacheTrace.start(require("node:fs").openSync(${JSON.stringify(traced)}, "r"));
+    console.log(require("node:path").basename(trace.instance));
+    process.kill(process.pid, "SIGKILL");`;
+  const killed = spawnSync(process.execPath, ["-e", code], { env: { ...process.env, TMPDIR: parent }, encoding: "utf8" });
+  expect(killed.signal).toBe("SIGKILL");
+  const instance = killed.stdout.trim();
+  expect(instance).toMatch(/^bounce-bench-\d+-[a-z0-9]+$/);
+  expect(leftovers()).toContain(instance); // still tracing, with its run gone
+  reclaimScratchDirs(parent);
+  expect(leftovers()).not.toContain(instance);
+  expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(parent);
+  expect(readdirSync(parent)).toEqual([]);
 });

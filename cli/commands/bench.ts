@@ -210,10 +210,16 @@ Examples:
       }
       const stop = new Int32Array(new SharedArrayBuffer(4));
       let workspace: BenchWorkspace | null = null;
-      let removeScratch: (() => void) | null = null;
+      // What removes each thing the run made outside this process's memory (its scratch disk,
+      // its tracing), newest first, for a second signal.
+      const removers: (() => void)[] = [];
       using guard = new SignalGuard(
         () => Atomics.store(stop, 0, 1), // the fill or the workers stop, in-flight IO finishes, results so far are reported
-        () => (workspace === null ? removeScratch?.() : workspace.cleanup()), // a second signal: leave now, but leave nothing behind
+        () => {
+          // a second signal: leave now, but leave nothing behind (the disk closed before its scratch goes)
+          workspace?.cleanup();
+          for (const remove of removers.reverse()) remove();
+        },
       );
       const progressLine = process.stderr.isTTY && format === "table";
       // Rows stream to the terminal (or pipe) as cases finish; into a file, everything at the end.
@@ -231,7 +237,7 @@ Examples:
             workspace = ready;
             if (streaming) context.io.stdout(formatHeader(describeHost(ready, options.bouncePages, options.fileLocks), options) + benchTable.header());
           },
-          onScratch: (remove) => (removeScratch = remove),
+          onScratch: (remove) => removers.push(remove),
           onProgress: progressLine ? (status) => progress.update(status) : undefined,
           onCase: (result) => {
             finished.push(result);

@@ -105,7 +105,7 @@ export interface BenchOptions {
   onCase?: (result: BenchCaseResult) => void;
   /** Called once the files are ready, with the workspace (to clean it up on a signal). */
   onWorkspace?: (workspace: BenchWorkspace) => void;
-  /** Called before a scratch disk is filled, with what removes the scratch directory. */
+  /** Called with what removes each thing the run makes outside its memory: the scratch disk before it is filled, a tracing mount once made. */
   onScratch?: (remove: () => void) => void;
 }
 
@@ -329,6 +329,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     // Whether each case's "direct" IO really bypassed the page cache: the kernel's tracepoints
     // when root can trace the disk file, cachestat otherwise; watched over its first run.
     using trace = disk.type === "file" && options.verify !== true && options.modes.some((mode) => mode !== "buffered") ? PageCacheTrace.tryStart(disk.fd) : null;
+    if (trace !== null) options.onScratch?.(() => trace.close());
     const cacheUse: PageCacheUse[] = [];
     const results: BenchCaseResult[] = [];
     const done = cases.map(() => false);

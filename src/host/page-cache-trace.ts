@@ -81,7 +81,9 @@ export class PageCacheTrace implements Disposable {
       const mount = spawnSync(findProgram("mount")!, ["-t", "tracefs", "nodev", mountPoint], { encoding: "utf8" });
       if (mount.status !== 0) throw new BounceBenchError("TRACE_UNAVAILABLE", `mount -t tracefs: ${(mount.stderr || `exit ${mount.status}`).trim()}`);
       mounted = true;
-      instance = join(mountPoint, "instances", `bounce-bench-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+      const name = `bounce-bench-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+      scratch.noteTraceInstance(name); // so that a killed run's instance is removed by the next run
+      instance = join(mountPoint, "instances", name);
       mkdirSync(instance);
       writeFileSync(join(instance, "buffer_size_kb"), String(BUFFER_KB));
       writeFileSync(join(instance, READ, "filter"), `i_ino == ${status.inode}`);
@@ -125,6 +127,7 @@ export class PageCacheTrace implements Disposable {
 
   /** Empties the record: `pages` counts from here. */
   clear(): void {
+    if (this.#closed) throw new BounceBenchError("RELEASED", "page-cache trace: used after close");
     // Opening the instance's trace file for writing with O_TRUNC empties its ring buffer.
     closeSync(openSync(join(this.instance, "trace"), "w"));
   }

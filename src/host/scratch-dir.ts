@@ -19,7 +19,7 @@
  * whose backing file lies in it, and deletes it; nothing else is ever touched.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { tryLockRange } from "../native";
@@ -30,6 +30,9 @@ import { BounceBenchError } from "../base/errors";
 /** Every scratch directory bounce-bench makes starts with this (then its use: disk, repro, trace). */
 export const SCRATCH_PREFIX = "bounce-bench-";
 const MARKER_NAME = ".bounce-bench-scratch";
+/** Names the tracing instance a run made in a tracefs mounted here (`noteTraceInstance`). */
+const TRACE_INSTANCE_NAME = ".bounce-bench-trace-instance";
+const TRACE_INSTANCE = /^bounce-bench-\d+-[a-z0-9]+$/;
 /** The marker's whole content: a directory whose marker holds anything else is not judged dead. */
 const MARKER = "bounce-bench scratch directory; locked while its run lives\n";
 
@@ -67,6 +70,21 @@ export class ScratchDir implements Disposable {
       if (fd >= 0) closeSync(fd);
       rmSync(path, { recursive: true, force: true });
       throw error;
+    }
+  }
+
+  /**
+   * Records, before it is made, the name of a tracing instance this run makes in a tracefs
+   * mounted in this directory: instances belong to the machine, not the mount, so reclaiming a
+   * killed run removes it before unmounting (it would trace on, unseen, otherwise).
+   */
+  noteTraceInstance(name: string): void {
+    if (!TRACE_INSTANCE.test(name)) throw new Error(`scratch directory ${this.path}: ${JSON.stringify(name)} is not a tracing instance name of ours`);
+    const fd = openSync(join(this.path, TRACE_INSTANCE_NAME), constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeSync(fd, name);
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -163,12 +181,33 @@ function judge(dir: string, lock: "take" | "look"): { path: string; dead: boolea
 
 /** Unmounts what is mounted at or under `dir`, detaches loop devices over files in it, deletes it. */
 function tearDown(dir: string): void {
+  removeTraceInstance(dir);
   for (const mountPoint of mountsUnder(dir).sort((a, b) => b.length - a.length)) {
     if (spawnSync(findProgram("umount") ?? "umount", [mountPoint]).status !== 0) spawnSync(findProgram("umount") ?? "umount", ["-l", mountPoint]);
   }
   for (const device of loopDevicesOver(dir)) spawnSync(findProgram("losetup") ?? "losetup", ["-d", device]);
   // Whatever could not be unmounted stays, rather than deleting through a mount.
   if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+}
+
+/** The tracing instance `dir`'s run noted (`noteTraceInstance`), removed through a tracefs mounted in `dir` if it is still there. */
+function removeTraceInstance(dir: string): void {
+  let name: string;
+  try {
+    name = readFileSync(join(dir, TRACE_INSTANCE_NAME), { encoding: "utf8", flag: constants.O_RDONLY | constants.O_NOFOLLOW });
+  } catch {
+    return; // no tracing here
+  }
+  if (!TRACE_INSTANCE.test(name)) return;
+  for (const mountPoint of mountsUnder(dir)) {
+    const instance = join(mountPoint, "instances", name);
+    try {
+      if (!lstatSync(instance).isDirectory()) continue;
+      rmdirSync(instance); // tracefs disables and frees an instance on rmdir
+    } catch {
+      // not this mount's, or gone already
+    }
+  }
 }
 
 /** Mount points at or under `dir` (from /proc/self/mountinfo, whose paths escape spaces as \040). */
