@@ -49,6 +49,8 @@ interface Comparison {
   fio: string[] | null;
   /** A second bounce-bench run to compare with instead of fio. */
   baseline?: string[];
+  /** What the baseline is, in the table's "against" column (default: "bounce-bench direct"). */
+  baselineName?: string;
   /**
    * Bounce vs direct: `bounceBench` runs both in one process, the rounds as its interleaved
    * repeats after a ramp (see `runBouncePairs`); ours is the bounced case, the other the direct.
@@ -130,6 +132,19 @@ const comparisons: Comparison[] = [
     fio: null,
     baseline: bb(["--op", op, "--bs", "512", "--mem-offset", "0", "--mode", "auto", "--engine", "sync", "--qd", "1"]),
   })),
+  // What the cross-process write locks cost (every write to a disk the user names takes one):
+  // the same 4 KiB writes with --no-file-locks as the baseline, with no device and on the file.
+  ...(["null", "sync"] as const).map((engine) => {
+    const writes = ["--op", "write", "--bs", "4k", "--mem-offset", "0", "--mode", "auto", "--engine", engine, "--qd", "1"];
+    return {
+      name: `locks-4k-w${engine === "null" ? "-null" : ""}`,
+      target: "what the write locks add: CPU/IO against the same writes with --no-file-locks (both bounce-bench)",
+      bounceBench: bb(writes),
+      fio: null,
+      baseline: bb([...writes, "--no-file-locks"]),
+      baselineName: "bounce-bench --no-file-locks",
+    };
+  }),
   // Bounce vs direct, like for like (bounce buffers on the guest's 4 KiB pages and laid out
   // physically like its buffers, the defaults): reads and writes, on the disk file, on a
   // scratch loop device (root only) and on no device; then reads with the bounce buffers on transparent
@@ -283,7 +298,7 @@ try {
         mibPerSec: { ours: range(ours, "mibPerSec"), other: theirs.length > 0 ? range(theirs, "mibPerSec") : null },
         cpuNsPerIo: { ours: range(ours, "cpuNsPerIo"), other: theirs.length > 0 ? range(theirs, "cpuNsPerIo") : null },
       },
-      against: comparison.paired === true ? "bounce-bench direct, same run" : comparison.baseline !== undefined ? "bounce-bench direct" : hasFio ? "fio" : null,
+      against: comparison.paired === true ? "bounce-bench direct, same run" : comparison.baseline !== undefined ? (comparison.baselineName ?? "bounce-bench direct") : hasFio ? "fio" : null,
       // Bounced minus direct CPU per IO, round by round (paired comparisons).
       extraCpuNsPerIo: comparison.paired === true ? ours.map((sample, i) => sample.cpuNsPerIo - theirs[i]!.cpuNsPerIo) : null,
       rounds,
