@@ -446,6 +446,17 @@ describe("bench's page acquisition", () => {
 });
 
 describe("bench --seg on the command line", () => {
+  test("the copy rate is the bytes copied over the copy time: auto copies one segment of two, bounce both", () => {
+    const run = runCliIn(dir, "bench", "--seg", "0@0+4096", "--seg", "1-2@8+4096", "--op", "read", "--mode", "auto,bounce", "--ios", "2000", "--repeat", "1", "--json");
+    expect(run.code).toBe(0);
+    const results = JSON.parse(run.stdout).results as { mode: string; ios: number; copiedBytesPerIo: number; bounce: { copyNs: number; copyGiBPerSec: number } }[];
+    expect(results.map((r) => [r.mode, r.copiedBytesPerIo])).toEqual([["auto", 4096], ["bounce", 8192]]);
+    for (const r of results) {
+      const expected = (r.copiedBytesPerIo * r.ios) / 2 ** 30 / (r.bounce.copyNs / 1e9);
+      expect(Math.abs(r.bounce.copyGiBPerSec - expected)).toBeLessThanOrEqual(0.005 + 1e-9);
+    }
+  });
+
   test("runs the shape and says so; --seg with --bs or --mem-offset is exit 2 and nothing runs", () => {
     const ok = runCliIn(dir, "bench", "--seg", "0@512+3584", "--seg", "2@0+512", "--align", "4096", "--op", "write", "--ios", "20", "--repeat", "1", "--mode", "auto", "--json");
     expect(ok.code).toBe(0);

@@ -67,3 +67,17 @@ describe("bench --emit-fio with hostile disk paths", () => {
     expect(existsSync(marker)).toBe(false);
   });
 });
+
+describe("the regions of the job's threads", () => {
+  const dir = scratchDir("fio-regions");
+  test("are the bench's own: whole disk blocks of --align, not pages (--threads 3 --align 65536)", () => {
+    const job = join(dir, "regions.fio");
+    const run = runCliIn(dir, "bench", "--size", "256m", "--threads", "3", "--align", "65536", "--op", "read", "--bs", "64k", "--ios", "30", "--repeat", "1", "--emit-fio", job);
+    expect(run.code).toBe(0);
+    // 256 MiB over 3 threads, in whole 64 KiB blocks: 1365 blocks each.
+    const region = 1365 * 65536;
+    const text = readFileSync(job, "utf8");
+    expect(text).toContain(`\nsize=${region}\n`);
+    expect(text).toContain(`\noffset_increment=${region}\n`);
+  });
+});

@@ -22,6 +22,7 @@
  */
 import { blockSize, type DiskAlignment } from "../base/alignment-rules";
 import { InvalidInputError } from "../base/errors";
+import { threadRegionBytes } from "./job";
 import { formatShape, type BenchCaseResult, type BenchOptions, type BenchReport } from "./runner";
 
 const FIO_ENGINES = { sync: "pvsync", uring: "io_uring", null: "null" } as const;
@@ -54,7 +55,8 @@ export function fioFilenameValue(path: string): string {
 
 export function fioJobFile(options: BenchOptions, report: BenchReport, alignment: DiskAlignment): string {
   const diskPath = fioFilenameValue(report.host.scratch ? "bounce-bench-disk.bin" : report.host.disk);
-  const regionBytes = Math.floor(report.host.diskSize / options.threads / 4096) * 4096;
+  // Exactly the regions the bench's threads used.
+  const regionBytes = threadRegionBytes(report.host.diskSize, options.threads, alignment);
   const lines: (string | null)[] = [
     "; fio job file written by bounce-bench --emit-fio: the closest workload fio can run, case by case.",
     "; run with: fio <this file>",

@@ -270,6 +270,16 @@ function pagesFrom(first: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => first + i);
 }
 
+/**
+ * Bytes of the disk each of `threads` jobs owns, `[thread * it, (thread + 1) * it)`: whole
+ * pages and whole disk blocks for writes and reads, so that an IO widened to blocks never leaves
+ * its thread's region. The one rule for the bench and the fio job it emits.
+ */
+export function threadRegionBytes(diskSize: number, threads: number, alignment: { offsetAlign: number; readOffsetAlign: number }): number {
+  const unit = Math.max(PAGE_SIZE, alignment.offsetAlign, alignment.readOffsetAlign);
+  return Math.floor(diskSize / threads / unit) * unit;
+}
+
 /** Pages a slot needs for `shape`: up to its highest (relative) GPN. */
 export function shapePages(shape: readonly SegmentSpec[]): number {
   return shape.reduce((most, segment) => segment.gpns.reduce((m, gpn) => Math.max(m, gpn), most), -1) + 1;

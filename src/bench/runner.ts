@@ -35,7 +35,7 @@ import type { DiskKind, SectorSize } from "../base/disk-kinds";
 import { scratchDiskUnavailable } from "../host/scratch-disks";
 import { BounceBenchError } from "../base/errors";
 import { LatencyHistogram } from "./histogram";
-import { errorJson, shapePages, type BenchOp, type BounceLayout, type JobResult, type JobSpec } from "./job";
+import { errorJson, shapePages, threadRegionBytes, type BenchOp, type BounceLayout, type JobResult, type JobSpec } from "./job";
 import { spreadOf } from "./statistics";
 import { PageCacheTrace } from "../host/page-cache-trace";
 import { PageCacheWatch, type PageCacheUse } from "../io/page-cache-watch";
@@ -313,9 +313,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
   try {
     const mayBounce = options.modes.some((mode) => mode === "auto" || mode === "bounce");
     const host = { ...describeHost(workspace, options.bouncePages, options.fileLocks), copyRates: mayBounce ? measureCopyRates() : null };
-    // Regions of whole disk blocks, so that an IO widened to blocks never leaves its thread's region.
-    const regionUnit = Math.max(PAGE_SIZE, host.planAlignment.offset, host.planAlignment.readOffset);
-    const regionBytes = Math.floor(workspace.diskSize / options.threads / regionUnit) * regionUnit;
+    const regionBytes = threadRegionBytes(workspace.diskSize, options.threads, host.planAlignment);
     const largest = Math.max(...options.bs);
     if (regionBytes < largest) {
       throw new InvalidInputError(`the disk (${workspace.diskSize} bytes) is too small for ${options.threads} threads of ${largest}-byte IOs`);
@@ -649,8 +647,9 @@ function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoM
       waitNs: jobs.reduce((sum, job) => sum + job.budgetStallNs, 0),
       peakPages: Math.max(...jobs.map((job) => job.bouncePeakPages)),
       copyNs,
-      // Every completed bounced IO copied its bs bytes once.
-      copyGiBPerSec: copyNs > 0 ? round(bytes / 2 ** 30 / (copyNs / 1e9), 2) : 0,
+      // The bytes copied (a bounced IO of a scatter-gather shape may copy only some of its
+      // segments) over the time copying them took.
+      copyGiBPerSec: copyNs > 0 ? round(jobs.reduce((sum, job) => sum + job.copiedBytes, 0) / 2 ** 30 / (copyNs / 1e9), 2) : 0,
       hugePageBytes: runs[runs.length - 1]!.reduce((sum, job) => sum + job.bounceHugePageBytes, 0),
       slowCopyBytesPerIo: first.slowCopyBytes,
       shift: first.bounceShift,
