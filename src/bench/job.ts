@@ -113,7 +113,7 @@ export interface JobSpec {
   verify?: boolean;
   /** [0]: stop requested. */
   stop: Int32Array;
-  /** Written with the IOs completed so far, every few thousand IOs (progress display). */
+  /** Written with the IOs completed so far, every `PROGRESS_PUBLISH_NS` or so (progress display). */
   progress?: Float64Array;
 }
 
@@ -280,6 +280,9 @@ export function threadRegionBytes(diskSize: number, threads: number, alignment: 
   return Math.floor(diskSize / threads / unit) * unit;
 }
 
+/** How often a job publishes its completed count for the progress line: more often than the line is redrawn. */
+const PROGRESS_PUBLISH_NS = 50e6;
+
 /** Pages a slot needs for `shape`: up to its highest (relative) GPN. */
 export function shapePages(shape: readonly SegmentSpec[]): number {
   return shape.reduce((most, segment) => segment.gpns.reduce((m, gpn) => Math.max(m, gpn), most), -1) + 1;
@@ -354,7 +357,6 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
       histogram.record(executor!.now() - executor!.startNs[slot]!);
       if (verify) verifyIo(spec, slotOffset[slot]!, memory, requests[slot]!);
       completed++;
-      if (progress !== undefined && (completed & 4095) === 0) progress[thread] = completed;
       return;
     }
     stopIssuing = true;
@@ -367,6 +369,7 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
   const startCpu = threadCpuNs();
   const processCpuStartNs = processCpuNs();
   const deadline = spec.runtimeNs === null ? Number.POSITIVE_INFINITY : startNs + spec.runtimeNs;
+  let publishAtNs = startNs;
   const limit = spec.ios ?? Number.POSITIVE_INFINITY;
   try {
     for (;;) {
@@ -375,6 +378,12 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
       // copy made while starting one moves the time on for the next, read only if one follows.
       let now = executor.now();
       let copies = executor.copies;
+      // The count the progress line shows, published by time (a count-based rule left slow
+      // cases at 0 IOs for their whole run).
+      if (progress !== undefined && now >= publishAtNs) {
+        progress[thread] = completed;
+        publishAtNs = now + PROGRESS_PUBLISH_NS;
+      }
       while (freeCount > 0 && !stopIssuing) {
         if (executor.copies !== copies) {
           now = executor.now();
