@@ -529,3 +529,22 @@ test.skipIf(!traceable)(`what a second signal runs removes everything the run ma
   ).catch(() => null);
   expect(seen as unknown).toEqual({ traces: 1, left: [] });
 }, 60_000);
+
+const loopWhy = scratchDiskUnavailable("loop");
+test.skipIf(loopWhy !== null)(`bench reads a block device named by path: its size from the device (BLKGETSIZE64), every IO verified${loopWhy === null ? "" : ` (skipped: ${loopWhy})`}`, async () => {
+  const { ScratchDisk } = await import("../src/host/scratch-disks");
+  using loop = ScratchDisk.make({ kind: "loop", sector: 512, size: 8 * 2 ** 20 });
+  writeFileSync(loop.path, randomBytes(8 * 2 ** 20, 17));
+  const before = fileBytes(loop.path);
+  const run = runCliIn(dir, "bench", "--disk", loop.path, "--op", "read,randread", "--bs", "4k,64k", "--ios", "200", "--repeat", "1", "--json");
+  expect(run.stderr).toBe("");
+  expect(run.code).toBe(0);
+  const doc = JSON.parse(run.stdout);
+  expect(doc.host.diskSize).toBe(8 * 2 ** 20);
+  expect(doc.results.length).toBeGreaterThanOrEqual(4);
+  expect(doc.results.map((r: { ios: number; error: unknown }) => [r.ios, r.error])).toEqual(Array(doc.results.length).fill([200, null]));
+  // The same through the library, each IO's bytes checked against the device by an independent read.
+  const verified = await runBench(options({ diskPath: loop.path, ops: ["read", "randread"], bs: [4096, 65536], memOffsets: [0, 8], ios: 100, verify: true }));
+  expect(verified.results.map((r) => [r.ios, r.error])).toEqual(Array(8).fill([100, null]));
+  expect(fileBytes(loop.path)).toEqual(before); // read only
+});

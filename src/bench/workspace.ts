@@ -177,7 +177,8 @@ export class BenchWorkspace {
         truncateFd(fd, backing === "hugetlb" ? Math.ceil(guestBytes / HUGETLB_PAGE_SIZE) * HUGETLB_PAGE_SIZE : guestBytes);
         source = { path: `/proc/self/fd/${fd}` };
       }
-      const diskSize = disk === null ? options.diskSize : disk.size;
+      // The opened disk's size: a block device's from BLKGETSIZE64 (stat says 0 for one).
+      const diskSize = disk === null ? options.diskSize : opened.size;
       return new BenchWorkspace(source, backing, diskPath, diskSize, scratch, guestOwned, opened);
     } catch (error) {
       opened?.close();
