@@ -6,7 +6,7 @@
  * 1 (or the signal's code).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { join } from "node:path";
 import { fileBytes, PAGE, randomBytes, ROOT, scratchDir } from "./helpers";
@@ -28,13 +28,45 @@ function withFileSizeLimit(limitKiB: number, tmp: string, ...args: string[]) {
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
 }
 
+type Child = ReturnType<typeof Bun.spawn>;
+
+/** Resolves once a scratch directory of the run appears in `tmp` (it has started its work). */
+function scratchMade(tmp: string): (child: Child) => Promise<void> {
+  return async () => {
+    for (let i = 0; i < 2400 && readdirSync(tmp).length === 0; i++) await Bun.sleep(25);
+  };
+}
+
 /**
- * Starts the CLI, waits until its run has begun (a scratch directory appears in `tmp`) and then
- * `afterMs` more, then does `interfere`; resolves with its exit and output.
+ * Resolves once the run has `path` open and has made `calls` more read or write system calls
+ * since (/proc/PID/io's syscr + syscw, counted over the whole process).
  */
-async function interrupted(args: string[], tmp: string, afterMs: number, interfere: (child: ReturnType<typeof Bun.spawn>) => void | Promise<void>) {
+function callsOn(path: string, calls: number): (child: Child) => Promise<void> {
+  const made = (pid: number) => {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    return Number(/^syscr: (\d+)$/m.exec(io)![1]) + Number(/^syscw: (\d+)$/m.exec(io)![1]);
+  };
+  const opened = (pid: number) => readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+    } catch {
+      return false;
+    }
+  });
+  return async (child) => {
+    for (let i = 0; i < 2400 && !opened(child.pid); i++) await Bun.sleep(5);
+    const from = made(child.pid);
+    for (let i = 0; i < 2400 && made(child.pid) < from + calls; i++) await Bun.sleep(5);
+  };
+}
+
+/**
+ * Starts the CLI, waits until `ready` says its run is under way and then `afterMs` more, then
+ * does `interfere`; resolves with its exit and output.
+ */
+async function interrupted(args: string[], tmp: string, afterMs: number, interfere: (child: Child) => void | Promise<void>, ready: (child: Child) => Promise<void> = scratchMade(tmp)) {
   const child = Bun.spawn([...CLI, ...args], { cwd: dir, env: { ...process.env, TMPDIR: tmp }, stdout: "pipe", stderr: "pipe" });
-  for (let i = 0; i < 2400 && readdirSync(tmp).length === 0; i++) await Bun.sleep(25);
+  await ready(child);
   await Bun.sleep(afterMs);
   await interfere(child);
   const code = await child.exited;
@@ -79,8 +111,14 @@ describe("a disk truncated under a running benchmark", () => {
   test("the short read is reported as such, the measured part is kept, exit 1", async () => {
     const disk = join(dir, "shrinking.bin");
     writeFileSync(disk, randomBytes(16 * 2 ** 20, 3));
-    const result = await interrupted(["bench", "--json", "--disk", disk, "--op", "read", "--bs", "4k", "--mem-offset", "0", "--mode", "auto", "--runtime", "20"], childTmp("truncate"), 1500, () =>
-      truncateSync(disk, 0),
+    // Truncated once the run has the disk open and has made 5000 more read or write calls (the
+    // process's, Workers loading their code included: a few hundred): its IOs have begun.
+    const result = await interrupted(
+      ["bench", "--json", "--disk", disk, "--op", "read", "--bs", "4k", "--mem-offset", "0", "--mode", "auto", "--runtime", "20"],
+      childTmp("truncate"),
+      0,
+      () => truncateSync(disk, 0),
+      callsOn(disk, 5000),
     );
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("the disk ended (0 bytes transferred); was it truncated?");
