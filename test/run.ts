@@ -35,10 +35,12 @@ try {
 function failuresIn(xml: string): { file: string; name: string; message: string }[] {
   const failures: { file: string; name: string; message: string }[] = [];
   for (const match of xml.matchAll(/<testcase\b([^>]*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g)) {
-    const failure = /<failure\b[^>]*>([\s\S]*?)<\/failure>/.exec(match[2] ?? "");
+    // A failure with its text inside, or an empty one with only attributes (a timeout).
+    const failure = /<failure\b([^>]*?)(?:\/>|>([\s\S]*?)<\/failure>)/.exec(match[2] ?? "");
     if (failure === null) continue;
-    const attribute = (key: string) => unescapeXml(new RegExp(`\\b${key}="([^"]*)"`).exec(match[1]!)?.[1] ?? "");
-    failures.push({ file: attribute("file"), name: attribute("name"), message: unescapeXml(failure[1]!) });
+    const attribute = (from: string, key: string) => unescapeXml(new RegExp(`\\b${key}="([^"]*)"`).exec(from)?.[1] ?? "");
+    const message = failure[2] !== undefined ? unescapeXml(failure[2]) : `${attribute(failure[1]!, "type")}: ${attribute(failure[1]!, "message")}`;
+    failures.push({ file: attribute(match[1]!, "file"), name: attribute(match[1]!, "name"), message });
   }
   return failures;
 }
