@@ -11,6 +11,7 @@
 import { InvalidInputError } from "../src/base/errors";
 import { formatBytes, type BenchCaseResult, type BenchOptions, type BenchReport } from "../src/bench/runner";
 import { bounceVerdicts, changes, directPeer, type Change } from "../src/bench/verdicts";
+import { FINDING_P, RUNS_FOR_A_FINDING } from "../src/bench/statistics";
 import { jsonDocument } from "./json-output";
 
 interface Column {
@@ -217,14 +218,18 @@ export function benchFooter(report: BenchReport, table: BenchTable | null): stri
           range(v.bounce.mibPerSec, v.bounce.mibPerSecMin, v.bounce.mibPerSecMax, 1, 0),
       );
     }
-    lines.push("  (noise): within the spread of the runs, not a finding");
+    lines.push(
+      report.results.some((r) => r.repeats < RUNS_FOR_A_FINDING)
+        ? `  (noise): not a finding: with fewer than ${RUNS_FOR_A_FINDING} runs a case nothing can be one (a rank test of the runs; --repeat 5 finds a clear change)`
+        : `  (noise): not a finding: a rank test of the two cases' runs gives p >= ${FINDING_P} (at most ${FINDING_P * 100}% false findings)`,
+    );
   }
   const shown = new Set(table?.columns.map((c) => c.name) ?? []);
   if (shown.has("dmibs") || shown.has("dcpu")) {
     lines.push(
       "Δ: each bounced case against the direct case of the same op and size, at the same memory offset when the kernel " +
-        "takes that directly, else the smallest one it does (--columns +vs shows which); (in parentheses): within the " +
-        "spread of the runs, or one run only: no finding",
+        "takes that directly, else the smallest one it does (--columns +vs shows which); (in parentheses): not a finding " +
+        `(a rank test of the two cases' runs, p >= ${FINDING_P}; it needs ${RUNS_FOR_A_FINDING} runs each at least)`,
     );
   }
   if (shown.has("cpu") || shown.has("util")) {

@@ -45,7 +45,7 @@ export function htmlReport(input: ReportInput): string {
     section("Throughput", "Median MiB/s per block size; bars from the least to the most of the runs.", lineChart("throughput", input.results, (r) => [r.mibPerSec, r.mibPerSecMin, r.mibPerSecMax], "MiB/s")),
     section("CPU per IO", "Median process CPU per IO (us); bars from the least to the most of the runs.", lineChart("cpu", input.results, (r) => [r.cpuNsPerIo / 1000, r.cpuNsPerIoMin / 1000, r.cpuNsPerIoMax / 1000], "CPU us/IO")),
     section("Latency", "p50, p90, p99 and p99.9 per case (us, log scale); cases the kernel refused have none.", latencyChart(input.results)),
-    input.comparison === null ? "" : section(`Against ${escape(input.baseName ?? "the baseline")}`, "Change per case from the baseline, in percent; hatched: within the noise of the runs, not a finding.", comparisonChart(input.comparison)),
+    input.comparison === null ? "" : section(`Against ${escape(input.baseName ?? "the baseline")}`, "Change per case from the baseline, in percent; hatched: not a finding (a rank test of the runs, p >= 0.05).", comparisonChart(input.comparison)),
     section(
       "Decision map",
       `What the planner decides for one write of each length at each memory offset on this run's disk (memory ${input.alignment.memAlign}, blocks ${input.alignment.offsetAlign}), under each rule set: what the reference's rule (seed) bounces that the kernel's does not.`,

@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { runBench, type BenchOptions, type BenchProgress } from "../src/bench/runner";
-import { difference, spreadOf } from "../src/bench/statistics";
+import { difference, FINDING_P, rankSumP, spreadOf } from "../src/bench/statistics";
 import { guestBackingUnavailable, transparentHugePageMode } from "../src/bench/guest-backing";
 import { placeCopies, slowAt, slowCopy, SLOW_DISTANCE_BELOW, type PlannedCopy } from "../src/bounce/copy-placement";
 import { measureCopyRates } from "../src/bench/copy-rates";
@@ -68,7 +68,7 @@ describe("repeats, spread, ramp", () => {
     expect(result!.histogram!.counts.reduce((a, b) => a + b, 0)).toBe(20);
   });
 
-  test("spreadOf is the sorted values' median, extremes and (from 4) quartiles; a difference is a finding only beyond both ranges", () => {
+  test("spreadOf is the sorted values' median, extremes and (from 4) quartiles; a difference is judged by its runs", () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 9 }), (values) => {
         const sorted = [...values].sort((a, b) => a - b);
@@ -80,9 +80,94 @@ describe("repeats, spread, ramp", () => {
         if (spread.quartiles !== null) expect(spread.quartiles[0]).toBeLessThanOrEqual(spread.quartiles[1]);
       }),
     );
-    expect(difference({ median: 100, min: 90, max: 110, runs: 3 }, { median: 130, min: 120, max: 140, runs: 3 })).toEqual({ percent: 30, beyondNoise: true });
-    expect(difference({ median: 100, min: 90, max: 125, runs: 3 }, { median: 130, min: 120, max: 140, runs: 3 }).beyondNoise).toBe(false);
-    expect(difference({ median: 100, min: 100, max: 100, runs: 1 }, { median: 130, min: 130, max: 130, runs: 1 }).beyondNoise).toBe(false);
+    // Three runs a side can never be a finding (the least p is 0.1); four can.
+    expect(difference([90, 100, 110], [120, 130, 140])).toEqual({ percent: 30, p: 0.1, beyondNoise: false });
+    expect(difference([90, 100, 105, 110], [120, 125, 130, 140])).toEqual({ percent: (127.5 - 102.5) / 102.5 * 100, p: 2 / 70, beyondNoise: true });
+    expect(difference([100], [130])).toEqual({ percent: 30, p: null, beyondNoise: false });
+  });
+});
+
+/** Every split of the pooled values into sides of a's and b's sizes, ranked from scratch: the reference model of the exact test. */
+function referenceRankSumP(a: number[], b: number[]): number {
+  const pooled = [...a, ...b];
+  const sorted = [...pooled].sort((x, y) => x - y);
+  const rank = (value: number) => {
+    const first = sorted.indexOf(value);
+    const last = sorted.lastIndexOf(value);
+    return (first + last) / 2 + 1;
+  };
+  const ranks = pooled.map(rank);
+  const mean = (a.length * (pooled.length + 1)) / 2;
+  const observed = Math.abs(a.reduce((sum, value) => sum + rank(value), 0) - mean);
+  let extreme = 0;
+  let all = 0;
+  const choose = (from: number, left: number, sum: number): void => {
+    if (left === 0) {
+      all++;
+      if (Math.abs(sum - mean) >= observed - 1e-9) extreme++;
+      return;
+    }
+    for (let i = from; i <= pooled.length - left; i++) choose(i + 1, left - 1, sum + ranks[i]!);
+  };
+  choose(0, a.length, 0);
+  return extreme / all;
+}
+
+/** Deterministic normal deviates (xorshift32 and Box-Muller), so the rates below reproduce. */
+function normals(seed: number): () => number {
+  let x = seed | 0 || 1;
+  const uniform = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return ((x >>> 0) + 0.5) / 2 ** 32;
+  };
+  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+describe("the rank test that judges a difference", () => {
+  test("exact p-values equal the reference model's (every split enumerated), ties included", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 1, maxLength: 6 }),
+        (a, b) => {
+          expect(rankSumP(a, b)).toBeCloseTo(referenceRankSumP(a, b), 12);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the least p of n and m runs is 2 / C(n+m, n): 3 and 3 runs 0.1, 4 and 4 2/70, 5 and 5 2/252", () => {
+    expect(rankSumP([1, 2, 3], [4, 5, 6])).toBeCloseTo(0.1, 12);
+    expect(rankSumP([1, 2, 3, 4], [5, 6, 7, 8])).toBeCloseTo(2 / 70, 12);
+    expect(rankSumP([6, 7, 8, 9, 10], [1, 2, 3, 4, 5])).toBeCloseTo(2 / 252, 12);
+    expect(rankSumP([1, 1, 1], [1, 1, 1])).toBe(1);
+  });
+
+  test("beyond 40 values, the normal approximation (ties corrected) stays within 0.01 of the exact test", () => {
+    const next = normals(7);
+    for (let trial = 0; trial < 40; trial++) {
+      const shift = (trial % 5) * 0.3;
+      const a = Array.from({ length: 18 }, () => Math.round(next() * 4));
+      const b = Array.from({ length: 20 }, () => Math.round(next() * 4 + shift * 4));
+      expect(Math.abs(rankSumP(a, b, 0) - rankSumP(a, b))).toBeLessThan(0.01);
+    }
+  });
+
+  test("two sets of 5 runs of one distribution are a finding in at most 5% of pairs; a 20% change with 5% noise is found in at least 90%", () => {
+    const next = normals(11);
+    const runs = (centre: number) => Array.from({ length: 5 }, () => centre * (1 + 0.05 * next()));
+    let falseFindings = 0;
+    let found = 0;
+    const pairs = 2000;
+    for (let i = 0; i < pairs; i++) {
+      if (difference(runs(100), runs(100)).beyondNoise) falseFindings++;
+      if (difference(runs(100), runs(120)).beyondNoise) found++;
+    }
+    expect(falseFindings / pairs).toBeLessThanOrEqual(FINDING_P);
+    expect(found / pairs).toBeGreaterThanOrEqual(0.9);
   });
 });
 

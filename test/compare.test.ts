@@ -12,8 +12,9 @@ import { runCliIn, scratchDir } from "./helpers";
 
 const dir = scratchDir("compare");
 
-/** A bench case with three runs: `mib` +- `spread` MiB/s, and CPU per IO likewise. */
+/** A bench case with five runs spread evenly over `mib` +- `spread` MiB/s, and CPU per IO likewise. */
 function result(memOffset: number, mib: number, cpu: number, spread = 1, extra: Record<string, unknown> = {}) {
+  const steps = [-1, -0.5, 0, 0.5, 1];
   return {
     op: "read",
     bs: 65536,
@@ -24,7 +25,7 @@ function result(memOffset: number, mib: number, cpu: number, spread = 1, extra: 
     qd: 1,
     threads: 1,
     ios: 300,
-    repeats: 3,
+    repeats: 5,
     mibPerSec: mib,
     mibPerSecMin: mib - spread,
     mibPerSecMax: mib + spread,
@@ -35,13 +36,14 @@ function result(memOffset: number, mib: number, cpu: number, spread = 1, extra: 
     cpuNsPerIoMin: cpu - spread,
     cpuNsPerIoMax: cpu + spread,
     latencyUs: { p99: 100 },
+    samples: steps.map((step) => ({ mibPerSec: mib + step * spread, iops: (mib + step * spread) * 16, cpuNsPerIo: cpu + step * spread })),
     ...extra,
   };
 }
 const doc = (...results: unknown[]) => benchDocument({ tool: "bounce-bench", schemaVersion: 3, command: "bench", host: { kernel: "6.18" }, options: { repeat: 3 }, results }, "made up");
 
 describe("compareRuns", () => {
-  test("worse beyond threshold and noise regresses, in each metric's direction; within noise or threshold does not", () => {
+  test("worse beyond threshold and noise (a rank test of the runs) regresses, in each metric's direction; within noise or threshold does not", () => {
     const base = doc(result(0, 100, 1000), result(8, 100, 1000), result(64, 100, 1000), result(512, 100, 1000, 20));
     const fresh = doc(result(0, 80, 1000), result(8, 100, 1300), result(64, 97, 1000), result(512, 80, 1000, 20), result(1024, 5, 5));
     const comparison = compareRuns(base, fresh, 5);
@@ -50,7 +52,8 @@ describe("compareRuns", () => {
     expect(by(8).cpuNsPerIo).toMatchObject({ percent: 30, beyondNoise: true, regressed: true }); // CPU up is worse
     expect(by(8).mibPerSec).toMatchObject({ regressed: false });
     expect(by(64).mibPerSec).toMatchObject({ percent: -3, beyondNoise: true, regressed: false }); // below the threshold
-    expect(by(512).mibPerSec).toMatchObject({ percent: -20, beyondNoise: false, regressed: false }); // within the spread
+    expect(by(512).mibPerSec).toMatchObject({ percent: -20, beyondNoise: false, regressed: false }); // the runs overlap: p >= 0.05
+    expect(by(0).mibPerSec!.p).toBeCloseTo(2 / 252, 4); // five runs a side, all apart: the least p there is
     expect(by(0).p99Us).toMatchObject({ regressed: false, beyondNoise: false }); // never judged
     expect(comparison.onlyInNew).toEqual(["read 64k +1024 auto sync qd1 x1"]);
     expect(comparison.regressed).toBe(true);
@@ -58,7 +61,7 @@ describe("compareRuns", () => {
   });
 
   test("runs from before repeats (one run, no spread) never count as beyond noise; a refused case compares nothing", () => {
-    const old = (mib: number) => ({ ...result(0, mib, 1000), repeats: undefined, mibPerSecMin: undefined, mibPerSecMax: undefined });
+    const old = (mib: number) => ({ ...result(0, mib, 1000), repeats: undefined, mibPerSecMin: undefined, mibPerSecMax: undefined, samples: undefined });
     expect(compareRuns(doc(old(100)), doc(old(50)), 5).regressed).toBe(false);
     expect(compareRuns(doc(result(0, 100, 1000)), doc({ ...result(0, 0, 0), ios: 0 }), 5).cases[0]!.metrics.mibPerSec).toBeNull();
   });

@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import { benchDocument, COMPARED_METRICS, compareRuns, type MetricChange } from "../../src/bench/compare";
+import { FINDING_P, RUNS_FOR_A_FINDING } from "../../src/bench/statistics";
 import { InvalidInputError } from "../../src/base/errors";
 import { readUserTextFile } from "../../src/host/files";
 import { table, wrapLines } from "../format";
@@ -12,7 +13,7 @@ import type { Context } from "../main";
 import { sharedOptions } from "../options";
 import { jsonLine } from "../json-output";
 
-const METRIC_HEADS: Record<string, string> = { mibPerSec: "MiB/s", iops: "IOPS", cpuNsPerIo: "CPU ns/IO", p99Us: "p99 us" };
+const METRIC_HEADS: Record<string, string> = { mibPerSec: "MiB/s", iops: "IOPS", cpuNsPerIo: "CPU us/IO", p99Us: "p99 us" };
 
 export function registerCompare(program: Command, context: Context): void {
   program
@@ -69,7 +70,7 @@ Examples:
         let text = table(head, rows);
         const notes = [
           ...(shared === null ? [] : [`every case: ${shared.replace(" qd", ", qd ").replace(" x", ", threads ")}`]),
-          `~: within the noise of the two runs' repeats (their min-max ranges overlap), or one run only; p99 is never judged (no spread)`,
+          `~: not a finding: a rank test of the two runs' repeats gives p >= ${FINDING_P} (at most ${FINDING_P * 100}% false findings; it needs ${RUNS_FOR_A_FINDING} repeats a case at least), or one run only; p99 is never judged (one histogram over the runs)`,
           `regressed: worse by more than ${threshold}% and beyond the noise`,
         ];
         if (comparison.onlyInBase.length > 0) notes.push(`only in ${basePath}: ${comparison.onlyInBase.join("; ")}`);

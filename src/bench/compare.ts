@@ -1,12 +1,13 @@
 /**
  * Two bench runs side by side: cases matched by their parameters (op, block size or shape,
  * memory offset, mode, engine, queue depth, threads), and per metric the change from the base
- * run to the new one, whether it is beyond the noise of both runs' repeats (`difference`), and
- * whether it is a regression: worse by more than the threshold, and beyond noise. A metric
- * without a spread (latency percentiles come from one merged histogram) is shown, never judged.
+ * run to the new one, whether it is beyond the noise of both runs' repeats (`difference`: a
+ * rank test of the runs, a finding at p < 0.05), and whether it is a regression: worse by more
+ * than the threshold, and beyond noise. A metric without runs (latency percentiles come from one
+ * merged histogram) is shown, never judged.
  *
- * Documents are bench `--json` output; ones from before repeats (no `samples`, no min/max)
- * count as one run each, so nothing in them is beyond noise.
+ * Documents are bench `--json` output; ones from before repeats (no `samples`) count as one run
+ * each, so nothing in them is beyond noise.
  */
 import { InvalidInputError } from "../base/errors";
 import { formatBytes } from "./runner";
@@ -26,6 +27,8 @@ export interface MetricChange {
   base: number;
   new: number;
   percent: number;
+  /** The rank test's two-sided p (statistics.ts), or null where there are no runs to judge by. */
+  p: number | null;
   beyondNoise: boolean;
   /** Worse by more than the threshold and beyond noise. */
   regressed: boolean;
@@ -71,6 +74,8 @@ interface CaseRecord {
   cpuNsPerIoMin?: number;
   cpuNsPerIoMax?: number;
   latencyUs?: { p99: number } | null;
+  /** Each run's figures (schema 2 on): what the rank test judges. */
+  samples?: { mibPerSec: number; iops: number; cpuNsPerIo: number }[];
 }
 
 interface BenchDocument {
@@ -127,22 +132,22 @@ export function compareRuns(base: BenchDocument, fresh: BenchDocument, threshold
 
 function compareMetric(b: CaseRecord, n: CaseRecord, metric: (typeof COMPARED_METRICS)[number], threshold: number): MetricChange | null {
   if (b.ios === 0 || n.ios === 0) return null; // a refused case has no figures to compare
-  const of = (r: CaseRecord) => {
-    if (metric.key === "p99Us") {
-      const p99 = r.latencyUs?.p99 ?? 0;
-      return { median: p99, min: p99, max: p99, runs: 1 };
-    }
-    const median = r[metric.key];
-    return { median, min: r[`${metric.key}Min`] ?? median, max: r[`${metric.key}Max`] ?? median, runs: r.repeats ?? 1 };
+  // Each run's value; a document without runs (schema 1), or p99 (one histogram over all runs),
+  // gives its one figure, which nothing can be judged by.
+  const runs = (r: CaseRecord): number[] => {
+    if (metric.key === "p99Us") return [r.latencyUs?.p99 ?? 0];
+    const key = metric.key;
+    return r.samples !== undefined && r.samples.length > 0 ? r.samples.map((run) => run[key]) : [r[key]];
   };
-  const change = difference(of(b), of(n));
+  const change = difference(runs(b), runs(n));
   const worse = metric.better === "higher" ? change.percent < -threshold : change.percent > threshold;
   const better = metric.better === "higher" ? change.percent > threshold : change.percent < -threshold;
   const judged = metric.judged && change.beyondNoise;
   return {
-    base: of(b).median,
-    new: of(n).median,
+    base: metric.key === "p99Us" ? (b.latencyUs?.p99 ?? 0) : b[metric.key],
+    new: metric.key === "p99Us" ? (n.latencyUs?.p99 ?? 0) : n[metric.key],
     percent: Math.round(change.percent * 10) / 10,
+    p: change.p === null ? null : Math.round(change.p * 10000) / 10000,
     beyondNoise: change.beyondNoise,
     regressed: judged && worse,
     improved: judged && better,

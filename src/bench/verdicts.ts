@@ -3,16 +3,13 @@
  * and block size (at the same memory offset when the kernel takes that directly, else at the
  * smallest offset it does), and per op and block size one verdict: the forced bounce at an
  * offset the kernel takes directly against direct IO there, so that the only difference is the
- * bounce. A change is a finding only beyond the spread of both cases' runs (`difference`).
+ * bounce. A change is a finding only when a rank test of both cases' runs says so (`difference`).
  */
 import type { BenchCaseResult } from "./runner";
-import { difference } from "./statistics";
+import { difference, type Difference } from "./statistics";
 
-/** A change of one metric between two cases. */
-export interface Change {
-  percent: number;
-  beyondNoise: boolean;
-}
+/** A change of one metric between two cases (`difference`: a finding when its rank test's p < 0.05). */
+export type Change = Difference;
 
 /** The direct case a result is measured against, or null when there is none (or it is direct itself). */
 export function directPeer(result: BenchCaseResult, all: readonly BenchCaseResult[]): BenchCaseResult | null {
@@ -24,13 +21,11 @@ export function directPeer(result: BenchCaseResult, all: readonly BenchCaseResul
 
 /** Throughput and CPU per IO of `result` against `base`, in percent, with the noise judged. */
 export function changes(base: BenchCaseResult, result: BenchCaseResult): { mibPerSec: Change; cpuNsPerIo: Change } {
-  const of = (r: BenchCaseResult, key: "mibPerSec" | "cpuNsPerIo") => ({
-    median: r[key],
-    min: r[`${key}Min`],
-    max: r[`${key}Max`],
-    runs: r.repeats,
-  });
-  return { mibPerSec: difference(of(base, "mibPerSec"), of(result, "mibPerSec")), cpuNsPerIo: difference(of(base, "cpuNsPerIo"), of(result, "cpuNsPerIo")) };
+  const runs = (r: BenchCaseResult, key: "mibPerSec" | "cpuNsPerIo") => r.samples.map((run) => run[key]);
+  return {
+    mibPerSec: difference(runs(base, "mibPerSec"), runs(result, "mibPerSec")),
+    cpuNsPerIo: difference(runs(base, "cpuNsPerIo"), runs(result, "cpuNsPerIo")),
+  };
 }
 
 export interface BounceVerdict {
