@@ -22,6 +22,11 @@ describe("scripts", () => {
       expect(bad.stderr).toStartWith("bench:pairs: ");
       expect(bad.stdout).toBe("");
     }
+    for (const args of [["--runs", "1"], ["--seconds", "x"], ["--nonsense"]]) {
+      const bad = run("false-findings.ts", ...args);
+      expect({ args, code: bad.code, stderr: bad.stderr.trim().split("\n").length, stdout: bad.stdout }).toEqual({ args, code: 2, stderr: 1, stdout: "" });
+      expect(bad.stderr).toStartWith("bench:aa: ");
+    }
   });
 
   test(
