@@ -64,6 +64,11 @@ export const OPTION_DEFAULTS = { op: "write" as IoOp, mode: "auto" as IoMode, ru
 export const sharedOptions = {
   json: () => new Option("--json", "print one JSON document on stdout"),
   force: (help: string) => new Option("--force", help),
+  overwriteDevice: () =>
+    new Option(
+      "--overwrite-device",
+      "let writes overwrite the block device --disk names (its contents are lost); refused when it is mounted, swap, partitioned or held by another device",
+    ),
   fua: (help = "write with RWF_DSYNC (durable on completion)") => new Option("--fua", help),
   align: (help = "simulate a disk with this block size (offsets and lengths; a power of two), e.g. 4096 on a 512-byte disk") =>
     new Option("--align <n>", help).argParser((value: string) => parseAlignment(parseSize(value, "--align"), "--align")),

@@ -2,6 +2,7 @@
  * `bounce-bench bench`: throughput and latency across the product of the listed values, and
  * what bouncing costs next to direct IO.
  */
+import { statSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { fioFilenameValue, fioJobFile } from "../../src/bench/fio-job";
 import { COPY_METHODS, type CopyMethod } from "../../src/bounce/copy-placement";
@@ -62,6 +63,7 @@ interface BenchFlags {
   /** commander's `--no-resource-check`: false when given. */
   resourceCheck?: boolean;
   force?: boolean;
+  overwriteDevice?: boolean;
   hugePages: boolean;
   guestBacking: GuestBacking;
   bouncePages: BouncePages;
@@ -153,7 +155,8 @@ export function registerBench(program: Command, context: Context): void {
         .choices(COPY_METHODS as string[])
         .default("placed"),
     )
-    .addOption(sharedOptions.force("allow writing to an existing --disk (write workloads) or --guest (read workloads), and replacing --emit-fio's file"))
+    .addOption(sharedOptions.force("allow writing to an existing --disk file (write workloads) or --guest (read workloads), and replacing --emit-fio's file"))
+    .addOption(sharedOptions.overwriteDevice())
     .option("--repeat <n>", "runs per case, interleaved across cases (round 1 of every case, then round 2, ...); rates are medians with the spread", String(DEFAULT_BENCH.repeat))
     .option("--ramp <duration>", "warm-up before each run's measurement, not counted (500ms, 2s)", "0")
     .option("--columns <list>", "table columns: default, all, a list, or +name,... to add to the default (see below)")
@@ -350,6 +353,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     fileLocks: flags.fileLocks,
     resourceCheck: flags.resourceCheck,
     force: flags.force ?? false,
+    overwriteDevice: flags.overwriteDevice ?? false,
     guestBacking: flags.guest === undefined ? flags.guestBacking : undefined,
     bouncePages: bouncePages(flags),
     bounceLayout: flags.bounceLayout,
@@ -389,6 +393,7 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
     `bounce-bench ${VERSION} bench on Linux ${host.kernel}, ${host.cpu} x${host.cpus}, ${host.filesystem ?? "unknown filesystem"}`,
     `disk ${host.scratch ? `a scratch ${host.diskKind}${host.sector === null ? "" : ` (${host.sector}-byte sectors)`}` : host.disk} (${formatBytes(host.diskSize)}), alignment: ${describeAlignment(host.diskAlignment)}` +
       (host.planAlignment.source === "override" ? `, planned as ${describeAlignment(host.planAlignment)}` : ""),
+    ...(overwritesDevice(host, options) ? [`OVERWRITES the block device ${host.disk}: what it held is lost (--overwrite-device)`] : []),
     `engine ${options.engine}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} run${(options.repeat ?? 1) === 1 ? "" : "s"} of ${perRun}${ramp} per case, ` +
       `bounce budget ${options.budget} pages per thread`,
     `guest memory ${GUEST_BACKING_TEXT[host.guestBacking]}`,
@@ -398,6 +403,16 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
     `cross-process write locks ${host.fileLocks.on ? "on" : "OFF"}: ${host.fileLocks.why}`,
     "",
   ].join("\n") + "\n";
+}
+
+/** Whether the run writes a block device the user named and gave up (`--overwrite-device`). */
+function overwritesDevice(host: HostInfo, options: BenchOptions): boolean {
+  if (host.scratch || options.overwriteDevice !== true || !options.ops.some((op) => op.endsWith("write"))) return false;
+  try {
+    return statSync(host.disk).isBlockDevice();
+  } catch {
+    return false;
+  }
 }
 
 /** Notes on what this run's figures mean: huge pages, budget waits, physical segments. */

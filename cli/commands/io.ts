@@ -30,6 +30,7 @@ interface IoOptions extends SegmentOptions {
   rules: RuleSet;
   fua?: boolean;
   verify: boolean;
+  overwriteDevice?: boolean;
   json?: boolean;
 }
 
@@ -51,6 +52,7 @@ export function registerIo(program: Command, context: Context): void {
     .addOption(sharedOptions.align())
     .addOption(sharedOptions.memAlign())
     .addOption(sharedOptions.fua())
+    .addOption(sharedOptions.overwriteDevice())
     .option("--no-verify", "skip reading the bytes back")
     .addOption(sharedOptions.json())
     .addHelpText(
@@ -71,7 +73,7 @@ Examples:
       if (options.fua && op !== "write") throw new InvalidInputError("--fua applies to writes only");
 
       using memory = GuestMemory.open(options.guest);
-      using disk = Disk.open(options.disk, { write: op === "write", direct: mode !== "buffered", alignOverride, memAlignOverride });
+      using disk = Disk.open(options.disk, { write: op === "write", direct: mode !== "buffered", alignOverride, memAlignOverride, overwriteDevice: options.overwriteDevice });
       const decided = plan({ op, mode, at, segments: ranges, alignment: disk.alignment, rules });
       // A forced direct IO the kernel refuses may still have changed the disk (a write) or guest
       // memory (a read): when it spans several block-layer requests, the ones before the refused

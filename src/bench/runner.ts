@@ -84,6 +84,8 @@ export interface BenchOptions {
   /** Check the memory and space the run takes against what the host has; true by default (`--no-resource-check`). */
   resourceCheck?: boolean;
   force?: boolean;
+  /** Write workloads may overwrite a block device named by `diskPath` that nothing uses (`--overwrite-device`). */
+  overwriteDevice?: boolean;
   /** What backs guest memory when no `guestPath` is given (`--guest-backing`, `memfd` by default). */
   guestBacking?: GuestBacking;
   /** The bounce buffers' pages (`--bounce-pages`): `same` as guest memory (the default), `4k` or `thp`. */
@@ -298,6 +300,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     writesDisk: options.ops.some((op) => op.endsWith("write")),
     writesGuest: options.ops.some((op) => op.endsWith("read")),
     force: options.force ?? false,
+    overwriteDevice: options.overwriteDevice,
     stop,
     onScratch: options.onScratch,
     alignOverride: options.alignOverride,

@@ -44,6 +44,8 @@ export interface WorkspaceOptions {
   guestBytes: number;
   /** The workload stores to the disk / to guest memory. */
   writesDisk: boolean;
+  /** A block device named by --disk may be written (`OpenDiskOptions.overwriteDevice`). */
+  overwriteDevice?: boolean;
   writesGuest: boolean;
   force: boolean;
   /** [0] set non-zero to stop (a signal). */
@@ -121,7 +123,8 @@ export class BenchWorkspace {
       if (disk.type !== "file" && disk.type !== "block-device") {
         throw new InvalidInputError(`--disk ${options.diskPath}: is a ${disk.type}, not a regular file or block device`);
       }
-      if (options.writesDisk && !options.force) {
+      // A block device is given up with --overwrite-device, never --force (Disk.open says so).
+      if (options.writesDisk && !options.force && disk.type === "file") {
         throw new InvalidInputError(`--disk ${options.diskPath}: exists and a write workload would overwrite it (use --force)`);
       }
     }
@@ -147,7 +150,7 @@ export class BenchWorkspace {
       if (disk === null && scratch === null) closeFd(createSparseFile(diskPath, options.diskSize, {}, "--disk"));
       // Opened once, here, before the fill: a disk the cases cannot use is refused before the
       // seconds of filling (an --align below its own, a filesystem without direct IO).
-      opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride, memAlignOverride: options.memAlignOverride });
+      opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride, memAlignOverride: options.memAlignOverride, overwriteDevice: options.overwriteDevice });
       if (options.needsDirectIo) opened.setDirect(true);
       if (disk === null && !(await fillDisk(diskPath, options.diskSize, options.stop))) {
         if (scratch === null) rmSync(diskPath, { force: true }); // the user's new file, half filled
@@ -157,7 +160,7 @@ export class BenchWorkspace {
       // was all holes, which cannot tell; now that it holds data, ask again.
       if (disk === null && opened.discovered.source === "probe" && opened.discovered.note !== undefined) {
         opened.close();
-        opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride, memAlignOverride: options.memAlignOverride });
+        opened = Disk.open(diskPath, { write: options.writesDisk, direct: false, alignOverride: options.alignOverride, memAlignOverride: options.memAlignOverride, overwriteDevice: options.overwriteDevice });
         if (options.needsDirectIo) opened.setDirect(true);
       }
       const backing = options.guestPath === undefined ? (options.guestBacking ?? "memfd") : "file";

@@ -15,6 +15,7 @@
  * cases, never during one).
  */
 import { isScratchLoopDevice } from "../host/scratch-disks";
+import { deviceInUse } from "../host/block-devices";
 import { overrideAlignment, parseAlignment, type DiskAlignment } from "../base/alignment-rules";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { openUserFile } from "../host/files";
@@ -34,6 +35,11 @@ export interface OpenDiskOptions {
   alignOverride?: number;
   /** `--mem-align`: simulate a disk with this memory alignment (at least the disk's own). */
   memAlignOverride?: number;
+  /**
+   * `--overwrite-device`: a write may go to a block device bounce-bench did not make, if nothing
+   * uses it (`deviceInUse`). Without it only its own scratch loop devices are written.
+   */
+  overwriteDevice?: boolean;
 }
 
 /** What another thread needs to use an open Disk (plain data, for postMessage). */
@@ -98,12 +104,17 @@ export class Disk implements Disposable {
       if (status.type !== "file" && status.type !== "block-device") {
         throw notADisk(path, status.type);
       }
-      // The only block devices written are the loop devices bounce-bench made over its own
-      // scratch files; any other is refused before any IO (reading one is harmless).
+      // Block devices written: the loop devices bounce-bench made over its own scratch files,
+      // and one the user gives up with --overwrite-device when nothing uses it; any other is
+      // refused before any IO (reading one is harmless).
       if (status.type === "block-device" && options.write && !isScratchLoopDevice(`${status.rdevMajor}:${status.rdevMinor}`)) {
-        throw new InvalidInputError(
-          `disk ${path}: a block device bounce-bench did not make; it only writes loop devices it made over its own scratch files (bench --disk-kind loop, scenario disk.kind)`,
-        );
+        if (options.overwriteDevice !== true) {
+          throw new InvalidInputError(
+            `disk ${path}: a block device bounce-bench did not make, and a write destroys what it holds; --overwrite-device allows it (--force does not), unless it is mounted, swap, partitioned, held by another device or under a loop device`,
+          );
+        }
+        const inUse = deviceInUse(status.rdevMajor, status.rdevMinor);
+        if (inUse !== null) throw new InvalidInputError(`disk ${path}: not overwritten, even with --overwrite-device: ${inUse}`);
       }
       setFileFlags(fd, fileFlags(fd) & ~O_NONBLOCK);
       const discovered = discoverAlignment(fd, status);
