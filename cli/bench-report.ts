@@ -22,8 +22,10 @@ interface Column {
   left?: boolean;
   help: string;
   text(result: BenchCaseResult, all: readonly BenchCaseResult[]): string;
-  /** The raw value for CSV (the text when absent). */
+  /** The raw value for CSV (the text when absent), in `unit`, the table's own. */
   raw?(result: BenchCaseResult, all: readonly BenchCaseResult[]): string | number;
+  /** The unit of the values, named in the CSV header (`cpu [us/IO]`); none for names and counts. */
+  unit?: string;
 }
 
 const fixed = (value: number | null | undefined, digits: number) => (value === null || value === undefined ? "-" : value.toFixed(digits));
@@ -43,34 +45,35 @@ const decisionText = (r: BenchCaseResult) =>
 
 export const BENCH_COLUMNS: readonly Column[] = [
   { name: "op", head: "op", width: 9, left: true, help: "workload", text: (r) => r.op },
-  { name: "bs", head: "bs", width: 5, help: "block size (sg: the --seg shape)", text: (r) => (r.shape === null ? formatBytes(r.bs) : `${formatBytes(r.bs)}sg`), raw: (r) => r.bs },
-  { name: "off", head: "off", width: 4, help: "memory offset of the guest buffer in its page", text: (r) => String(r.memOffset) },
+  { name: "bs", unit: "bytes", head: "bs", width: 5, help: "block size (sg: the --seg shape)", text: (r) => (r.shape === null ? formatBytes(r.bs) : `${formatBytes(r.bs)}sg`), raw: (r) => r.bs },
+  { name: "off", unit: "bytes", head: "off", width: 4, help: "memory offset of the guest buffer in its page", text: (r) => String(r.memOffset) },
   { name: "mode", head: "mode", width: 8, left: true, help: "--mode", text: (r) => r.mode },
   { name: "decision", head: "decision", width: 8, left: true, help: "what the planner decided (or the error)", text: decisionText },
-  { name: "mibs", head: "MiB/s", width: 8, help: "throughput, median of the runs", text: (r) => fixed(r.mibPerSec, 1), raw: (r) => r.mibPerSec },
+  { name: "mibs", unit: "MiB/s", head: "MiB/s", width: 8, help: "throughput, median of the runs", text: (r) => fixed(r.mibPerSec, 1), raw: (r) => r.mibPerSec },
   {
     name: "spread",
+    unit: "%",
     head: "±%",
     width: 4,
     help: "spread of MiB/s over the runs: (max - min) / median, in percent",
     text: (r) => (r.repeats < 2 || r.mibPerSec === 0 ? "-" : (((r.mibPerSecMax - r.mibPerSecMin) / r.mibPerSec) * 100).toFixed(0)),
   },
-  { name: "iops", head: "IOPS", width: 7, help: "IOs per second, median", text: (r) => String(r.iops) },
-  { name: "p50", head: "p50 us", width: 7, help: "median latency", text: latency("p50") },
-  { name: "p90", head: "p90 us", width: 7, help: "90th percentile latency", text: latency("p90") },
-  { name: "p99", head: "p99 us", width: 7, help: "99th percentile latency", text: latency("p99") },
-  { name: "p999", head: "p99.9 us", width: 8, help: "99.9th percentile latency", text: latency("p999") },
-  { name: "max", head: "max us", width: 8, help: "largest latency", text: latency("max") },
-  { name: "mean", head: "mean us", width: 8, help: "mean latency", text: latency("mean") },
-  { name: "stdev", head: "sd us", width: 7, help: "standard deviation of latency", text: latency("stdev") },
-  { name: "cpu", head: "CPU us/IO", width: 9, help: "process CPU per IO (all threads, io_uring workers included), median", text: (r) => fixed(r.cpuNsPerIo / 1000, 2), raw: (r) => r.cpuNsPerIo },
-  { name: "thcpu", head: "IO thr us/IO", width: 12, help: "the IO threads' own CPU per IO", text: (r) => fixed(r.threadCpuNsPerIo / 1000, 2), raw: (r) => r.threadCpuNsPerIo },
-  { name: "util", head: "cores", width: 5, help: "CPU utilisation: process CPU over wall time, in cores", text: (r) => fixed(r.cpuUtilization, 2) },
-  { name: "qd", head: "eff qd", width: 6, help: "IOs in flight per thread on average (IOPS x mean latency)", text: (r) => fixed(r.effectiveQd, 1) },
-  { name: "calls", head: "calls/IO", width: 8, help: "system calls or io_uring SQEs per IO", text: (r) => fixed(r.callsPerIo, 2) },
+  { name: "iops", unit: "IO/s", head: "IOPS", width: 7, help: "IOs per second, median", text: (r) => String(r.iops) },
+  { name: "p50", unit: "us", head: "p50 us", width: 7, help: "median latency", text: latency("p50") },
+  { name: "p90", unit: "us", head: "p90 us", width: 7, help: "90th percentile latency", text: latency("p90") },
+  { name: "p99", unit: "us", head: "p99 us", width: 7, help: "99th percentile latency", text: latency("p99") },
+  { name: "p999", unit: "us", head: "p99.9 us", width: 8, help: "99.9th percentile latency", text: latency("p999") },
+  { name: "max", unit: "us", head: "max us", width: 8, help: "largest latency", text: latency("max") },
+  { name: "mean", unit: "us", head: "mean us", width: 8, help: "mean latency", text: latency("mean") },
+  { name: "stdev", unit: "us", head: "sd us", width: 7, help: "standard deviation of latency", text: latency("stdev") },
+  { name: "cpu", unit: "us/IO", head: "CPU us/IO", width: 9, help: "process CPU per IO (all threads, io_uring workers included), median", text: (r) => fixed(r.cpuNsPerIo / 1000, 2), raw: (r) => r.cpuNsPerIo / 1000 },
+  { name: "thcpu", unit: "us/IO", head: "IO thr us/IO", width: 12, help: "the IO threads' own CPU per IO", text: (r) => fixed(r.threadCpuNsPerIo / 1000, 2), raw: (r) => r.threadCpuNsPerIo / 1000 },
+  { name: "util", unit: "cores", head: "cores", width: 5, help: "CPU utilisation: process CPU over wall time, in cores", text: (r) => fixed(r.cpuUtilization, 2) },
+  { name: "qd", unit: "IOs", head: "eff qd", width: 6, help: "IOs in flight per thread on average (IOPS x mean latency)", text: (r) => fixed(r.effectiveQd, 1) },
+  { name: "calls", unit: "per IO", head: "calls/IO", width: 8, help: "system calls or io_uring SQEs per IO", text: (r) => fixed(r.callsPerIo, 2) },
   { name: "segs", head: "phys segs", width: 9, help: "physically contiguous runs of the memory the device transfers", text: (r) => (r.physicalSegments === null ? "-" : String(r.physicalSegments)) },
   { name: "gsegs", head: "guest segs", width: 10, help: "physically contiguous runs of the guest buffer (what direct IO from it makes)", text: (r) => (r.guestSegments === null ? "-" : String(r.guestSegments)) },
-  { name: "copy", head: "copy GiB/s", width: 10, help: "the guest <-> bounce copy's own rate", text: (r) => (r.bounce.copyNs > 0 ? r.bounce.copyGiBPerSec.toFixed(1) : "-") },
+  { name: "copy", unit: "GiB/s", head: "copy GiB/s", width: 10, help: "the guest <-> bounce copy's own rate", text: (r) => (r.bounce.copyNs > 0 ? r.bounce.copyGiBPerSec.toFixed(1) : "-") },
   {
     name: "vs",
     head: "vs",
@@ -81,8 +84,8 @@ export const BENCH_COLUMNS: readonly Column[] = [
       return peer === null ? "" : `+${peer.memOffset}`;
     },
   },
-  { name: "dmibs", head: "Δ MiB/s", width: 7, help: "throughput against the direct case (vs), in percent", text: versusDirect("mibPerSec") },
-  { name: "dcpu", head: "Δ CPU", width: 6, help: "CPU per IO against the direct case (vs), in percent", text: versusDirect("cpuNsPerIo") },
+  { name: "dmibs", unit: "%", head: "Δ MiB/s", width: 7, help: "throughput against the direct case (vs), in percent", text: versusDirect("mibPerSec") },
+  { name: "dcpu", unit: "%", head: "Δ CPU", width: 6, help: "CPU per IO against the direct case (vs), in percent", text: versusDirect("cpuNsPerIo") },
   { name: "runs", head: "runs", width: 4, help: "runs measured (--repeat)", text: (r) => String(r.repeats) },
 ];
 
@@ -173,8 +176,18 @@ export function terminalWidth(): number {
 export function benchCsv(report: BenchReport): string {
   const columns = BENCH_COLUMNS;
   const quote = (value: string | number) => (typeof value === "number" || !/[",\n]/.test(value) ? String(value) : `"${value.replaceAll('"', '""')}"`);
-  const lines = [columns.map((c) => quote(c.name)).join(",")];
-  for (const result of report.results) lines.push(columns.map((c) => quote(c.raw?.(result, report.results) ?? c.text(result, report.results))).join(","));
+  // Each header names its unit; a value that is not there is empty (the table shows "-").
+  const lines = [columns.map((c) => quote(c.unit === undefined ? c.name : `${c.name} [${c.unit}]`)).join(",")];
+  for (const result of report.results) {
+    lines.push(
+      columns
+        .map((c) => {
+          const value = c.raw?.(result, report.results) ?? c.text(result, report.results);
+          return quote(value === "-" ? "" : value);
+        })
+        .join(","),
+    );
+  }
   return `${lines.join("\n")}\n`;
 }
 

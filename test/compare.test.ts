@@ -60,6 +60,15 @@ describe("compareRuns", () => {
     expect(compareRuns(base, doc(result(0, 130, 700)), 5).cases[0]!.metrics.mibPerSec).toMatchObject({ improved: true, regressed: false });
   });
 
+  test("cases match by their parameters; two scratch disks' paths are no difference, two named disks' are", () => {
+    const at = (host: Record<string, unknown>) => benchDocument({ tool: "bounce-bench", schemaVersion: 3, command: "bench", host: { kernel: "6.18", ...host }, options: { repeat: 5 }, results: [result(0, 100, 1000)] }, "made up");
+    const scratchA = at({ scratch: true, disk: "/tmp/bounce-bench-disk-a/disk.bin" });
+    const scratchB = at({ scratch: true, disk: "/tmp/bounce-bench-disk-b/disk.bin" });
+    expect(compareRuns(scratchA, scratchB, 5).differences).toEqual([]);
+    expect(compareRuns(scratchA, scratchB, 5).cases).toHaveLength(1);
+    expect(compareRuns(at({ scratch: false, disk: "/data/a.img" }), at({ scratch: false, disk: "/data/b.img" }), 5).differences).toEqual(['host.disk: "/data/a.img" vs "/data/b.img"']);
+  });
+
   test("runs from before repeats (one run, no spread) never count as beyond noise; a refused case compares nothing", () => {
     const old = (mib: number) => ({ ...result(0, mib, 1000), repeats: undefined, mibPerSecMin: undefined, mibPerSecMax: undefined, samples: undefined });
     expect(compareRuns(doc(old(100)), doc(old(50)), 5).regressed).toBe(false);

@@ -164,7 +164,10 @@ function settingsDiffering(base: BenchDocument, fresh: BenchDocument): string[] 
       if (x !== y) differing.push(`${what}.${key}: ${x} vs ${y}`);
     }
   };
-  compare("host", base.host, fresh.host, ["kernel", "cpu", "cpus", "filesystem", "disk", "diskKind", "sector", "transparentHugePages", "guestBacking", "bounceHugePages"]);
+  // A scratch disk's path is new in every run: only a disk the user named is compared by path.
+  const scratch = base.host?.scratch === true && fresh.host?.scratch === true;
+  const hostKeys = ["kernel", "cpu", "cpus", "filesystem", "disk", "diskKind", "sector", "transparentHugePages", "guestBacking", "bounceHugePages"].filter((key) => !(scratch && key === "disk"));
+  compare("host", base.host, fresh.host, hostKeys);
   compare("options", base.options, fresh.options, ["runtimeSeconds", "ios", "repeat", "rampSeconds", "budget", "alignOverride", "memAlignOverride", "rules", "fua", "copy", "bouncePages", "bounceLayout"]);
   return differing;
 }
