@@ -80,6 +80,10 @@ describe("repeats, spread, ramp", () => {
         if (spread.quartiles !== null) expect(spread.quartiles[0]).toBeLessThanOrEqual(spread.quartiles[1]);
       }),
     );
+    // Quartiles interpolate between ranks: (n - 1) / 4 and 3 (n - 1) / 4 of the sorted values.
+    expect(spreadOf([5, 1, 4, 2, 3]).quartiles).toEqual([2, 4]);
+    expect(spreadOf([4, 1, 3, 2]).quartiles).toEqual([1.75, 3.25]);
+    expect(spreadOf([7, 1, 3]).quartiles).toBeNull();
     // Three runs a side can never be a finding (the least p is 0.1); four can.
     expect(difference([90, 100, 110], [120, 130, 140])).toEqual({ percent: 30, p: 0.1, beyondNoise: false });
     expect(difference([90, 100, 105, 110], [120, 125, 130, 140])).toEqual({ percent: (127.5 - 102.5) / 102.5 * 100, p: 2 / 70, beyondNoise: true });

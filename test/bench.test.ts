@@ -148,6 +148,17 @@ describe("the command", () => {
       expect(r.iqr).not.toBeNull(); // from 4 runs
       // The histogram holds every IO of every run, in increasing buckets.
       expect(r.histogram.counts.reduce((a: number, b: number) => a + b, 0)).toBe(250);
+      // The percentiles, recomputed from the histogram here: the bucket where the count reaches
+      // ceil(p% of the IOs), its middle (its lower bound below 32 ns), at most the largest, in us.
+      const maxNs = Math.round(r.latencyUs.max * 1000);
+      for (const [key, p] of [["p50", 50], ["p90", 90], ["p99", 99], ["p999", 99.9]] as const) {
+        const rank = Math.max(1, Math.ceil((p / 100) * 250));
+        let seen = 0;
+        const bucket = r.histogram.counts.findIndex((count: number) => (seen += count) >= rank);
+        const [low, high] = [r.histogram.lowerNs[bucket], r.histogram.upperNs[bucket]];
+        const middle = low < 32 ? low : (low + high) / 2;
+        expect({ key, us: r.latencyUs[key] }).toEqual({ key, us: Math.round(Math.min(middle, maxNs)) / 1000 });
+      }
       for (let i = 0; i < r.histogram.lowerNs.length; i++) expect(r.histogram.lowerNs[i]).toBeLessThan(r.histogram.upperNs[i]);
       expect(r.effectiveQd).toBeGreaterThan(0.5);
       expect(r.effectiveQd).toBeLessThanOrEqual(1);

@@ -1,0 +1,117 @@
+/**
+ * `npm run mutants`: single-point mutations of the code (an operator, a constant, a unit, a
+ * rank), each applied to a private copy of the repository and judged by the test files that
+ * should catch it. A mutant the tests kill is a bug the suite would catch; one that survives
+ * is a hole in the suite, named with where and what. Prints the kill rate; exit 1 below 90%.
+ *
+ *   npm run mutants                      every mutant
+ *   npm run mutants -- --only stat       the mutants whose name holds "stat"
+ *
+ * A mutant whose text is no longer in its file (the code moved on) is reported stale, never
+ * silently counted: update it.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+interface Mutant {
+  name: string;
+  file: string;
+  /** Text that occurs exactly once in `file`, and what it becomes. */
+  from: string;
+  to: string;
+  /** The test files that should kill it. */
+  tests: string[];
+}
+
+const STATS = ["test/bench-measure.test.ts"];
+const MUTANTS: Mutant[] = [
+  // statistics: medians, spread, the rank test, the change
+  { name: "stat: median rank", file: "src/bench/statistics.ts", from: "median: at(0.5)", to: "median: at(0.45)", tests: STATS },
+  { name: "stat: quartiles from 5 runs", file: "src/bench/statistics.ts", from: "sorted.length >= 4 ?", to: "sorted.length > 4 ?", tests: STATS },
+  { name: "stat: quartile rank off by half", file: "src/bench/statistics.ts", from: "[at(0.25), at(0.75)]", to: "[at(0.2), at(0.75)]", tests: STATS },
+  { name: "stat: rank test counts the extreme tail strictly", file: "src/bench/statistics.ts", from: "Math.abs(sum - mean) >= distance - 1e-9", to: "Math.abs(sum - mean) > distance + 1e-9", tests: STATS },
+  { name: "stat: ties get the low rank", file: "src/bench/statistics.ts", from: "for (let k = i; k < j; k++) doubled[k] = i + 1 + j;", to: "for (let k = i; k < j; k++) doubled[k] = 2 * (k + 1);", tests: STATS },
+  { name: "stat: finding at p < 0.1", file: "src/bench/statistics.ts", from: "beyondNoise: p < FINDING_P", to: "beyondNoise: p < 2 * FINDING_P", tests: STATS },
+  { name: "stat: change in percent of the new median", file: "src/bench/statistics.ts", from: "((median(other) - from) / from) * 100", to: "((median(other) - from) / median(other)) * 100", tests: STATS },
+  { name: "stat: normal approximation without the half", file: "src/bench/statistics.ts", from: "Math.exp(-(z * z) / 2)", to: "Math.exp(-(z * z))", tests: STATS },
+  { name: "stat: continuity correction dropped", file: "src/bench/statistics.ts", from: "Math.max(0, distance - 1) / Math.sqrt(variance)", to: "distance / Math.sqrt(variance) / 2", tests: STATS },
+  // figures of a bench case
+  { name: "figure: latency ns to us by 1024", file: "src/bench/runner.ts", from: "const us = (ns: number) => round(ns / 1000, 3);", to: "const us = (ns: number) => round(ns / 1024, 3);", tests: ["test/bench.test.ts"] },
+  { name: "figure: copy rate in GiB by 2^20", file: "src/bench/runner.ts", from: "sum + job.copiedBytes, 0) / 2 ** 30", to: "sum + job.copiedBytes, 0) / 2 ** 20", tests: ["test/bench.test.ts"] },
+  { name: "figure: copy rate over IO bytes", file: "src/bench/runner.ts", from: "round(jobs.reduce((sum, job) => sum + job.copiedBytes, 0) / 2 ** 30", to: "round(bytes / 2 ** 30", tests: ["test/bench.test.ts"] },
+  { name: "figure: CPU span from the last job's start", file: "src/bench/runner.ts", from: "- Math.min(...measured.map((job) => job.processCpuStartNs))", to: "- Math.max(...measured.map((job) => job.processCpuStartNs))", tests: ["test/bench-measure.test.ts"] },
+  { name: "figure: percentile floor instead of ceil", file: "src/bench/histogram.ts", from: "Math.max(1, Math.ceil((p / 100) * this.count))", to: "Math.max(1, Math.floor((p / 100) * this.count))", tests: ["test/bench.test.ts"] },
+  { name: "figure: thread regions in pages", file: "src/bench/job.ts", from: "const unit = Math.max(PAGE_SIZE, alignment.offsetAlign, alignment.readOffsetAlign);", to: "const unit = PAGE_SIZE;", tests: ["test/fio-job.test.ts"] },
+  { name: "figure: progress published by count", file: "src/bench/job.ts", from: "if (progress !== undefined && now >= publishAtNs) {", to: "if (progress !== undefined && now >= publishAtNs && (completed & 4095) === 0) {", tests: ["test/bench-measure.test.ts"] },
+  { name: "figure: repeats not interleaved", file: "src/bench/runner.ts", from: "const repeat = options.repeat ?? 1;", to: "const repeat = 1;", tests: ["test/bench-measure.test.ts"] },
+  // verdicts and compare
+  { name: "verdict: the wrong direct peer", file: "src/bench/verdicts.ts", from: "peers.find((other) => other.memOffset === result.memOffset) ??", to: "peers.find((other) => other.memOffset !== result.memOffset) ??", tests: ["test/bench-measure.test.ts", "test/bench.test.ts"] },
+  { name: "compare: CPU per IO higher is better", file: "src/bench/compare.ts", from: '{ key: "cpuNsPerIo", better: "lower", judged: true }', to: '{ key: "cpuNsPerIo", better: "higher", judged: true }', tests: ["test/compare.test.ts"] },
+  { name: "compare: regression without noise", file: "src/bench/compare.ts", from: "const judged = metric.judged && change.beyondNoise;", to: "const judged = metric.judged;", tests: ["test/compare.test.ts"] },
+  { name: "compare: scratch paths differ", file: "src/bench/compare.ts", from: '.filter((key) => !(scratch && key === "disk"))', to: "", tests: ["test/compare.test.ts"] },
+  // the planner and the kernel's rule
+  { name: "rule: memory alignment not checked", file: "src/base/alignment-rules.ts", from: "if (address % memAlign !== 0) return", to: "if (address % memAlign === -1) return", tests: ["test/planner.test.ts"] },
+  { name: "rule: length checked against memory", file: "src/base/alignment-rules.ts", from: "if (len % block !== 0) return", to: "if (len % memAlign !== 0) return", tests: ["test/planner.test.ts"] },
+  { name: "rule: block of reads is the writes'", file: "src/base/alignment-rules.ts", from: 'op === "read" ? alignment.readOffsetAlign : alignment.offsetAlign', to: "alignment.offsetAlign", tests: ["test/planner.test.ts", "test/scenarios.test.ts"] },
+  { name: "plan: widened start rounded up", file: "src/io/planner.ts", from: "const diskStart = widen ? Math.floor(at / block) * block : at;", to: "const diskStart = widen ? Math.ceil(at / block) * block : at;", tests: ["test/planner.test.ts"] },
+  { name: "plan: unaligned write bounces instead of RMW", file: "src/io/planner.ts", from: 'decision = !diskAligned && op === "write" ? "rmw" : "bounce";', to: 'decision = "bounce";', tests: ["test/planner.test.ts"] },
+  { name: "plan: split reported as direct", file: "src/io/planner.ts", from: 'if (decision === "direct") decision = "split";', to: "", tests: ["test/planner.test.ts"] },
+  // guest memory and request buffers
+  { name: "memory: offset in the first page", file: "src/memory/paged-range.ts", from: "return this.#start % PAGE_SIZE;", to: "return this.#start % (PAGE_SIZE / 2);", tests: ["test/paged-range.test.ts"] },
+  { name: "memory: page count off by one", file: "src/memory/paged-range.ts", from: "return Math.ceil(this.#end / PAGE_SIZE) - Math.floor(this.#start / PAGE_SIZE);", to: "return Math.floor(this.#end / PAGE_SIZE) - Math.floor(this.#start / PAGE_SIZE);", tests: ["test/paged-range.test.ts"] },
+  // concurrency
+  { name: "locks: touching ranges overlap", file: "src/io/range-locks.ts", from: "!(table[other + START]! < end && start < table[other + END]!)", to: "!(table[other + START]! <= end && start <= table[other + END]!)", tests: ["test/range-locks.test.ts"] },
+  { name: "budget: an oversize request waits", file: "src/bounce/bounce-tracker.ts", from: "if (pages > this.maxPagesPerThread) {", to: "if (pages > this.maxPagesPerThread * 2) {", tests: ["test/bounce.test.ts", "test/executor.test.ts"] },
+  // values and safety
+  { name: "parse: k is 1000", file: "src/base/value-parsers.ts", from: "k: 2 ** 10,", to: "k: 1000,", tests: ["test/value-parsers.test.ts"] },
+  { name: "fio: ':' not escaped", file: "src/bench/fio-job.ts", from: 'return path.replaceAll(":", "\\\\:");', to: "return path;", tests: ["test/fio-job.test.ts"] },
+  { name: "fio: '$' let through", file: "src/bench/fio-job.ts", from: '[["$", "fio expands ${VAR} and $keywords"], ', to: "[", tests: ["test/fio-job.test.ts"] },
+  { name: "safety: a device written without --overwrite-device", file: "src/disk/disk.ts", from: "if (options.overwriteDevice !== true) {", to: "if (options.overwriteDevice === false) {", tests: ["test/device-writes.test.ts"] },
+  { name: "safety: a mounted device overwritten", file: "src/host/block-devices.ts", from: "if (mounted.length > 0) return", to: "if (mounted.length > 1) return", tests: ["test/device-writes.test.ts"] },
+  { name: "safety: resource check sums nothing", file: "src/host/resources.ts", from: "if (free !== null && sum > free) {", to: "if (free !== null && sum > free * 1024) {", tests: ["test/resources.test.ts"] },
+  { name: "safety: scenario fill not chunked at the end", file: "src/scenario/run.ts", from: "const len = Math.min(CHUNK - ((at + offset) % CHUNK), total - offset);", to: "const len = Math.min(CHUNK - ((at + offset) % CHUNK), total - offset) + 1;", tests: ["test/scenarios.test.ts"] },
+  { name: "safety: tracing instance left by a killed run", file: "src/host/scratch-dir.ts", from: "  removeTraceInstance(dir);\n", to: "\n", tests: ["test/page-cache.test.ts"] },
+  { name: "safety: EPIPE exits without cleanup", file: "cli/signals.ts", from: "    if (active.size === 0) process.exit(128 + SIGPIPE);", to: "    process.exit(128 + SIGPIPE);", tests: ["test/launcher.test.ts"] },
+  { name: "safety: repro's second signal exits at once", file: "cli/commands/repro.ts", from: "{ exitOnSecond: false }", to: "{ exitOnSecond: true }", tests: ["test/faults.test.ts"] },
+  { name: "scenario: refused write's partial change not seen", file: "src/io/verify.ts", from: "return index < 0 ? null : at + index * FINGERPRINT_CHUNK;", to: "return null;", tests: ["test/scenarios.test.ts"] },
+];
+
+const flags = parseArgs({ args: process.argv.slice(2), options: { only: { type: "string", default: "" } }, strict: true }).values;
+const chosen = MUTANTS.filter((m) => flags.only === "" || m.name.includes(flags.only!));
+const ROOT = join(import.meta.dir, "..");
+
+// A private copy: the working tree is never mutated, even if this script is killed.
+const copy = mkdtempSync(join(tmpdir(), "bounce-bench-mutants-"));
+try {
+  for (const entry of ["src", "cli", "test", "schema", "bench", "bin", "package.json", "tsconfig.json", "bunfig.toml"]) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
+  symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"));
+  const results: { mutant: Mutant; outcome: "killed" | "survived" | "stale" }[] = [];
+  for (const mutant of chosen) {
+    const path = join(copy, mutant.file);
+    const original = readFileSync(path, "utf8");
+    const at = original.indexOf(mutant.from);
+    if (at < 0 || original.indexOf(mutant.from, at + 1) >= 0) {
+      results.push({ mutant, outcome: "stale" });
+      console.log(`STALE     ${mutant.name} (${mutant.file}: the text is ${at < 0 ? "gone" : "there more than once"})`);
+      continue;
+    }
+    writeFileSync(path, original.slice(0, at) + mutant.to + original.slice(at + mutant.from.length));
+    try {
+      const run = Bun.spawnSync([process.execPath, "test", "--timeout", "60000", ...mutant.tests.map((test) => join(copy, test))], { cwd: copy, stdout: "ignore", stderr: "ignore" });
+      const outcome = run.exitCode === 0 ? "survived" : "killed";
+      results.push({ mutant, outcome });
+      console.log(`${outcome.toUpperCase().padEnd(9)} ${mutant.name} (${mutant.file})`);
+    } finally {
+      writeFileSync(path, original);
+    }
+  }
+  const judged = results.filter((r) => r.outcome !== "stale");
+  const killed = judged.filter((r) => r.outcome === "killed").length;
+  const rate = judged.length === 0 ? 0 : killed / judged.length;
+  console.log(`\n${killed} of ${judged.length} mutants killed (${(rate * 100).toFixed(0)}%)${results.length > judged.length ? `; ${results.length - judged.length} stale` : ""}`);
+  process.exitCode = rate >= 0.9 && judged.length === results.length ? 0 : 1;
+} finally {
+  rmSync(copy, { recursive: true, force: true });
+}
