@@ -10,7 +10,8 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { runBench, type BenchOptions, type BenchProgress } from "../src/bench/runner";
+import { runBench, type BenchCaseResult, type BenchOptions, type BenchProgress } from "../src/bench/runner";
+import { directPeer } from "../src/bench/verdicts";
 import { difference, FINDING_P, rankSumP, spreadOf } from "../src/bench/statistics";
 import { guestBackingUnavailable, transparentHugePageMode } from "../src/bench/guest-backing";
 import { placeCopies, slowAt, slowCopy, SLOW_DISTANCE_BELOW, type PlannedCopy } from "../src/bounce/copy-placement";
@@ -382,4 +383,18 @@ test("the progress line counts IOs as they complete, however few: a 1 s run of 4
   const total = report.results[0]!.ios;
   // The line is redrawn every 200 ms of a run that lasts a second: some redraws fall inside it.
   expect(seen.some((ios) => ios > 0 && ios < total)).toBe(true);
+});
+
+describe("the direct case a bounced one is judged against", () => {
+  const at = (memOffset: number, decision: string, extra: Record<string, unknown> = {}) =>
+    ({ op: "read", bs: 65536, shape: null, memOffset, decision, mode: decision === "direct" ? "auto" : "bounce", ios: 10, ...extra }) as unknown as BenchCaseResult;
+  test("the direct case at the same memory offset; else the smallest offset taken directly; never another op, size or a refused case", () => {
+    const direct0 = at(0, "direct");
+    const direct512 = at(512, "direct");
+    const all = [direct0, at(8, "bounce"), direct512, at(512, "bounce"), at(0, "direct", { op: "write" }), at(4, "direct", { ios: 0 })];
+    expect(directPeer(all[3]!, all)).toBe(direct512);
+    expect(directPeer(all[1]!, all)).toBe(direct0);
+    expect(directPeer(direct0, all)).toBeNull();
+    expect(directPeer(at(8, "bounce", { bs: 4096 }), all)).toBeNull();
+  });
 });

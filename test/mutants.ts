@@ -10,10 +10,12 @@
  * A mutant whose text is no longer in its file (the code moved on) is reported stale, never
  * silently counted: update it.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { mountsUnder } from "../src/host/scratch-dir";
 
 interface Mutant {
   name: string;
@@ -78,6 +80,41 @@ const MUTANTS: Mutant[] = [
   { name: "scenario: refused write's partial change not seen", file: "src/io/verify.ts", from: "return index < 0 ? null : at + index * FINGERPRINT_CHUNK;", to: "return null;", tests: ["test/scenarios.test.ts"] },
 ];
 
+/**
+ * Removes what a mutant's test run left under `dir` (its private temporary directory): a
+ * mutant that brings a leak back leaves the leak. Tracing instances the runs named, then
+ * mounts, then loop devices over files there, then the directory.
+ */
+function tearDownUnder(dir: string): void {
+  const instances: string[] = [];
+  const find = (at: string) => {
+    for (const entry of readdirSync(at, { withFileTypes: true })) {
+      if (entry.isFile() && entry.name === ".bounce-bench-trace-instance") instances.push(readFileSync(join(at, entry.name), "utf8").trim());
+      else if (entry.isDirectory() && !mountsUnder(join(at, entry.name)).includes(join(at, entry.name))) find(join(at, entry.name));
+    }
+  };
+  find(dir);
+  const mounts = mountsUnder(dir).sort((a, b) => b.length - a.length);
+  for (const point of mounts) {
+    for (const name of instances) {
+      try {
+        rmdirSync(join(point, "instances", name));
+      } catch {
+        // not a tracefs, or not this instance's
+      }
+    }
+  }
+  for (const point of mounts) if (spawnSync("umount", [point]).status !== 0) spawnSync("umount", ["-l", point]);
+  for (const name of readdirSync("/sys/block").filter((entry) => entry.startsWith("loop"))) {
+    try {
+      if (readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").startsWith(`${dir}/`)) spawnSync("losetup", ["-d", `/dev/${name}`]);
+    } catch {
+      // not bound
+    }
+  }
+  if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+}
+
 const flags = parseArgs({ args: process.argv.slice(2), options: { only: { type: "string", default: "" } }, strict: true }).values;
 const chosen = MUTANTS.filter((m) => flags.only === "" || m.name.includes(flags.only!));
 const ROOT = join(import.meta.dir, "..");
@@ -98,13 +135,21 @@ try {
       continue;
     }
     writeFileSync(path, original.slice(0, at) + mutant.to + original.slice(at + mutant.from.length));
+    const tmp = join(copy, ".tmp-mutant");
+    mkdirSync(tmp);
     try {
-      const run = Bun.spawnSync([process.execPath, "test", "--timeout", "60000", ...mutant.tests.map((test) => join(copy, test))], { cwd: copy, stdout: "ignore", stderr: "ignore" });
+      const run = Bun.spawnSync([process.execPath, "test", "--timeout", "60000", ...mutant.tests.map((test) => join(copy, test))], {
+        cwd: copy,
+        env: { ...process.env, TMPDIR: tmp },
+        stdout: "ignore",
+        stderr: "ignore",
+      });
       const outcome = run.exitCode === 0 ? "survived" : "killed";
       results.push({ mutant, outcome });
       console.log(`${outcome.toUpperCase().padEnd(9)} ${mutant.name} (${mutant.file})`);
     } finally {
       writeFileSync(path, original);
+      tearDownUnder(tmp);
     }
   }
   const judged = results.filter((r) => r.outcome !== "stale");
