@@ -65,7 +65,7 @@ describe("a block device named for writing", () => {
     const io = cli("io", "--guest", guest, "--disk", device, "--op", "write", "--gpns", "2-3", "--at", "65536", "--overwrite-device");
     expect(io.code).toBe(0);
     expect(fileBytes(device).subarray(65536, 65536 + 8192)).toEqual(fileBytes(guest).subarray(8192, 16384));
-  });
+  }, 60_000);
 
   test.skipIf(!root)(`in use is refused even with --overwrite-device: under a loop device, or mounted${why}`, () => {
     const backing = join(dir, "held.img");
@@ -89,5 +89,5 @@ describe("a block device named for writing", () => {
     const busy = cli("io", "--guest", join(dir, "guest.img"), "--disk", device, "--op", "write", "--gpns", "0", "--at", "0", "--overwrite-device");
     expect(busy.code).toBe(2);
     expect(busy.stderr).toBe(`bounce-bench: disk ${device}: not overwritten, even with --overwrite-device: it is mounted (${point})\n`);
-  });
+  }, 60_000);
 });

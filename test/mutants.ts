@@ -15,6 +15,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, r
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { loopTable } from "../src/host/block-devices";
 import { mountsUnder } from "../src/host/scratch-dir";
 
 interface Mutant {
@@ -105,13 +106,7 @@ function tearDownUnder(dir: string): void {
     }
   }
   for (const point of mounts) if (spawnSync("umount", [point]).status !== 0) spawnSync("umount", ["-l", point]);
-  for (const name of readdirSync("/sys/block").filter((entry) => entry.startsWith("loop"))) {
-    try {
-      if (readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").startsWith(`${dir}/`)) spawnSync("losetup", ["-d", `/dev/${name}`]);
-    } catch {
-      // not bound
-    }
-  }
+  for (const loop of loopTable()) if (loop.backing.startsWith(`${dir}/`)) spawnSync("losetup", ["-d", `/dev/${loop.name}`]);
   if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
 }
 

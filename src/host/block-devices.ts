@@ -2,9 +2,10 @@
  * Whether a block device the user offers for writing (`--overwrite-device`) is free to be
  * overwritten, as fio checks before it writes one: not mounted, not swap, not partitioned (its
  * partitions would be overwritten with it), not held by another device (LVM, MD, device
- * mapper) and not the backing file of a loop device. Everything is read from the kernel's own lists
- * (/proc/self/mountinfo, /proc/swaps, /sys/dev/block/M:m), by device number, so no name or
- * symlink can stand in for another device.
+ * mapper) and not the backing file of a loop device. Everything is read from the kernel's own
+ * lists (/proc/self/mountinfo, /proc/swaps, /sys/dev/block/M:m), by device number, so no name or
+ * symlink can stand in for another device. The mount and loop tables are also what scratch
+ * teardown reads (`scratch-dir.ts`): one reader of each.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -31,17 +32,16 @@ export function deviceInUse(major: number, minor: number): string | null {
 
 /** Loop devices whose backing file is one of `devices` (compared by device number). */
 function loopsOver(devices: Set<string>): string[] {
-  const found: string[] = [];
-  for (const name of listDir("/sys/block").filter((entry) => entry.startsWith("loop"))) {
-    try {
-      const backing = readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim();
-      const status = statx(backing);
-      if (status.type === "block-device" && devices.has(`${status.rdevMajor}:${status.rdevMinor}`)) found.push(name);
-    } catch {
-      // not bound, or its backing file is gone
-    }
-  }
-  return found;
+  return loopTable()
+    .filter((loop) => {
+      try {
+        const status = statx(loop.backing);
+        return status.type === "block-device" && devices.has(`${status.rdevMajor}:${status.rdevMinor}`);
+      } catch {
+        return false; // its backing file is gone
+      }
+    })
+    .map((loop) => loop.name);
 }
 
 /** The partitions under a device's sysfs directory: subdirectories with a `partition` file. */
@@ -58,20 +58,40 @@ function childPartitions(sys: string): { name: string; device: string }[] {
   return found;
 }
 
-/** Mount points whose source is one of `devices` ("major:minor", the third field of mountinfo). */
+/** Mount points whose source is one of `devices` ("major:minor"). */
 function mountPointsOf(devices: Set<string>): string[] {
+  return mountTable()
+    .filter((mount) => devices.has(mount.device))
+    .map((mount) => mount.point);
+}
+
+/** Every mount this process sees: its source device ("major:minor") and its mount point (from /proc/self/mountinfo, octal escapes undone). */
+export function mountTable(): { device: string; point: string }[] {
   let text = "";
   try {
     text = readFileSync("/proc/self/mountinfo", "utf8");
   } catch {
     return [];
   }
-  const points: string[] = [];
+  const mounts: { device: string; point: string }[] = [];
   for (const line of text.split("\n")) {
     const fields = line.split(" ");
-    if (fields.length > 4 && devices.has(fields[2]!)) points.push(fields[4]!.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+    if (fields.length > 4) mounts.push({ device: fields[2]!, point: fields[4]!.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))) });
   }
-  return points;
+  return mounts;
+}
+
+/** Every bound loop device: its name (`loop3`) and its backing file's path as sysfs gives it. */
+export function loopTable(): { name: string; backing: string }[] {
+  const loops: { name: string; backing: string }[] = [];
+  for (const name of listDir("/sys/block").filter((entry) => entry.startsWith("loop"))) {
+    try {
+      loops.push({ name, backing: readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim() });
+    } catch {
+      // not bound
+    }
+  }
+  return loops;
 }
 
 /** Swap areas (/proc/swaps) that are one of `devices`, by their device numbers. */

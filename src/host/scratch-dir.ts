@@ -24,6 +24,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { tryLockRange } from "../native";
 import { BounceBenchError } from "../base/errors";
+import { loopTable, mountTable } from "./block-devices";
 
 // node:fs opens with O_CLOEXEC already (libuv), so no child inherits a marker's lock.
 
@@ -210,39 +211,18 @@ function removeTraceInstance(dir: string): void {
   }
 }
 
-/** Mount points at or under `dir` (from /proc/self/mountinfo, whose paths escape spaces as \040). */
+/** Mount points at or under `dir`. */
 export function mountsUnder(dir: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return [];
-  }
-  return text
-    .split("\n")
-    .map((line) => line.split(" ")[4])
-    .filter((field): field is string => field !== undefined)
-    .map((field) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
-    .filter((mountPoint) => mountPoint === dir || mountPoint.startsWith(`${dir}/`));
+  return mountTable()
+    .map((mount) => mount.point)
+    .filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 
 /** Loop devices whose backing file lies in `dir`. */
 function loopDevicesOver(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync("/sys/block").filter((name) => name.startsWith("loop"));
-  } catch {
-    return [];
-  }
-  return names
-    .filter((name) => {
-      try {
-        return readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim().startsWith(`${dir}/`);
-      } catch {
-        return false;
-      }
-    })
-    .map((name) => `/dev/${name}`);
+  return loopTable()
+    .filter((loop) => loop.backing.startsWith(`${dir}/`))
+    .map((loop) => `/dev/${loop.name}`);
 }
 
 /** The path of `program` on PATH or in the sbin directories root's PATH has, or null. */
