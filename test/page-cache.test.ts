@@ -13,26 +13,35 @@ import { join } from "node:path";
 import { PageCacheTrace } from "../src/host/page-cache-trace";
 import { reclaimScratchDirs } from "../src/host/scratch-dir";
 import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
-import { randomBytes, runCliIn, scratchDir } from "./helpers";
+import { randomBytes, ROOT, runCliIn, scratchDir } from "./helpers";
 
 const dir = scratchDir("page-cache");
 const guest = join(dir, "guest.img");
 writeFileSync(guest, new Uint8Array(2 ** 20));
+/** The runs' own temporary directory, so that what they leave is judged by this test's resources, not the machine's. */
+const runsTmp = join(dir, "tmp-runs");
+mkdirSync(runsTmp);
+/** The pids of the runs this file started: the tracing instances they name (`bounce-bench-PID-...`) are theirs. */
+const runPids = new Set<number>();
 const io = (disk: string, ...args: string[]) => {
-  const result = runCliIn(dir, "io", "--guest", guest, "--disk", disk, "--at", "0", "--gpns", "0", ...args, "--json");
-  return { code: result.code, doc: JSON.parse(result.stdout) };
+  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "io", "--guest", guest, "--disk", disk, "--at", "0", "--gpns", "0", ...args, "--json"], { cwd: dir, env: { ...process.env, TMPDIR: runsTmp } });
+  runPids.add(result.pid);
+  return { code: result.exitCode, doc: JSON.parse(result.stdout.toString()) };
 };
 const root = PageCacheTrace.unavailable() === null;
 
-/** Our tracefs mounts, trace directories, and tracing instances anywhere on the machine (root). */
-function leftovers(): string[] {
-  const found = readFileSync("/proc/mounts", "utf8").split("\n").filter((line) => line.includes("bounce-bench-trace-"));
-  found.push(...readdirSync(tmpdir()).filter((name) => name.startsWith("bounce-bench-trace-")));
+/** What this file's runs left: mounts and directories in their temporary directory, and tracing instances they made (as root). */
+function leftovers(extraPids: readonly number[] = []): string[] {
+  const found = readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((line) => line.includes(runsTmp));
+  found.push(...readdirSync(runsTmp));
   if (!root) return found;
+  const pids = new Set([...runPids, ...extraPids]);
   const look = mkdtempSync(join(tmpdir(), "page-cache-test-"));
   spawnSync("mount", ["-t", "tracefs", "nodev", look]);
   try {
-    if (existsSync(join(look, "instances"))) found.push(...readdirSync(join(look, "instances")).filter((name) => name.startsWith(`bounce-bench-`)));
+    if (existsSync(join(look, "instances"))) {
+      found.push(...readdirSync(join(look, "instances")).filter((name) => pids.has(Number(/^bounce-bench-(\d+)-/.exec(name)?.[1]))));
+    }
   } finally {
     spawnSync("umount", [look]);
     rmdirSync(look);
@@ -78,7 +87,9 @@ describe("on filesystems this machine can make (root)", () => {
       const done = io(scratch.path, "--op", "read", "--gpns", "1");
       expect(done.code).toBe(0);
       expect({ kind, used: done.doc.pageCache.used }).toEqual({ kind, used: read });
-      const text = runCliIn(dir, "io", "--guest", guest, "--disk", scratch.path, "--at", "0", "--gpns", "2", "--op", "write");
+      const textRun = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "io", "--guest", guest, "--disk", scratch.path, "--at", "0", "--gpns", "2", "--op", "write"], { cwd: dir, env: { ...process.env, TMPDIR: runsTmp } });
+      runPids.add(textRun.pid);
+      const text = { code: textRun.exitCode, stdout: textRun.stdout.toString() };
       expect(text.stdout).toContain(write ? "decision    direct (page-cache fallback)" : "decision    direct\n");
       expect(leftovers()).toEqual(before);
     });
@@ -122,9 +133,9 @@ test.skipIf(!root)(`a killed run's tracing instance (it belongs to the machine, 
   expect(killed.signal).toBe("SIGKILL");
   const instance = killed.stdout.trim();
   expect(instance).toMatch(/^bounce-bench-\d+-[a-z0-9]+$/);
-  expect(leftovers()).toContain(instance); // still tracing, with its run gone
+  expect(leftovers([killed.pid])).toContain(instance); // still tracing, with its run gone
   reclaimScratchDirs(parent);
-  expect(leftovers()).not.toContain(instance);
+  expect(leftovers([killed.pid])).not.toContain(instance);
   expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(parent);
   expect(readdirSync(parent)).toEqual([]);
 });
