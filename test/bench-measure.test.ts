@@ -12,7 +12,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { runBench, type BenchCaseResult, type BenchOptions, type BenchProgress } from "../src/bench/runner";
 import { directPeer } from "../src/bench/verdicts";
-import { difference, FINDING_P, rankSumP, spreadOf } from "../src/bench/statistics";
+import { difference, FINDING_P, rankSumP, runRates, spreadOf } from "../src/bench/statistics";
 import { guestBackingUnavailable, transparentHugePageMode } from "../src/bench/guest-backing";
 import { placeCopies, slowAt, slowCopy, SLOW_DISTANCE_BELOW, type PlannedCopy } from "../src/bounce/copy-placement";
 import { measureCopyRates } from "../src/bench/copy-rates";
@@ -396,5 +396,23 @@ describe("the direct case a bounced one is judged against", () => {
     expect(directPeer(all[1]!, all)).toBe(direct0);
     expect(directPeer(direct0, all)).toBeNull();
     expect(directPeer(at(8, "bounce", { bs: 4096 }), all)).toBeNull();
+  });
+});
+
+describe("a run's rates from its jobs", () => {
+  test("CPU from the earliest start to the latest end of the threads, time the longest job's, an unmeasured job counting for none", () => {
+    const job = (ios: number, elapsedNs: number, cpuStart: number, cpuEnd: number, cpuNs: number) => ({ ios, bytes: ios * 4096, elapsedNs, processCpuStartNs: cpuStart, processCpuEndNs: cpuEnd, cpuNs });
+    const rates = runRates([job(1000, 2e9, 5e6, 9e8, 3e8), job(500, 1.5e9, 2e8, 6e8, 1e8), job(0, 0, 0, 0, 0)]);
+    expect(rates).toEqual({
+      ios: 1500,
+      bytes: 1500 * 4096,
+      seconds: 2,
+      mibPerSec: (1500 * 4096) / 2 ** 20 / 2,
+      iops: 750,
+      cpuNs: 9e8 - 5e6,
+      cpuNsPerIo: (9e8 - 5e6) / 1500,
+      threadCpuNsPerIo: 4e8 / 1500,
+      utilization: (9e8 - 5e6) / 1e9 / 2,
+    });
   });
 });

@@ -36,7 +36,7 @@ import { scratchDiskUnavailable } from "../host/scratch-disks";
 import { BounceBenchError } from "../base/errors";
 import { LatencyHistogram } from "./histogram";
 import { errorJson, shapePages, threadRegionBytes, type BenchOp, type BounceLayout, type JobResult, type JobSpec } from "./job";
-import { spreadOf } from "./statistics";
+import { runRates, spreadOf } from "./statistics";
 import { PageCacheTrace } from "../host/page-cache-trace";
 import { PageCacheWatch, type PageCacheUse } from "../io/page-cache-watch";
 import { BenchWorkspace } from "./workspace";
@@ -547,26 +547,6 @@ function addBudgetTotals(jobs: JobResult[], tracker: BounceBufferTracker): void 
   first.budgetStallNs += stats.waitNs;
   first.bounceAcquired = stats.acquired;
   first.bouncePeakPages = stats.peakPages;
-}
-
-/** One run's own rates: what its jobs did together over the longest of their measured intervals. */
-function runRates(jobs: JobResult[]): { ios: number; bytes: number; seconds: number; mibPerSec: number; iops: number; cpuNs: number; cpuNsPerIo: number; threadCpuNsPerIo: number; utilization: number } {
-  const ios = jobs.reduce((sum, job) => sum + job.ios, 0);
-  const bytes = jobs.reduce((sum, job) => sum + job.bytes, 0);
-  const seconds = Math.max(...jobs.map((job) => job.elapsedNs)) / 1e9;
-  const measured = jobs.filter((job) => job.processCpuEndNs > 0);
-  const cpuNs = measured.length === 0 ? 0 : Math.max(...measured.map((job) => job.processCpuEndNs)) - Math.min(...measured.map((job) => job.processCpuStartNs));
-  return {
-    ios,
-    bytes,
-    seconds,
-    mibPerSec: seconds > 0 ? bytes / 2 ** 20 / seconds : 0,
-    iops: seconds > 0 ? ios / seconds : 0,
-    cpuNs,
-    cpuNsPerIo: ios > 0 ? cpuNs / ios : 0,
-    threadCpuNsPerIo: ios > 0 ? jobs.reduce((sum, job) => sum + job.cpuNs, 0) / ios : 0,
-    utilization: seconds > 0 ? cpuNs / 1e9 / seconds : 0,
-  };
 }
 
 function summarize(item: { op: BenchOp; bs: number; memOffset: number; mode: IoMode }, options: BenchOptions, runs: JobResult[][]): Omit<BenchCaseResult, "pageCache"> {

@@ -9,6 +9,33 @@
  * (0.1) nothing is ever a finding; 4 each (0.029) is the least that can find one, and 5 each
  * (0.0079) finds a clear one reliably.
  */
+import type { JobResult } from "./job";
+
+
+/**
+ * One run's own rates: what its jobs (one per thread) did together over the longest of their
+ * measured intervals. The process's CPU is read at each job's start and end, so the run's is
+ * from the earliest start to the latest end (every thread's work inside it); a job that was
+ * never measured (refused at once) has no readings and counts for none.
+ */
+export function runRates(jobs: readonly Pick<JobResult, "ios" | "bytes" | "elapsedNs" | "processCpuStartNs" | "processCpuEndNs" | "cpuNs">[]): { ios: number; bytes: number; seconds: number; mibPerSec: number; iops: number; cpuNs: number; cpuNsPerIo: number; threadCpuNsPerIo: number; utilization: number } {
+  const ios = jobs.reduce((sum, job) => sum + job.ios, 0);
+  const bytes = jobs.reduce((sum, job) => sum + job.bytes, 0);
+  const seconds = Math.max(...jobs.map((job) => job.elapsedNs)) / 1e9;
+  const measured = jobs.filter((job) => job.processCpuEndNs > 0);
+  const cpuNs = measured.length === 0 ? 0 : Math.max(...measured.map((job) => job.processCpuEndNs)) - Math.min(...measured.map((job) => job.processCpuStartNs));
+  return {
+    ios,
+    bytes,
+    seconds,
+    mibPerSec: seconds > 0 ? bytes / 2 ** 20 / seconds : 0,
+    iops: seconds > 0 ? ios / seconds : 0,
+    cpuNs,
+    cpuNsPerIo: ios > 0 ? cpuNs / ios : 0,
+    threadCpuNsPerIo: ios > 0 ? jobs.reduce((sum, job) => sum + job.cpuNs, 0) / ios : 0,
+    utilization: seconds > 0 ? cpuNs / 1e9 / seconds : 0,
+  };
+}
 
 /** A figure over runs: median, extremes, and the quartiles with 4 runs or more. */
 export interface Spread {
