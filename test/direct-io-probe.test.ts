@@ -9,7 +9,7 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, readdirSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { availableDisks } from "../bench/kernel-oracle";
+import { availableDisks } from "../measure/kernel-oracle";
 import { discoverAlignment } from "../src/disk/alignment";
 import { probeDirectIo, wasProbed, type DirectionRules, type PageCacheUse } from "../src/disk/direct-io-probe";
 import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";

@@ -10,7 +10,7 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, fsyncSync, openSync, writeFileSync, truncateSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { availableDisks } from "../bench/kernel-oracle";
+import { availableDisks } from "../measure/kernel-oracle";
 import { DOCUMENTED_CHECKS, simulatedDiskProblem, type DiskAlignment, type KernelChecks } from "../src/base/alignment-rules";
 import { Disk } from "../src/disk/disk";
 import { measureKernelChecks } from "../src/disk/direct-io-probe";

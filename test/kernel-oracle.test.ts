@@ -2,7 +2,7 @@
  * The planner against the kernel itself: random IOs (1 to 4 segments, random GPN lists,
  * offsets and lengths aligned and not, reads and writes) are planned, and the same iovecs are
  * handed to the kernel in forced direct mode, on every disk kind this machine can make
- * (`bench/kernel-oracle.ts`; the loop-device and filesystem kinds need root and skip, saying
+ * (`measure/kernel-oracle.ts`; the loop-device and filesystem kinds need root and skip, saying
  * why, without it). Every IO the kernel takes is verified byte for byte there.
  *
  * Required: no unsound decision under either rule set (planner direct, kernel refuses); under
@@ -10,7 +10,7 @@
  * disk's model of this kernel (what `--align` answers) agrees with the kernel on every IO.
  */
 import { describe, expect, test } from "bun:test";
-import { availableDisks, formatReport, runOracle } from "../bench/kernel-oracle";
+import { availableDisks, formatReport, runOracle } from "../measure/kernel-oracle";
 
 const { disks, skipped } = availableDisks();
 

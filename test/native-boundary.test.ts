@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 
 const ROOT = join(import.meta.dir, "..");
-const SCANNED = ["src", "cli", "test", "bench", "examples"];
+const SCANNED = ["src", "cli", "test", "measure", "examples"];
 const ALLOWED = join("src", "native") + "/";
 const FFI_IMPORT = /(from\s*["']bun:ffi["'])|(import\s*\(\s*["']bun:ffi["'])|(require\s*\(\s*["']bun:ffi["'])|(import\s*["']bun:ffi["'])/;
 

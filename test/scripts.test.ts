@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const run = (script: string, ...args: string[]) => {
-  const result = Bun.spawnSync([process.execPath, join(import.meta.dir, "../bench", script), ...args]);
+  const result = Bun.spawnSync([process.execPath, join(import.meta.dir, "../measure", script), ...args]);
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
 };
 
