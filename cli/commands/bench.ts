@@ -187,10 +187,9 @@ Examples:
           if (command.getOptionValueSource(name) !== "default") throw new InvalidInputError(`--seg gives the request's shape: it cannot be combined with --${name === "bs" ? "bs" : "mem-offset"}`);
         }
       }
-      if (flags.guest !== undefined && command.getOptionValueSource("guestBacking") === "cli") {
-        throw new InvalidInputError(`--guest-backing ${flags.guestBacking} makes guest memory; it cannot be combined with --guest (a file)`);
-      }
       const options = parseFlags(flags);
+      // A --guest-backing given with --guest is the runner's to refuse (validateBenchOptions): pass it on.
+      if (command.getOptionValueSource("guestBacking") === "cli") options.guestBacking = flags.guestBacking;
       const format = flags.json ? "json" : flags.format;
       if (flags.json && command.getOptionValueSource("format") === "cli" && flags.format !== "json") throw new InvalidInputError(`--json and --format ${flags.format} disagree`);
       const columns = parseColumns(flags.columns);
