@@ -108,4 +108,6 @@ test("out of file descriptors (ulimit -n) is one line naming the limit, exit 1: 
     }
   }
   expect(named).toBeGreaterThan(0);
+  // Nothing is left: not even an empty scratch directory whose marker could not be made.
+  expect(readdirSync(dir).filter((name) => name.startsWith("bounce-bench-"))).toEqual([]);
 });

@@ -69,7 +69,13 @@ export class ScratchDir implements Disposable {
       return new ScratchDir(path, fd);
     } catch (error) {
       if (fd >= 0) closeSync(fd);
-      rmSync(path, { recursive: true, force: true });
+      // Out of descriptors (EMFILE) the marker could not be made, and a recursive remove, which
+      // opens the directory, fails too: an empty directory goes by rmdir, which needs none.
+      try {
+        rmdirSync(path);
+      } catch {
+        rmSync(path, { recursive: true, force: true });
+      }
       throw error;
     }
   }
