@@ -11,7 +11,6 @@
  */
 import type { JobResult } from "./job";
 
-
 /**
  * One run's own rates: what its jobs (one per thread) did together over the longest of their
  * measured intervals. The process's CPU is read at each job's start and end, so the run's is
@@ -114,7 +113,7 @@ export function rankSumP(a: readonly number[], b: readonly number[], exactUpTo =
     const sums = ways[n]!;
     for (let sum = 0; sum <= maxSum; sum++) {
       all += sums[sum]!;
-      // Half a doubled rank apart is the least two different sums differ by: compare with room for rounding.
+      // Doubled sums are whole numbers: the tolerance only absorbs rounding in `distance`.
       if (Math.abs(sum - mean) >= distance - 1e-9) extreme += sums[sum]!;
     }
     return Math.min(1, extreme / all);
