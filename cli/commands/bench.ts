@@ -23,7 +23,6 @@ import {
   type BenchReport,
   type HostInfo,
 } from "../../src/bench/runner";
-import type { BenchWorkspace } from "../../src/bench/workspace";
 import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
 import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
 import { BounceBenchError, InvalidInputError } from "../../src/base/errors";
@@ -211,16 +210,13 @@ Examples:
         if (flags.disk !== undefined) fioFilenameValue(flags.disk); // a path fio cannot read literally: refused before the run
       }
       const stop = new Int32Array(new SharedArrayBuffer(4));
-      let workspace: BenchWorkspace | null = null;
-      // What removes each thing the run made outside this process's memory (its scratch disk,
-      // its tracing), newest first, for a second signal.
+      // What removes each thing the run made outside this process's memory, as the runner hands
+      // them over (it owns teardown): run newest first on a second signal.
       const removers: (() => void)[] = [];
       using guard = new SignalGuard(
         () => Atomics.store(stop, 0, 1), // the fill or the workers stop, in-flight IO finishes, results so far are reported
         () => {
-          // a second signal: leave now, but leave nothing behind (the disk closed before its scratch goes)
-          workspace?.cleanup();
-          for (const remove of removers.reverse()) remove();
+          for (const remove of removers.reverse()) remove(); // a second signal: leave now, but leave nothing behind
         },
       );
       const progressLine = process.stderr.isTTY && format === "table";
@@ -236,7 +232,6 @@ Examples:
           ...options,
           stop,
           onWorkspace: (ready) => {
-            workspace = ready;
             if (streaming) context.io.stdout(formatHeader(describeHost(ready, options.bouncePages, options.fileLocks), options) + benchTable.header());
           },
           onScratch: (remove) => removers.push(remove),

@@ -105,9 +105,13 @@ export interface BenchOptions {
   onProgress?: (status: BenchProgress) => void;
   /** Called with each finished case (after its last run), in order. */
   onCase?: (result: BenchCaseResult) => void;
-  /** Called once the files are ready, with the workspace (to clean it up on a signal). */
+  /** Called once the files are ready, with the workspace (what the header describes). */
   onWorkspace?: (workspace: BenchWorkspace) => void;
-  /** Called with what removes each thing the run makes outside its memory: the scratch disk before it is filled, a tracing mount once made. */
+  /**
+   * Called with what removes each thing the run makes outside its memory, as it makes them: the
+   * scratch disk before it is filled, the workspace (the disk closed, then its scratch removed),
+   * a tracing mount. A caller that must leave early runs them, newest first.
+   */
   onScratch?: (remove: () => void) => void;
 }
 
@@ -312,6 +316,9 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     resourceCheck: options.resourceCheck,
   });
   options.onWorkspace?.(workspace);
+  // The runner owns teardown: what a caller must run to leave nothing behind, if it cannot wait
+  // for this function's own cleanup (a second signal), it is handed here.
+  options.onScratch?.(() => workspace.cleanup());
   const workers: Worker[] = [];
   // The disk was opened once, by the workspace; every job's Worker uses this descriptor (Disk.adopt).
   const disk = workspace.disk;
