@@ -366,20 +366,7 @@ describe("the report's formats", () => {
 
 test("the progress line counts IOs as they complete, however few: a 1 s run of 4 MiB reads shows counts between 0 and its total", async () => {
   const seen: number[] = [];
-  const report = await runBench({
-    size: 64 * 2 ** 20,
-    ops: ["read"],
-    bs: [4 * 2 ** 20],
-    memOffsets: [0],
-    modes: ["auto"],
-    engine: "sync",
-    qd: 1,
-    threads: 1,
-    budget: 2048,
-    runtimeSeconds: 1,
-    ios: null,
-    onProgress: (status: BenchProgress) => seen.push(status.ios),
-  });
+  const report = await runBench(options({ size: 64 * 2 ** 20, bs: [4 * 2 ** 20], runtimeSeconds: 1, ios: null, onProgress: (status: BenchProgress) => seen.push(status.ios) }));
   const total = report.results[0]!.ios;
   // The line is redrawn every 200 ms of a run that lasts a second: some redraws fall inside it.
   expect(seen.some((ios) => ios > 0 && ios < total)).toBe(true);

@@ -10,13 +10,11 @@
  * A mutant whose text is no longer in its file (the code moved on) is reported stale, never
  * silently counted: update it.
  */
-import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { loopTable } from "../src/host/block-devices";
-import { mountsUnder } from "../src/host/scratch-dir";
+import { tearDown } from "../src/host/scratch-dir";
 
 interface Mutant {
   name: string;
@@ -81,35 +79,6 @@ const MUTANTS: Mutant[] = [
   { name: "scenario: refused write's partial change not seen", file: "src/io/verify.ts", from: "return index < 0 ? null : at + index * FINGERPRINT_CHUNK;", to: "return null;", tests: ["test/scenarios.test.ts"] },
 ];
 
-/**
- * Removes what a mutant's test run left under `dir` (its private temporary directory): a
- * mutant that brings a leak back leaves the leak. Tracing instances the runs named, then
- * mounts, then loop devices over files there, then the directory.
- */
-function tearDownUnder(dir: string): void {
-  const instances: string[] = [];
-  const find = (at: string) => {
-    for (const entry of readdirSync(at, { withFileTypes: true })) {
-      if (entry.isFile() && entry.name === ".bounce-bench-trace-instance") instances.push(readFileSync(join(at, entry.name), "utf8").trim());
-      else if (entry.isDirectory() && !mountsUnder(join(at, entry.name)).includes(join(at, entry.name))) find(join(at, entry.name));
-    }
-  };
-  find(dir);
-  const mounts = mountsUnder(dir).sort((a, b) => b.length - a.length);
-  for (const point of mounts) {
-    for (const name of instances) {
-      try {
-        rmdirSync(join(point, "instances", name));
-      } catch {
-        // not a tracefs, or not this instance's
-      }
-    }
-  }
-  for (const point of mounts) if (spawnSync("umount", [point]).status !== 0) spawnSync("umount", ["-l", point]);
-  for (const loop of loopTable()) if (loop.backing.startsWith(`${dir}/`)) spawnSync("losetup", ["-d", `/dev/${loop.name}`]);
-  if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
-}
-
 const flags = parseArgs({ args: process.argv.slice(2), options: { only: { type: "string", default: "" } }, strict: true }).values;
 const chosen = MUTANTS.filter((m) => flags.only === "" || m.name.includes(flags.only!));
 const ROOT = join(import.meta.dir, "..");
@@ -144,7 +113,8 @@ try {
       console.log(`${outcome.toUpperCase().padEnd(9)} ${mutant.name} (${mutant.file})`);
     } finally {
       writeFileSync(path, original);
-      tearDownUnder(tmp);
+      // A mutant that brings a leak back leaves the leak: the scratch teardown removes it.
+      tearDown(tmp);
     }
   }
   const judged = results.filter((r) => r.outcome !== "stale");

@@ -36,17 +36,22 @@ function leftovers(extraPids: readonly number[] = []): string[] {
   found.push(...readdirSync(runsTmp));
   if (!root) return found;
   const pids = new Set([...runPids, ...extraPids]);
+  withTracefs((instances) => {
+    if (existsSync(instances)) found.push(...readdirSync(instances).filter((name) => pids.has(Number(/^bounce-bench-(\d+)-/.exec(name)?.[1]))));
+  });
+  return found;
+}
+
+/** Runs `body` with the machine's tracing instances directory, through a private tracefs mount made and removed here (root). */
+function withTracefs(body: (instances: string) => void): void {
   const look = mkdtempSync(join(tmpdir(), "page-cache-test-"));
   spawnSync("mount", ["-t", "tracefs", "nodev", look]);
   try {
-    if (existsSync(join(look, "instances"))) {
-      found.push(...readdirSync(join(look, "instances")).filter((name) => pids.has(Number(/^bounce-bench-(\d+)-/.exec(name)?.[1]))));
-    }
+    body(join(look, "instances"));
   } finally {
     spawnSync("umount", [look]);
     rmdirSync(look);
   }
-  return found;
 }
 
 test("on the temporary directory's file: not through the page cache (traced as root; a read by cachestat otherwise)", () => {
@@ -141,13 +146,8 @@ test.skipIf(!root)(`a killed run's tracing instance (it belongs to the machine, 
     expect(readdirSync(parent)).toEqual([]);
   } finally {
     // Should the reclaim fail to, this test removes the instance its own run made: it knows its name.
-    const look = mkdtempSync(join(tmpdir(), "page-cache-test-"));
-    spawnSync("mount", ["-t", "tracefs", "nodev", look]);
-    try {
-      if (existsSync(join(look, "instances", instance))) rmdirSync(join(look, "instances", instance));
-    } finally {
-      spawnSync("umount", [look]);
-      rmdirSync(look);
-    }
+    withTracefs((instances) => {
+      if (existsSync(join(instances, instance))) rmdirSync(join(instances, instance));
+    });
   }
 });

@@ -187,8 +187,14 @@ function judge(dir: string, lock: "take" | "look"): { path: string; dead: boolea
 }
 
 /** Unmounts what is mounted at or under `dir`, detaches loop devices over files in it, deletes it. */
-function tearDown(dir: string): void {
-  removeTraceInstance(dir);
+/**
+ * Removes `dir` and what lives in it: tracing instances noted in it (or in directories below
+ * it, for a directory that holds scratch directories of runs, as the mutant runner's does), then
+ * mounts under it, loop devices over files in it, and the directory. Only for directories this
+ * process made or has proved are bounce-bench's (`reclaimScratchDirs`).
+ */
+export function tearDown(dir: string): void {
+  for (const noted of notedTraceDirs(dir)) removeTraceInstance(noted, dir);
   for (const mountPoint of mountsUnder(dir).sort((a, b) => b.length - a.length)) {
     if (spawnSync(findProgram("umount") ?? "umount", [mountPoint]).status !== 0) spawnSync(findProgram("umount") ?? "umount", ["-l", mountPoint]);
   }
@@ -197,11 +203,31 @@ function tearDown(dir: string): void {
   if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
 }
 
-/** The tracing instance `dir`'s run noted (`noteTraceInstance`), removed through a tracefs mounted in `dir` if it is still there. */
-function removeTraceInstance(dir: string): void {
+/** `dir` and the directories below it (never crossing into a mount) that hold a noted tracing instance's name. */
+function notedTraceDirs(dir: string): string[] {
+  const found: string[] = [];
+  const mounts = new Set(mountsUnder(dir));
+  const walk = (at: string) => {
+    let entries;
+    try {
+      entries = readdirSync(at, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (entry.isFile() && entry.name === TRACE_INSTANCE_NAME) found.push(at);
+      else if (entry.isDirectory() && !mounts.has(join(at, entry.name))) walk(join(at, entry.name));
+    }
+  };
+  walk(dir);
+  return found;
+}
+
+/** The tracing instance noted in `noted` (`noteTraceInstance`), removed through a tracefs mounted under `dir` if it is still there. */
+function removeTraceInstance(noted: string, dir: string): void {
   let name: string;
   try {
-    name = readFileSync(join(dir, TRACE_INSTANCE_NAME), { encoding: "utf8", flag: constants.O_RDONLY | constants.O_NOFOLLOW });
+    name = readFileSync(join(noted, TRACE_INSTANCE_NAME), { encoding: "utf8", flag: constants.O_RDONLY | constants.O_NOFOLLOW });
   } catch {
     return; // no tracing here
   }
