@@ -5,6 +5,7 @@
  */
 import { Option, type Command } from "commander";
 import { parseAlignment, RULE_SETS, type RuleSet } from "../src/base/alignment-rules";
+import { DISK_KINDS, hasOwnSectors, SECTOR_SIZES, type DiskKind, type SectorSize } from "../src/base/disk-kinds";
 import { InvalidInputError } from "../src/base/errors";
 import { PagedRange } from "../src/memory/paged-range";
 import { IO_MODES, IO_OPS, type IoMode, type IoOp } from "../src/io/planner";
@@ -99,3 +100,11 @@ export const sharedOptions = {
       .choices(IO_MODES as string[])
       .default(OPTION_DEFAULTS.mode),
 };
+
+/** `--sector TEXT` for a scratch disk of `kind`: 512 or 4096, and only where the kind has a loop device. */
+export function parseSector(text: string, kind: DiskKind): SectorSize {
+  const sector = parseSize(text, "--sector");
+  if (!SECTOR_SIZES.includes(sector as SectorSize)) throw new InvalidInputError(`--sector ${text} is not one of ${SECTOR_SIZES.join(", ")}`);
+  if (!hasOwnSectors(kind)) throw new InvalidInputError(`--sector applies to --disk-kind ${DISK_KINDS.filter(hasOwnSectors).join(", ")}, not ${kind}`);
+  return sector as SectorSize;
+}

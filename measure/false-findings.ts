@@ -1,102 +1,140 @@
 /**
  * `npm run bench:aa`: how often `compare` calls noise a finding, and whether it finds a real
- * change. A/A: the same bench, same build and options, run `--runs` times in a row; every
- * consecutive pair compared, every judged metric of every case counted (MiB/s, IOPS, CPU per
- * IO): the fraction that is "beyond noise" is the method's false-finding rate here, which
- * should be at most 5% (statistics.ts). A/A within a run: two cases that are the same IO (offsets
- * 0 and 512, both direct) in one sweep, judged as bench's verdicts are. A/B: the bounced cases at memory offset 8 with `--copy
- * memcpy` against `--copy placed` (memcpy's slow path against the placed copy), `--runs` pairs:
- * how often the change in CPU per IO is found. Prints the counts; asserts nothing.
+ * change; every judged metric (MiB/s, IOPS, CPU per IO) of every case counted.
  *
- *   npm run bench:aa                         6 runs of the sweep below, 5 A/B pairs
- *   npm run bench:aa -- --runs 4 --seconds 0.2
+ *  - A/A, one run a side: the same bench (same build and options) run `--runs` times in a row,
+ *    each consecutive pair compared as `compare a.json b.json` does (by the runs' repeats).
+ *  - A/A, several runs a side: the same invocations taken alternately into two sides of 4 (runs
+ *    1, 3, 5, 7 against 2, 4, 6, 8, then 9 .. 16 likewise), compared as `compare a/ b/` does (by
+ *    invocation). This is the method that should call at most 5% of metrics findings.
+ *  - A/A within a run: two cases that are the same IO (offsets 0 and 512, both direct) in one
+ *    sweep, judged as bench's verdicts are.
+ *  - A/B, a real change: bounce buffers on transparent huge pages against 4 KiB pages
+ *    (`--bounce-pages thp` against `4k`), bounced 64 KiB and 1 MiB reads and writes at memory
+ *    offset 8, 4 runs a side made alternately: the changes, and which `compare` finds.
+ * Prints the counts; asserts nothing.
+ *
+ *   npm run bench:aa                         16 runs of the sweep below, 4 A/B runs a side
+ *   npm run bench:aa -- --runs 8 --seconds 0.1
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { benchDocument, COMPARED_METRICS, compareRuns } from "../src/bench/compare";
+import { benchDocument, COMPARED_METRICS, compareRuns, type Comparison } from "../src/bench/compare";
 import { difference } from "../src/bench/statistics";
 import { numberFlag, scriptOptions } from "./script-options";
 
-const flags = scriptOptions("bench:aa", { runs: { type: "string", default: "6" }, seconds: { type: "string", default: "0.2" }, json: { type: "boolean", default: false } });
+const flags = scriptOptions("bench:aa", { runs: { type: "string", default: "16" }, seconds: { type: "string", default: "0.2" }, json: { type: "boolean", default: false } });
 const runs = numberFlag("bench:aa", "runs", flags.runs, 2);
 const seconds = numberFlag("bench:aa", "seconds", flags.seconds, 0.05);
+const SIDE = 4; // runs a side for a judgement by invocation (RUNS_FOR_A_FINDING)
 const CLI = join(import.meta.dir, "..", "cli", "bounce-bench.ts");
-const SWEEP = ["--op", "read,write", "--bs", "4k,64k", "--mem-offset", "0,8", "--mode", "auto,bounce", "--repeat", "5", "--runtime", String(seconds)];
+const SWEEP = ["--op", "read,write", "--bs", "4k,64k", "--mem-offset", "0,8", "--mode", "auto,bounce"];
 
-function bench(extra: string[]): ReturnType<typeof benchDocument> {
-  const run = spawnSync(process.execPath, [CLI, "bench", "--json", ...SWEEP, ...extra], { encoding: "utf8", maxBuffer: 1 << 28 });
-  if (run.status !== 0) throw new Error(`bench ${extra.join(" ")}: exit ${run.status}: ${run.stderr.trim()}`);
+type Doc = ReturnType<typeof benchDocument>;
+
+function bench(args: string[]): Doc {
+  const run = spawnSync(process.execPath, [CLI, "bench", "--json", "--repeat", "5", "--runtime", String(seconds), ...args], { encoding: "utf8", maxBuffer: 1 << 28 });
+  if (run.status !== 0) throw new Error(`bench ${args.join(" ")}: exit ${run.status}: ${run.stderr.trim()}`);
   return benchDocument(JSON.parse(run.stdout), "bench");
 }
 
-// A/A: consecutive runs of the same sweep.
-const docs = Array.from({ length: runs }, (_, i) => {
-  process.stderr.write(`A/A run ${i + 1}/${runs}\n`);
-  return bench([]);
-});
-let judged = 0;
-let flagged = 0;
-const flaggedList: string[] = [];
-for (let i = 0; i + 1 < docs.length; i++) {
-  for (const c of compareRuns(docs[i]!, docs[i + 1]!, 5).cases) {
+/** The judged metrics of a comparison: how many, which were findings. */
+function findings(comparison: Comparison, label: string): { judged: number; found: string[]; changes: string[] } {
+  const found: string[] = [];
+  const changes: string[] = [];
+  let judged = 0;
+  for (const c of comparison.cases) {
     for (const metric of COMPARED_METRICS.filter((m) => m.judged)) {
       const change = c.metrics[metric.key];
       if (change === null || change.p === null) continue;
       judged++;
-      if (change.beyondNoise) {
-        flagged++;
-        flaggedList.push(`pair ${i + 1}: ${c.name} ${metric.key} ${change.percent}% (p ${change.p})`);
-      }
+      const line = `${label}: ${c.name} ${metric.key} ${change.percent > 0 ? "+" : ""}${change.percent}% (p ${change.p})`;
+      changes.push(line);
+      if (change.beyondNoise) found.push(line);
     }
   }
+  return { judged, found, changes };
+}
+
+// A/A: `runs` invocations of the same sweep.
+const docs = Array.from({ length: runs }, (_, i) => {
+  process.stderr.write(`A/A run ${i + 1}/${runs}\n`);
+  return bench(SWEEP);
+});
+const single = { judged: 0, found: [] as string[] };
+for (let i = 0; i + 1 < docs.length; i++) {
+  const result = findings(compareRuns(docs[i]!, docs[i + 1]!, 5), `runs ${i + 1}, ${i + 2}`);
+  single.judged += result.judged;
+  single.found.push(...result.found);
+}
+const byInvocation = { judged: 0, found: [] as string[], groups: 0 };
+for (let start = 0; start + 2 * SIDE <= docs.length; start += 2 * SIDE) {
+  const group = docs.slice(start, start + 2 * SIDE);
+  const result = findings(
+    compareRuns(
+      group.filter((_, i) => i % 2 === 0),
+      group.filter((_, i) => i % 2 === 1),
+      5,
+    ),
+    `runs ${start + 1}..${start + 2 * SIDE}`,
+  );
+  byInvocation.groups++;
+  byInvocation.judged += result.judged;
+  byInvocation.found.push(...result.found);
 }
 
 // A/A within one run: offsets 0 and 512 are both direct here, so the same IO; their runs are
 // interleaved, as the bounce-against-direct verdicts' are.
-let withinJudged = 0;
-let withinFlagged = 0;
-for (let i = 0; i < runs; i++) {
-  process.stderr.write(`A/A within a run ${i + 1}/${runs}\n`);
-  const doc = bench(["--mem-offset", "0,512", "--mode", "auto"]);
+const within = { judged: 0, found: 0 };
+const withinRuns = Math.min(runs, 6);
+for (let i = 0; i < withinRuns; i++) {
+  process.stderr.write(`A/A within a run ${i + 1}/${withinRuns}\n`);
+  const doc = bench(["--op", "read,write", "--bs", "4k,64k", "--mem-offset", "0,512", "--mode", "auto"]);
   for (const op of ["read", "write"]) {
     for (const bs of [4096, 65536]) {
       const at = (offset: number) => doc.results.find((r) => r.op === op && r.bs === bs && r.memOffset === offset && r.samples !== undefined)!;
       for (const key of ["mibPerSec", "iops", "cpuNsPerIo"] as const) {
         const change = difference(at(0).samples!.map((run) => run[key]), at(512).samples!.map((run) => run[key]));
-        withinJudged++;
-        if (change.beyondNoise) withinFlagged++;
+        within.judged++;
+        if (change.beyondNoise) within.found++;
       }
     }
   }
 }
 
-// A/B: memcpy against the placed copy, bounced reads and writes at offset 8.
-const AB = ["--mem-offset", "8", "--mode", "bounce", "--bs", "64k"];
-let abJudged = 0;
-let abFound = 0;
-const abChanges: number[] = [];
-for (let i = 0; i < Math.max(1, runs - 1); i++) {
-  process.stderr.write(`A/B pair ${i + 1}/${Math.max(1, runs - 1)}\n`);
-  const placed = bench([...AB, "--copy", "placed"]);
-  const memcpy = bench([...AB, "--copy", "memcpy"]);
-  for (const c of compareRuns(placed, memcpy, 5).cases) {
-    const change = c.metrics.cpuNsPerIo;
-    if (change === null || change.p === null) continue;
-    abJudged++;
-    abChanges.push(change.percent);
-    if (change.beyondNoise) abFound++;
-  }
+// A/B: bounce buffers on huge pages against 4 KiB pages, alternately.
+const AB = ["--op", "read,write", "--bs", "64k,1m", "--mem-offset", "8", "--mode", "bounce"];
+const small: Doc[] = [];
+const huge: Doc[] = [];
+for (let i = 0; i < SIDE; i++) {
+  process.stderr.write(`A/B runs ${i + 1}/${SIDE}\n`);
+  small.push(bench([...AB, "--bounce-pages", "4k"]));
+  huge.push(bench([...AB, "--bounce-pages", "thp"]));
+}
+const ab = findings(compareRuns(small, huge, 5), "4k -> thp");
+const abSingle = { judged: 0, found: 0 };
+for (let i = 0; i < SIDE; i++) {
+  const result = findings(compareRuns(small[i]!, huge[i]!, 5), "");
+  abSingle.judged += result.judged;
+  abSingle.found += result.found.length;
 }
 
+const percent = (part: number, whole: number) => `${((part / Math.max(1, whole)) * 100).toFixed(1)}%`;
 const report = {
-  aa: { runs, pairs: runs - 1, judged, flagged, rate: judged === 0 ? null : flagged / judged, flaggedMetrics: flaggedList },
-  aaWithinRun: { runs, judged: withinJudged, flagged: withinFlagged },
-  ab: { pairs: Math.max(1, runs - 1), judged: abJudged, found: abFound, cpuPercentChanges: abChanges },
+  runs,
+  seconds,
+  aaOneRunASide: { pairs: runs - 1, judged: single.judged, found: single.found.length, findings: single.found },
+  aaSeveralRunsASide: { groups: byInvocation.groups, runsASide: SIDE, judged: byInvocation.judged, found: byInvocation.found.length, findings: byInvocation.found },
+  aaWithinRun: { runs: withinRuns, judged: within.judged, found: within.found },
+  ab: { runsASide: SIDE, judged: ab.judged, found: ab.found.length, changes: ab.changes, oneRunASide: abSingle },
 };
 if (flags.json) console.log(JSON.stringify(report, null, 2));
 else {
-  console.log(`A/A: ${runs} runs of the same sweep, ${runs - 1} consecutive pairs: ${flagged} of ${judged} judged metrics beyond noise (${((flagged / Math.max(1, judged)) * 100).toFixed(1)}%)`);
-  for (const line of flaggedList) console.log(`  ${line}`);
-  console.log(`A/A within a run: +0 against +512 (both direct), ${runs} runs: ${withinFlagged} of ${withinJudged} beyond noise`);
-  console.log(`A/B: --copy memcpy against placed, bounced 64k at offset 8: CPU per IO changes ${abChanges.map((p) => `${p > 0 ? "+" : ""}${p}%`).join(", ")}; found in ${abFound} of ${abJudged}`);
+  console.log(`A/A, one run a side: ${runs} runs of the same sweep, ${runs - 1} consecutive pairs: ${single.found.length} of ${single.judged} judged metrics found (${percent(single.found.length, single.judged)})`);
+  console.log(`A/A, ${SIDE} runs a side, alternately: ${byInvocation.groups} comparisons: ${byInvocation.found.length} of ${byInvocation.judged} found (${percent(byInvocation.found.length, byInvocation.judged)})`);
+  for (const line of byInvocation.found) console.log(`  ${line}`);
+  console.log(`A/A within a run: +0 against +512 (both direct), ${withinRuns} runs: ${within.found} of ${within.judged} found (${percent(within.found, within.judged)})`);
+  console.log(`A/B, --bounce-pages 4k against thp, ${SIDE} runs a side, alternately: ${ab.found.length} of ${ab.judged} found`);
+  for (const line of ab.changes) console.log(`  ${line}${ab.found.includes(line) ? "  FOUND" : ""}`);
+  console.log(`A/B, one run a side (${SIDE} pairs): ${abSingle.found} of ${abSingle.judged} found`);
 }

@@ -5,7 +5,7 @@
  * every branch tell, and on a real run compared with itself.
  */
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { benchDocument, compareRuns } from "../src/bench/compare";
 import { runCliIn, scratchDir } from "./helpers";
@@ -69,6 +69,37 @@ describe("compareRuns", () => {
     expect(compareRuns(at({ scratch: false, disk: "/data/a.img" }), at({ scratch: false, disk: "/data/b.img" }), 5).differences).toEqual(['host.disk: "/data/a.img" vs "/data/b.img"']);
   });
 
+  test("several runs a side: the test judges each run's figure, so drift between runs is noise and a change beyond it is found", () => {
+    // Each run's repeats are tight (spread 1) but the runs drift by up to 30%: the drift of the
+    // machine between invocations. Run by run, two drifting runs look different; by invocation
+    // they are the same thing.
+    const drifting = (mibs: number[]) => mibs.map((mib) => doc(result(0, mib, 1000)));
+    const base = drifting([100, 130, 95, 115]);
+    const same = drifting([110, 96, 128, 101]);
+    const aa = compareRuns(base, same, 5);
+    expect(aa).toMatchObject({ judgedBy: "invocations", invocations: { base: 4, new: 4 }, regressed: false });
+    expect(aa.cases[0]!.metrics.mibPerSec).toMatchObject({ base: 107.5, new: 105.5, beyondNoise: false });
+    expect(compareRuns(base[1]!, same[2]!, 5).cases[0]!.metrics.mibPerSec).toMatchObject({ beyondNoise: true }); // 130 against 128: run against run it is a finding
+    // Every new run below every base run: the least p of 4 against 4 (2 / C(8, 4)).
+    const worse = compareRuns(base, drifting([80, 70, 90, 75]), 5);
+    expect(worse.cases[0]!.metrics.mibPerSec).toMatchObject({ base: 107.5, new: 77.5, beyondNoise: true, regressed: true });
+    expect(worse.cases[0]!.metrics.mibPerSec!.p).toBeCloseTo(2 / 70, 4);
+    expect(worse.cases[0]!.metrics.cpuNsPerIo).toMatchObject({ percent: 0, beyondNoise: false });
+    // One run out of line is enough to make 4 against 4 noise (the next p is 4 / 70).
+    expect(compareRuns(base, drifting([80, 70, 96, 75]), 5).cases[0]!.metrics.mibPerSec).toMatchObject({ beyondNoise: false, regressed: false });
+  });
+
+  test("several runs a side: a case compared needs every run of both sides; one run against several is refused", () => {
+    const base = [doc(result(0, 100, 1000), result(8, 100, 1000)), doc(result(0, 100, 1000))];
+    const fresh = [doc(result(0, 100, 1000), result(64, 100, 1000)), doc(result(0, 100, 1000), result(8, 100, 1000))];
+    const comparison = compareRuns(base, fresh, 5);
+    expect(comparison.cases.map((c) => c.name)).toEqual(["read 64k +0 auto sync qd1 x1"]);
+    expect(comparison.onlyInBase).toEqual(["read 64k +8 auto sync qd1 x1"]);
+    expect(comparison.onlyInNew).toEqual(["read 64k +64 auto sync qd1 x1", "read 64k +8 auto sync qd1 x1"]);
+    expect(() => compareRuns(base[0]!, fresh, 5)).toThrow(/base has 1 run and the new side 2/);
+    expect(() => compareRuns(base, [], 5)).toThrow(/each side needs a bench run/);
+  });
+
   test("runs from before repeats (one run, no spread) never count as beyond noise; a refused case compares nothing", () => {
     const old = (mib: number) => ({ ...result(0, mib, 1000), repeats: undefined, mibPerSecMin: undefined, mibPerSecMax: undefined, samples: undefined });
     expect(compareRuns(doc(old(100)), doc(old(50)), 5).regressed).toBe(false);
@@ -97,6 +128,24 @@ describe("compare on the command line", () => {
     expect(json.cases[0].metrics.mibPerSec).toMatchObject({ base: 100, new: 80, percent: -20 });
   });
 
+  test("a directory a side: its runs are judged by invocation", () => {
+    const side = (name: string, mibs: number[]) => {
+      mkdirSync(join(dir, name), { recursive: true });
+      mibs.forEach((mib, i) => write(`${name}/${i}.json`, doc(result(0, mib, 1000))));
+      return join(dir, name);
+    };
+    const base = side("base-runs", [100, 104, 98, 102]);
+    const slower = side("slower-runs", [80, 84, 78, 82]);
+    const run = runCliIn(dir, "compare", base, slower);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain("-19.8% REGRESSED");
+    expect(run.stdout).toContain("4 base and 4 new runs");
+    expect(JSON.parse(runCliIn(dir, "compare", base, slower, "--json").stdout)).toMatchObject({ judgedBy: "invocations", invocations: { base: 4, new: 4 }, regressed: true });
+    const one = runCliIn(dir, "compare", join(base, "0.json"), slower);
+    expect(one.code).toBe(2);
+    expect(one.stderr).toMatch(/^bounce-bench: compare: the base has 1 run and the new side 4: [^\n]+\n$/);
+  });
+
   test("bad input is exit 2 with one line", () => {
     const base = write("b.json", doc(result(0, 100, 1000)));
     for (const args of [
@@ -106,6 +155,7 @@ describe("compare on the command line", () => {
       [base, write("other.json", doc({ ...result(8, 100, 1000), op: "write" }))],
       [base, write("broken.json", { results: [{ op: "read" }] })],
       [base, base, "--threshold", "ten"],
+      [base, (mkdirSync(join(dir, "empty-dir"), { recursive: true }), join(dir, "empty-dir"))],
     ]) {
       const run = runCliIn(dir, "compare", ...args);
       expect({ args, code: run.code }).toEqual({ args, code: 2 });

@@ -32,8 +32,8 @@ import { alignmentFromJson } from "../../src/io/json-documents";
 import { describeAlignment, wrapLines } from "../format";
 import type { Context } from "../main";
 import type { RuleSet } from "../../src/base/alignment-rules";
-import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../../src/base/disk-kinds";
-import { sharedOptions } from "../options";
+import { DISK_KINDS, type DiskKind } from "../../src/base/disk-kinds";
+import { parseSector, sharedOptions } from "../options";
 import { SignalGuard } from "../signals";
 import { VERSION } from "../version";
 
@@ -341,7 +341,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     alignOverride: flags.align,
     memAlignOverride: flags.memAlign,
     diskKind: flags.diskKind,
-    sector: parseSector(flags.sector, flags.diskKind),
+    sector: flags.sector === undefined ? undefined : parseSector(flags.sector, flags.diskKind),
     rules: flags.rules,
     fua: flags.fua ?? false,
     fileLocks: flags.fileLocks,
@@ -364,13 +364,6 @@ function bouncePages(flags: BenchFlags): BouncePages {
   return flags.bouncePages;
 }
 
-function parseSector(text: string | undefined, kind: DiskKind): SectorSize | undefined {
-  if (text === undefined) return undefined;
-  const sector = parseSize(text, "--sector");
-  if (!SECTOR_SIZES.includes(sector as SectorSize)) throw new InvalidInputError(`--sector ${text} is not one of ${SECTOR_SIZES.join(", ")}`);
-  if (kind === "file" || kind === "tmpfs") throw new InvalidInputError(`--sector applies to --disk-kind loop, ext4, xfs or btrfs, not ${kind}`);
-  return sector as SectorSize;
-}
 
 const GUEST_BACKING_TEXT: Record<GuestBacking, string> = {
   memfd: "memfd (shmem, 4 KiB pages)",

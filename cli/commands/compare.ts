@@ -1,13 +1,14 @@
 /**
- * `bounce-bench compare BASE.json NEW.json [--threshold PCT]`: two bench runs side by side, per
- * case and metric the change and whether it is beyond the noise of both runs' repeats; exit 1
- * when a metric regressed beyond the threshold and the noise (for CI to gate on), 0 otherwise.
+ * `bounce-bench compare BASE NEW [--threshold PCT]`: bench runs side by side, each side one run
+ * (a file) or several (a directory of them); per case and metric the change and whether it is a
+ * finding (src/bench/compare.ts says against what noise); exit 1 when a metric regressed beyond
+ * the threshold and the noise (for CI to gate on), 0 otherwise.
  */
 import type { Command } from "commander";
 import { benchDocument, COMPARED_METRICS, compareRuns, type MetricChange } from "../../src/bench/compare";
 import { FINDING_P, RUNS_FOR_A_FINDING } from "../../src/bench/statistics";
 import { InvalidInputError } from "../../src/base/errors";
-import { readUserTextFile } from "../../src/host/files";
+import { jsonFilesUnder, readUserTextFile } from "../../src/host/files";
 import { table, wrapLines } from "../format";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";
@@ -18,14 +19,16 @@ const METRIC_HEADS: Record<string, string> = { mibPerSec: "MiB/s", iops: "IOPS",
 export function registerCompare(program: Command, context: Context): void {
   program
     .command("compare")
-    .summary("compare two bench runs; exit 1 on regression")
+    .summary("compare bench runs; exit 1 on regression")
     .description(
-      "Compare two bench --json runs: cases matched by their parameters; per metric the change, whether it is beyond the " +
-        "noise of both runs' repeats, and whether it regressed (worse by more than --threshold and beyond noise). " +
-        "Exit 1 when something regressed, 0 when nothing did, 2 on bad input.",
+      "Compare bench --json runs: a base and a new side, each one run (a file) or several (a directory of .json runs). " +
+        "Cases matched by their parameters; per metric the change, whether it is a finding, and whether it regressed " +
+        "(worse by more than --threshold and a finding). With one run a side the noise is each run's repeats; with several, " +
+        "the spread between runs (make them alternately, 4 or more a side), which also covers the machine's drift between " +
+        "invocations. Exit 1 when something regressed, 0 when nothing did, 2 on bad input.",
     )
-    .argument("<base>", "the baseline run (bench --json or --format json output)")
-    .argument("<new>", "the run to judge")
+    .argument("<base>", "the baseline: a bench --json (or --format json) file, or a directory of them")
+    .argument("<new>", "the runs to judge, likewise")
     .option("--threshold <percent>", "smallest change that counts as a regression, in percent", "5")
     .addOption(sharedOptions.json())
     .addHelpText(
@@ -35,13 +38,18 @@ Examples:
   $ bounce-bench bench --output base.json --format json
   $ bounce-bench bench --output new.json --format json
   $ bounce-bench compare base.json new.json                 exit 1 if anything regressed
-  $ bounce-bench compare base.json new.json --threshold 10 --json`,
+  $ bounce-bench compare base.json new.json --threshold 10 --json
+  $ for i in 1 2 3 4; do
+      bounce-bench bench --format json --output base/$i.json
+      bounce-bench bench --copy memcpy --format json --output new/$i.json
+    done
+  $ bounce-bench compare base new                           judged across the invocations`,
     )
     .action((basePath: string, newPath: string, options: { threshold: string; json?: boolean }) => {
       const threshold = Number(options.threshold);
       if (!/^\d+(\.\d+)?$/.test(options.threshold.trim())) throw new InvalidInputError(`--threshold: ${JSON.stringify(options.threshold)} is not a percentage`);
       const load = (path: string) => {
-        const text = readUserTextFile(path, "compare");
+        const text = readUserTextFile(path, "bench run");
         let value: unknown;
         try {
           value = JSON.parse(text);
@@ -50,8 +58,11 @@ Examples:
         }
         return benchDocument(value, path);
       };
-      const comparison = compareRuns(load(basePath), load(newPath), threshold);
-      if (comparison.cases.length === 0) throw new InvalidInputError(`${basePath} and ${newPath} have no case in common (cases match by op, size, offset, mode, engine, qd, threads)`);
+      const side = (path: string) => jsonFilesUnder(path, "bench run").map(load);
+      const comparison = compareRuns(side(basePath), side(newPath), threshold);
+      if (comparison.cases.length === 0) {
+        throw new InvalidInputError(`${basePath} and ${newPath} have no case in common to every run (cases match by op, size, offset, mode, engine, qd, threads)`);
+      }
       if (options.json) {
         context.io.stdout(jsonLine("compare", { base: basePath, new: newPath, ...comparison }));
       } else {
@@ -70,7 +81,13 @@ Examples:
         let text = table(head, rows);
         const notes = [
           ...(shared === null ? [] : [`every case: ${shared.replace(" qd", ", qd ").replace(" x", ", threads ")}`]),
-          `~: not a finding: a rank test of the two runs' repeats gives p >= ${FINDING_P} (at most ${FINDING_P * 100}% false findings; it needs ${RUNS_FOR_A_FINDING} repeats a case at least), or one run only; p99 is never judged (one histogram over the runs)`,
+          comparison.judgedBy === "repeats"
+            ? `~: not a finding: a rank test of the two runs' repeats gives p >= ${FINDING_P} (it needs ${RUNS_FOR_A_FINDING} repeats a case at least); ` +
+              `p99 is never judged (one histogram over the runs). One run a side: the test sees each run's repeats, not how the machine ` +
+              `drifts between invocations, so a finding says these two runs differ; for a verdict on a change give each side a directory ` +
+              `of ${RUNS_FOR_A_FINDING} or more runs, made alternately`
+            : `~: not a finding: a rank test of the ${comparison.invocations.base} base and ${comparison.invocations.new} new runs' figures ` +
+              `gives p >= ${FINDING_P} (it needs ${RUNS_FOR_A_FINDING} runs a side at least); p99 is never judged`,
           `regressed: worse by more than ${threshold}% and beyond the noise`,
         ];
         if (comparison.onlyInBase.length > 0) notes.push(`only in ${basePath}: ${comparison.onlyInBase.join("; ")}`);

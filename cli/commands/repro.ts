@@ -3,23 +3,20 @@
  * 1 when one fails, 2 when a file is malformed (then nothing runs). Fit for
  * `git bisect run npx bounce-bench repro case.json`.
  */
-import { readdirSync } from "node:fs";
-import { readUserTextFile, statusOrNull } from "../../src/host/files";
-import { join } from "node:path";
+import { jsonFilesUnder, readUserTextFile } from "../../src/host/files";
 import type { Command } from "commander";
 import { BounceBenchError } from "../../src/base/errors";
 import { parseScenarioText, type Scenario } from "../../src/scenario/format";
 import { scenarioResourceNeeds, type RunScenarioOptions, type ScenarioResult } from "../../src/scenario/run";
 import { checkResources } from "../../src/host/resources";
 import { Option } from "commander";
-import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../../src/base/disk-kinds";
+import { DISK_KINDS, type DiskKind } from "../../src/base/disk-kinds";
 import { scratchDiskUnavailable } from "../../src/host/scratch-disks";
 import { InvalidInputError } from "../../src/base/errors";
-import { parseSize } from "../../src/base/value-parsers";
 import { table, wrapLines } from "../format";
 import type { Context } from "../main";
 import { jsonLine } from "../json-output";
-import { sharedOptions } from "../options";
+import { parseSector, sharedOptions } from "../options";
 import { SignalGuard } from "../signals";
 
 export function registerRepro(program: Command, context: Context): void {
@@ -61,7 +58,7 @@ Examples:
       );
       const stopped = () => guard.caught !== null;
       const disk = diskOverride(options.diskKind, options.sector);
-      const scenarios = paths.flatMap(scenarioFiles).map(loadScenario);
+      const scenarios = paths.flatMap((path) => jsonFilesUnder(path, "scenario")).map(loadScenario);
       for (const scenario of scenarios) {
         const kind = disk?.kind ?? scenario.diskKind;
         const unavailable = scratchDiskUnavailable(kind);
@@ -123,40 +120,7 @@ function diskOverride(kind: DiskKind | undefined, sectorText: string | undefined
     return undefined;
   }
   if (sectorText === undefined) return { kind };
-  const sector = parseSize(sectorText, "--sector") as SectorSize;
-  if (!SECTOR_SIZES.includes(sector)) throw new InvalidInputError(`--sector ${sectorText} is not one of ${SECTOR_SIZES.join(", ")}`);
-  if (kind === "file" || kind === "tmpfs") throw new InvalidInputError(`--sector applies to --disk-kind loop, ext4, xfs or btrfs, not ${kind}`);
-  return { kind, sector };
-}
-
-/**
- * The scenario files `path` names: itself, or every `.json` file below it. Symlinked
- * directories are not followed (a link back up would loop forever); a directory that cannot be
- * read is bad input naming it.
- */
-function scenarioFiles(path: string): string[] {
-  const status = statusOrNull(path, "scenario path");
-  if (status === null) throw new BounceBenchError("ENOENT", `${path}: no such scenario file or directory`, { kind: "input" });
-  if (status.type !== "directory") return [path];
-  const files: string[] = [];
-  const walk = (dir: string) => {
-    let entries;
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? "EIO";
-      throw new BounceBenchError(code as `E${string}`, `scenario directory ${dir}: ${code} (cannot list it)`, { kind: "input" });
-    }
-    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const child = join(dir, entry.name);
-      if (entry.isDirectory()) walk(child);
-      else if (entry.name.endsWith(".json") && !entry.isSymbolicLink()) files.push(child);
-      else if (entry.name.endsWith(".json") && statusOrNull(child, "scenario file")?.type === "file") files.push(child);
-    }
-  };
-  walk(path);
-  if (files.length === 0) throw new BounceBenchError("INVALID_INPUT", `${path}: no .json scenario files in it`);
-  return files;
+  return { kind, sector: parseSector(sectorText, kind) };
 }
 
 function loadScenario(path: string): Scenario {

@@ -14,3 +14,8 @@ export const DISK_KINDS: readonly DiskKind[] = ["file", "loop", "ext4", "xfs", "
 /** Logical sector sizes of the loop devices made (`losetup --sector-size`). */
 export const SECTOR_SIZES = [512, 4096] as const;
 export type SectorSize = (typeof SECTOR_SIZES)[number];
+
+/** Whether a disk of `kind` sits on a loop device made for it, whose sector size can be chosen. */
+export function hasOwnSectors(kind: DiskKind): boolean {
+  return kind !== "file" && kind !== "tmpfs";
+}

@@ -13,7 +13,7 @@
  * and only by renaming a new file over its name: the old file is never truncated, so a second
  * name of it (a hard link) keeps its bytes.
  */
-import { lstatSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import {
@@ -189,6 +189,37 @@ export function readUserTextFile(path: string, role: string): string {
   } finally {
     closeFd(fd);
   }
+}
+
+/**
+ * The `.json` files `path` names: itself, or every `.json` file below it, in name order (a
+ * directory of scenarios, or of bench runs). Symlinked directories are not followed (a link back
+ * up would loop forever); a path that is missing, or a directory that cannot be read or holds no
+ * `.json` file, is bad input naming it and `what` the files are.
+ */
+export function jsonFilesUnder(path: string, what: string): string[] {
+  const status = statusOrNull(path, `${what} path`);
+  if (status === null) throw new BounceBenchError("ENOENT", `${path}: no such ${what} file or directory`, { kind: "input" });
+  if (status.type !== "directory") return [path];
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "EIO";
+      throw new BounceBenchError(code as `E${string}`, `${what} directory ${dir}: ${code} (cannot list it)`, { kind: "input" });
+    }
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const child = join(dir, entry.name);
+      if (entry.isDirectory()) walk(child);
+      else if (entry.name.endsWith(".json") && !entry.isSymbolicLink()) files.push(child);
+      else if (entry.name.endsWith(".json") && statusOrNull(child, `${what} file`)?.type === "file") files.push(child);
+    }
+  };
+  walk(path);
+  if (files.length === 0) throw new BounceBenchError("INVALID_INPUT", `${path}: no .json ${what} files in it`);
+  return files;
 }
 
 /**

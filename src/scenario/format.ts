@@ -35,7 +35,7 @@ import { KERNEL_CHOICES } from "../base/kernel-rules";
 /** A plan step's `kernel`: one rule set a step's expectation can speak of (never `all`). */
 const KERNEL_STEP_CHOICES = KERNEL_CHOICES.filter((name) => name !== "all");
 import { isPowerOfTwo, RULE_SETS, type RuleSet } from "../base/alignment-rules";
-import { DISK_KINDS, SECTOR_SIZES, type DiskKind, type SectorSize } from "../base/disk-kinds";
+import { DISK_KINDS, hasOwnSectors, SECTOR_SIZES, type DiskKind, type SectorSize } from "../base/disk-kinds";
 import { checkSegment, PageBudget, parseGpnList, parseSegment, parseSize, type SegmentSpec } from "../base/value-parsers";
 import { checkScenarioShape, STEP_KINDS } from "./schema-check";
 
@@ -221,7 +221,7 @@ export function parseScenario(json: unknown, file: string): Scenario {
   const diskKind = disk.kind === undefined ? "file" : f.choice(disk.kind, "disk.kind", DISK_KINDS);
   const diskSector = disk.sector === undefined ? 512 : (f.number(disk.sector, "disk.sector") as SectorSize);
   if (!SECTOR_SIZES.includes(diskSector)) throw new ScenarioFormatError(file, "disk.sector", `${diskSector} is not one of ${SECTOR_SIZES.join(", ")}`);
-  if (disk.sector !== undefined && (diskKind === "file" || diskKind === "tmpfs")) {
+  if (disk.sector !== undefined && !hasOwnSectors(diskKind)) {
     throw new ScenarioFormatError(file, "disk.sector", `a ${diskKind} disk has no sectors of its own (sector applies to loop, ext4, xfs, btrfs)`);
   }
   const diskReflink = disk.reflink === undefined ? false : f.boolean(disk.reflink, "disk.reflink");
