@@ -9,7 +9,9 @@
  * within the spread of the runs (or there was only one run): not a finding.
  */
 import { InvalidInputError } from "../src/base/errors";
-import { formatBytes, type BenchCaseResult, type BenchOptions, type BenchReport } from "../src/bench/runner";
+import { formatBytes } from "../src/base/value-parsers";
+import type { BenchOptions } from "../src/bench/bench-options";
+import type { BenchCaseResult, BenchReport } from "../src/bench/bench-results";
 import { bounceVerdicts, changes, directPeer, type Change } from "../src/bench/verdicts";
 import { FINDING_P, RUNS_FOR_A_FINDING } from "../src/bench/statistics";
 import { jsonDocument } from "./json-output";

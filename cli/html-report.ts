@@ -16,7 +16,8 @@
 import type { DiskAlignment } from "../src/base/alignment-rules";
 import { RULE_SETS, type RuleSet } from "../src/base/alignment-rules";
 import type { Comparison } from "../src/bench/compare";
-import { formatBytes, type BenchCaseResult } from "../src/bench/runner";
+import { formatBytes } from "../src/base/value-parsers";
+import type { BenchCaseResult } from "../src/bench/bench-results";
 import { plan } from "../src/io/planner";
 import { PagedRange } from "../src/memory/paged-range";
 

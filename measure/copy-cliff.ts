@@ -16,7 +16,8 @@
 import { numberFlag, scriptOptions } from "./script-options";
 import { table } from "../cli/format";
 import { measureCopyRates } from "../src/bench/copy-rates";
-import { runBench, type BenchCaseResult } from "../src/bench/runner";
+import { runBench } from "../src/bench/runner";
+import type { BenchCaseResult } from "../src/bench/bench-results";
 import type { CopyMethod } from "../src/bounce/copy-placement";
 
 const values = scriptOptions("bench:copy", {

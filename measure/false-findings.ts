@@ -4,29 +4,35 @@
  *
  *  - A/A, one run a side: the same bench (same build and options) run `--runs` times in a row,
  *    each consecutive pair compared as `compare a.json b.json` does (by the runs' repeats).
- *  - A/A, several runs a side: the same invocations taken alternately into two sides of 4 (runs
- *    1, 3, 5, 7 against 2, 4, 6, 8, then 9 .. 16 likewise), compared as `compare a/ b/` does (by
- *    invocation). This is the method that should call at most 5% of metrics findings.
+ *  - A/A, several runs a side: the same invocations taken alternately into two sides of `--side`
+ *    (with 5: runs 1, 3, .. 9 against 2, 4, .. 10, then 11 .. 20 likewise), compared as
+ *    `compare a/ b/` does (by invocation). This is the method that should call at most 5% of
+ *    metrics findings.
  *  - A/A within a run: two cases that are the same IO (offsets 0 and 512, both direct) in one
  *    sweep, judged as bench's verdicts are.
  *  - A/B, a real change: bounce buffers on transparent huge pages against 4 KiB pages
  *    (`--bounce-pages thp` against `4k`), bounced 64 KiB and 1 MiB reads and writes at memory
- *    offset 8, 4 runs a side made alternately: the changes, and which `compare` finds.
+ *    offset 8, `--side` runs a side made alternately: the changes, and which `compare` finds.
  * Prints the counts; asserts nothing.
  *
- *   npm run bench:aa                         16 runs of the sweep below, 4 A/B runs a side
- *   npm run bench:aa -- --runs 8 --seconds 0.1
+ *   npm run bench:aa                         20 runs of the sweep below, 5 A/B runs a side
+ *   npm run bench:aa -- --runs 8 --side 4 --seconds 0.1
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { benchDocument, COMPARED_METRICS, compareRuns, type Comparison } from "../src/bench/compare";
-import { difference } from "../src/bench/statistics";
+import { difference, RUNS_FOR_A_FINDING } from "../src/bench/statistics";
 import { numberFlag, scriptOptions } from "./script-options";
 
-const flags = scriptOptions("bench:aa", { runs: { type: "string", default: "16" }, seconds: { type: "string", default: "0.2" }, json: { type: "boolean", default: false } });
+const flags = scriptOptions("bench:aa", {
+  runs: { type: "string", default: "20" },
+  side: { type: "string", default: "5" },
+  seconds: { type: "string", default: "0.2" },
+  json: { type: "boolean", default: false },
+});
 const runs = numberFlag("bench:aa", "runs", flags.runs, 2);
+const SIDE = Math.floor(numberFlag("bench:aa", "side", flags.side, RUNS_FOR_A_FINDING)); // runs a side, judged by invocation
 const seconds = numberFlag("bench:aa", "seconds", flags.seconds, 0.05);
-const SIDE = 4; // runs a side for a judgement by invocation (RUNS_FOR_A_FINDING)
 const CLI = join(import.meta.dir, "..", "cli", "bounce-bench.ts");
 const SWEEP = ["--op", "read,write", "--bs", "4k,64k", "--mem-offset", "0,8", "--mode", "auto,bounce"];
 

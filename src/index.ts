@@ -55,5 +55,7 @@ export { patternBytes, PATTERNS, type PatternName } from "./base/patterns";
 export { parseScenario, parseScenarioText, ScenarioFormatError, type Scenario, type Step } from "./scenario/format";
 export { runScenario, runScenarioFile, type ScenarioResult, type StepResult } from "./scenario/run";
 export { LatencyHistogram } from "./bench/histogram";
-export { runBench, DEFAULT_BENCH, type BenchOptions, type BenchReport, type BenchCaseResult } from "./bench/runner";
+export { runBench } from "./bench/runner";
+export { DEFAULT_BENCH, type BenchOptions } from "./bench/bench-options";
+export type { BenchReport, BenchCaseResult } from "./bench/bench-results";
 export { createEngine, engineCapabilities, ENGINE_NAMES, type Engine, type EngineCapabilities, type EngineName } from "./io/engines";

@@ -14,7 +14,8 @@ import { spawnSync } from "node:child_process";
 import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { LatencyHistogram } from "../src/bench/histogram";
 import { VERSION } from "../cli/version";
-import { runBench, type BenchOptions } from "../src/bench/runner";
+import { runBench } from "../src/bench/runner";
+import type { BenchOptions } from "../src/bench/bench-options";
 import { parseSegment } from "../src/base/value-parsers";
 import { fileBytes, randomBytes, ROOT, runCliIn, scratchDir } from "./helpers";
 
@@ -113,6 +114,13 @@ describe("bounce budget", () => {
 
   test("a block larger than the budget is refused up front", async () => {
     await expect(runBench(options({ bs: [65536], budget: 8, modes: ["bounce"] }))).rejects.toThrow("cannot hold one 64k bounce buffer");
+  });
+
+  test("the library's options are checked where the command line's are: counts, and a sector size only for a disk with a loop device", async () => {
+    await expect(runBench(options({ repeat: 0 }))).rejects.toThrow("--repeat: 0 is not a count of 1 or more");
+    await expect(runBench(options({ budget: 2.5 }))).rejects.toThrow("--budget: 2.5 is not a count of 1 or more");
+    await expect(runBench(options({ diskKind: "tmpfs", sector: 4096 }))).rejects.toThrow("--sector applies to a --disk-kind with a loop device, not tmpfs");
+    await expect(runBench(options({ sector: 512 }))).rejects.toThrow("not file");
   });
 });
 

@@ -163,6 +163,22 @@ describe("compare on the command line", () => {
     }
   });
 
+  test("the README's recipe for a verdict: runs made alternately into two directories, judged by run", () => {
+    for (const name of ["alt-base", "alt-new"]) mkdirSync(join(dir, name));
+    for (let i = 1; i <= 4; i++) {
+      for (const [side, pages] of [["alt-base", "4k"], ["alt-new", "thp"]]) {
+        const run = runCliIn(dir, "bench", "--size", "2m", "--bs", "64k", "--mem-offset", "8", "--mode", "bounce", "--ios", "20", "--repeat", "2", "--bounce-pages", pages!, "--format", "json", "--output", `${side}/${i}.json`);
+        expect(run.code).toBe(0);
+      }
+    }
+    const run = runCliIn(dir, "compare", "alt-base", "alt-new", "--json");
+    expect([0, 1]).toContain(run.code); // whether huge pages made a difference here is the measurement's
+    const comparison = JSON.parse(run.stdout);
+    expect(comparison).toMatchObject({ judgedBy: "invocations", invocations: { base: 4, new: 4 }, onlyInBase: [], onlyInNew: [] });
+    expect(comparison.cases.map((c: { name: string }) => c.name)).toEqual(["read 64k +8 bounce sync qd1 x1", "write 64k +8 bounce sync qd1 x1"]);
+    expect(comparison.differences.some((d: string) => d.startsWith("options.bouncePages"))).toBe(true);
+  });
+
   test("a real run compared with itself: nothing changed, exit 0", () => {
     const out = join(dir, "real.json");
     expect(runCliIn(dir, "bench", "--size", "2m", "--bs", "4k", "--mem-offset", "0,8", "--ios", "30", "--repeat", "2", "--format", "json", "--output", out).code).toBe(0);

@@ -39,9 +39,9 @@ const MUTANTS: Mutant[] = [
   { name: "stat: normal approximation without the half", file: "src/bench/statistics.ts", from: "Math.exp(-(z * z) / 2)", to: "Math.exp(-(z * z))", tests: STATS },
   { name: "stat: continuity correction dropped", file: "src/bench/statistics.ts", from: "Math.max(0, distance - 1) / Math.sqrt(variance)", to: "distance / Math.sqrt(variance) / 2", tests: STATS },
   // figures of a bench case
-  { name: "figure: latency ns to us by 1024", file: "src/bench/runner.ts", from: "const us = (ns: number) => round(ns / 1000, 3);", to: "const us = (ns: number) => round(ns / 1024, 3);", tests: ["test/bench.test.ts"] },
-  { name: "figure: copy rate in GiB by 2^20", file: "src/bench/runner.ts", from: "sum + job.copiedBytes, 0) / 2 ** 30", to: "sum + job.copiedBytes, 0) / 2 ** 20", tests: ["test/bench.test.ts"] },
-  { name: "figure: copy rate over IO bytes", file: "src/bench/runner.ts", from: "round(jobs.reduce((sum, job) => sum + job.copiedBytes, 0) / 2 ** 30", to: "round(bytes / 2 ** 30", tests: ["test/bench.test.ts"] },
+  { name: "figure: latency ns to us by 1024", file: "src/bench/bench-results.ts", from: "const us = (ns: number) => round(ns / 1000, 3);", to: "const us = (ns: number) => round(ns / 1024, 3);", tests: ["test/bench.test.ts"] },
+  { name: "figure: copy rate in GiB by 2^20", file: "src/bench/bench-results.ts", from: "sum + job.copiedBytes, 0) / 2 ** 30", to: "sum + job.copiedBytes, 0) / 2 ** 20", tests: ["test/bench.test.ts"] },
+  { name: "figure: copy rate over IO bytes", file: "src/bench/bench-results.ts", from: "round(jobs.reduce((sum, job) => sum + job.copiedBytes, 0) / 2 ** 30", to: "round(bytes / 2 ** 30", tests: ["test/bench.test.ts"] },
   { name: "figure: CPU span from the last job's start", file: "src/bench/statistics.ts", from: "- Math.min(...measured.map((job) => job.processCpuStartNs))", to: "- Math.max(...measured.map((job) => job.processCpuStartNs))", tests: STATS },
   { name: "figure: percentile floor instead of ceil", file: "src/bench/histogram.ts", from: "Math.max(1, Math.ceil((p / 100) * this.count))", to: "Math.max(1, Math.floor((p / 100) * this.count))", tests: ["test/bench.test.ts"] },
   { name: "figure: thread regions in pages", file: "src/bench/job.ts", from: "const unit = Math.max(PAGE_SIZE, alignment.offsetAlign, alignment.readOffsetAlign);", to: "const unit = PAGE_SIZE;", tests: ["test/fio-job.test.ts"] },
@@ -51,6 +51,9 @@ const MUTANTS: Mutant[] = [
   { name: "verdict: the wrong direct peer", file: "src/bench/verdicts.ts", from: "peers.find((other) => other.memOffset === result.memOffset) ??", to: "peers.find((other) => other.memOffset !== result.memOffset) ??", tests: ["test/bench-measure.test.ts", "test/bench.test.ts"] },
   { name: "compare: CPU per IO higher is better", file: "src/bench/compare.ts", from: '{ key: "cpuNsPerIo", better: "lower", judged: true }', to: '{ key: "cpuNsPerIo", better: "higher", judged: true }', tests: ["test/compare.test.ts"] },
   { name: "compare: regression without noise", file: "src/bench/compare.ts", from: "const judged = metric.judged && change.beyondNoise;", to: "const judged = metric.judged;", tests: ["test/compare.test.ts"] },
+  { name: "compare: several runs a side judged by the first run's repeats", file: "src/bench/compare.ts", from: 'if (judgedBy === "invocations") return side.map(figure);', to: "", tests: ["test/compare.test.ts"] },
+  { name: "compare: a case some run lacks compared", file: "src/bench/compare.ts", from: "if (maps.every((map) => map.has(name)))", to: "if (maps.some((map) => map.has(name)))", tests: ["test/compare.test.ts"] },
+  { name: "options: zero repeats accepted", file: "src/bench/bench-options.ts", from: 'for (const [flag, value] of [["--repeat", options.repeat ?? 1], ["--budget", options.budget]] as const) {', to: 'for (const [flag, value] of [["--budget", options.budget]] as const) {', tests: ["test/bench.test.ts"] },
   { name: "compare: scratch paths differ", file: "src/bench/compare.ts", from: '.filter((key) => !(scratch && key === "disk"))', to: "", tests: ["test/compare.test.ts"] },
   // the planner and the kernel's rule
   { name: "rule: memory alignment not checked", file: "src/base/alignment-rules.ts", from: "if (address % memAlign !== 0) return", to: "if (address % memAlign === -1) return", tests: ["test/planner.test.ts"] },

@@ -11,18 +11,11 @@ import { BOUNCE_PAGES, GUEST_BACKINGS, guestOnHugePages, type BouncePages, type 
 import { checkCreatable, refuseOutputsOverInputs, writeUserTextFile } from "../../src/host/files";
 import { BenchTable, benchCsv, benchFooter, benchJson, columnsHelp, parseColumns, terminalWidth } from "../bench-report";
 import { BENCH_OPS, BOUNCE_LAYOUTS, type BenchOp, type BounceLayout } from "../../src/bench/job";
-import {
-  DEFAULT_BENCH,
-  describeHost,
-  formatBytes,
-  runBench,
-  validateBenchOptions,
-  type BenchCaseResult,
-  type BenchOptions,
-  type BenchProgress,
-  type BenchReport,
-  type HostInfo,
-} from "../../src/bench/runner";
+import { runBench } from "../../src/bench/runner";
+import { DEFAULT_BENCH, validateBenchOptions, type BenchOptions, type BenchProgress } from "../../src/bench/bench-options";
+import type { BenchCaseResult, BenchReport } from "../../src/bench/bench-results";
+import { describeHost, type HostInfo } from "../../src/bench/host-info";
+import { formatBytes } from "../../src/base/value-parsers";
 import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
 import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
 import { BounceBenchError, InvalidInputError } from "../../src/base/errors";

@@ -39,11 +39,11 @@ Examples:
   $ bounce-bench bench --output new.json --format json
   $ bounce-bench compare base.json new.json                 exit 1 if anything regressed
   $ bounce-bench compare base.json new.json --threshold 10 --json
-  $ for i in 1 2 3 4; do
+  $ mkdir base new; for i in 1 2 3 4 5; do
       bounce-bench bench --format json --output base/$i.json
       bounce-bench bench --copy memcpy --format json --output new/$i.json
     done
-  $ bounce-bench compare base new                           judged across the invocations`,
+  $ bounce-bench compare base new                           judged by run, drift included`,
     )
     .action((basePath: string, newPath: string, options: { threshold: string; json?: boolean }) => {
       const threshold = Number(options.threshold);

@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { InvalidInputError } from "../../src/base/errors";
 import { benchDocument, compareRuns } from "../../src/bench/compare";
 import { checkBenchSchema } from "../../src/bench/bench-schema";
-import type { BenchCaseResult } from "../../src/bench/runner";
+import type { BenchCaseResult } from "../../src/bench/bench-results";
 import { readUserTextFile, refuseOutputsOverInputs, writeUserTextFile } from "../../src/host/files";
 import { alignmentFromJson, type AlignmentJson } from "../../src/io/json-documents";
 import { htmlReport } from "../html-report";

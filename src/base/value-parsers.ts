@@ -176,3 +176,11 @@ export function formatGpnList(gpns: readonly number[]): string {
   }
   return parts.join(",") || "none";
 }
+
+/** 4096 as `4k`, 1048576 as `1m`. */
+export function formatBytes(bytes: number): string {
+  if (bytes % 2 ** 30 === 0) return `${bytes / 2 ** 30}g`;
+  if (bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20}m`;
+  if (bytes % 1024 === 0) return `${bytes / 1024}k`;
+  return String(bytes);
+}

@@ -19,7 +19,7 @@
  * one run each.
  */
 import { InvalidInputError } from "../base/errors";
-import { formatBytes } from "./runner";
+import { formatBytes } from "../base/value-parsers";
 import { difference, median } from "./statistics";
 
 /** The metrics compared, and which way is better. */

@@ -23,7 +23,8 @@
 import { blockSize, type DiskAlignment } from "../base/alignment-rules";
 import { InvalidInputError } from "../base/errors";
 import { threadRegionBytes } from "./job";
-import { formatShape, type BenchCaseResult, type BenchOptions, type BenchReport } from "./runner";
+import { formatShape, type BenchOptions } from "./bench-options";
+import type { BenchCaseResult, BenchReport } from "./bench-results";
 
 const FIO_ENGINES = { sync: "pvsync", uring: "io_uring", null: "null" } as const;
 

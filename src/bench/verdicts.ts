@@ -5,7 +5,7 @@
  * offset the kernel takes directly against direct IO there, so that the only difference is the
  * bounce. A change is a finding only when a rank test of both cases' runs says so (`difference`).
  */
-import type { BenchCaseResult } from "./runner";
+import type { BenchCaseResult } from "./bench-results";
 import { difference, type Difference } from "./statistics";
 
 /** A change of one metric between two cases (`difference`: a finding when its rank test's p < 0.05). */
