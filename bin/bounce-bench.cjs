@@ -20,7 +20,9 @@ function bunExecutable() {
     const manifest = require.resolve("bun/package.json", { paths: [__dirname] });
     return join(dirname(manifest), require(manifest).bin.bun);
   } catch {
-    process.stderr.write("bounce-bench: cannot find the bun package it depends on (reinstall: npm install bounce-bench)\n");
+    process.stderr.write(
+      "bounce-bench: cannot find the bun package it depends on: install bounce-bench again the way it was installed (npm install in its clone, or npm install PATH-OR-TARBALL in your project), with its install script allowed (npm pkg set allowScripts.bun=true --json)\n",
+    );
     process.exit(2);
   }
 }

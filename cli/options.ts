@@ -105,6 +105,9 @@ export const sharedOptions = {
 export function parseSector(text: string, kind: DiskKind): SectorSize {
   const sector = parseSize(text, "--sector");
   if (!SECTOR_SIZES.includes(sector as SectorSize)) throw new InvalidInputError(`--sector ${text} is not one of ${SECTOR_SIZES.join(", ")}`);
-  if (!hasOwnSectors(kind)) throw new InvalidInputError(`--sector applies to --disk-kind ${DISK_KINDS.filter(hasOwnSectors).join(", ")}, not ${kind}`);
+  if (!hasOwnSectors(kind)) {
+    const kinds = DISK_KINDS.filter(hasOwnSectors);
+    throw new InvalidInputError(`--sector applies to --disk-kind ${kinds.slice(0, -1).join(", ")} or ${kinds.at(-1)}, not ${kind}`);
+  }
   return sector as SectorSize;
 }

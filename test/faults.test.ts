@@ -100,7 +100,7 @@ describe("a disk that fills up (EFBIG from RLIMIT_FSIZE)", () => {
 
   test("a scenario whose scratch space runs out: exit 1, nothing left behind", () => {
     const tmp = childTmp("repro-efbig");
-    const result = withFileSizeLimit(512, tmp, "repro", join(ROOT, "test/scenarios/more-than-1024-discontiguous-pages.json"));
+    const result = withFileSizeLimit(512, tmp, "repro", join(ROOT, "scenarios/more-than-1024-discontiguous-pages.json"));
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("EFBIG (File too large)");
     expect(readdirSync(tmp)).toEqual([]);

@@ -93,11 +93,11 @@ export async function rejection(promise: Promise<unknown>): Promise<Error & { co
 }
 
 /**
- * The repro corpus files (`test/scenarios/*.json`, sorted) that this machine can run, and the
+ * The repro corpus files (`scenarios/*.json`, sorted) that this machine can run, and the
  * names of those it cannot, each with why (a real disk kind needs root and its programs).
  */
 export function runnableScenarios(): { runnable: string[]; unavailable: string[] } {
-  const corpus = join(ROOT, "test/scenarios");
+  const corpus = join(ROOT, "scenarios");
   const runnable: string[] = [];
   const unavailable: string[] = [];
   for (const name of readdirSync(corpus).filter((file) => file.endsWith(".json")).sort()) {

@@ -77,7 +77,7 @@ describe("every command's --json validates against its schema", () => {
 
   test("repro over the corpus (the files this machine can run)", () => {
     const { runnable, unavailable } = runnableScenarios();
-    const doc = validated("repro", "repro", ...(unavailable.length === 0 ? [join(ROOT, "test", "scenarios")] : runnable));
+    const doc = validated("repro", "repro", ...(unavailable.length === 0 ? [join(ROOT, "scenarios")] : runnable));
     expect((doc.scenarios as unknown[]).length).toBe(runnable.length);
   });
 

@@ -23,9 +23,12 @@ describe("the installed package", () => {
     const pack = spawnSync(npm!, ["pack", "--pack-destination", dir, "--silent"], { cwd: ROOT, encoding: "utf8" });
     expect(pack.status).toBe(0);
     const tarball = join(dir, pack.stdout.trim().split("\n").pop()!);
+    // The install README documents: Bun's install script allowed first, then no warning.
     writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true }));
-    const install = spawnSync(npm!, ["install", "--prefer-offline", "--no-audit", "--no-fund", "--silent", tarball], { cwd: consumer, encoding: "utf8", timeout: 300_000 });
+    expect(spawnSync(npm!, ["pkg", "set", "allowScripts.bun=true", "--json"], { cwd: consumer }).status).toBe(0);
+    const install = spawnSync(npm!, ["install", "--prefer-offline", "--no-audit", "--no-fund", tarball], { cwd: consumer, encoding: "utf8", timeout: 300_000 });
     expect({ status: install.status, stderr: install.stderr }).toMatchObject({ status: 0 });
+    expect(install.stderr).not.toContain("allow-scripts");
 
     // No Bun on PATH: only Node's directory and the system's.
     const nodeEnv = { ...process.env, PATH: `${join(Bun.which("node")!, "..")}:/usr/bin:/bin` };
@@ -37,6 +40,15 @@ describe("the installed package", () => {
     expect(readdirSync(consumer)).toContain("disk.img");
     const refused = spawnSync(join(consumer, "node_modules", ".bin", "bounce-bench"), ["image", "create", "disk.img", "--size", "1M"], { cwd: consumer, env: nodeEnv, encoding: "utf8" });
     expect({ code: refused.status, err: refused.stderr }).toEqual({ code: 2, err: "bounce-bench: image disk.img: already exists (use --force to replace it)\n" });
+
+    // What the help's examples use is in the package: the scenario corpus, by name and whole.
+    const bin = join(consumer, "node_modules", ".bin", "bounce-bench");
+    const one = spawnSync(bin, ["repro", "--builtin", "rmw-unaligned-write", "--json"], { cwd: consumer, env: nodeEnv, encoding: "utf8" });
+    expect({ code: one.status, passed: JSON.parse(one.stdout).scenarios.map((s: { passed: boolean }) => s.passed) }).toEqual({ code: 0, passed: [true] });
+    const corpus = spawnSync(bin, ["repro", "--builtin", "--json"], { cwd: consumer, env: nodeEnv, encoding: "utf8" });
+    expect(corpus.status).toBe(0);
+    expect(JSON.parse(corpus.stdout).scenarios.length).toBeGreaterThan(10);
+    expect(readdirSync(join(consumer, "node_modules", "bounce-bench", "docs"))).toContain("scenarios.md"); // the help's pointer
 
     // A signal to the launcher reaches bench, which stops, cleans up and exits 130.
     const tmp = join(dir, "tmp");

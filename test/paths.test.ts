@@ -73,7 +73,7 @@ test("repro over a directory with a symlink back up runs each scenario once, and
   const corpus = join(dir, "looping-corpus");
   mkdirSync(join(corpus, "sub"), { recursive: true });
   symlinkSync("..", join(corpus, "sub", "up"));
-  writeFileSync(join(corpus, "one.json"), readFileSync(join(ROOT, "test/scenarios/read-only-request.json")));
+  writeFileSync(join(corpus, "one.json"), readFileSync(join(ROOT, "scenarios/read-only-request.json")));
   const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "repro", corpus, "--json"], { cwd: dir, timeout: 30_000 });
   expect(result.exitCode).toBe(0);
   expect(JSON.parse(result.stdout.toString()).scenarios).toHaveLength(1);

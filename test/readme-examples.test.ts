@@ -1,15 +1,16 @@
 /**
- * README's examples run as written: every `$ npx bounce-bench ...` line of its `sh` blocks, in
- * order, in a scratch directory (with `/tmp/` standing for it, and `test/` linked to the
- * repository's), exits as the README says (`# exit N` in the example; 0 otherwise), and prints
+ * The examples of README and of every page in docs/ run as written: every `$ npx bounce-bench
+ * ...` line of their `sh` blocks, file by file and in order, in a scratch directory per file
+ * (with `/tmp/` standing for it, and `test/` and `scenarios/` linked to the repository's), exits
+ * as the page says (`# exit N` in the example; 0 otherwise), and prints
  * the lines the README shows. Numbers are compared as numbers-of-some-value (digits may differ
  * from machine to machine: kernel versions, device numbers, sizes of runs), `...` stands for
  * anything, and spacing is ignored. bench runs measure for 50 ms, once (`--runtime 50ms --repeat
  * 1` added unless the example says how long), so only their exit codes are checked: their tables
- * are measurements. So README cannot drift from the tool.
+ * are measurements. So the documentation cannot drift from the tool.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync, symlinkSync } from "node:fs";
+import { readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, runCliIn, scratchDir } from "./helpers";
 
@@ -20,9 +21,12 @@ interface Example {
   exits: number[];
 }
 
-/** The `$ npx bounce-bench` commands of README's sh blocks, with the lines shown after each. */
-function readmeExamples(): Example[] {
-  const lines = readFileSync(join(ROOT, "README.md"), "utf8").split("\n");
+/** The pages whose examples run: README, then docs/ by name. */
+const PAGES = ["README.md", ...readdirSync(join(ROOT, "docs")).filter((name) => name.endsWith(".md")).sort().map((name) => `docs/${name}`)];
+
+/** The `$ npx bounce-bench` commands of a page's sh blocks, with the lines shown after each. */
+function pageExamples(page: string): Example[] {
+  const lines = readFileSync(join(ROOT, page), "utf8").split("\n");
   const examples: Example[] = [];
   let inBlock = false;
   let indent = "";
@@ -84,17 +88,18 @@ function words(command: string): string[] {
   return command.split(/\s+/).filter(Boolean);
 }
 
-describe("README's examples", () => {
-  const examples = readmeExamples();
-
-  test("there are examples of every command", () => {
-    const commands = new Set(examples.map((example) => words(example.command)[2]));
-    for (const command of ["image", "probe", "plan", "io", "bench", "compare", "report", "repro"]) expect(commands).toContain(command);
+describe("the documentation's examples", () => {
+  test("README has examples of the common commands, and README and docs/ together of every command", () => {
+    const commands = (pages: string[]) => new Set(pages.flatMap(pageExamples).map((example) => words(example.command)[2]));
+    for (const command of ["plan", "bench", "compare", "report", "repro"]) expect(commands(["README.md"])).toContain(command);
+    for (const command of ["image", "probe", "plan", "io", "bench", "compare", "report", "repro"]) expect(commands(PAGES)).toContain(command);
   });
 
-  test("each runs, in order, exits as README says, and prints the lines README shows", () => {
-    const dir = scratchDir("readme");
+  test.each(PAGES)("%s: each runs, in order, exits as the page says, and prints the lines it shows", (page) => {
+    const examples = pageExamples(page);
+    const dir = scratchDir(`examples-${page.replace(/[/.]/g, "-")}`);
     symlinkSync(join(ROOT, "test"), join(dir, "test"));
+    symlinkSync(join(ROOT, "scenarios"), join(dir, "scenarios"));
     const failures: { where: string; code?: number; stderr?: string; missing?: string[] }[] = [];
     for (const example of examples) {
       let args = words(example.command.replaceAll("/tmp/", `${dir}/`)).slice(2);
@@ -102,7 +107,7 @@ describe("README's examples", () => {
       if (measures && !args.includes("--runtime") && !args.includes("--ios")) args = [...args, "--runtime", "50ms"];
       if (measures && !args.includes("--repeat")) args = [...args, "--repeat", "1"];
       const result = runCliIn(dir, ...args);
-      const where = `README.md:${example.line}: ${example.command}`;
+      const where = `${page}:${example.line}: ${example.command}`;
       if (!example.exits.includes(result.code)) failures.push({ where, code: result.code, stderr: result.stderr });
       if (measures || args[0] === "compare") continue; // measurements: only the exit code is the README's
       const output = (result.stdout + result.stderr).replaceAll(`${dir}/`, "/tmp/");
@@ -111,4 +116,17 @@ describe("README's examples", () => {
     }
     expect(failures).toEqual([]);
   }, 300_000);
+
+  test("README's library recipe is the core of examples/bounce-one-write.ts, which runs and writes the guest's bytes", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const block = /### Use it as a library\n\n```ts\n([\s\S]*?)```/.exec(readme)![1]!;
+    const example = readFileSync(join(ROOT, "examples/bounce-one-write.ts"), "utf8");
+    const core = /\/\/ README: from here\n([\s\S]*?)\s*\/\/ README: to here/.exec(example)![1]!.split("\n").map((line) => line.replace(/^ {2}/, ""));
+    for (const line of core) expect(block.split("\n")).toContain(line);
+    const run = Bun.spawnSync([process.execPath, join(ROOT, "examples/bounce-one-write.ts")], { cwd: ROOT });
+    expect({ code: run.exitCode, out: run.stdout.toString().trim().split("\n") }).toEqual({
+      code: 0,
+      out: ['bounce [ "iovec: address 0x8 is not a multiple of the memory alignment 512" ]', "4096 bytes written, 4096 copied through a bounce buffer", "the disk holds the guest's bytes"],
+    });
+  });
 });

@@ -71,7 +71,7 @@ test.skipIf(!root)(`a read-only temporary directory: bench and repro say so in o
   expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", tmp]).exitCode).toBe(0);
   try {
     const cli = (...args: string[]) => Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...args], { env: { ...process.env, TMPDIR: tmp } });
-    for (const run of [cli("bench", "--engine", "null", "--bs", "4k", "--ios", "8"), cli("repro", join(ROOT, "test/scenarios/rmw-unaligned-write.json"))]) {
+    for (const run of [cli("bench", "--engine", "null", "--bs", "4k", "--ios", "8"), cli("repro", join(ROOT, "scenarios/rmw-unaligned-write.json"))]) {
       expect(run.exitCode).toBe(1);
       expect(run.stderr.toString()).toBe(`bounce-bench: cannot make a scratch directory in ${tmp}: EROFS (read-only file system); point TMPDIR at a directory it can write\n`);
     }
@@ -93,7 +93,7 @@ test("out of file descriptors (ulimit -n) is one line naming the limit, exit 1: 
   // repro is held to the limits where its own calls meet it.
   const commands: [string[], number, number][] = [
     [["io", "--guest", guest, "--disk", disk, "--op", "write", "--gpns", "0", "--at", "0"], 8, 16],
-    [["repro", join(ROOT, "test/scenarios/rmw-unaligned-write.json")], 10, 12],
+    [["repro", join(ROOT, "scenarios/rmw-unaligned-write.json")], 10, 12],
   ];
   for (const [args, lowest, highest] of commands) {
     for (let limit = lowest; limit <= highest; limit++) {

@@ -1,5 +1,5 @@
 /**
- * The repro corpus: every file in test/scenarios/ is a user-facing reproduction, and each must
+ * The repro corpus: every file in scenarios/ is a user-facing reproduction, and each must
  * pass here. Also: the files match the shipped JSON Schema, a wrong expectation fails with a
  * useful message (exit 1), and a malformed file names the bad field (exit 2).
  */
@@ -13,7 +13,7 @@ import { runScenarioFile } from "../src/scenario/run";
 import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { ROOT, runCliIn, runnableScenarios, scratchDir } from "./helpers";
 
-const CORPUS = join(ROOT, "test/scenarios");
+const CORPUS = join(ROOT, "scenarios");
 const files = readdirSync(CORPUS).filter((name) => name.endsWith(".json")).sort();
 const schema = JSON.parse(readFileSync(join(ROOT, "schema/scenario.schema.json"), "utf8"));
 const validate = new Ajv2020({ allErrors: true, strict: false }).compile(schema);
@@ -246,7 +246,7 @@ describe("values that do not fit the scenario's own sizes", () => {
 });
 
 describe("scripts", () => {
-  test("the README's example imports the library by its package name and keeps writes intact with range locks", () => {
+  test("examples/lost-rmw-update.ts imports the library by its package name and keeps writes intact with range locks", () => {
     const result = Bun.spawnSync([process.execPath, join(ROOT, "examples/lost-rmw-update.ts")], { cwd: ROOT });
     expect(result.exitCode).toBe(0);
     const lines = result.stdout.toString().trim().split("\n");

@@ -4,6 +4,8 @@
  * `git bisect run npx bounce-bench repro case.json`.
  */
 import { jsonFilesUnder, readUserTextFile } from "../../src/host/files";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { BounceBenchError } from "../../src/base/errors";
 import { parseScenarioText, type Scenario } from "../../src/scenario/format";
@@ -28,7 +30,8 @@ export function registerRepro(program: Command, context: Context): void {
         "Each scenario gets a scratch guest image and disk; its steps fill, do IO, plan and check, each against its expectations. " +
         "Exit 0: all pass; 1: an expectation failed; 2: a file is malformed (the bad field is named; nothing runs).",
     )
-    .argument("<paths...>", "scenario files or directories")
+    .argument("[paths...]", "scenario files or directories; with --builtin, names of the scenarios shipped (all when none is named)")
+    .option("--builtin", "run the scenarios shipped with bounce-bench (the corpus in its scenarios/ folder)")
     .addOption(
       new Option("--disk-kind <kind>", "run every scenario on this kind of disk instead of its own (a real disk of at least the scenario's simulated block replaces the simulation); all but file need root").choices(
         DISK_KINDS as string[],
@@ -41,11 +44,12 @@ export function registerRepro(program: Command, context: Context): void {
       "after",
       `
 Examples:
-  $ bounce-bench repro test/scenarios                                   the whole corpus
-  $ bounce-bench repro test/scenarios/rmw-unaligned-write.json --json
-  $ bounce-bench repro test/scenarios --disk-kind loop --sector 4096    on a real 4 KiB-sector disk (root)`,
+  $ bounce-bench repro --builtin                                  every scenario shipped
+  $ bounce-bench repro --builtin rmw-unaligned-write --json       one of them
+  $ bounce-bench repro --builtin --disk-kind loop --sector 4096   on a real 4 KiB-sector disk (root)
+  $ bounce-bench repro my-bug.json                                 your own (docs/scenarios.md)`,
     )
-    .action(async (paths: string[], options: { json?: boolean; diskKind?: DiskKind; sector?: string; resourceCheck: boolean }) => {
+    .action(async (paths: string[], options: { json?: boolean; builtin?: boolean; diskKind?: DiskKind; sector?: string; resourceCheck: boolean }) => {
       // Installed before the files are read (a large corpus takes seconds to parse): a signal
       // then stops the run before it starts, instead of killing it.
       const stop = new Int32Array(new SharedArrayBuffer(4));
@@ -58,11 +62,18 @@ Examples:
       );
       const stopped = () => guard.caught !== null;
       const disk = diskOverride(options.diskKind, options.sector);
-      const scenarios = paths.flatMap((path) => jsonFilesUnder(path, "scenario")).map(loadScenario);
-      for (const scenario of scenarios) {
+      const wholeCorpus = options.builtin === true && paths.length === 0;
+      const scenarios: Scenario[] = [];
+      for (const scenario of scenarioPaths(paths, options.builtin === true).flatMap((path) => jsonFilesUnder(path, "scenario")).map(loadScenario)) {
         const kind = disk?.kind ?? scenario.diskKind;
         const unavailable = scratchDiskUnavailable(kind);
+        // A scenario the user named must run; of the whole shipped corpus, those this host cannot run are skipped, saying why.
+        if (unavailable !== null && wholeCorpus && disk === undefined) {
+          context.io.stderr(`bounce-bench: skipped ${basename(scenario.file)}: disk kind ${kind} ${unavailable}\n`);
+          continue;
+        }
         if (unavailable !== null) throw new BounceBenchError("DISK_KIND_UNAVAILABLE", `${scenario.file}: disk kind ${kind} ${unavailable}`);
+        scenarios.push(scenario);
         if (options.resourceCheck) {
           try {
             checkResources(scenarioResourceNeeds(scenario, kind));
@@ -121,6 +132,24 @@ function diskOverride(kind: DiskKind | undefined, sectorText: string | undefined
   }
   if (sectorText === undefined) return { kind };
   return { kind, sector: parseSector(sectorText, kind) };
+}
+
+/** The corpus shipped with the package (`repro --builtin`). */
+const BUILTIN_SCENARIOS = fileURLToPath(new URL("../../scenarios", import.meta.url));
+
+/** The files and directories to run: the user's, or with `builtin` the shipped scenarios `names` name (all without names). */
+function scenarioPaths(names: string[], builtin: boolean): string[] {
+  if (!builtin) {
+    if (names.length === 0) throw new InvalidInputError("repro: give scenario files or directories, or --builtin for the scenarios shipped");
+    return names;
+  }
+  if (names.length === 0) return [BUILTIN_SCENARIOS];
+  const shipped = jsonFilesUnder(BUILTIN_SCENARIOS, "scenario").map((path) => basename(path, ".json"));
+  return names.map((name) => {
+    const bare = name.endsWith(".json") ? name.slice(0, -".json".length) : name;
+    if (!shipped.includes(bare)) throw new InvalidInputError(`--builtin: no scenario named ${JSON.stringify(name)}; shipped: ${shipped.join(", ")}`);
+    return join(BUILTIN_SCENARIOS, `${bare}.json`);
+  });
 }
 
 function loadScenario(path: string): Scenario {
