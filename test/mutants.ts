@@ -89,7 +89,7 @@ const ROOT = join(import.meta.dir, "..");
 // A private copy: the working tree is never mutated, even if this script is killed.
 const copy = mkdtempSync(join(tmpdir(), "bounce-bench-mutants-"));
 try {
-  for (const entry of ["src", "cli", "test", "schema", "measure", "bin", "package.json", "tsconfig.json", "bunfig.toml"]) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
+  for (const entry of ["src", "cli", "test", "schema", "scenarios", "examples", "docs", "measure", "bin", "README.md", "package.json", "tsconfig.json", "bunfig.toml"]) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
   symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"));
   const results: { mutant: Mutant; outcome: "killed" | "survived" | "stale" }[] = [];
   for (const mutant of chosen) {
