@@ -87,13 +87,14 @@ export const BENCH_COLUMNS: readonly Column[] = [
     },
   },
   { name: "dmibs", unit: "%", head: "Δ MiB/s", width: 7, help: "throughput against the direct case (vs), in percent", text: versusDirect("mibPerSec") },
-  { name: "dcpu", unit: "%", head: "Δ CPU", width: 6, help: "CPU per IO against the direct case (vs), in percent", text: versusDirect("cpuNsPerIo") },
+  { name: "dcpu", unit: "%", head: "Δ CPU", width: 7, help: "CPU per IO against the direct case (vs), in percent", text: versusDirect("cpuNsPerIo") },
   { name: "runs", head: "runs", width: 4, help: "runs measured (--repeat)", text: (r) => String(r.repeats) },
 ];
 
 export const DEFAULT_COLUMNS = ["op", "bs", "off", "mode", "decision", "mibs", "spread", "p99", "cpu", "util", "dmibs", "dcpu"];
 /** The order in which default columns give way when the terminal is narrower. */
-const DROP_ORDER = ["spread", "util", "p99", "decision"];
+/** Default columns that give way to a narrow terminal, first to last; `decision`, what the tool is about, never does. */
+const DROP_ORDER = ["spread", "util", "p99", "dmibs", "dcpu"];
 
 /**
  * `--columns`: `default`, `all`, a list of names, or `+name,...` (a leading `+`) to add to the default set.
@@ -167,13 +168,6 @@ function pad(text: string, width: number, left = false): string {
   return left ? text.padEnd(width) : text.padStart(width);
 }
 
-/** The terminal's width: `COLUMNS`, else the tty's, else 100. */
-export function terminalWidth(): number {
-  const fromEnv = Number(process.env.COLUMNS);
-  if (Number.isInteger(fromEnv) && fromEnv > 20) return fromEnv;
-  return process.stdout.isTTY && process.stdout.columns > 20 ? process.stdout.columns : 100;
-}
-
 /** Every column, raw values, one line per case. */
 export function benchCsv(report: BenchReport): string {
   const columns = BENCH_COLUMNS;
@@ -218,25 +212,23 @@ export function benchFooter(report: BenchReport, table: BenchTable | null): stri
   const verdicts = bounceVerdicts(report.results);
   if (verdicts.length > 0) {
     lines.push("", "what bouncing costs, like for like: forced bounce against direct IO at the same memory offset");
-    lines.push(`  ${"case".padEnd(14)}${"metric".padEnd(11)}${"change".padEnd(15)}${"direct [min-max]".padEnd(24)}bounce [min-max]`);
     const range = (median: number, min: number, max: number, scale: number, digits: number) =>
       `${(median / scale).toFixed(digits)} [${(min / scale).toFixed(digits)}-${(max / scale).toFixed(digits)}]`;
+    const say = (change: Change) => `${signed(change)}${change.beyondNoise ? "" : " ~"}`;
+    const rows = [["case", "metric", "change", "direct [min-max]", "bounce [min-max]"]];
     for (const v of verdicts) {
-      const name = `${v.op} ${formatBytes(v.bs)} +${v.memOffset}`;
-      const say = (change: Change) => `${signed(change)}${change.beyondNoise ? "" : " (noise)"}`;
-      lines.push(
-        `  ${name.padEnd(14)}${"CPU us/IO".padEnd(11)}${say(v.cpuNsPerIo).padEnd(15)}` +
-          `${range(v.direct.cpuNsPerIo, v.direct.cpuNsPerIoMin, v.direct.cpuNsPerIoMax, 1000, 1).padEnd(24)}` +
-          range(v.bounce.cpuNsPerIo, v.bounce.cpuNsPerIoMin, v.bounce.cpuNsPerIoMax, 1000, 1),
-        `  ${"".padEnd(14)}${"MiB/s".padEnd(11)}${say(v.mibPerSec).padEnd(15)}` +
-          `${range(v.direct.mibPerSec, v.direct.mibPerSecMin, v.direct.mibPerSecMax, 1, 0).padEnd(24)}` +
-          range(v.bounce.mibPerSec, v.bounce.mibPerSecMin, v.bounce.mibPerSecMax, 1, 0),
+      rows.push(
+        [`${v.op} ${formatBytes(v.bs)} +${v.memOffset}`, "CPU us/IO", say(v.cpuNsPerIo), range(v.direct.cpuNsPerIo, v.direct.cpuNsPerIoMin, v.direct.cpuNsPerIoMax, 1000, 1), range(v.bounce.cpuNsPerIo, v.bounce.cpuNsPerIoMin, v.bounce.cpuNsPerIoMax, 1000, 1)],
+        ["", "MiB/s", say(v.mibPerSec), range(v.direct.mibPerSec, v.direct.mibPerSecMin, v.direct.mibPerSecMax, 1, 0), range(v.bounce.mibPerSec, v.bounce.mibPerSecMin, v.bounce.mibPerSecMax, 1, 0)],
       );
     }
+    // Each column as wide as its widest cell: the verdict fits 80 columns.
+    const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+    for (const row of rows) lines.push(`  ${row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]! + 2))).join("")}`);
     lines.push(
       report.results.some((r) => r.repeats < RUNS_FOR_A_FINDING)
-        ? `  (noise): not a finding: with fewer than ${RUNS_FOR_A_FINDING} runs a case nothing can be one (a rank test of the runs; --repeat 5 finds a clear change)`
-        : `  (noise): not a finding: a rank test of the two cases' runs gives p >= ${FINDING_P} (at most ${FINDING_P * 100}% false findings)`,
+        ? `  ~: not a finding: with fewer than ${RUNS_FOR_A_FINDING} runs a case nothing can be one (a rank test of the runs; --repeat 5 finds a clear change)`
+        : `  ~: not a finding: a rank test of the two cases' runs gives p >= ${FINDING_P} (at most ${FINDING_P * 100}% false findings)`,
     );
   }
   const shown = new Set(table?.columns.map((c) => c.name) ?? []);

@@ -64,7 +64,7 @@ export function iovecText(iovec: { gpa: number; len: number }): string {
  * line's own leading spaces and `indent`; a word longer than the width stays whole on a line of
  * its own.
  */
-export function wrapLines(text: string, width = 100, indent = "  "): string {
+export function wrapLines(text: string, width = terminalWidth(), indent = "  "): string {
   const out: string[] = [];
   for (const line of text.split("\n")) {
     // A line's own indent stays (table rows in a footer), and continuations get it too.
@@ -82,5 +82,54 @@ export function wrapLines(text: string, width = 100, indent = "  "): string {
     }
     out.push(prefix + current);
   }
+  return out.join("\n");
+}
+
+/** The terminal's width: `COLUMNS`, else the tty's, else 100. */
+export function terminalWidth(): number {
+  const fromEnv = Number(process.env.COLUMNS);
+  if (Number.isInteger(fromEnv) && fromEnv > 20) return fromEnv;
+  return process.stdout.isTTY && process.stdout.columns > 20 ? process.stdout.columns : 100;
+}
+
+/**
+ * Help text fitted to `width` columns, line by line. An example (`  $ command  what it shows`)
+ * too long for the width puts what it shows on the next line and breaks the command with ` \`
+ * continuations, as a shell would take it; a line of columns (`  name  head  what it is`) wraps
+ * under its last column; any other line wraps at spaces.
+ */
+export function fitHelp(text: string, width = terminalWidth()): string {
+  return text
+    .split("\n")
+    .map((line) => {
+      if (line.length <= width) return line;
+      const example = /^( *)\$ (.*?)(?: {2,}(\S.*))?$/.exec(line);
+      if (example !== null) {
+        const [, lead, command, comment] = example as unknown as [string, string, string, string | undefined];
+        const lines = hanging(`${lead}$ ${command}`, width - 2, lead.length + 4).split("\n");
+        const shell = lines.map((part, i) => (i < lines.length - 1 ? `${part} \\` : part));
+        return [...shell, ...(comment === undefined ? [] : [hanging(`${lead}    ${comment}`, width, lead.length + 4)])].join("\n");
+      }
+      const columns = [...line.matchAll(/ {2,}(?=\S)/g)].map((gap) => gap.index + gap[0].length).filter((at) => at <= width - 20);
+      return hanging(line, width, columns.at(-1) ?? /^ */.exec(line)![0].length + 2);
+    })
+    .join("\n");
+}
+
+/** `line` wrapped at spaces to `width`, continuation lines starting at column `hang`. */
+function hanging(line: string, width: number, hang: number): string {
+  const lead = /^ */.exec(line)![0];
+  const out: string[] = [];
+  let current = lead;
+  for (const word of line.slice(lead.length).split(/ +/)) {
+    const fresh = current.trim() === "";
+    if (!fresh && current.length + 1 + word.length > width) {
+      out.push(current);
+      current = " ".repeat(hang) + word;
+    } else {
+      current = fresh ? current + word : `${current} ${word}`;
+    }
+  }
+  out.push(current);
   return out.join("\n");
 }

@@ -25,6 +25,7 @@ import { registerRepro } from "./commands/repro";
 import { translateFioOptions } from "./fio-options";
 import { jsonLine, type JsonCommand } from "./json-output";
 import { VERSION } from "./version";
+import { fitHelp } from "./format";
 
 export interface Io {
   stdout(text: string): void;
@@ -63,6 +64,13 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   const program = buildProgram(context);
   const json = argv.includes("--json");
   const debug = argv.includes("--debug");
+  // `--version --json`, before any command: the envelope, which carries the version, and the runtime.
+  const commandAt = argv.findIndex((arg) => !arg.startsWith("-"));
+  const beforeCommand = commandAt < 0 ? argv : argv.slice(0, commandAt);
+  if (json && (beforeCommand.includes("--version") || beforeCommand.includes("-V"))) {
+    io.stdout(jsonLine("version", { runtime: { bun: Bun.version } }));
+    return EXIT_OK;
+  }
   try {
     await program.parseAsync(translateFioOptions(argv), { from: "user" });
     return context.exitCode;
@@ -83,7 +91,7 @@ function buildProgram(context: Context): Command {
     .option("--debug", "show the stack of an internal error")
     .exitOverride()
     .configureOutput({
-      writeOut: (text) => context.io.stdout(text),
+      writeOut: (text) => context.io.stdout(fitHelp(text)),
       writeErr: (text) => context.io.stderr(text),
       // Usage errors are printed by `report`, in the one-line format.
       outputError: () => {},
@@ -103,7 +111,7 @@ function buildProgram(context: Context): Command {
 function commandOf(argv: readonly string[]): JsonCommand | null {
   const words = argv.filter((arg) => !arg.startsWith("-"));
   const name = words[0] === "image" && words[1] === "create" ? "image create" : words[0];
-  const commands: readonly string[] = ["probe", "plan", "io", "bench", "compare", "repro", "image create"];
+  const commands: readonly string[] = ["probe", "plan", "io", "bench", "compare", "report", "repro", "image create"];
   return name !== undefined && commands.includes(name) ? (name as JsonCommand) : null;
 }
 

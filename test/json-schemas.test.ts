@@ -17,7 +17,7 @@ const dir = scratchDir("json-schemas");
 const ajv = new Ajv2020({ strict: true, allErrors: true, validateFormats: false });
 const schemaFile = (name: string) => JSON.parse(readFileSync(join(ROOT, "schema", `${name}.schema.json`), "utf8"));
 const validators = Object.fromEntries(
-  ["probe", "plan", "io", "bench", "compare", "repro", "image-create", "error"].map((name) => [name, ajv.compile(schemaFile(name))]),
+  ["probe", "plan", "io", "bench", "compare", "report", "repro", "image-create", "version", "error"].map((name) => [name, ajv.compile(schemaFile(name))]),
 );
 
 /** Runs a command with --json and checks its document against the command's (or the error) schema. */
@@ -73,6 +73,10 @@ describe("every command's --json validates against its schema", () => {
     validated("bench", "bench", "--size", "2m", "--seg", "0@512+3584", "--seg", "2@0+512", "--engine", "uring", "--qd", "4", "--ios", "20", "--repeat", "1");
     writeFileSync(out, JSON.stringify(doc));
     validated("compare", "compare", out, out);
+    const report = validated("report", "report", out, out, "--html", join(dir, "report.html"));
+    expect(report).toMatchObject({ run: out, base: out, html: join(dir, "report.html"), cases: 8 });
+    expect(report.bytes).toBe(readFileSync(join(dir, "report.html")).length);
+    expect(validated("version", "--version")).toMatchObject({ command: "version", runtime: { bun: Bun.version } });
   });
 
   test("repro over the corpus (the files this machine can run)", () => {

@@ -9,7 +9,7 @@ import { COPY_METHODS, type CopyMethod } from "../../src/bounce/copy-placement";
 import { slowDistances } from "../../src/bench/copy-rates";
 import { BOUNCE_PAGES, GUEST_BACKINGS, guestOnHugePages, type BouncePages, type GuestBacking } from "../../src/bench/guest-backing";
 import { checkCreatable, refuseOutputsOverInputs, writeUserTextFile } from "../../src/host/files";
-import { BenchTable, benchCsv, benchFooter, benchJson, columnsHelp, parseColumns, terminalWidth } from "../bench-report";
+import { BenchTable, benchCsv, benchFooter, benchJson, columnsHelp, parseColumns } from "../bench-report";
 import { BENCH_OPS, BOUNCE_LAYOUTS, type BenchOp, type BounceLayout } from "../../src/bench/job";
 import { runBench } from "../../src/bench/runner";
 import { DEFAULT_BENCH, validateBenchOptions, type BenchOptions, type BenchProgress } from "../../src/bench/bench-options";
@@ -22,7 +22,7 @@ import { BounceBenchError, InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
 import { parseDuration, parseSegment, parseSize } from "../../src/base/value-parsers";
 import { alignmentFromJson } from "../../src/io/json-documents";
-import { describeAlignment, wrapLines } from "../format";
+import { describeAlignment, terminalWidth, wrapLines } from "../format";
 import type { Context } from "../main";
 import type { RuleSet } from "../../src/base/alignment-rules";
 import { DISK_KINDS, type DiskKind } from "../../src/base/disk-kinds";
@@ -369,7 +369,7 @@ const GUEST_BACKING_TEXT: Record<GuestBacking, string> = {
 export function formatHeader(host: HostInfo, options: BenchOptions): string {
   const perRun = options.runtimeSeconds !== null ? `${options.runtimeSeconds} s` : `${options.ios} IOs`;
   const ramp = (options.rampSeconds ?? 0) > 0 ? ` after a ${options.rampSeconds} s ramp` : "";
-  return [
+  const lines = [
     `bounce-bench ${VERSION} bench on Linux ${host.kernel}, ${host.cpu} x${host.cpus}, ${host.filesystem ?? "unknown filesystem"}`,
     `disk ${host.scratch ? `a scratch ${host.diskKind}${host.sector === null ? "" : ` (${host.sector}-byte sectors)`}` : host.disk} (${formatBytes(host.diskSize)}), alignment: ${describeAlignment(host.diskAlignment)}` +
       (host.planAlignment.source === "override" ? `, planned as ${describeAlignment(host.planAlignment)}` : ""),
@@ -381,8 +381,8 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
       (host.bounceHugePages === guestOnHugePages(host.guestBacking) ? " (like the guest's)" : " (NOT like the guest's: --bounce-pages)") +
       (host.bounceHugePages ? "" : (options.bounceLayout ?? "matched") === "matched" ? ", laid out physically like the guest buffers" : ", laid out as memory comes (--bounce-layout any)"),
     `cross-process write locks ${host.fileLocks.on ? "on" : "OFF"}: ${host.fileLocks.why}`,
-    "",
-  ].join("\n") + "\n";
+  ];
+  return `${wrapLines(lines.join("\n"))}\n\n`;
 }
 
 /** Whether the run writes a block device the user named and gave up (`--overwrite-device`). */

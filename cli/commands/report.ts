@@ -10,7 +10,7 @@ import type { BenchCaseResult } from "../../src/bench/bench-results";
 import { readUserTextFile, refuseOutputsOverInputs, writeUserTextFile } from "../../src/host/files";
 import { alignmentFromJson, type AlignmentJson } from "../../src/io/json-documents";
 import { htmlReport } from "../html-report";
-import { SCHEMA_VERSION } from "../json-output";
+import { jsonLine, SCHEMA_VERSION } from "../json-output";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";
 
@@ -27,15 +27,17 @@ export function registerReport(program: Command, context: Context): void {
     .argument("[base]", "a baseline run to compare with")
     .requiredOption("--html <file>", "(required) the HTML file to write (replacing one needs --force)")
     .addOption(sharedOptions.force("replace an existing --html file"))
+    .addOption(sharedOptions.json())
     .addHelpText(
       "after",
       `
 Examples:
   $ bounce-bench bench --format json --output run.json
   $ bounce-bench report run.json --html run.html
-  $ bounce-bench report run.json base.json --html run.html --force     with the comparison`,
+  $ bounce-bench report run.json base.json --html run.html --force     with the comparison
+  $ bounce-bench report run.json --html run.html --force --json`,
     )
-    .action((runPath: string, basePath: string | undefined, options: { html: string; force?: boolean }) => {
+    .action((runPath: string, basePath: string | undefined, options: { html: string; force?: boolean; json?: boolean }) => {
       refuseOutputsOverInputs([["--html", options.html]], [["RUN.json", runPath], ["BASE.json", basePath]]);
       const run = load(runPath);
       const base = basePath === undefined ? null : load(basePath);
@@ -52,7 +54,11 @@ Examples:
         baseName: basePath ?? null,
       });
       writeUserTextFile(options.html, html, { force: options.force ?? false }, "--html");
-      context.io.stderr(`bounce-bench: wrote ${options.html}\n`);
+      if (options.json) {
+        context.io.stdout(jsonLine("report", { run: runPath, base: basePath ?? null, html: options.html, bytes: Buffer.byteLength(html), cases: (run.results as unknown[]).length }));
+      } else {
+        context.io.stderr(`bounce-bench: wrote ${options.html}\n`);
+      }
     });
 }
 
