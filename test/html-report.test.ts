@@ -1,9 +1,12 @@
 /**
  * `report`: a real bench run (and a baseline) becomes one self-contained HTML file, which a real
- * browser (headless Chromium) renders: every chart is there with one mark per case (points with
- * spread bars, latency percentiles, changes from the baseline), the decision maps have a cell
- * per offset and length and the seed rule's bounces at least the kernel rule's, the page logs no
- * error and fetches nothing, and a screenshot is taken. Skips, saying why, without Chromium.
+ * browser (headless Chromium) renders: the cost of bouncing leads, every chart is there with one
+ * mark per case (verdict pairs, points per block size, latency percentiles, changes from the
+ * baseline), the decision maps have a cell per offset and length and the seed rule's bounces at
+ * least the kernel rule's; no two series of a chart share a colour, every quantitative axis
+ * names its unit; the page logs no error and fetches nothing, and a screenshot is taken. Marks
+ * are counted by their accessible role, as a screen reader would find them. Skips, saying why,
+ * without Chromium.
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -18,7 +21,7 @@ describe("the HTML report", () => {
   const run = join(dir, "run.json");
   const base = join(dir, "base.json");
   const html = join(dir, "report.html");
-  const bench = (out: string) => runCliIn(dir, "bench", "--size", "4m", "--op", "read,write", "--bs", "4k,64k", "--mem-offset", "0,8", "--mode", "auto,direct", "--ios", "30", "--repeat", "2", "--format", "json", "--output", out);
+  const bench = (out: string) => runCliIn(dir, "bench", "--size", "4m", "--op", "read,write", "--bs", "4k,64k", "--mem-offset", "0,200", "--mode", "auto,bounce,direct", "--ios", "30", "--repeat", "2", "--format", "json", "--output", out);
 
   test("is one self-contained file: no script, nothing fetched, every section there", () => {
     expect(bench(base).code).toBe(0);
@@ -27,8 +30,11 @@ describe("the HTML report", () => {
     expect(written.code).toBe(0);
     const text = readFileSync(html, "utf8");
     expect(text).not.toMatch(/<script|<link|<img|@import|url\(\s*["']?http/i);
-    expect(text.match(/https?:\/\/[^"'\s]+/g)?.filter((url) => url !== "http://www.w3.org/2000/svg") ?? []).toEqual([]);
-    for (const id of ["throughput", "cpu", "latency", "comparison", "decision-map-kernel", "decision-map-seed"]) expect(text).toContain(`<svg id="${id}"`);
+    const namespaces = ["http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"]; // names, never fetched
+    expect(text.match(/https?:\/\/[^"'\s]+/g)?.filter((url) => !namespaces.includes(url)) ?? []).toEqual([]);
+    const ids = ["cost-throughput", "cost-cpu", "cost-change", "throughput", "cpu", "latency", "comparison", "decision-map-kernel", "decision-map-seed"];
+    for (const id of ids) expect(text).toContain(`<figure id="${id}"><svg`);
+    expect(text.indexOf('<figure id="cost-throughput">')).toBeLessThan(text.indexOf('<figure id="throughput">')); // the answer first
     // Never replaced without --force; bad input is exit 2.
     expect(runCliIn(dir, "report", run, "--html", html).code).toBe(2);
     expect(runCliIn(dir, "report", join(dir, "missing.json"), "--html", join(dir, "x.html")).code).toBe(2);
@@ -62,26 +68,45 @@ describe("the HTML report", () => {
     const doc = JSON.parse(readFileSync(run, "utf8"));
     const measured = doc.results.filter((r: { ios: number }) => r.ios > 0).length;
     expect(measured).toBeGreaterThan(0);
-    expect(measured).toBeLessThan(doc.results.length); // forced direct at offset 8 was refused
+    expect(measured).toBeLessThan(doc.results.length); // forced direct at offset 200 was refused
     const browser = (...args: string[]) =>
       Bun.spawnSync([chromium!, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0", ...args, `file://${html}`], { timeout: 60_000 });
     const dumped = browser("--dump-dom");
     expect(dumped.exitCode).toBe(0);
     const dom = dumped.stdout.toString();
-    const count = (svgId: string, pattern: RegExp) => {
-      const start = dom.indexOf(`<svg id="${svgId}"`);
-      const body = dom.slice(start, dom.indexOf("</svg>", start));
-      return body.match(pattern)?.length ?? 0;
+    const figure = (id: string) => {
+      const start = dom.indexOf(`<figure id="${id}">`);
+      expect({ id, found: start >= 0 }).toEqual({ id, found: true });
+      return dom.slice(start, dom.indexOf("</figure>", start));
     };
-    expect(count("throughput", /<g class="point">/g)).toBe(measured);
-    expect(count("cpu", /<g class="point">/g)).toBe(measured);
-    expect(count("latency", /<g class="percentile">/g)).toBe(4 * measured);
-    expect(count("comparison", /<g class="change">/g)).toBe(2 * measured);
-    const kernel = count("decision-map-kernel", /<rect class="cell"/g);
-    expect(kernel).toBe(34 * 9);
-    expect(count("decision-map-seed", /<rect class="cell"/g)).toBe(kernel);
-    const bounced = (id: string) => count(id, /data-decision="(bounce|rmw|split)"/g);
+    const count = (id: string, pattern: RegExp) => figure(id).match(pattern)?.length ?? 0;
+    const points = /aria-roledescription="point"/g;
+    // Per op and block size one verdict pair (direct and forced bounce at offset 0): 2 ops x 2 sizes.
+    expect(count("cost-throughput", points)).toBe(2 * 4);
+    expect(count("cost-cpu", points)).toBe(2 * 4);
+    expect(count("cost-change", points)).toBe(2 * 4); // MiB/s and CPU per IO per verdict
+    expect(count("throughput", points)).toBe(measured);
+    expect(count("cpu", points)).toBe(measured);
+    expect(count("latency", points)).toBe(4 * measured);
+    expect(count("comparison", points)).toBe(2 * measured);
+    const cells = /aria-roledescription="rect mark"/g;
+    const kernel = count("decision-map-kernel", cells);
+    expect(kernel).toBe(35 * 9); // every 128 bytes, 8, 100 and the run's 200 (its 0 is among them), 9 lengths
+    expect(count("decision-map-seed", cells)).toBe(kernel);
+    const bounced = (id: string) => count(id, /aria-label="[^"]*decision: (bounce|rmw|split)[;"]/g);
+    expect(bounced("decision-map-kernel")).toBeGreaterThan(0);
     expect(bounced("decision-map-seed")).toBeGreaterThanOrEqual(bounced("decision-map-kernel"));
+    // Series told apart: in every colour legend, each entry its own colour.
+    const legends = [...dom.matchAll(/<g[^>]*aria-label="(Symbol legend[^"]*color[^"]*)"[^>]*>([\s\S]*?)<\/g><\/g><\/g>/g)];
+    expect(legends.length).toBeGreaterThan(5);
+    for (const [, label, body] of legends) {
+      const colours = [...body!.matchAll(/role-legend-symbol[\s\S]*?<path[^>]*?(?:fill|stroke)="(#[0-9a-fA-F]{6})"/g)].map((m) => m[1]!.toLowerCase());
+      expect({ label, shared: colours.length - new Set(colours).size }).toEqual({ label, shared: 0 });
+    }
+    // Every quantitative axis says its unit.
+    const axes = [...dom.matchAll(/aria-label="([XY]-axis[^"]*for a (?:linear|log) scale[^"]*)"/g)].map((m) => m[1]!);
+    expect(axes.length).toBeGreaterThan(10);
+    for (const axis of axes) expect({ axis, unit: /titled '[^']*\[[^\]]+\]'/.test(axis) }).toEqual({ axis, unit: true });
     // No console message (there is no script), no failed load (nothing is fetched).
     const log = dumped.stderr.toString();
     expect(log.split("\n").filter((line) => /CONSOLE|Uncaught|Failed to load resource|net::ERR/.test(line))).toEqual([]);

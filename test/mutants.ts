@@ -55,6 +55,10 @@ const MUTANTS: Mutant[] = [
   { name: "compare: a case some run lacks compared", file: "src/bench/compare.ts", from: "if (maps.every((map) => map.has(name)))", to: "if (maps.some((map) => map.has(name)))", tests: ["test/compare.test.ts"] },
   { name: "options: zero repeats accepted", file: "src/bench/bench-options.ts", from: 'for (const [flag, value] of [["--repeat", options.repeat ?? 1], ["--budget", options.budget]] as const) {', to: 'for (const [flag, value] of [["--budget", options.budget]] as const) {', tests: ["test/bench.test.ts"] },
   { name: "compare: scratch paths differ", file: "src/bench/compare.ts", from: '.filter((key) => !(scratch && key === "disk"))', to: "", tests: ["test/compare.test.ts"] },
+  // the report
+  { name: "report: an axis without its unit", file: "cli/html-report.ts", from: 'title: "latency [us]"', to: 'title: "latency"', tests: ["test/html-report.test.ts"] },
+  { name: "report: two series one colour", file: "cli/html-report.ts", from: 'export const PALETTE = ["#0072B2", "#E69F00",', to: 'export const PALETTE = ["#0072B2", "#0072B2",', tests: ["test/html-report.test.ts"] },
+  { name: "report: the decision map without the run's offsets", file: "cli/html-report.ts", from: "8, 100, ...measuredOffsets])]", to: "8, 100])]", tests: ["test/html-report.test.ts"] },
   // the planner and the kernel's rule
   { name: "rule: memory alignment not checked", file: "src/base/alignment-rules.ts", from: "if (address % memAlign !== 0) return", to: "if (address % memAlign === -1) return", tests: ["test/planner.test.ts"] },
   { name: "rule: length checked against memory", file: "src/base/alignment-rules.ts", from: "if (len % block !== 0) return", to: "if (len % memAlign !== 0) return", tests: ["test/planner.test.ts"] },

@@ -19,9 +19,10 @@ export function registerReport(program: Command, context: Context): void {
     .command("report")
     .summary("a bench run as one self-contained HTML page")
     .description(
-      "Write a bench run (bench --format json) as one self-contained HTML file: throughput and CPU per IO against block " +
-        "size with the spread of the runs, latency percentiles, the comparison with a baseline run when given, and the " +
-        "decision map of the run's disk under each rule set. No script, nothing fetched.",
+      "Write a bench run (bench --format json) as one self-contained HTML file: first what bouncing costs (direct against " +
+        "a forced bounce per op and block size, and the change with the rank test's verdict), then throughput and CPU per " +
+        "IO against block size, latency percentiles, the comparison with a baseline run when given, and the decision map " +
+        "of the run's disk under each rule set. Static SVG drawn by Vega; no script, nothing fetched.",
     )
     .argument("<run>", "the run (bench --format json output)")
     .argument("[base]", "a baseline run to compare with")
@@ -37,12 +38,12 @@ Examples:
   $ bounce-bench report run.json base.json --html run.html --force     with the comparison
   $ bounce-bench report run.json --html run.html --force --json`,
     )
-    .action((runPath: string, basePath: string | undefined, options: { html: string; force?: boolean; json?: boolean }) => {
+    .action(async (runPath: string, basePath: string | undefined, options: { html: string; force?: boolean; json?: boolean }) => {
       refuseOutputsOverInputs([["--html", options.html]], [["RUN.json", runPath], ["BASE.json", basePath]]);
       const run = load(runPath);
       const base = basePath === undefined ? null : load(basePath);
       const host = run.host as Record<string, unknown>;
-      const html = htmlReport({
+      const html = await htmlReport({
         title: `bounce-bench report: ${runPath}`,
         version: String(run.version),
         startedAt: typeof run.startedAt === "string" ? run.startedAt : null,
