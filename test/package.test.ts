@@ -7,7 +7,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, scratchDir } from "./helpers";
 import { VERSION } from "../cli/version";
@@ -49,6 +49,35 @@ describe("the installed package", () => {
     expect(corpus.status).toBe(0);
     expect(JSON.parse(corpus.stdout).scenarios.length).toBeGreaterThan(10);
     expect(readdirSync(join(consumer, "node_modules", "bounce-bench", "docs"))).toContain("scenarios.md"); // the help's pointer
+
+    // Every command's help examples run in the installed package, in order, each command's in a
+    // directory of its own (`/tmp/` standing for it): exit 0 (compare: 0 or 1, a regression is a
+    // measurement). Left out: examples naming a device (`/dev/...`) or making a disk kind (root),
+    // and shell (`;`, loops), with the examples after one (they may use what it made). Bench
+    // examples measure for 50 ms, once.
+    const ran: string[] = [];
+    for (const command of [["image", "create"], ["probe"], ["plan"], ["io"], ["bench"], ["compare"], ["report"], ["repro"]]) {
+      const help = spawnSync(bin, [...command, "--help"], { cwd: consumer, env: { ...nodeEnv, COLUMNS: "200" }, encoding: "utf8" }).stdout;
+      const here = join(dir, `help-${command.join("-")}`);
+      mkdirSync(here);
+      // repro's "your own" scenario: one of the shipped ones stands in for it.
+      if (command[0] === "repro") copyFileSync(join(consumer, "node_modules", "bounce-bench", "scenarios", "rmw-unaligned-write.json"), join(here, "my-bug.json"));
+      const examples = help
+        .slice(help.lastIndexOf("Examples:"))
+        .split("\n")
+        .filter((line) => line.trimStart().startsWith("$ "))
+        .map((line) => line.trim().slice(2).replace(/ {2,}.*$/, ""));
+      const shellAt = examples.findIndex((example) => !example.startsWith("bounce-bench ") || /;|\bfor\b/.test(example));
+      for (const example of (shellAt < 0 ? examples : examples.slice(0, shellAt)).filter((e) => !/\/dev\/|--disk-kind/.test(e))) {
+        let args = example.replaceAll("/tmp/", `${here}/`).split(/\s+/).slice(1);
+        if (args[0] === "bench") args = [...args, "--runtime", "50ms", "--repeat", "1", ...(args.includes("--size") ? [] : ["--size", "8m"])];
+        const result = spawnSync(bin, args, { cwd: here, env: nodeEnv, encoding: "utf8", timeout: 120_000 });
+        const allowed = args[0] === "compare" ? [0, 1] : [0];
+        expect({ example, code: result.status, stderr: allowed.includes(result.status ?? -1) ? "" : result.stderr }).toEqual({ example, code: allowed.includes(result.status ?? -1) ? result.status : 0, stderr: "" });
+        ran.push(example);
+      }
+    }
+    expect(ran.length).toBeGreaterThan(20);
 
     // A signal to the launcher reaches bench, which stops, cleans up and exits 130.
     const tmp = join(dir, "tmp");

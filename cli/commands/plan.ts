@@ -80,6 +80,7 @@ Examples:
   $ bounce-bench plan --seg 0@512+3584 --seg 2@0+512 --at 0                 a descriptor boundary inside a 4 KiB block
   $ bounce-bench plan --gpns 0-15 --mem-offset 512 --align 4096 --rules seed  what the reference rule would copy
   $ bounce-bench plan --gpns 0 --len 512 --at 512 --op write --align 4096   a read-modify-write
+  $ bounce-bench image create /tmp/disk.img --size 1MiB
   $ bounce-bench plan --disk /tmp/disk.img --gpns 0-1 --at 0 --json
   $ bounce-bench plan --gpns 3 --mem-offset 100 --len 512 --align 512 --kernel all  which kernels take it directly`,
     )

@@ -39,6 +39,7 @@ export function registerProbe(program: Command, context: Context): void {
       "after",
       `
 Examples:
+  $ bounce-bench image create /tmp/disk.img --size 1MiB
   $ bounce-bench probe /tmp/disk.img                 the kernel's word (statx), per direction
   $ bounce-bench probe /tmp/disk.img --empirical     measured: reads, writes, page-cache fallback
   $ bounce-bench probe /dev/loop0 --json             a block device, with its sysfs limits`,

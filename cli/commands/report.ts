@@ -33,6 +33,7 @@ export function registerReport(program: Command, context: Context): void {
       "after",
       `
 Examples:
+  $ bounce-bench bench --format json --output base.json             a baseline
   $ bounce-bench bench --format json --output run.json
   $ bounce-bench report run.json --html run.html
   $ bounce-bench report run.json base.json --html run.html --force     with the comparison
