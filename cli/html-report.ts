@@ -184,30 +184,11 @@ async function costCharts(measured: readonly BenchCaseResult[]): Promise<string>
       },
       resolve: { scale: { y: "independent" } },
     });
-  const changes = verdicts.flatMap((v) => [
-    { case: panel(v), metric: "MiB/s", percent: v.mibPerSec.percent, p: v.mibPerSec.p, verdict: v.mibPerSec.beyondNoise ? "finding" : "noise" },
-    { case: panel(v), metric: "CPU per IO", percent: v.cpuNsPerIo.percent, p: v.cpuNsPerIo.p, verdict: v.cpuNsPerIo.beyondNoise ? "finding" : "noise" },
-  ]);
-  const changeChart = await chart("cost-change", {
-    data: { values: changes },
-    width: Math.max(240, 90 * verdicts.length),
-    height: 200,
-    layer: [
-      { mark: { type: "rule", color: "#888" }, encoding: { y: { datum: 0, type: "quantitative" } } },
-      {
-        mark: { type: "point", size: 80, strokeWidth: 2, filled: false },
-        encoding: {
-          x: { field: "case", type: "nominal", sort: panels, title: "case (op, block size, memory offset)", axis: { labelAngle: -30, labelOverlap: false } },
-          xOffset: { field: "metric", type: "nominal" },
-          y: { field: "percent", type: "quantitative", title: "bounce against direct [%]" },
-          stroke: metricStroke,
-          fill: metricFill("verdict"),
-          tooltip: [{ field: "case" }, { field: "metric" }, { field: "percent", format: "+.1f" }, { field: "p", format: ".4f" }, { field: "verdict" }],
-        },
-      },
-    ],
-  });
-  return [await smallMultiples("cost-throughput", "mib", "throughput [MiB/s]"), await smallMultiples("cost-cpu", "cpu", "CPU per IO [us]"), changeChart].join("\n");
+  const changes = verdicts.flatMap((v) =>
+    (["mibPerSec", "cpuNsPerIo"] as const).map((key) => ({ case: panel(v), metric: key === "mibPerSec" ? "MiB/s" : "CPU per IO", percent: v[key].percent, shown: v[key].percent, label: "", finding: v[key].beyondNoise ? ("finding" as const) : ("noise" as const), p: v[key].p })),
+  );
+  const costChange = await changesChart("cost-change", changes, { cases: panels, caseTitle: "case (op, block size, memory offset)", valueTitle: "bounce against direct [%]", step: 90, labelAngle: -30 });
+  return [await smallMultiples("cost-throughput", "mib", "throughput [MiB/s]"), await smallMultiples("cost-cpu", "cpu", "CPU per IO [us]"), costChange].join("\n");
 }
 
 /** Throughput and CPU per IO against block size: a panel per op and mode, a line per memory offset (8 at most a chart). */
@@ -299,34 +280,67 @@ async function comparisonChart(comparison: Comparison): Promise<string> {
           shown: clipped,
           label: clipped === change.percent ? "" : `${change.percent > 0 ? "+" : ""}${change.percent.toFixed(0)}%`,
           verdict: change.regressed ? "REGRESSED" : change.improved ? "improved" : change.beyondNoise ? "finding below the threshold" : "noise",
-          finding: change.beyondNoise ? "finding" : "noise",
+          finding: change.beyondNoise ? ("finding" as const) : ("noise" as const),
           p: change.p,
         };
       }),
   );
   if (rows.length === 0) return empty("comparison", "No case in common has figures to compare.");
-  const cases = [...new Set(rows.map((r) => r.case))];
-  const x = { field: "case", type: "nominal", sort: cases, title: "case (op, block size, memory offset, mode)", axis: { labelAngle: -60, labelOverlap: false } };
-  const y = { field: "shown", type: "quantitative", title: "change from the baseline [%]", scale: { domain: [-CLIP_PERCENT, CLIP_PERCENT] } };
-  return chart("comparison", {
+  return changesChart("comparison", rows, {
+    cases: [...new Set(rows.map((r) => r.case))],
+    caseTitle: "case (op, block size, memory offset, mode)",
+    valueTitle: "change from the baseline [%]",
+    step: 26,
+    labelAngle: -60,
+    domain: [-CLIP_PERCENT, CLIP_PERCENT],
+    shape: { field: "verdict", type: "nominal", scale: { domain: ["REGRESSED", "improved", "finding below the threshold", "noise"], range: ["triangle-down", "triangle-up", "circle", "circle"] }, title: "compare says" },
+  });
+}
+
+/** One change a row. */
+interface ChangeRow {
+  case: string;
+  metric: string;
+  /** The change in percent, and where it is drawn (at the axis's edge when beyond it, `label` then saying its value). */
+  percent: number;
+  shown: number;
+  label: string;
+  finding: "finding" | "noise";
+  p: number | null;
+  verdict?: string;
+}
+
+/**
+ * Changes per case around a zero line, a point per metric in the metric's colour: solid a
+ * finding, hollow noise; `shape` marks what compare says; `label` names a clipped change.
+ */
+function changesChart(
+  id: string,
+  rows: readonly ChangeRow[],
+  how: { cases: string[]; caseTitle: string; valueTitle: string; step: number; labelAngle: number; domain?: [number, number]; shape?: Record<string, unknown> },
+): Promise<string> {
+  const x = { field: "case", type: "nominal", sort: how.cases, title: how.caseTitle, axis: { labelAngle: how.labelAngle, labelOverlap: false } };
+  const y = { field: "shown", type: "quantitative", title: how.valueTitle, ...(how.domain === undefined ? {} : { scale: { domain: how.domain } }) };
+  const xOffset = { field: "metric", type: "nominal" };
+  return chart(id, {
     data: { values: rows },
-    width: Math.max(320, 26 * cases.length),
-    height: 240,
+    width: Math.max(280, how.step * how.cases.length),
+    height: 220,
     layer: [
       { mark: { type: "rule", color: "#888" }, encoding: { y: { datum: 0, type: "quantitative" } } },
       {
-        mark: { type: "point", size: 70, strokeWidth: 2, filled: false },
+        mark: { type: "point", size: 75, strokeWidth: 2, filled: false },
         encoding: {
           x,
-          xOffset: { field: "metric", type: "nominal" },
+          xOffset,
           y,
           stroke: metricStroke,
           fill: metricFill("finding"),
-          shape: { field: "verdict", type: "nominal", scale: { domain: ["REGRESSED", "improved", "finding below the threshold", "noise"], range: ["triangle-down", "triangle-up", "circle", "circle"] }, title: "compare says" },
-          tooltip: [{ field: "case" }, { field: "metric" }, { field: "percent", format: "+.1f" }, { field: "p", format: ".4f" }, { field: "verdict" }],
+          ...(how.shape === undefined ? {} : { shape: how.shape }),
+          tooltip: [{ field: "case" }, { field: "metric" }, { field: "percent", format: "+.1f" }, { field: "p", format: ".4f" }, { field: how.shape === undefined ? "finding" : "verdict" }],
         },
       },
-      { mark: { type: "text", dy: -10, fontSize: 10 }, encoding: { x, xOffset: { field: "metric", type: "nominal" }, y, text: { field: "label" } } },
+      { mark: { type: "text", dy: -10, fontSize: 10 }, encoding: { x, xOffset, y, text: { field: "label" } } },
     ],
   });
 }
