@@ -9,7 +9,6 @@ import { checkBenchSchema } from "../../src/bench/bench-schema";
 import type { BenchCaseResult } from "../../src/bench/bench-results";
 import { readUserTextFile, refuseOutputsOverInputs, writeUserTextFile } from "../../src/host/files";
 import { alignmentFromJson, type AlignmentJson } from "../../src/io/json-documents";
-import { htmlReport } from "../html-report";
 import { jsonLine, SCHEMA_VERSION } from "../json-output";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";
@@ -44,6 +43,8 @@ Examples:
       const run = load(runPath);
       const base = basePath === undefined ? null : load(basePath);
       const host = run.host as Record<string, unknown>;
+      // Vega is loaded only here: every other command starts without it.
+      const { htmlReport } = await import("../html-report");
       const html = await htmlReport({
         title: `bounce-bench report: ${runPath}`,
         version: String(run.version),
