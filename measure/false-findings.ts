@@ -4,10 +4,11 @@
  *
  *  - A/A, one run a side: the same bench (same build and options) run `--runs` times in a row,
  *    each consecutive pair compared as `compare a.json b.json` does (by the runs' repeats).
- *  - A/A, several runs a side: the same invocations taken alternately into two sides of `--side`
- *    (with 5: runs 1, 3, .. 9 against 2, 4, .. 10, then 11 .. 20 likewise), compared as
- *    `compare a/ b/` does (by invocation). This is the method that should call at most 5% of
- *    metrics findings.
+ *  - A/A, several runs a side: each group of 2 x `--side` invocations split into two sides of
+ *    `--side`, compared as `compare a/ b/` does (by invocation), in two orders: alternately
+ *    (runs 1, 3, 5, ... against 2, 4, 6, ...) and ABBA (A B B A A B B A ...: a side's runs sit
+ *    on both phases of any drift that alternates or runs in a line). This is the method that
+ *    should call at most 5% of metrics findings.
  *  - A/A within a run: two cases that are the same IO (offsets 0 and 512, both direct) in one
  *    sweep, judged as bench's verdicts are.
  *  - A/B, a real change: bounce buffers on transparent huge pages against 4 KiB pages
@@ -73,21 +74,28 @@ for (let i = 0; i + 1 < docs.length; i++) {
   single.judged += result.judged;
   single.found.push(...result.found);
 }
-const byInvocation = { judged: 0, found: [] as string[], groups: 0 };
-for (let start = 0; start + 2 * SIDE <= docs.length; start += 2 * SIDE) {
-  const group = docs.slice(start, start + 2 * SIDE);
-  const result = findings(
-    compareRuns(
-      group.filter((_, i) => i % 2 === 0),
-      group.filter((_, i) => i % 2 === 1),
-      5,
-    ),
-    `runs ${start + 1}..${start + 2 * SIDE}`,
-  );
-  byInvocation.groups++;
-  byInvocation.judged += result.judged;
-  byInvocation.found.push(...result.found);
-}
+/** Which side run `i` of a group is on: alternately (A B A B ...) or ABBA (A B B A A B B A ...). */
+const ORDERS = { alternate: (i: number) => i % 2, abba: (i: number) => [0, 1, 1, 0][i % 4]! };
+const byInvocation = Object.fromEntries(
+  Object.entries(ORDERS).map(([order, side]) => {
+    const tally = { judged: 0, found: [] as string[], perComparison: [] as number[] };
+    for (let start = 0; start + 2 * SIDE <= docs.length; start += 2 * SIDE) {
+      const group = docs.slice(start, start + 2 * SIDE);
+      const result = findings(
+        compareRuns(
+          group.filter((_, i) => side(i) === 0),
+          group.filter((_, i) => side(i) === 1),
+          5,
+        ),
+        `${order}, runs ${start + 1}..${start + 2 * SIDE}`,
+      );
+      tally.judged += result.judged;
+      tally.found.push(...result.found);
+      tally.perComparison.push(result.found.length);
+    }
+    return [order, tally];
+  }),
+);
 
 // A/A within one run: offsets 0 and 512 are both direct here, so the same IO; their runs are
 // interleaved, as the bounce-against-direct verdicts' are.
@@ -130,15 +138,19 @@ const report = {
   runs,
   seconds,
   aaOneRunASide: { pairs: runs - 1, judged: single.judged, found: single.found.length, findings: single.found },
-  aaSeveralRunsASide: { groups: byInvocation.groups, runsASide: SIDE, judged: byInvocation.judged, found: byInvocation.found.length, findings: byInvocation.found },
+  aaSeveralRunsASide: Object.fromEntries(
+    Object.entries(byInvocation).map(([order, t]) => [order, { runsASide: SIDE, judged: t.judged, found: t.found.length, perComparison: t.perComparison, findings: t.found }]),
+  ),
   aaWithinRun: { runs: withinRuns, judged: within.judged, found: within.found },
   ab: { runsASide: SIDE, judged: ab.judged, found: ab.found.length, changes: ab.changes, oneRunASide: abSingle },
 };
 if (flags.json) console.log(JSON.stringify(report, null, 2));
 else {
   console.log(`A/A, one run a side: ${runs} runs of the same sweep, ${runs - 1} consecutive pairs: ${single.found.length} of ${single.judged} judged metrics found (${percent(single.found.length, single.judged)})`);
-  console.log(`A/A, ${SIDE} runs a side, alternately: ${byInvocation.groups} comparisons: ${byInvocation.found.length} of ${byInvocation.judged} found (${percent(byInvocation.found.length, byInvocation.judged)})`);
-  for (const line of byInvocation.found) console.log(`  ${line}`);
+  for (const [order, t] of Object.entries(byInvocation)) {
+    console.log(`A/A, ${SIDE} runs a side, ${order}: ${t.perComparison.length} comparisons: ${t.found.length} of ${t.judged} found (${percent(t.found.length, t.judged)}; ${t.perComparison.join(", ")} a comparison)`);
+    for (const line of t.found) console.log(`  ${line}`);
+  }
   console.log(`A/A within a run: +0 against +512 (both direct), ${withinRuns} runs: ${within.found} of ${within.judged} found (${percent(within.found, within.judged)})`);
   console.log(`A/B, --bounce-pages 4k against thp, ${SIDE} runs a side, alternately: ${ab.found.length} of ${ab.judged} found`);
   for (const line of ab.changes) console.log(`  ${line}${ab.found.includes(line) ? "  FOUND" : ""}`);

@@ -24,7 +24,7 @@ export function registerCompare(program: Command, context: Context): void {
       "Compare bench --json runs: a base and a new side, each one run (a file) or several (a directory of .json runs). " +
         "Cases matched by their parameters; per metric the change, whether it is a finding, and whether it regressed " +
         "(worse by more than --threshold and a finding). With one run a side the noise is each run's repeats; with several, " +
-        "the spread between runs (make them alternately, 4 or more a side), which also covers the machine's drift between " +
+        "the spread between runs (make them alternately, 5 a side; 4 at least), which also covers the machine's drift between " +
         "invocations. Exit 1 when something regressed, 0 when nothing did, 2 on bad input.",
     )
     .argument("<base>", "the baseline: a bench --json (or --format json) file, or a directory of them")
@@ -85,7 +85,7 @@ Examples:
             ? `~: not a finding: a rank test of the two runs' repeats gives p >= ${FINDING_P} (it needs ${RUNS_FOR_A_FINDING} repeats a case at least); ` +
               `p99 is never judged (one histogram over the runs). One run a side: the test sees each run's repeats, not how the machine ` +
               `drifts between invocations, so a finding says these two runs differ; for a verdict on a change give each side a directory ` +
-              `of ${RUNS_FOR_A_FINDING} or more runs, made alternately`
+              `of 5 runs (${RUNS_FOR_A_FINDING} at least), made alternately`
             : `~: not a finding: a rank test of the ${comparison.invocations.base} base and ${comparison.invocations.new} new runs' figures ` +
               `gives p >= ${FINDING_P} (it needs ${RUNS_FOR_A_FINDING} runs a side at least); p99 is never judged`,
           `regressed: worse by more than ${threshold}% and beyond the noise`,
