@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BounceBuffer } from "../src/bounce/bounce-buffer";
 import { createEngine, type EngineName } from "../src/io/engines";
-import { closeFd, IovecArray, O_DIRECT, O_RDWR, openFile } from "../src/native";
+import { closeFd, IO_SQES, ioCounters, IORING_OP_READV, IoUring, IovecArray, O_DIRECT, O_RDWR, openFile } from "../src/native";
 import { fileBytes, PAGE, randomBytes, scratchDir } from "./helpers";
 
 const dir = scratchDir("engines");
@@ -161,6 +161,36 @@ for (const [name, qd] of ALL_ENGINES) {
     });
   });
 }
+
+describe("the io_uring ring", () => {
+  test("holds no more IOs in flight than its entries: one more is refused with nothing queued, and room comes back as completions are reaped", () => {
+    using ring = new IoUring(4);
+    expect(ring.entries).toBe(4);
+    using buffers = new BounceBuffer(5 * PAGE);
+    const iovecs = pagePerSlot(buffers, 5);
+    try {
+      for (let tag = 0; tag < 4; tag++) ring.prepare(IORING_OP_READV, fd, iovecs[tag]!.address(), 1, tag * PAGE, 0, tag);
+      const queued = ioCounters[IO_SQES]!;
+      expect(() => ring.prepare(IORING_OP_READV, fd, iovecs[4]!.address(), 1, 4 * PAGE, 0, 4)).toThrow(expect.objectContaining({ code: "RING_FULL" }));
+      expect({ sqes: ioCounters[IO_SQES], inFlight: ring.inFlight, unsubmitted: ring.unsubmitted }).toEqual({ sqes: queued, inFlight: 4, unsubmitted: 4 });
+      // Submitted, still not reaped: still full.
+      ring.submitAndWait(4);
+      expect(() => ring.prepare(IORING_OP_READV, fd, iovecs[4]!.address(), 1, 4 * PAGE, 0, 4)).toThrow(expect.objectContaining({ code: "RING_FULL" }));
+      const tags = new Int32Array(4);
+      const results = new Int32Array(4);
+      expect(ring.takeCompletions(tags, results, 1)).toBe(1);
+      expect(ring.inFlight).toBe(3);
+      ring.prepare(IORING_OP_READV, fd, iovecs[4]!.address(), 1, 4 * PAGE, 0, 4); // room for one again
+      ring.submitAndWait(4);
+      let reaped = 0;
+      while (reaped < 4) reaped += ring.takeCompletions(tags, results, 4 - reaped);
+      expect(ring.inFlight).toBe(0);
+      expect(buffers.bytes.subarray(4 * PAGE, 5 * PAGE)).toEqual(DATA.subarray(4 * PAGE, 5 * PAGE)); // the fifth read did land
+    } finally {
+      for (const array of iovecs) array.release();
+    }
+  });
+});
 
 describe("engine null", () => {
   test("does no IO at all and completes every submission with its full size", () => {

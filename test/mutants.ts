@@ -72,6 +72,8 @@ const MUTANTS: Mutant[] = [
   // concurrency
   { name: "locks: touching ranges overlap", file: "src/io/range-locks.ts", from: "!(table[other + START]! < end && start < table[other + END]!)", to: "!(table[other + START]! <= end && start <= table[other + END]!)", tests: ["test/range-locks.test.ts"] },
   { name: "budget: an oversize request waits", file: "src/bounce/bounce-tracker.ts", from: "if (pages > this.maxPagesPerThread) {", to: "if (pages > this.maxPagesPerThread * 2) {", tests: ["test/bounce.test.ts", "test/executor.test.ts"] },
+  { name: "ring: one more in flight than its entries", file: "src/native/uring.ts", from: "if (this.#inFlight >= this.entries) {", to: "if (this.#inFlight > this.entries) {", tests: ["test/engines.test.ts"] },
+  { name: "ring: reaped completions not counted", file: "src/native/uring.ts", from: "    this.#inFlight -= n;\n", to: "\n", tests: ["test/engines.test.ts"] },
   // values and safety
   { name: "parse: k is 1000", file: "src/base/value-parsers.ts", from: "k: 2 ** 10,", to: "k: 1000,", tests: ["test/value-parsers.test.ts"] },
   { name: "fio: ':' not escaped", file: "src/bench/fio-job.ts", from: 'return path.replaceAll(":", "\\\\:");', to: "return path;", tests: ["test/fio-job.test.ts"] },

@@ -20,7 +20,7 @@
  * 32-bit halves: no BigInt on the hot path.
  */
 import { ptr } from "bun:ffi";
-import { ReleasedError } from "../base/errors";
+import { BounceBenchError, ReleasedError } from "../base/errors";
 import { closeFd, IO_BYTES_READ, IO_BYTES_WRITTEN, IO_SQES, ioCounters, rawSyscall, type Address } from "./os";
 import { NativeRegion } from "./region";
 
@@ -59,6 +59,8 @@ export class IoUring implements Disposable {
   readonly #cqes: number;
   /** SQEs written but not yet handed to the kernel by `enter`. */
   #unsubmitted = 0;
+  /** IOs prepared and not yet reaped: never more than `entries`, so neither ring can overflow. */
+  #inFlight = 0;
   #localTail: number;
 
   /** A ring with room for at least `entries` IOs in flight (rounded up to a power of two). */
@@ -100,17 +102,23 @@ export class IoUring implements Disposable {
     }
   }
 
-  /** Free submission slots right now. */
-  get space(): number {
-    return this.entries - (this.#localTail - Atomics.load(this.#sqRing, this.#sqHead));
+  /** IOs prepared and not yet reaped (`takeCompletions`). */
+  get inFlight(): number {
+    return this.#inFlight;
   }
 
   /**
    * Queues a vectored read or write of `iovecCount` iovecs at `iovecs`, at file `offset`, tagged
-   * `tag` (a non-negative 32-bit integer) for its completion. The caller checked `space`.
+   * `tag` (a non-negative 32-bit integer) for its completion. Refused (`RING_FULL`, nothing
+   * queued) when `entries` IOs are already in flight: the submission ring would wrap onto entries
+   * the kernel has not read, or completions outrun the completion ring.
    */
   prepare(opcode: number, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, tag: number): void {
     this.#checkOpen();
+    if (this.#inFlight >= this.entries) {
+      throw new BounceBenchError("RING_FULL", `io_uring: ${this.#inFlight} IOs in flight fill its ${this.entries} entries; reap a completion first`);
+    }
+    this.#inFlight++;
     ioCounters[IO_SQES]!++;
     const index = this.#localTail & this.#sqMask;
     const sqes = this.#sqes;
@@ -167,6 +175,7 @@ export class IoUring implements Disposable {
       if (result > 0) ioCounters[ring[at + 1] === 1 ? IO_BYTES_WRITTEN : IO_BYTES_READ]! += result;
     }
     Atomics.store(ring, this.#cqHead, (head + n) >>> 0);
+    this.#inFlight -= n;
     return n;
   }
 
