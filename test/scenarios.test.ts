@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import Ajv2020 from "ajv/dist/2020";
 import { parseScenarioText } from "../src/scenario/format";
 import { parseGpnList } from "../src/base/value-parsers";
@@ -243,6 +243,24 @@ describe("values that do not fit the scenario's own sizes", () => {
     const bad = { name: "n", expected: "e", buggy: "b", guest: { size: "64k" }, disk: { size: "64k", align: "128k" }, steps: [{ probe: "disk" }] };
     expect(() => parseScenarioText(JSON.stringify(bad), "x.json")).toThrow("disk.align: 131072 is larger than the disk");
   });
+});
+
+describe("the shipped corpus", () => {
+  test("repro --builtin runs every shipped scenario this host can run and names the others with the reason, in its JSON too", () => {
+    const shipped = readdirSync(CORPUS).filter((name) => name.endsWith(".json"));
+    const run = runCliIn(dir, "repro", "--builtin", "--json");
+    expect(run.code).toBe(0);
+    const doc = JSON.parse(run.stdout);
+    const ran = doc.scenarios.map((s: { file: string }) => basename(s.file));
+    const skipped = doc.skipped.map((s: { file: string }) => basename(s.file));
+    expect([...ran, ...skipped].sort()).toEqual(shipped.sort()); // each exactly once
+    for (const s of doc.scenarios) expect({ file: s.file, passed: s.passed }).toEqual({ file: s.file, passed: true });
+    for (const s of doc.skipped) expect(s.reason).toMatch(/^disk kind \w+ /);
+    for (const name of skipped) expect(run.stderr).toContain(`skipped ${name}: disk kind`);
+    // Named, nothing is skipped: a scenario this host cannot run is refused, as a file of the user's is.
+    const one = JSON.parse(runCliIn(dir, "repro", "--builtin", "read-only-request", "--json").stdout);
+    expect({ ran: one.scenarios.length, skipped: one.skipped }).toEqual({ ran: 1, skipped: [] });
+  }, 300_000);
 });
 
 describe("scripts", () => {

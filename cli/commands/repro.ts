@@ -64,11 +64,13 @@ Examples:
       const disk = diskOverride(options.diskKind, options.sector);
       const wholeCorpus = options.builtin === true && paths.length === 0;
       const scenarios: Scenario[] = [];
+      const skipped: { file: string; reason: string }[] = [];
       for (const scenario of scenarioPaths(paths, options.builtin === true).flatMap((path) => jsonFilesUnder(path, "scenario")).map(loadScenario)) {
         const kind = disk?.kind ?? scenario.diskKind;
         const unavailable = scratchDiskUnavailable(kind);
         // A scenario the user named must run; of the whole shipped corpus, those this host cannot run are skipped, saying why.
         if (unavailable !== null && wholeCorpus && disk === undefined) {
+          skipped.push({ file: scenario.file, reason: `disk kind ${kind} ${unavailable}` });
           context.io.stderr(`bounce-bench: skipped ${basename(scenario.file)}: disk kind ${kind} ${unavailable}\n`);
           continue;
         }
@@ -85,7 +87,7 @@ Examples:
       await new Promise((resolve) => setImmediate(resolve)); // a signal that came while parsing is handled now
       const results = stopped() ? [] : await runInWorker(scenarios, stop, disk, options.resourceCheck);
       if (options.json) {
-        context.io.stdout(jsonLine("repro", { scenarios: results.map(resultJson), interrupted: stopped() }));
+        context.io.stdout(jsonLine("repro", { scenarios: results.map(resultJson), skipped, interrupted: stopped() }));
       } else {
         context.io.stdout(results.map(formatResult).join("\n"));
         const failed = results.filter((result) => !result.passed).length;
