@@ -3,10 +3,10 @@
  * prints as its case finishes; as many columns as the terminal is wide), CSV, and the JSON
  * document that records everything needed to rerun and compare the run.
  *
- * Columns are named (`--columns`); the default set fits 100 columns. Rates are medians over
- * the runs, with the spread of MiB/s in percent of the median; the "vs direct" columns compare
- * each bounced case with its direct peer (`verdicts.ts`), in parentheses when the difference is
- * within the spread of the runs (or there was only one run): not a finding.
+ * Columns are named (`--columns`); default ones give way to a narrow terminal (never
+ * `decision`). Rates are medians over the runs, with the spread of MiB/s in percent of the
+ * median; the "vs direct" columns compare each bounced case with its direct peer
+ * (`verdicts.ts`), in parentheses when it is not a finding (the rank test, `statistics.ts`).
  */
 import { InvalidInputError } from "../src/base/errors";
 import { formatBytes } from "../src/base/value-parsers";
@@ -92,7 +92,6 @@ export const BENCH_COLUMNS: readonly Column[] = [
 ];
 
 export const DEFAULT_COLUMNS = ["op", "bs", "off", "mode", "decision", "mibs", "spread", "p99", "cpu", "util", "dmibs", "dcpu"];
-/** The order in which default columns give way when the terminal is narrower. */
 /** Default columns that give way to a narrow terminal, first to last; `decision`, what the tool is about, never does. */
 const DROP_ORDER = ["spread", "util", "p99", "dmibs", "dcpu"];
 

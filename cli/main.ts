@@ -14,6 +14,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { BounceBenchError } from "../src";
+import { isOutOfDescriptors } from "../src/base/errors";
 import { registerBench } from "./commands/bench";
 import { registerCompare } from "./commands/compare";
 import { registerImage } from "./commands/image";
@@ -85,7 +86,8 @@ function buildProgram(context: Context): Command {
       "Disk IO experiments where guest memory meets O_DIRECT.\n\n" +
         "Builds request buffers over a memory-mapped guest image, decides between direct IO " +
         "and a bounce buffer, performs the IO, verifies the bytes and explains every decision.\n\n" +
-        "Exit codes: 0 success, 1 an IO or check failed, 2 bad input (nothing read or written).",
+        "Exit codes: 0 success, 1 an IO or check failed, 2 bad input (nothing read or written). " +
+        "Every command takes --json (one JSON document on stdout), --version too.",
     )
     .version(VERSION, "-V, --version")
     .option("--debug", "show the stack of an internal error")
@@ -117,7 +119,7 @@ function commandOf(argv: readonly string[]): JsonCommand | null {
 
 function report(error: unknown, io: Io, json: boolean, debug: boolean, command: JsonCommand | null): number {
   const code = (error as { code?: unknown } | null)?.code;
-  if (code === "EMFILE" || code === "ENFILE") {
+  if (typeof code === "string" && isOutOfDescriptors(code)) {
     // Out of descriptors: the host's limit, whatever call met it (never bad input, never a bug).
     if (debug) io.stderr(`${(error as Error).stack}\n`);
     const limit = code === "EMFILE" ? `this process's limit of ${OPEN_FILE_LIMIT} open files (ulimit -n)` : "the system's limit of open files (fs.file-max)";

@@ -313,7 +313,6 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     if (value < 1) throw new InvalidInputError(`${flag}: ${text} must be at least 1`);
     return value;
   };
-  if (flags.runtime !== undefined && flags.ios !== undefined) throw new InvalidInputError("give --runtime or --ios, not both");
   const runtimeSeconds = flags.runtime !== undefined ? parseDuration(flags.runtime, "--runtime") : flags.ios === undefined ? DEFAULT_BENCH.runtimeSeconds : null;
   return {
     guestPath: flags.guest,
@@ -356,7 +355,6 @@ function bouncePages(flags: BenchFlags): BouncePages {
   }
   return flags.bouncePages;
 }
-
 
 const GUEST_BACKING_TEXT: Record<GuestBacking, string> = {
   memfd: "memfd (shmem, 4 KiB pages)",

@@ -7,7 +7,7 @@ import { jsonFilesUnder, readUserTextFile } from "../../src/host/files";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import { BounceBenchError } from "../../src/base/errors";
+import { BounceBenchError, isOutOfDescriptors } from "../../src/base/errors";
 import { parseScenarioText, type Scenario } from "../../src/scenario/format";
 import { scenarioResourceNeeds, type RunScenarioOptions, type ScenarioResult } from "../../src/scenario/run";
 import { checkResources } from "../../src/host/resources";
@@ -119,7 +119,7 @@ function runInWorker(scenarios: Scenario[], stop: Int32Array, disk: RunScenarioO
     worker.onerror = (event) => {
       worker.terminate();
       // The Worker could not even load its code: out of descriptors is the host's limit, anything else a bug.
-      const errno = /\b(EMFILE|ENFILE)\b/.exec(event.message)?.[1];
+      const errno = event.message.match(/\bE[A-Z]+\b/g)?.find(isOutOfDescriptors);
       reject(errno !== undefined ? new BounceBenchError(errno as `E${string}`, event.message, { kind: "io" }) : new Error(`scenario worker failed: ${event.message}`));
     };
     worker.postMessage({ scenarios, stop, disk, resourceCheck });

@@ -71,6 +71,19 @@ export class BounceBenchError extends Error {
   }
 }
 
+/**
+ * The errno codes of the host running out of file descriptors (this process's limit, or the
+ * system's). Not bad input and not a bug, and not an outcome a scenario step can expect: the
+ * command line names the limit (`cli/main.ts`).
+ */
+export const OUT_OF_DESCRIPTORS = ["EMFILE", "ENFILE"] as const;
+
+/** Whether `error` (anything with a `code`, or a code) is the host out of file descriptors. */
+export function isOutOfDescriptors(error: unknown): boolean {
+  const code = typeof error === "string" ? error : (error as { code?: unknown } | null)?.code;
+  return (OUT_OF_DESCRIPTORS as readonly unknown[]).includes(code);
+}
+
 /** A value given by the caller is malformed or out of its domain (a size, a list, an option). */
 export class InvalidInputError extends BounceBenchError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -16,7 +16,7 @@ import { discoverAlignment, probeAlignment } from "../disk/alignment";
 import { BounceBufferTracker, type TrackedBounceBuffer } from "../bounce/bounce-tracker";
 import { PAGE_SIZE } from "../base/constants";
 import { Disk } from "../disk/disk";
-import { BounceBenchError, hex } from "../base/errors";
+import { BounceBenchError, hex, isOutOfDescriptors } from "../base/errors";
 import { executePlan, IoQueue } from "../io/executor";
 import { RangeLocks } from "../io/range-locks";
 import { GuestMemory } from "../memory/guest-memory";
@@ -224,7 +224,7 @@ async function runStep(context: Context, step: Step, index: number): Promise<Ste
       }
     }
   } catch (error) {
-    if (error instanceof StepStopped || outOfDescriptors(error)) throw error;
+    if (error instanceof StepStopped || isOutOfDescriptors(error)) throw error;
     const code = error instanceof BounceBenchError ? error.code : "INTERNAL";
     return result(step.kind, false, error instanceof Error ? error.message : String(error), null, code);
   }
@@ -237,17 +237,8 @@ function definedFields(fields: Record<string, unknown>): Record<string, unknown>
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
 
-/**
- * Whether `error` is the host running out of file descriptors: not an outcome a step can expect
- * or be judged by, so it ends the run (the command names the limit).
- */
-function outOfDescriptors(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === "EMFILE" || code === "ENFILE";
-}
-
 function errorResult(name: string, error: unknown, expected: string | undefined, result: Result, decision: string | null = null): StepResult {
-  if (!(error instanceof BounceBenchError) || outOfDescriptors(error)) throw error;
+  if (!(error instanceof BounceBenchError) || isOutOfDescriptors(error)) throw error;
   if (expected === undefined) return result(name, false, error.message, decision, error.code);
   const passed = error.code === expected;
   return result(name, passed, passed ? error.message : `${error.message} (expected ${expected})`, decision, error.code);
