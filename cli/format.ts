@@ -65,24 +65,11 @@ export function iovecText(iovec: { gpa: number; len: number }): string {
  * its own.
  */
 export function wrapLines(text: string, width = terminalWidth(), indent = "  "): string {
-  const out: string[] = [];
-  for (const line of text.split("\n")) {
-    // A line's own indent stays (table rows in a footer), and continuations get it too.
-    const lead = /^ */.exec(line)![0];
-    let current = "";
-    let prefix = lead;
-    for (const word of line.slice(lead.length).split(" ")) {
-      if (current.length > 0 && prefix.length + current.length + 1 + word.length > width) {
-        out.push(prefix + current);
-        current = word;
-        prefix = lead + indent;
-      } else {
-        current = current.length === 0 ? word : `${current} ${word}`;
-      }
-    }
-    out.push(prefix + current);
-  }
-  return out.join("\n");
+  // A line's own indent stays (table rows in a footer), and continuations get it too.
+  return text
+    .split("\n")
+    .map((line) => hanging(line, width, /^ */.exec(line)![0].length + indent.length))
+    .join("\n");
 }
 
 /** The terminal's width: `COLUMNS`, else the tty's, else 100. */
@@ -116,20 +103,24 @@ export function fitHelp(text: string, width = terminalWidth()): string {
     .join("\n");
 }
 
-/** `line` wrapped at spaces to `width`, continuation lines starting at column `hang`. */
+/**
+ * `line` wrapped at spaces to `width`, its leading spaces kept, continuation lines starting at
+ * column `hang`; spaces inside a line stay as they are; a word longer than the width stays whole.
+ */
 function hanging(line: string, width: number, hang: number): string {
   const lead = /^ */.exec(line)![0];
   const out: string[] = [];
-  let current = lead;
-  for (const word of line.slice(lead.length).split(/ +/)) {
-    const fresh = current.trim() === "";
-    if (!fresh && current.length + 1 + word.length > width) {
-      out.push(current);
-      current = " ".repeat(hang) + word;
+  let current = "";
+  let prefix = lead;
+  for (const word of line.slice(lead.length).split(" ")) {
+    if (current.length > 0 && prefix.length + current.length + 1 + word.length > width) {
+      out.push(prefix + current);
+      current = word;
+      prefix = " ".repeat(hang);
     } else {
-      current = fresh ? current + word : `${current} ${word}`;
+      current = current.length === 0 ? word : `${current} ${word}`;
     }
   }
-  out.push(current);
+  out.push(prefix + current);
   return out.join("\n");
 }

@@ -186,7 +186,6 @@ function judge(dir: string, lock: "take" | "look"): { path: string; dead: boolea
   }
 }
 
-/** Unmounts what is mounted at or under `dir`, detaches loop devices over files in it, deletes it. */
 /**
  * Removes `dir` and what lives in it: tracing instances noted in it (or in directories below
  * it, for a directory that holds scratch directories of runs, as the mutant runner's does), then
