@@ -14,7 +14,7 @@ import { VERSION } from "./version";
 /** The layout of every document: bumped when a field changes meaning or shape. */
 export const SCHEMA_VERSION = 3;
 
-export type JsonCommand = "probe" | "plan" | "io" | "bench" | "compare" | "report" | "repro" | "image create" | "version";
+export type JsonCommand = "probe" | "plan" | "io" | "bench" | "compare" | "report" | "repro" | "image create" | "trace capture" | "trace convert" | "replay" | "version";
 
 /** The document `command` prints: the envelope, then `body`'s fields. */
 export function jsonDocument(command: JsonCommand | null, body: Record<string, unknown>): Record<string, unknown> {

@@ -23,6 +23,7 @@ import { registerPlan } from "./commands/plan";
 import { registerProbe } from "./commands/probe";
 import { registerReport } from "./commands/report";
 import { registerRepro } from "./commands/repro";
+import { registerTrace } from "./commands/trace";
 import { translateFioOptions } from "./fio-options";
 import { jsonLine, type JsonCommand } from "./json-output";
 import { VERSION } from "./version";
@@ -106,6 +107,7 @@ function buildProgram(context: Context): Command {
   registerReport(program, context);
   registerRepro(program, context);
   registerImage(program, context);
+  registerTrace(program, context);
   return program;
 }
 

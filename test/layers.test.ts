@@ -2,16 +2,16 @@
  * The dependency direction of src/ shows its architecture: each folder is a layer and imports
  * only from its own layer or lower ones. Pure layers load no native code.
  *
- *   base < native < host < memory < bounce < disk < io < bench | scenario      (index: all)
+ *   base < native < host < memory < bounce < disk < io < bench | scenario < trace   (index: all)
  */
 import { expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 
 const SRC = join(import.meta.dir, "..", "src");
-const LAYERS = ["base", "native", "host", "memory", "bounce", "disk", "io", "bench", "scenario"];
+const LAYERS = ["base", "native", "host", "memory", "bounce", "disk", "io", "bench", "scenario", "trace"];
 /** Layers of the same rank that must not import each other. */
-const RANK: Record<string, number> = { base: 0, native: 1, host: 2, memory: 3, bounce: 4, disk: 5, io: 6, bench: 7, scenario: 7 };
+const RANK: Record<string, number> = { base: 0, native: 1, host: 2, memory: 3, bounce: 4, disk: 5, io: 6, bench: 7, scenario: 7, trace: 8 };
 
 interface Import {
   target: string;

@@ -184,3 +184,11 @@ export function formatBytes(bytes: number): string {
   if (bytes % 1024 === 0) return `${bytes / 1024}k`;
   return String(bytes);
 }
+
+/** A whole number written in decimal or 0x hex, at least `min` (a pid, a count of seconds). */
+export function parseCount(text: string, what: string, min = 1): number {
+  requireString(text, what);
+  const value = NUMBER_PATTERN.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(value) || value < min) throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a whole number of at least ${min}`);
+  return value;
+}

@@ -292,3 +292,43 @@ function samePlace(a: string, b: string): boolean {
   };
   return place(a) === place(b);
 }
+
+/**
+ * A new text file written as it goes (a trace), under the rules of `writeUserTextFile`: the
+ * name appears (or replaces what was there, with `force`) only at `finish`; `abort` leaves
+ * nothing behind.
+ */
+export class NewTextFile {
+  readonly #created: { fd: number; commit(): void; abort(): void };
+  readonly #encoder = new TextEncoder();
+  #open = true;
+
+  private constructor(created: { fd: number; commit(): void; abort(): void }) {
+    this.#created = created;
+  }
+
+  static create(path: string, options: CreateFileOptions, role: string): NewTextFile {
+    const existed = checkCreatable(path, options.force ?? false, role);
+    return new NewTextFile(openForCreate(path, O_WRONLY, existed, role));
+  }
+
+  write(text: string): void {
+    const bytes = this.#encoder.encode(text);
+    let done = 0;
+    while (done < bytes.length) done += writeSync(this.#created.fd, bytes, done);
+  }
+
+  finish(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    closeFd(this.#created.fd);
+    this.#created.commit();
+  }
+
+  abort(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    closeFd(this.#created.fd);
+    this.#created.abort();
+  }
+}

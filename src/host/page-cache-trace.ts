@@ -163,7 +163,7 @@ function undo(scratch: ScratchDir, mountPoint: string, mounted: boolean, instanc
 }
 
 /** The device ("major:minor") /proc/self/mountinfo gives for the mount holding `path`: its superblock's. */
-function mountDevice(path: string): string | null {
+export function mountDevice(path: string): string | null {
   let best: { point: string; device: string } | null = null;
   for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
     const fields = line.split(" ");
