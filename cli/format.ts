@@ -124,3 +124,16 @@ function hanging(line: string, width: number, hang: number): string {
   out.push(prefix + current);
   return out.join("\n");
 }
+
+/** An amount of bytes for people: `512 bytes`, `4.0 KiB`, `1.5 MiB`, `2.0 GiB`. */
+export function byteAmount(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}

@@ -24,6 +24,7 @@ import { registerProbe } from "./commands/probe";
 import { registerReport } from "./commands/report";
 import { registerRepro } from "./commands/repro";
 import { registerTrace } from "./commands/trace";
+import { registerReplay } from "./commands/replay";
 import { translateFioOptions } from "./fio-options";
 import { jsonLine, type JsonCommand } from "./json-output";
 import { VERSION } from "./version";
@@ -108,6 +109,7 @@ function buildProgram(context: Context): Command {
   registerRepro(program, context);
   registerImage(program, context);
   registerTrace(program, context);
+  registerReplay(program, context);
   return program;
 }
 
