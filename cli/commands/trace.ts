@@ -55,7 +55,7 @@ Examples:
       void guard;
       const result = await capture({
         pid,
-        command: pid === undefined ? command : undefined,
+        command: pid === undefined && command.length > 0 ? command : undefined,
         disk: options.disk,
         output: options.output,
         force: options.force,

@@ -238,8 +238,20 @@ async function until(ready: () => boolean, exited: Promise<"exited">, ms: number
   }
 }
 
+/** Resolves when `pid` has exited (gone, or a zombie its parent has not reaped yet). */
 async function processGone(pid: number): Promise<void> {
-  while (existsSync(`/proc/${pid}`)) await Bun.sleep(100);
+  for (;;) {
+    let state: string | undefined;
+    try {
+      // "pid (comm) S ...": the state follows the last ')' (a command name may hold one).
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    } catch {
+      return;
+    }
+    if (state === "Z" || state === "X") return;
+    await Bun.sleep(100);
+  }
 }
 
 function lastError(stderr: string): string {

@@ -55,7 +55,7 @@ export interface ReplayReport {
 }
 
 /** Largest scratch disk a replay makes: offsets beyond it are wrapped. */
-const MAX_SCRATCH_BYTES = 2 ** 30;
+const MAX_SCRATCH_BYTES = 256 * 2 ** 20;
 /** IOs between progress reports. */
 const PROGRESS_EVERY = 1_000_000;
 
