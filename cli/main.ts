@@ -116,8 +116,8 @@ function buildProgram(context: Context): Command {
 /** The command `argv` names (for the envelope of a JSON error), or null. */
 function commandOf(argv: readonly string[]): JsonCommand | null {
   const words = argv.filter((arg) => !arg.startsWith("-"));
-  const name = words[0] === "image" && words[1] === "create" ? "image create" : words[0];
-  const commands: readonly string[] = ["probe", "plan", "io", "bench", "compare", "report", "repro", "image create"];
+  const name = (words[0] === "image" || words[0] === "trace") && words[1] !== undefined ? `${words[0]} ${words[1]}` : words[0];
+  const commands: readonly string[] = ["probe", "plan", "io", "bench", "compare", "report", "repro", "image create", "trace capture", "trace convert", "replay"];
   return name !== undefined && commands.includes(name) ? (name as JsonCommand) : null;
 }
 

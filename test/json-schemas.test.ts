@@ -17,7 +17,7 @@ const dir = scratchDir("json-schemas");
 const ajv = new Ajv2020({ strict: true, allErrors: true, validateFormats: false });
 const schemaFile = (name: string) => JSON.parse(readFileSync(join(ROOT, "schema", `${name}.schema.json`), "utf8"));
 const validators = Object.fromEntries(
-  ["probe", "plan", "io", "bench", "compare", "report", "repro", "image-create", "version", "error"].map((name) => [name, ajv.compile(schemaFile(name))]),
+  ["probe", "plan", "io", "bench", "compare", "report", "repro", "image-create", "version", "trace-convert", "replay", "trace-capture", "trace", "error"].map((name) => [name, ajv.compile(schemaFile(name))]),
 );
 
 /** Runs a command with --json and checks its document against the command's (or the error) schema. */
@@ -85,6 +85,22 @@ describe("every command's --json validates against its schema", () => {
     expect((doc.scenarios as unknown[]).length).toBe(runnable.length);
   });
 
+  test("trace convert, replay (every rule set and kernel, and --execute), and every line of the trace", () => {
+    const log = join(dir, "job.iolog");
+    writeFileSync(log, "fio version 2 iolog\n/d add\n/d read 0 4096\n/d write 4608 512\n/d read 8192 8192\n");
+    const trace = join(dir, "job.trace");
+    expect(validated("trace-convert", "trace", "convert", log, "--from", "fio-iolog", "--mem-offset", "512", "--output", trace)).toMatchObject({ command: "trace convert", ios: 3 });
+    const validateLine = validators["trace"]!;
+    for (const line of readFileSync(trace, "utf8").trim().split("\n")) {
+      const ok = validateLine(JSON.parse(line));
+      expect({ line, errors: ok ? null : validateLine.errors }).toEqual({ line, errors: null });
+    }
+    const all = validated("replay", "replay", trace, "--rules", "all", "--kernel", "all");
+    expect((all.summary as { rules: unknown[] }).rules).toHaveLength(5);
+    const done = validated("replay", "replay", trace, "--rules", "seed", "--execute", "--disk", disk, "--force");
+    expect(done.execute).toMatchObject({ ios: 3, verified: 3 });
+  });
+
   test("errors of each kind, from each command", () => {
     for (const args of [
       ["probe", join(dir, "missing")],
@@ -94,10 +110,13 @@ describe("every command's --json validates against its schema", () => {
       ["compare", disk, disk],
       ["repro", join(dir, "missing.json")],
       ["image", "create", "/dev/null", "--size", "4k"],
+      ["trace", "convert", join(dir, "missing.iolog"), "--from", "blkparse", "--output", join(dir, "x.trace")],
+      ["trace", "capture", "--output", join(dir, "x.trace")],
+      ["replay", join(dir, "missing.trace")],
       ["bnech"],
     ]) {
       const doc = validated("error", ...args);
-      expect(doc.command).toBe(args[0] === "image" ? "image create" : args[0] === "bnech" ? null : args[0]);
+      expect(doc.command).toBe(args[0] === "image" || args[0] === "trace" ? `${args[0]} ${args[1]}` : args[0] === "bnech" ? null : args[0]);
     }
   });
 });

@@ -7,6 +7,7 @@
  * saying which is missing, without them.
  */
 import { describe, expect, test } from "bun:test";
+import Ajv2020 from "ajv/dist/2020";
 import { existsSync, readdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +17,18 @@ import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { randomBytes, ROOT, runCliIn, scratchDir } from "./helpers";
 
 const why = captureUnavailable();
+const ajv = new Ajv2020({ strict: true, allErrors: true, validateFormats: false });
+const schema = (name: string) => ajv.compile(JSON.parse(readFileSync(join(ROOT, "schema", `${name}.schema.json`), "utf8")));
+const traceLine = schema("trace");
+const captureDocument = schema("trace-capture");
+
+/** Every line of the trace at `path` is valid by schema/trace.schema.json. */
+function expectValidTrace(path: string): void {
+  for (const line of readFileSync(path, "utf8").trim().split("\n")) {
+    const ok = traceLine(JSON.parse(line));
+    expect({ line, errors: ok ? null : traceLine.errors }).toEqual({ line, errors: null });
+  }
+}
 const dir = scratchDir("trace-capture");
 const disk = join(dir, "disk.img");
 writeFileSync(disk, randomBytes(4 * 2 ** 20, 3));
@@ -141,6 +154,7 @@ describe("capture against strace", () => {
   const qemuIo = needs("strace", "qemu-io");
   test.skipIf(qemuIo !== null)(title("qemu-io with the host cache off (-n): its alignment probes, preadv and pwritev from its worker threads", qemuIo), () => {
     const ios = checkedAgainstStrace("qemu-io", ["qemu-io", "-n", "-f", "raw", "-c", "readv 0 4k 4k", "-c", "writev -P 0xab 64k 4k 8k", "-c", "read 128k 512", disk]);
+    expectValidTrace(join(dir, "qemu-io.trace"));
     // The guest-visible requests, as QEMU handed them over: two iovecs of 4 KiB, and three.
     expect(ios.some((io) => io.op === "read" && io.offset === 0 && io.lens.join() === "4096,4096")).toBe(true);
     expect(ios.some((io) => io.op === "write" && io.offset === 65536 && io.lens.reduce((a, b) => a + b) === 12288)).toBe(true);
@@ -169,6 +183,7 @@ describe("capture of io_uring against fio's own log", () => {
     const log = join(dir, "fio-uring.iolog");
     const captured = capture("fio-uring", ["fio", "--name=t", `--filename=${disk}`, "--direct=1", "--rw=randread", "--bs=4k", "--size=512k", "--ioengine=io_uring", "--iodepth=8", `--write_iolog=${log}`, "--randseed=9", "--output=/dev/null"]);
     expect(captured.end.missed).toEqual({});
+    expectValidTrace(join(dir, "fio-uring.trace"));
     const logged = readFileSync(log, "utf8")
       .split("\n")
       .map((line) => line.trim().split(/\s+/)) // v3: TIME FILE ACTION OFFSET LENGTH
@@ -249,6 +264,7 @@ describe("following a process", () => {
       const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), "trace", "capture", "--pid", String(shell.pid), "--disk", disk, "--output", output, "--json"], { cwd: dir, timeout: 300_000 });
       expect(result.exitCode).toBe(0);
       const summary = JSON.parse(result.stdout.toString());
+      expect(captureDocument(summary) ? null : captureDocument.errors).toBeNull();
       expect(summary).toMatchObject({ command: "trace capture", ios: 4, missed: {}, commandExit: null });
       const ios = readFileSync(output, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.type === "io");
       expect(ios.map((io) => io.offset)).toEqual([0, 4096, 8192, 12288]);
