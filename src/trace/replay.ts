@@ -77,7 +77,7 @@ export interface ReplaySummary {
 /** Shapes kept apart in the table of those that bounce; the rest are counted as "other". */
 const MAX_SHAPES = 4096;
 /** Verdicts cached; the cache is emptied when full (a trace of random shapes just runs slower). */
-const MAX_CACHED = 65536;
+const MAX_CACHED = 16384;
 /** Shapes listed per rule set. */
 const TOP_SHAPES = 10;
 
@@ -102,11 +102,25 @@ export function segmentsOf(io: TraceIo): PagedRange[] {
   return segments;
 }
 
-/** The IO made relative: what its verdict depends on, as a cache key and a table row. */
-function shapeKey(io: TraceIo, block: number): string {
-  const base = Math.floor(io.iovecs[0]![0] / PAGE_SIZE) * PAGE_SIZE;
-  let key = `${io.op} ${io.offset % block}`;
-  for (const [address, len] of io.iovecs) key += ` ${address - base}+${len}`;
+/**
+ * What the IO's verdict depends on, as a cache key: its op, its disk offset within a block, each
+ * iovec's address within a block (or page) and length, and how each iovec's first page stands
+ * to the previous one's last page: the same, the next, or further (the planner merges runs of
+ * consecutive guest pages and segments that touch, so the distance between iovecs that are
+ * neither matters to nothing). `unit` is at least the page and every alignment judged.
+ */
+function shapeKey(io: TraceIo, unit: number): string {
+  let key = `${io.op} ${io.offset % unit}`;
+  let previousLast = 0;
+  for (const [i, [address, len]] of io.iovecs.entries()) {
+    const first = Math.floor(address / PAGE_SIZE);
+    if (i > 0) {
+      const step = first - previousLast;
+      key += step >= -1 && step <= 2 ? ` ${step}:` : " f:";
+    }
+    key += ` ${address % unit}+${len}`;
+    previousLast = Math.floor((address + Math.max(len, 1) - 1) / PAGE_SIZE);
+  }
   return key;
 }
 
@@ -133,8 +147,8 @@ export class ReplayAnalysis {
     this.#alignment = alignment;
     this.#rules = rules;
     this.#kernels = kernels;
-    // The larger of the read and write blocks, and the page: every position that matters.
-    this.#block = Math.max(blockSize(alignment, "read"), blockSize(alignment, "write"), PAGE_SIZE);
+    // The larger of the read and write blocks, the memory alignment and the page: every position that matters.
+    this.#block = Math.max(blockSize(alignment, "read"), blockSize(alignment, "write"), alignment.memAlign, PAGE_SIZE);
     this.#shapes = rules.map(() => new Map());
     this.#totals = rules.map((r) => ({
       rules: r,
