@@ -196,8 +196,16 @@ describe("replay counts", () => {
     const result = runCliIn(dir, "replay", hand, "--rules", "seed", "--kernel", "6.0");
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("5 IOs (4 reads, 1 writes)");
-    expect(result.stdout).toMatch(/seed\s+│ 6\.0\s+│ 3 IOs, 12\.0 KiB/);
+    expect(result.stdout).toMatch(/^ {2}seed +3 IOs, 12\.0 KiB on 6\.0$/m);
     expect(result.stdout).toContain("2 x read 4096 B, 1 iovec [512+4096], disk offset on a block");
+  });
+
+  test("every rule set and kernel fit 80 columns", () => {
+    const result = Bun.spawnSync([process.execPath, join(import.meta.dir, "..", "cli/bounce-bench.ts"), "replay", hand, "--rules", "all", "--kernel", "all"], { env: { ...process.env, COLUMNS: "80" } });
+    const lines = result.stdout.toString().trimEnd().split("\n");
+    expect(lines.filter((line) => [...line].length > 80)).toEqual([]);
+    expect(lines).toContain("REFUSED (EINVAL: the rule set sends what the kernel refuses):");
+    expect(lines).toContain("  kernel           2 IOs on 5.19");
   });
 
   test("property: the streamed totals are each IO planned on its own, at its own addresses", () => {

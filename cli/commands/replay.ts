@@ -10,9 +10,10 @@ import { parseCount } from "../../src/base/value-parsers";
 import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
 import { NAMED_KERNELS } from "../../src/trace/replay";
 import { runReplay, type ReplayReport } from "../../src/trace/replay-run";
+import type { RulesTotals } from "../../src/trace/replay";
 import type { Context } from "../main";
 import { jsonLine } from "../json-output";
-import { byteAmount, describeAlignment, keyValues, table } from "../format";
+import { byteAmount, describeAlignment, keyValues, table, wrapLines } from "../format";
 import { parseSector, sharedOptions } from "../options";
 import { SignalGuard } from "../signals";
 
@@ -96,33 +97,48 @@ function replayText(report: ReplayReport): string {
   const errors = Object.entries(s.capturedErrors);
   const skipped = s.skipped.iovecsTruncated + s.skipped.empty;
   const missed = Object.entries(report.end?.missed ?? {});
-  let text = keyValues([
+  let text = wrapLines(keyValues([
     ["trace", `${report.trace}: ${s.ios} IOs (${s.reads} reads, ${s.writes} writes), ${byteAmount(s.bytes)}, ${s.shapes} shapes`],
     ["captured", report.header.synthetic === null ? `${report.header.captured.by}${report.header.kernel === null ? "" : ` on ${report.header.kernel.release}`}` : `synthetic, from ${report.header.synthetic.from}: ${report.header.synthetic.memory}`],
     ...(errors.length === 0 ? [] : ([["failed then", errors.map(([code, n]) => `${n} with ${code}`).join(", ")]] as [string, string][])),
     ...(skipped === 0 ? [] : ([["left out", `${s.skipped.iovecsTruncated} IOs with more iovecs than captured, ${s.skipped.empty} of no bytes`]] as [string, string][])),
     ...(missed.length === 0 ? [] : ([["not in trace", missed.map(([what, n]) => `${what}: ${n}`).join(", ")]] as [string, string][])),
     ["disk", `${describeAlignment(report.disk.alignment)}; from ${report.disk.from}`],
-  ]);
+  ]), undefined, "            ");
   text += table(
     ["rules", "direct", "bounce", "rmw", "split", "copied"],
     s.rules.map((r) => [r.rules, r.decisions.direct, r.decisions.bounce, r.decisions.rmw, r.decisions.split, byteAmount(r.copiedBytes)]),
   );
-  text += table(
-    ["rules", "kernel", "needless copies", "refused IOs"],
-    s.rules.flatMap((r) => r.kernels.map((k) => [r.rules, k.kernel, k.needlessIos === 0 ? "0" : `${k.needlessIos} IOs, ${byteAmount(k.needlessBytes)}`, k.refusedIos === 0 ? "0" : `UNSOUND: ${k.refusedIos}`])),
+  // By kernel: IOs a rule set copied that the kernel takes as they are (needless), and IOs it
+  // sends that the kernel refuses (the rule set is unsound there); kernels alike grouped.
+  const grouped = (pick: (k: RulesTotals["kernels"][number]) => string | null) =>
+    s.rules.flatMap((r) => {
+      const groups = new Map<string, string[]>();
+      for (const k of r.kernels) {
+        const what = pick(k);
+        if (what !== null) groups.set(what, [...(groups.get(what) ?? []), k.kernel]);
+      }
+      return [...groups].map(([what, kernels]) => `  ${r.rules.padEnd(17)}${what} on ${kernels.join(", ")}`);
+    });
+  const needless = grouped((k) => (k.needlessIos === 0 ? null : `${k.needlessIos} IOs, ${byteAmount(k.needlessBytes)}`));
+  const refusals = grouped((k) => (k.refusedIos === 0 ? null : `${k.refusedIos} IOs`));
+  text += wrapLines(
+    `copied needlessly (the kernel takes those IOs as they are):${needless.length === 0 ? " none" : `\n${needless.join("\n")}`}\n` +
+      `REFUSED (EINVAL: the rule set sends what the kernel refuses):${refusals.length === 0 ? " none" : `\n${refusals.join("\n")}`}\n`,
+    undefined,
+    " ".repeat(19),
   );
   for (const r of s.rules) {
     if (r.topShapes.length === 0) continue;
-    text += `shapes that bounce under ${r.rules}:\n` + r.topShapes.map((shape) => `  ${shape.ios} x ${shape.shape}\n`).join("") + (r.otherShapeIos > 0 ? `  ${r.otherShapeIos} IOs of other shapes\n` : "");
+    text += wrapLines(`shapes that bounce under ${r.rules}:\n` + r.topShapes.map((shape) => `  ${shape.ios} x ${shape.shape}\n`).join("") + (r.otherShapeIos > 0 ? `  ${r.otherShapeIos} IOs of other shapes\n` : ""));
   }
   const refused = s.rules.flatMap((r) => r.kernels.filter((k) => k.refusedExample !== null).map((k) => `${r.rules} on ${k.kernel}: ${k.refusedExample}`));
-  if (refused.length > 0) text += keyValues([["refused, e.g.", refused.slice(0, 5)]]);
+  if (refused.length > 0) text += wrapLines(`refused, for example:\n${refused.slice(0, 5).map((line) => `  ${line}`).join("\n")}\n`);
   const e = report.execute;
   if (e !== null) {
     const seconds = e.elapsedNs / 1e9;
     const failed = Object.entries(e.failed);
-    text += keyValues([
+    text += wrapLines(keyValues([
       ["executed", `${e.ios} IOs as ${e.rules} plans them on ${report.disk.path} (${e.engine}, queue depth ${e.qd}, pace ${e.pace})${e.stopped ? "; STOPPED early" : ""}`],
       ["decisions", Object.entries(e.decisions).filter(([, n]) => n > 0).map(([d, n]) => `${n} ${d}`).join(", ")],
       ["rate", `${(e.bytes / 2 ** 20 / seconds).toFixed(1)} MiB/s, ${Math.round(e.ios / seconds)} IOPS over ${seconds.toFixed(3)} s${e.timingIncludesVerify ? " (including the verification read-backs; --no-verify for timing)" : ""}`],
@@ -132,7 +148,7 @@ function replayText(report: ReplayReport): string {
       ["verified", e.timingIncludesVerify ? `${e.verified} IOs' bytes match the disk${e.unverifiedOverlap > 0 ? `; ${e.unverifiedOverlap} not checked (overlapping IOs in flight, or iovecs overlapping in memory)` : ""}` : "not checked (--no-verify)"],
       ...(e.wrapped + e.tooLong === 0 ? [] : ([["moved", `${e.wrapped} IOs past the disk's end wrapped into it; ${e.tooLong} longer than the disk not done`]] as [string, string][])),
       ...(failed.length === 0 ? [] : ([["FAILED", failed.map(([code, n]) => `${n} refused with ${code}`).join(", ")]] as [string, string][])),
-    ]);
+    ]), undefined, "            ");
   }
   return text;
 }
