@@ -1,22 +1,28 @@
 /**
  * The examples of README and of every page in docs/ run as written: every `$ npx bounce-bench
  * ...` line of their `sh` blocks, file by file and in order, in a scratch directory per file
- * (with `/tmp/` standing for it, and `test/` and `scenarios/` linked to the repository's), exits
- * as the page says (`# exit N` in the example; 0 otherwise), and prints
+ * (with `/tmp/` standing for it, and `test/`, `scenarios/` and `examples/` linked to the
+ * repository's), exits as the page says (`# exit N` in the example; 0 otherwise), and prints
  * the lines the README shows. Numbers are compared as numbers-of-some-value (digits may differ
  * from machine to machine: kernel versions, device numbers, sizes of runs), `...` stands for
  * anything, and spacing is ignored. bench runs measure for 50 ms, once (`--runtime 50ms --repeat
  * 1` added unless the example says how long), so only their exit codes are checked: their tables
- * are measurements. So the documentation cannot drift from the tool.
+ * are measurements. So the documentation cannot drift from the tool. An example marked `# root`
+ * (a capture, a scratch device) runs only where root, bpftrace, fio and dd are; elsewhere it is
+ * skipped and the skip printed.
  */
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, runCliIn, scratchDir } from "./helpers";
+import { captureUnavailable } from "../src/trace/capture";
+import { findProgram } from "../src/host/scratch-dir";
 
 interface Example {
   line: number;
   command: string;
+  /** Marked `# root`: needs root (and, for trace capture, bpftrace and the program it runs). */
+  root: boolean;
   shown: string[];
   exits: number[];
 }
@@ -49,7 +55,7 @@ function pageExamples(page: string): Example[] {
         current = null;
         continue;
       }
-      current = { line: i + 1, command, shown: [], exits: [0] };
+      current = { line: i + 1, command, shown: [], exits: [0], root: /#\s*root\b/.test(command) };
       examples.push(current);
     } else if (current !== null) {
       current.shown.push(text);
@@ -63,6 +69,9 @@ function pageExamples(page: string): Example[] {
   }
   return examples;
 }
+
+/** Why examples marked `# root` cannot run here, or null. */
+const rootOnly = captureUnavailable() ?? ["fio", "dd"].map((program) => (findProgram(program) === null ? `needs ${program}` : null)).find((why) => why !== null) ?? null;
 
 /** A line as compared: digits as `#`, spacing collapsed. */
 const normal = (text: string) => text.replace(/\d+(\.\d+)?/g, "#").replace(/\s+/g, " ").trim();
@@ -100,8 +109,15 @@ describe("the documentation's examples", () => {
     const dir = scratchDir(`examples-${page.replace(/[/.]/g, "-")}`);
     symlinkSync(join(ROOT, "test"), join(dir, "test"));
     symlinkSync(join(ROOT, "scenarios"), join(dir, "scenarios"));
+    symlinkSync(join(ROOT, "examples"), join(dir, "examples"));
     const failures: { where: string; code?: number; stderr?: string; missing?: string[] }[] = [];
+    const skipped: string[] = [];
     for (const example of examples) {
+      // `# root`: a capture or a scratch device; run where this machine can (CI, as root).
+      if (example.root && rootOnly !== null) {
+        skipped.push(`${page}:${example.line} (${rootOnly})`);
+        continue;
+      }
       let args = words(example.command.replaceAll("/tmp/", `${dir}/`)).slice(2);
       const measures = args[0] === "bench";
       if (measures && !args.includes("--runtime") && !args.includes("--ios")) args = [...args, "--runtime", "50ms"];
@@ -115,6 +131,7 @@ describe("the documentation's examples", () => {
       if (missing.length > 0) failures.push({ where, missing });
     }
     expect(failures).toEqual([]);
+    if (skipped.length > 0) console.log(`skipped examples marked # root: ${skipped.join(", ")}`);
   }, 300_000);
 
   test("README's library recipe is the core of examples/bounce-one-write.ts, which runs and writes the guest's bytes", () => {

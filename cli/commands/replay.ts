@@ -92,6 +92,9 @@ Examples:
     });
 }
 
+/** Shapes listed per rule set in the terminal (the JSON has ten). */
+const SHOWN_SHAPES = 5;
+
 function replayText(report: ReplayReport): string {
   const s = report.summary;
   const errors = Object.entries(s.capturedErrors);
@@ -128,10 +131,14 @@ function replayText(report: ReplayReport): string {
     undefined,
     " ".repeat(19),
   );
+  // The shapes that copy most, five a rule set; rule sets with the same list named together.
+  const lists = new Map<string, string[]>();
   for (const r of s.rules) {
     if (r.topShapes.length === 0) continue;
-    text += wrapLines(`shapes that bounce under ${r.rules}:\n` + r.topShapes.map((shape) => `  ${shape.ios} x ${shape.shape}\n`).join("") + (r.otherShapeIos > 0 ? `  ${r.otherShapeIos} IOs of other shapes\n` : ""));
+    const list = r.topShapes.slice(0, SHOWN_SHAPES).map((shape) => `  ${shape.ios} x ${shape.shape}\n`).join("") + (r.topShapes.length > SHOWN_SHAPES || r.otherShapeIos > 0 ? "  ... (--json lists more)\n" : "");
+    lists.set(list, [...(lists.get(list) ?? []), r.rules]);
   }
+  for (const [list, rules] of lists) text += wrapLines(`shapes that copy most under ${rules.join(", ")}:\n${list}`);
   const refused = s.rules.flatMap((r) => r.kernels.filter((k) => k.refusedExample !== null).map((k) => `${r.rules} on ${k.kernel}: ${k.refusedExample}`));
   if (refused.length > 0) text += wrapLines(`refused, for example:\n${refused.slice(0, 5).map((line) => `  ${line}`).join("\n")}\n`);
   const e = report.execute;
