@@ -11,6 +11,8 @@ import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, scratchDir } from "./helpers";
 import { VERSION } from "../cli/version";
+import { captureUnavailable } from "../src/trace/capture";
+import { findProgram } from "../src/host/scratch-dir";
 
 const npm = Bun.which("npm");
 const why = npm === null ? " (skipped: npm is not on PATH)" : "";
@@ -52,24 +54,36 @@ describe("the installed package", () => {
 
     // Every command's help examples run in the installed package, in order, each command's in a
     // directory of its own (`/tmp/` standing for it): exit 0 (compare: 0 or 1, a regression is a
-    // measurement). Left out: examples naming a device (`/dev/...`) or making a disk kind (root),
-    // and shell (`;`, loops), with the examples after one (they may use what it made). Bench
-    // examples measure for 50 ms, once.
+    // measurement). Left out: examples naming a device (`/dev/...`, /dev/null aside) or making a
+    // disk kind (root), following a pid, and shell (`;`, loops), with the examples after one
+    // (they may use what it made); a `printf ... > file` line runs, in sh, making its file.
+    // Capture's examples run where capture can (root, bpftrace). Bench examples measure for
+    // 50 ms, once.
     const ran: string[] = [];
-    for (const command of [["image", "create"], ["probe"], ["plan"], ["io"], ["bench"], ["compare"], ["report"], ["repro"]]) {
+    const commands = [["image", "create"], ["probe"], ["plan"], ["io"], ["bench"], ["compare"], ["report"], ["repro"], ["trace", "convert"], ["replay"]];
+    if (captureUnavailable() === null && findProgram("fio") !== null) commands.push(["trace", "capture"]);
+    for (const command of commands) {
       const help = spawnSync(bin, [...command, "--help"], { cwd: consumer, env: { ...nodeEnv, COLUMNS: "200" }, encoding: "utf8" }).stdout;
       const here = join(dir, `help-${command.join("-")}`);
       mkdirSync(here);
       // repro's "your own" scenario: one of the shipped ones stands in for it.
       if (command[0] === "repro") copyFileSync(join(consumer, "node_modules", "bounce-bench", "scenarios", "rmw-unaligned-write.json"), join(here, "my-bug.json"));
-      const examples = help
-        .slice(help.lastIndexOf("Examples:"))
-        .split("\n")
-        .filter((line) => line.trimStart().startsWith("$ "))
-        .map((line) => line.trim().slice(2).replace(/ {2,}.*$/, ""));
-      const shellAt = examples.findIndex((example) => !example.startsWith("bounce-bench ") || /;|\bfor\b/.test(example));
-      for (const example of (shellAt < 0 ? examples : examples.slice(0, shellAt)).filter((e) => !/\/dev\/|--disk-kind/.test(e))) {
-        let args = example.replaceAll("/tmp/", `${here}/`).split(/\s+/).slice(1);
+      const examples: string[] = [];
+      for (const line of help.slice(help.lastIndexOf("Examples:")).split("\n")) {
+        const text = line.trim();
+        if (text.startsWith("$ ")) examples.push(text.slice(2));
+        else if (examples.length > 0 && examples.at(-1)!.endsWith("\\")) examples.push(`${examples.pop()!.slice(0, -1).trimEnd()} ${text}`);
+      }
+      const runs = examples.map((example) => example.replace(/ {2,}.*$/, ""));
+      const shellAt = runs.findIndex((example) => !example.startsWith("bounce-bench ") && !example.startsWith("printf ") || /;|\bfor\b/.test(example));
+      for (const example of (shellAt < 0 ? runs : runs.slice(0, shellAt)).filter((e) => !/\/dev\/(?!null\b)|--disk-kind|--pid/.test(e))) {
+        const local = example.replaceAll("/tmp/", `${here}/`);
+        if (example.startsWith("printf ")) {
+          expect(spawnSync("sh", ["-c", local], { cwd: here }).status).toBe(0);
+          continue;
+        }
+        // Words as a shell splits these: at spaces, '...' kept whole.
+        let args = (local.match(/'[^']*'|\S+/g) ?? []).map((word) => word.replace(/^'(.*)'$/, "$1")).slice(1);
         if (args[0] === "bench") args = [...args, "--runtime", "50ms", "--repeat", "1", ...(args.includes("--size") ? [] : ["--size", "8m"])];
         const result = spawnSync(bin, args, { cwd: here, env: nodeEnv, encoding: "utf8", timeout: 120_000 });
         const allowed = args[0] === "compare" ? [0, 1] : [0];

@@ -61,7 +61,7 @@ export function registerReplay(program: Command, context: Context): void {
       "after",
       `
 Examples:
-  $ printf 'fio version 2 iolog\\n/tmp/d add\\n/tmp/d read 0 4096\\n/tmp/d write 4096 512\\n' > /tmp/two.iolog
+  $ printf 'fio version 2 iolog\\nd read 0 4096\\nd write 4096 512\\n' > /tmp/two.iolog
   $ bounce-bench trace convert /tmp/two.iolog --from fio-iolog --mem-offset 512 --output /tmp/two.trace --force
   $ bounce-bench replay /tmp/two.trace
   $ bounce-bench replay /tmp/two.trace --rules qemu --kernel 6.0 --json

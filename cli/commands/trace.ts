@@ -38,12 +38,10 @@ export function registerTrace(program: Command, context: Context): void {
       `
 Examples:
   $ bounce-bench image create /tmp/disk.img --size 4MiB
-  $ bounce-bench trace capture --disk /tmp/disk.img --output /tmp/dd.trace -- \\
-      dd if=/tmp/disk.img of=/dev/null bs=64k iflag=direct
-  $ bounce-bench trace capture --disk /tmp/disk.img --output /tmp/qemu.trace --force -- \\
-      qemu-io -n -f raw -c 'readv 0 4k 4k' -c 'write -P 0xab 8k 8k' /tmp/disk.img
+  $ bounce-bench trace capture --disk /tmp/disk.img --output /tmp/dd.trace -- dd if=/tmp/disk.img of=/dev/null bs=64k iflag=direct
+  $ bounce-bench trace capture --disk /tmp/disk.img --output /tmp/fio.trace -- fio --name=vm --filename=/tmp/disk.img --direct=1 --rw=randrw --bs=4k --size=1m --mem_align=512 --output=/dev/null
   $ bounce-bench trace capture --pid 1234 --duration 60 --output /tmp/vmm.trace
-  $ bounce-bench replay /tmp/dd.trace --rules all --kernel all`,
+  $ bounce-bench replay /tmp/fio.trace --rules all --kernel all`,
     )
     .action(async (command: string[], options: { pid?: string; disk?: string; output: string; duration?: string; force?: boolean; json?: boolean }) => {
       const pid = options.pid === undefined ? undefined : parseCount(options.pid, "--pid");
@@ -97,7 +95,7 @@ Examples:
       "after",
       `
 Examples:
-  $ printf 'fio version 2 iolog\\n/tmp/d add\\n/tmp/d open\\n/tmp/d read 0 4096\\n/tmp/d write 4096 512\\n/tmp/d close\\n' > /tmp/job.iolog
+  $ printf 'fio version 2 iolog\\nd read 0 4096\\nd write 4096 512\\n' > /tmp/job.iolog
   $ bounce-bench trace convert /tmp/job.iolog --from fio-iolog --output /tmp/job.trace --force
   $ bounce-bench trace convert /tmp/job.iolog --from fio-iolog --mem-offset 512 --output /tmp/job-512.trace --force
   $ bounce-bench replay /tmp/job-512.trace --disk-kind loop --sector 4096`,
