@@ -13,6 +13,9 @@
  *   the comparison with a baseline run, when given: per case the change, regressions marked,
  *     changes beyond the axis clipped to its edge and labelled with their value
  *   the decision map: memory offset against write length, per rule set
+ *   replayed traces, when given (`replay --json`): per rule set the trace's IOs by decision,
+ *     then per rule set and kernel the IOs copied needlessly and the IOs refused, and the
+ *     shapes that copy most
  *
  * Every chart has at most 8 series, drawn in the Okabe-Ito palette (told apart with the common
  * kinds of colour blindness); an axis spanning more than a decade is logarithmic; every
@@ -29,6 +32,7 @@ import type { Comparison } from "../src/bench/compare";
 import { bounceVerdicts } from "../src/bench/verdicts";
 import { plan } from "../src/io/planner";
 import { PagedRange } from "../src/memory/paged-range";
+import type { ReplayReport } from "../src/trace/replay-run";
 
 /** What a report is made of: the run's document (and a baseline's comparison, if any). */
 export interface ReportInput {
@@ -41,6 +45,8 @@ export interface ReportInput {
   alignment: DiskAlignment;
   comparison: Comparison | null;
   baseName: string | null;
+  /** Replays to show (`replay --json` documents), each with the file it came from. */
+  replays?: { name: string; report: ReplayReport }[];
 }
 
 /** Okabe and Ito's palette: 8 colours that stay apart under the common colour blindnesses. */
@@ -79,6 +85,7 @@ export async function htmlReport(input: ReportInput): Promise<string> {
       `What the planner decides for one write of each length at each memory offset on this run's disk (memory ${input.alignment.memAlign}, blocks ${input.alignment.offsetAlign}), under each rule set; the offsets the run measured are on the axis.`,
       (await Promise.all(RULE_SETS.map((rules) => decisionMap(input.alignment, rules, measured)))).join("\n"),
     ),
+    ...(await Promise.all((input.replays ?? []).map((replay, i) => replaySection(replay.name, replay.report, i)))),
   ];
   return `<!doctype html>
 <html lang="en">
@@ -373,6 +380,60 @@ async function decisionMap(alignment: DiskAlignment, rules: RuleSet, measured: r
     width: { step: 14 },
     height: { step: 16 },
   });
+}
+
+/**
+ * A replayed trace: its IOs by decision per rule set; per rule set and kernel, the IOs copied
+ * needlessly (the kernel takes them as they are) and refused (the rule set is unsound there);
+ * and the shapes that copy most.
+ */
+async function replaySection(name: string, replay: ReplayReport, index: number): Promise<string> {
+  const s = replay.summary;
+  const rules = s.rules.map((r) => r.rules);
+  const decisions = s.rules.flatMap((r) => DECISIONS.map((decision) => ({ rules: r.rules, decision, ios: r.decisions[decision as keyof typeof r.decisions] })).filter((d) => d.ios > 0));
+  const kernels = replay.kernels.map((k) => k.name);
+  const byKernel = (pick: "needlessIos" | "refusedIos") => s.rules.flatMap((r) => r.kernels.map((k) => ({ rules: r.rules, kernel: k.kernel, ios: k[pick] })).filter((d) => d.ios > 0));
+  const bars = (id: string, values: Record<string, unknown>[], what: string) =>
+    values.length === 0
+      ? empty(id, `No IO ${what} under any rule set and kernel.`)
+      : chart(id, {
+          data: { values },
+          width: 420,
+          mark: { type: "bar" },
+          encoding: {
+            y: { field: "rules", type: "nominal", sort: rules, title: "rule set" },
+            yOffset: { field: "kernel", type: "nominal", sort: kernels },
+            x: { field: "ios", type: "quantitative", title: `IOs ${what} [IOs]`, axis: { tickMinStep: 1, format: "d" } },
+            color: { field: "kernel", type: "nominal", sort: kernels, scale: { domain: kernels, range: PALETTE.slice(0, kernels.length) }, title: "kernel" },
+            tooltip: [{ field: "rules" }, { field: "kernel" }, { field: "ios" }],
+          },
+        });
+  const shapes = s.rules.find((r) => r.topShapes.length > 0);
+  const source = replay.header.synthetic === null ? `captured by ${replay.header.captured.by}${replay.header.kernel === null ? "" : ` on ${replay.header.kernel.release}`}` : `synthetic (${replay.header.synthetic.from}: ${replay.header.synthetic.memory})`;
+  return [
+    section(
+      `Replay of ${name}`,
+      `${s.ios} IOs (${s.reads} reads, ${s.writes} writes), ${source}; judged on ${replay.disk.from} (memory ${replay.disk.alignment.memAlign}, blocks ${replay.disk.alignment.offsetAlign}). How each rule set sends them, then per kernel the IOs it copied that the kernel takes as they are, and the IOs it sends that the kernel refuses.`,
+      [
+        await chart(`replay-${index}-decisions`, {
+          data: { values: decisions },
+          width: 420,
+          mark: { type: "bar" },
+          encoding: {
+            y: { field: "rules", type: "nominal", sort: rules, title: "rule set" },
+            x: { field: "ios", type: "quantitative", stack: "zero", title: "IOs [IOs]", axis: { tickMinStep: 1, format: "d" } },
+            color: { field: "decision", type: "nominal", sort: DECISIONS, scale: { domain: DECISIONS, range: DECISION_COLORS }, title: "decision" },
+            tooltip: [{ field: "rules" }, { field: "decision" }, { field: "ios" }],
+          },
+        }),
+        await bars(`replay-${index}-needless`, byKernel("needlessIos"), "copied needlessly"),
+        await bars(`replay-${index}-refused`, byKernel("refusedIos"), "refused"),
+        shapes === undefined
+          ? ""
+          : `<table class="facts" id="replay-${index}-shapes"><tr><td>IOs</td><td>shapes that copy most under ${escape(shapes.rules)}</td></tr>${shapes.topShapes.map((shape) => `<tr><td>${shape.ios}</td><td>${escape(shape.shape)}</td></tr>`).join("")}</table>`,
+      ].join("\n"),
+    ),
+  ].join("\n");
 }
 
 function escape(text: string): string {

@@ -11,7 +11,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCliIn, scratchDir } from "./helpers";
+import { ROOT, runCliIn, scratchDir } from "./helpers";
 
 const chromium = Bun.which("chromium") ?? Bun.which("chromium-browser");
 const why = chromium === null ? " (skipped: chromium is not installed; apt-get install chromium)" : "";
@@ -21,23 +21,39 @@ describe("the HTML report", () => {
   const run = join(dir, "run.json");
   const base = join(dir, "base.json");
   const html = join(dir, "report.html");
+  const replay = join(dir, "replay.json");
   const bench = (out: string) => runCliIn(dir, "bench", "--size", "4m", "--op", "read,write", "--bs", "4k,64k", "--mem-offset", "0,200", "--mode", "auto,bounce,direct", "--ios", "30", "--repeat", "2", "--format", "json", "--output", out);
 
   test("is one self-contained file: no script, nothing fetched, every section there", () => {
     expect(bench(base).code).toBe(0);
     expect(bench(run).code).toBe(0);
-    const written = runCliIn(dir, "report", run, base, "--html", html);
+    // A replayed trace: fio's own log of a random read-write job, its buffers 512 bytes into their pages.
+    const trace = join(dir, "fio.trace");
+    expect(runCliIn(dir, "trace", "convert", join(ROOT, "examples/fio-randrw.iolog"), "--from", "fio-iolog", "--mem-offset", "512", "--output", trace).code).toBe(0);
+    const replayed = runCliIn(dir, "replay", trace, "--json");
+    expect(replayed.code).toBe(0);
+    writeFileSync(replay, replayed.stdout);
+    const written = runCliIn(dir, "report", run, base, "--replay", replay, "--html", html);
     expect(written.code).toBe(0);
     const text = readFileSync(html, "utf8");
     expect(text).not.toMatch(/<script|<link|<img|@import|url\(\s*["']?http/i);
     const namespaces = ["http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"]; // names, never fetched
     expect(text.match(/https?:\/\/[^"'\s]+/g)?.filter((url) => !namespaces.includes(url)) ?? []).toEqual([]);
-    const ids = ["cost-throughput", "cost-cpu", "cost-change", "throughput", "cpu", "latency", "comparison", "decision-map-kernel", "decision-map-seed"];
+    const ids = ["cost-throughput", "cost-cpu", "cost-change", "throughput", "cpu", "latency", "comparison", "decision-map-kernel", "decision-map-seed", "replay-0-decisions", "replay-0-needless", "replay-0-refused"];
     for (const id of ids) expect(text).toContain(`<figure id="${id}"><svg`);
     expect(text.indexOf('<figure id="cost-throughput">')).toBeLessThan(text.indexOf('<figure id="throughput">')); // the answer first
     // Never replaced without --force; bad input is exit 2.
     expect(runCliIn(dir, "report", run, "--html", html).code).toBe(2);
     expect(runCliIn(dir, "report", join(dir, "missing.json"), "--html", join(dir, "x.html")).code).toBe(2);
+    expect(existsSync(join(dir, "x.html"))).toBe(false);
+    // A replay document that is not one, or breaks its schema, is bad input naming it.
+    expect(runCliIn(dir, "report", run, "--replay", run, "--html", join(dir, "x.html")).stderr).toMatch(/--replay .*run\.json: not a replay document/);
+    const broken = JSON.parse(replayed.stdout);
+    broken.summary.rules[0].decisions.direct = "three";
+    writeFileSync(join(dir, "broken-replay.json"), JSON.stringify(broken));
+    const refused = runCliIn(dir, "report", run, "--replay", join(dir, "broken-replay.json"), "--html", join(dir, "x.html"));
+    expect({ code: refused.code, err: refused.stderr }).toMatchObject({ code: 2 });
+    expect(refused.stderr).toMatch(/summary\.rules\[0\]\.decisions\.direct: must be/);
     expect(existsSync(join(dir, "x.html"))).toBe(false);
   });
 
@@ -93,6 +109,15 @@ describe("the HTML report", () => {
     const kernel = count("decision-map-kernel", cells);
     expect(kernel).toBe(35 * 9); // every 128 bytes, 8, 100 and the run's 200 (its 0 is among them), 9 lengths
     expect(count("decision-map-seed", cells)).toBe(kernel);
+    // The replay: a bar per rule set and decision that has IOs, per rule set and kernel with needless copies, with refusals.
+    const replayed = JSON.parse(readFileSync(replay, "utf8"));
+    const bars = /aria-roledescription="bar"/g;
+    const nonzero = (values: number[]) => values.filter((v) => v > 0).length;
+    type Rules = { decisions: Record<string, number>; kernels: { needlessIos: number; refusedIos: number }[] };
+    expect(count("replay-0-decisions", bars)).toBe(nonzero(replayed.summary.rules.flatMap((r: Rules) => ["direct", "bounce", "rmw", "split"].map((d) => r.decisions[d]!))));
+    expect(count("replay-0-needless", bars)).toBe(nonzero(replayed.summary.rules.flatMap((r: Rules) => r.kernels.map((k) => k.needlessIos))));
+    expect(count("replay-0-refused", bars)).toBe(nonzero(replayed.summary.rules.flatMap((r: Rules) => r.kernels.map((k) => k.refusedIos))));
+    expect(count("replay-0-refused", bars)).toBeGreaterThan(0); // OpenVMM's 512-byte sectors on a 4 KiB disk
     const bounced = (id: string) => count(id, /aria-label="[^"]*decision: (bounce|rmw|split)[;"]/g);
     expect(bounced("decision-map-kernel")).toBeGreaterThan(0);
     expect(bounced("decision-map-seed")).toBeGreaterThanOrEqual(bounced("decision-map-kernel"));

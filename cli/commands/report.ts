@@ -12,6 +12,8 @@ import { alignmentFromJson, type AlignmentJson } from "../../src/io/json-documen
 import { jsonLine, SCHEMA_VERSION } from "../json-output";
 import type { Context } from "../main";
 import { sharedOptions } from "../options";
+import type { ReplayReport } from "../../src/trace/replay-run";
+import { checkReplaySchema } from "../../src/trace/replay-schema";
 
 export function registerReport(program: Command, context: Context): void {
   program
@@ -26,6 +28,7 @@ export function registerReport(program: Command, context: Context): void {
     .argument("<run>", "the run (bench --format json output)")
     .argument("[base]", "a baseline run to compare with")
     .requiredOption("--html <file>", "(required) the HTML file to write (replacing one needs --force)")
+    .option("--replay <file...>", "replayed traces (replay --json output) to show in a section each")
     .addOption(sharedOptions.force("replace an existing --html file"))
     .addOption(sharedOptions.json())
     .addHelpText(
@@ -36,11 +39,14 @@ Examples:
   $ bounce-bench bench --format json --output run.json
   $ bounce-bench report run.json --html run.html
   $ bounce-bench report run.json base.json --html run.html --force     with the comparison
-  $ bounce-bench report run.json --html run.html --force --json`,
+  $ bounce-bench report run.json --html run.html --force --json
+  $ bounce-bench replay vm.trace --json > vm-replay.json
+  $ bounce-bench report run.json --replay vm-replay.json --html run.html --force`,
     )
-    .action(async (runPath: string, basePath: string | undefined, options: { html: string; force?: boolean; json?: boolean }) => {
-      refuseOutputsOverInputs([["--html", options.html]], [["RUN.json", runPath], ["BASE.json", basePath]]);
+    .action(async (runPath: string, basePath: string | undefined, options: { html: string; replay?: string[]; force?: boolean; json?: boolean }) => {
+      refuseOutputsOverInputs([["--html", options.html]], [["RUN.json", runPath], ["BASE.json", basePath], ...(options.replay ?? []).map((path): [string, string] => ["--replay", path])]);
       const run = load(runPath);
+      const replays = (options.replay ?? []).map((path) => ({ name: path, report: loadReplay(path) }));
       const base = basePath === undefined ? null : load(basePath);
       const host = run.host as Record<string, unknown>;
       // Vega is loaded only here: every other command starts without it.
@@ -55,6 +61,7 @@ Examples:
         alignment: alignmentFromJson(host.planAlignment as AlignmentJson),
         comparison: base === null ? null : compareRuns(benchDocument(base, basePath!), benchDocument(run, runPath), 5),
         baseName: basePath ?? null,
+        replays,
       });
       writeUserTextFile(options.html, html, { force: options.force ?? false }, "--html");
       if (options.json) {
@@ -63,6 +70,22 @@ Examples:
         context.io.stderr(`bounce-bench: wrote ${options.html}\n`);
       }
     });
+}
+
+/** A `replay --json` document, or bad input naming the file. */
+function loadReplay(path: string): ReplayReport {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readUserTextFile(path, "--replay"));
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new InvalidInputError(`--replay ${path}: not JSON (${error.message})`);
+    throw error;
+  }
+  const record = doc as Record<string, unknown> | null;
+  if (typeof record !== "object" || record === null || record.command !== "replay") throw new InvalidInputError(`--replay ${path}: not a replay document (replay --json output)`);
+  if (record.schemaVersion !== SCHEMA_VERSION) throw new InvalidInputError(`--replay ${path}: a replay document of schema ${String(record.schemaVersion)}; report reads schema ${SCHEMA_VERSION}`);
+  checkReplaySchema(record, `--replay ${path}`);
+  return record as unknown as ReplayReport;
 }
 
 /** A bench document of this schema version, or bad input naming the file. */
