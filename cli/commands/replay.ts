@@ -36,7 +36,7 @@ interface ReplayFlags {
 export function registerReplay(program: Command, context: Context): void {
   program
     .command("replay")
-    .summary("judge a trace's IOs by every rule set and kernel; --execute does them")
+    .summary("judge a trace by rule sets and kernels")
     .description(
       "Lay each IO of a trace (trace capture, trace convert) over guest memory as captured (each iovec's offset in its page, which iovecs touch) and count, " +
         "per rule set: IOs direct, bounced, read-modify-write, split, bytes copied, the shapes that bounce most; per kernel rule set: copies that kernel would not have needed, " +

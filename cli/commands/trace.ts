@@ -16,7 +16,10 @@ import { SignalGuard } from "../signals";
 import { VERSION } from "../version";
 
 export function registerTrace(program: Command, context: Context): void {
-  const trace = program.command("trace").description("capture the direct IO a program hands the kernel, or convert another tool's log, into a trace for replay");
+  const trace = program
+    .command("trace")
+    .summary("capture or convert traces of direct IO")
+    .description("Capture the direct IO a program hands the kernel, or convert another tool's log, into a trace for `bounce-bench replay` (docs/trace.md).");
   trace
     .command("capture")
     .summary("record a program's direct IO, iovec addresses included (root)")

@@ -2,9 +2,11 @@
  * A JSON Schema's complaint (ajv's errors) as the path of the bad field and a sentence, for any of
  * bounce-bench's schemas: `steps[3].pattern: "plaid" is not one of zero, random, stamp`, or
  * `results[0].latencyUs: must be an object or null`. Used where a file a user hands over is
- * checked against its schema: scenario files, and the bench runs `report` reads.
+ * checked against its schema: scenario files, and the bench runs and replays `report` reads
+ * (`schemaChecker`).
  */
-import type { ErrorObject } from "ajv/dist/2020";
+import Ajv2020, { type ErrorObject, type ValidateFunction } from "ajv/dist/2020";
+import { InvalidInputError } from "./errors";
 
 export type SchemaObject = { title?: string; properties?: Record<string, unknown>; $ref?: string; oneOf?: SchemaObject[]; $defs?: Record<string, SchemaObject> } & Record<string, unknown>;
 
@@ -76,4 +78,20 @@ export function complain(error: ErrorObject, base: string, fail: (path: string, 
 function article(type: string): string {
   const names = type.split(",").map((name) => ({ object: "an object", array: "a list", string: "a string", integer: "a whole number", number: "a number", boolean: "true or false", null: "null" })[name] ?? name);
   return names.join(" or ");
+}
+
+/**
+ * A check of documents a user hands back against `schema` (one of those a command writes): it
+ * throws bad input naming the document (`name`) and its first bad field. Compiled on first use.
+ */
+export function schemaChecker(schema: object): (doc: unknown, name: string) => void {
+  let validate: ValidateFunction | null = null;
+  return (doc, name) => {
+    // verbose: errors carry the bad value; allErrors: the most telling one is chosen (`first`).
+    validate ??= new Ajv2020({ allErrors: true, verbose: true, strict: false, validateFormats: false }).compile(schema);
+    if (validate(doc)) return;
+    complain(first(validate.errors!), "", (path, why) => {
+      throw new InvalidInputError(`${name}: ${path}: ${why}`);
+    });
+  };
 }

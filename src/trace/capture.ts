@@ -29,7 +29,7 @@ import { findProgram, ScratchDir } from "../host/scratch-dir";
 import { discoverAlignment } from "../disk/alignment";
 import { CAPTURED_SYSCALLS, captureProgram, kernelDevice, MAX_IOVECS, MAX_RING_IOVECS, MAX_SQES, type CaptureTarget } from "./capture-program";
 import { CaptureAssembler } from "./capture-lines";
-import { TRACE_FORMAT, TRACE_VERSION, traceLine, type TraceEnd, type TraceHeader, type TraceIo } from "./trace-format";
+import { traceHeader, traceLine, type TraceEnd, type TraceHeader, type TraceIo } from "./trace-format";
 
 export interface CaptureOptions {
   /** Follow this running process (and what it forks from now on)... */
@@ -105,12 +105,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
   const pids = [process.pid, ...(options.pid === undefined ? [] : [options.pid])];
   const programPath = join(scratch.path, "capture.bt");
   writeFileSync(programPath, captureProgram(pids, target));
-  const header: TraceHeader = {
-    type: "header",
-    format: TRACE_FORMAT,
-    version: TRACE_VERSION,
-    tool: options.tool,
-    started: new Date().toISOString(),
+  const header = traceHeader(options.tool, {
     kernel: { release: release(), version: osVersion() },
     host: { hostname: hostname(), cpus: cpus().length },
     disk: options.disk === undefined ? null : { path: options.disk, alignment: alignment! },
@@ -128,7 +123,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
       command: options.command ?? null,
     },
     synthetic: null,
-  };
+  });
 
   file.write(traceLine(header));
   const ours: TraceIo[] = [];

@@ -16,7 +16,7 @@ import { InvalidInputError } from "../base/errors";
 import { PAGE_SIZE } from "../base/constants";
 import { NewTextFile, openUserFile } from "../host/files";
 import { O_NONBLOCK, O_RDONLY, statx } from "../native";
-import { textLines, TRACE_FORMAT, TRACE_VERSION, traceLine, type TraceHeader, type TraceIo } from "./trace-format";
+import { textLines, traceHeader, traceLine, type TraceIo } from "./trace-format";
 
 export const CONVERTIBLE_FORMATS = ["fio-iolog", "blkparse"] as const;
 export type ConvertibleFormat = (typeof CONVERTIBLE_FORMATS)[number];
@@ -45,12 +45,7 @@ export function convert(options: ConvertOptions): { ios: number; skipped: number
   let skipped = 0;
   try {
     const parse = options.from === "fio-iolog" ? fioIolog(lines, options.input) : blkparse(lines, options.input);
-    const header: TraceHeader = {
-      type: "header",
-      format: TRACE_FORMAT,
-      version: TRACE_VERSION,
-      tool: options.tool,
-      started: new Date().toISOString(),
+    const header = traceHeader(options.tool, {
       kernel: null,
       host: null,
       disk: null,
@@ -62,7 +57,7 @@ export function convert(options: ConvertOptions): { ios: number; skipped: number
         command: null,
       },
       synthetic: { from: options.from, memory },
-    };
+    });
     file.write(traceLine(header));
     for (const entry of parse) {
       if (entry === null) {

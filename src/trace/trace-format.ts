@@ -210,6 +210,11 @@ export function readTrace(fd: number, what: string): TraceReader {
   return { header: header as unknown as TraceHeader, ios: ios(), end: () => end };
 }
 
+/** A header for a trace started now by `tool`: the format's fields, then `fields`. */
+export function traceHeader(tool: string, fields: Omit<TraceHeader, "type" | "format" | "version" | "tool" | "started">): TraceHeader {
+  return { type: "header", format: TRACE_FORMAT, version: TRACE_VERSION, tool, started: new Date().toISOString(), ...fields };
+}
+
 /** One line of the trace, as written. */
 export function traceLine(line: TraceLine): string {
   return `${JSON.stringify(line)}\n`;
