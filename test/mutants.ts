@@ -83,8 +83,9 @@ const MUTANTS: Mutant[] = [
   { name: "replay: verification skipped", file: "src/trace/replay-execute.ts", from: "if (mismatch !== null) throw new MismatchError(mismatch);", to: "", tests: ["test/trace.test.ts", "test/trace-capture.test.ts"] },
   { name: "convert: blkparse sectors of 4096", file: "src/trace/convert.ts", from: "offset: Number(sector) * 512, len: Number(count) * 512", to: "offset: Number(sector) * 4096, len: Number(count) * 512", tests: ["test/trace.test.ts"] },
   { name: "convert: iolog v3 times in us", file: "src/trace/convert.ts", from: "t = ms * 1e6;", to: "t = ms * 1e3;", tests: ["test/trace.test.ts"] },
-  { name: "capture: results and errors swapped", file: "src/trace/capture-lines.ts", from: "if (open.done.result >= 0) open.io.result = open.done.result;", to: "if (open.done.result > 0) open.io.result = open.done.result;", tests: ["test/trace-capture.test.ts"] },
-  { name: "capture: an IO complete before its iovecs", file: "src/trace/capture-lines.ts", from: "if (open.expect > 0 || open.done === null) return;", to: "if (open.done === null) return;", tests: ["test/trace-capture.test.ts"] },
+  { name: "capture: results and errors swapped", file: "src/trace/capture-lines.ts", from: "if (open.done.result >= 0) open.io.result = open.done.result;", to: "if (open.done.result > 0) open.io.result = open.done.result;", tests: ["test/trace.test.ts", "test/trace-capture.test.ts"] },
+  { name: "capture: an IO complete before its iovecs", file: "src/trace/capture-lines.ts", from: "if (open.expect > 0 || open.done === null) return;", to: "if (open.done === null) return;", tests: ["test/trace.test.ts"] },
+  { name: "capture: an early end line forgotten", file: "src/trace/capture-lines.ts", from: "done: this.#early.get(key) ?? null", to: "done: null", tests: ["test/trace.test.ts"] },
   { name: "capture: io_uring offsets as the file position", file: "src/trace/capture-program.ts", from: "(int64)$sqe->off, $sqe->len, $op", to: "(int64)$f->f_pos, $sqe->len, $op", tests: ["test/trace-capture.test.ts"] },
   { name: "capture: read and write by the file position", file: "src/trace/capture-program.ts", from: 'call.offset === "none" ? "$f->f_pos"', to: 'call.offset === "none" ? "0"', tests: ["test/trace-capture.test.ts"] },
   // values and safety

@@ -15,6 +15,8 @@ import { kernelCalls } from "../src/io/kernel-verdicts";
 import { plan } from "../src/io/planner";
 import { NAMED_KERNELS, namedKernel, ReplayAnalysis, segmentsOf } from "../src/trace/replay";
 import type { TraceIo } from "../src/trace/trace-format";
+import { CaptureAssembler } from "../src/trace/capture-lines";
+import { errnoName } from "../src/native";
 import { fileBytes, randomBytes, runCliIn, scratchDir } from "./helpers";
 
 const dir = scratchDir("trace");
@@ -83,6 +85,57 @@ describe("the trace format", () => {
   test("a trace that is not a file, or missing, is bad input", () => {
     expect(runCliIn(dir, "replay", dir).stderr).toMatch(/is a directory, not a regular file/);
     expect(runCliIn(dir, "replay", join(dir, "missing.trace")).code).toBe(2);
+  });
+});
+
+describe("the capture's lines, assembled", () => {
+  // Lines as the capture program prints them: a call's E (or U) line and its V lines come
+  // together, from one CPU; its X (or C) line may come from another CPU, in any order, even
+  // before them. Every IO comes out once, whole, with its result.
+  test("property: whatever order the CPUs' lines arrive in, every IO comes out once, with its iovecs and result", () => {
+    const call = fc.record({
+      tid: fc.integer({ min: 100, max: 103 }),
+      ring: fc.boolean(),
+      op: fc.constantFrom("r", "w"),
+      offset: fc.integer({ min: 0, max: 1 << 30 }),
+      iovecs: fc.array(fc.tuple(fc.integer({ min: 0, max: 2 ** 47 }), fc.integer({ min: 0, max: 1 << 20 })), { minLength: 1, maxLength: 4 }),
+      result: fc.integer({ min: -22, max: 1 << 20 }),
+    });
+    fc.assert(
+      fc.property(fc.array(call, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { minLength: 30, maxLength: 30 }), (calls, order) => {
+        const zero = 5_000_000;
+        const units: string[][] = [];
+        calls.forEach((c, i) => {
+          const t = zero + 1000 * (i + 1);
+          const vs = c.iovecs.map(([address, len], k) => `V ${c.tid} ${k} ${address} ${len}`);
+          if (c.ring) {
+            units.push([`U 7 ${c.tid} ${t} ${c.op} ${c.offset} ${c.iovecs.length} ${c.iovecs.length > 1 ? 1 : 22} 4242 ${i} `.trim(), ...vs]);
+            units.push([`C 4242 ${i} ${t} ${c.result} ${t + 500}`]);
+          } else {
+            units.push([`E 7 ${c.tid} ${t} ${c.op} ${c.offset} ${c.iovecs.length} preadv`, ...vs]);
+            units.push([`X ${c.tid} ${t} ${c.result} ${t + 500}`]);
+          }
+        });
+        // Shuffle the units (each E or U with its V lines stays whole).
+        const shuffled = units.map((unit, i) => ({ unit, key: order[i % order.length]! * 64 + i })).sort((a, b) => a.key - b.key).map((u) => u.unit);
+        const out: TraceIo[] = [];
+        const assembler = new CaptureAssembler((io) => out.push(io));
+        assembler.feed(`B ${zero}`);
+        for (const unit of shuffled) for (const line of unit) assembler.feed(line);
+        assembler.finish();
+        const got = out.map((io) => [io.t, io.op, io.offset, io.iovecs, io.result, io.error ?? null, io.end]).sort((a, b) => (a[0] as number) - (b[0] as number));
+        const expected = calls.map((c, i) => [1000 * (i + 1), c.op === "w" ? "write" : "read", c.offset, c.iovecs, c.result >= 0 ? c.result : null, c.result >= 0 ? null : errnoName(-c.result), 1000 * (i + 1) + 500]);
+        expect(got).toEqual(expected);
+      }),
+      { numRuns: 300, seed: 26 },
+    );
+  });
+
+  test("what was seen and not recorded is counted: M lines, lost events, io_uring submissions never read", () => {
+    const assembler = new CaptureAssembler(() => {});
+    for (const line of ["B 1", "M linux-aio-io_submit 7 1", "M linux-aio-io_submit 7 1", "Lost 12 events", "@decoded: 3", "@submitted: 5", "M iovecs-beyond-1024 7 1"]) assembler.feed(line);
+    assembler.finish();
+    expect(assembler.counts.missed).toEqual({ "linux-aio-io_submit": 2, "lost-events": 12, "io_uring-submissions-not-read": 2, "iovecs-beyond-1024": 1 });
   });
 });
 

@@ -28,7 +28,9 @@
  *   X <tid> <E's nsecs> <result> <nsecs>             may come before its E (other CPU)
  *   U <pid> <tid> <nsecs> <op r|w> <offset> <iovecs> <opcode> <ring> <user_data>
  *   C <ring> <user_data> <U's nsecs> <result> <nsecs>
- *   M <what> <pid> <count>                           something seen and not captured
+ *   M <what> <pid> <count>                           something seen and not captured (IOs,
+ *                                                    calls or SQEs; an IO recorded without all
+ *                                                    its iovecs counts once)
  *   Z <name> <count>                                 totals at the end
  *
  * The following of processes starts from the pids given and takes in every process they
@@ -118,7 +120,7 @@ function iovecLoop(vector: string, count: string, max: number): string {
       printf("V %d %lu %lu %lu\\n", tid, $i, (uint64)uptr($v)->iov_base, (uint64)uptr($v)->iov_len);
       $i = $i + 1;
     }
-    if (${count} > ${max}) { printf("M iovecs-beyond-${max} %d %lu\\n", pid, ${count}); }`;
+    if (${count} > ${max}) { printf("M iovecs-beyond-${max} %d 1\\n", pid); }`;
 }
 
 function syscallProbes(target: CaptureTarget): string {
@@ -199,7 +201,7 @@ function ringProbes(target: CaptureTarget): string {
         }
         $s = $s + 1;
       }
-      if ($n > ${MAX_SQES}) { printf("M sqes-beyond-${MAX_SQES} %d %lu\\n", pid, $n); }
+      if ($n > ${MAX_SQES}) { printf("M sqes-beyond-${MAX_SQES} %d %lu\\n", pid, $n - ${MAX_SQES}); }
     }
   }
 }
