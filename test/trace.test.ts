@@ -6,7 +6,7 @@
  * ranges.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { DEFAULT_ALIGNMENT, RULE_SETS, type DiskAlignment } from "../src/base/alignment-rules";
@@ -17,7 +17,10 @@ import { NAMED_KERNELS, namedKernel, ReplayAnalysis, segmentsOf } from "../src/t
 import type { TraceIo } from "../src/trace/trace-format";
 import { CaptureAssembler } from "../src/trace/capture-lines";
 import { errnoName } from "../src/native";
-import { fileBytes, randomBytes, runCliIn, scratchDir } from "./helpers";
+import { fileBytes, randomBytes, rejection, runCliIn, scratchDir } from "./helpers";
+import { Disk } from "../src/disk/disk";
+import { GuestMemory } from "../src/memory/guest-memory";
+import { executeReplay, slotPagesFor } from "../src/trace/replay-execute";
 
 const dir = scratchDir("trace");
 const PAGE = 4096;
@@ -349,6 +352,20 @@ describe("replay --execute", () => {
     for (let i = 0; i < after.length; i++) if (!written[i] && after[i] !== before[i]) throw new Error(`byte ${i} changed outside the trace's writes`);
     // The written ranges hold new bytes (a pattern, not what was there).
     expect(Buffer.compare(Buffer.from(after.subarray(4096, 8192)), Buffer.from(before.subarray(4096, 8192)))).not.toBe(0);
+  });
+
+  test("verification reads the disk back: a disk file replaced under the replay is a MISMATCH, not a pass", async () => {
+    const path = join(dir, "replaced.bin");
+    writeFileSync(path, randomBytes(16 * PAGE, 9));
+    using disk = Disk.open(path, { write: true, direct: true });
+    // The path now names another file: the IO lands in the one opened, the read-back sees the other.
+    writeFileSync(join(dir, "other.bin"), randomBytes(16 * PAGE, 10));
+    renameSync(join(dir, "other.bin"), path);
+    using memory = GuestMemory.create(join(dir, "replaced-guest.img"), 16 * PAGE);
+    const one = io("write", 4096, [[BASE + 512, 4096]]);
+    const run = (verify: boolean) => executeReplay([one], { memory, disk, rules: "kernel", engine: "sync", qd: 1, slotPages: slotPagesFor(one), pace: "fast", verify, fileLocks: false });
+    expect((await rejection(run(true))).code).toBe("MISMATCH");
+    expect(await run(false)).toMatchObject({ ios: 1, verified: 0 });
   });
 
   test("an existing disk is not written without --force, and nothing is done", () => {
