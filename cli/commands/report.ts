@@ -28,7 +28,7 @@ export function registerReport(program: Command, context: Context): void {
     .argument("<run>", "the run (bench --format json output)")
     .argument("[base]", "a baseline run to compare with")
     .requiredOption("--html <file>", "(required) the HTML file to write (replacing one needs --force)")
-    .option("--replay <file...>", "replayed traces (replay --json output) to show in a section each")
+    .option("--replay <file...>", "replayed traces to show, a section each: replay --json's output saved to a file (docs/trace.md)")
     .addOption(sharedOptions.force("replace an existing --html file"))
     .addOption(sharedOptions.json())
     .addHelpText(
@@ -39,9 +39,7 @@ Examples:
   $ bounce-bench bench --format json --output run.json
   $ bounce-bench report run.json --html run.html
   $ bounce-bench report run.json base.json --html run.html --force     with the comparison
-  $ bounce-bench report run.json --html run.html --force --json
-  $ bounce-bench replay vm.trace --json > vm-replay.json
-  $ bounce-bench report run.json --replay vm-replay.json --html run.html --force`,
+  $ bounce-bench report run.json --html run.html --force --json`,
     )
     .action(async (runPath: string, basePath: string | undefined, options: { html: string; replay?: string[]; force?: boolean; json?: boolean }) => {
       refuseOutputsOverInputs([["--html", options.html]], [["RUN.json", runPath], ["BASE.json", basePath], ...(options.replay ?? []).map((path): [string, string] => ["--replay", path])]);
