@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BounceBuffer } from "../src/bounce/bounce-buffer";
 import { createEngine, type EngineName } from "../src/io/engines";
-import { closeFd, IO_SQES, ioCounters, IORING_OP_READV, IoUring, IovecArray, O_DIRECT, O_RDWR, openFile } from "../src/native";
+import { closeFd, IO_SQES, ioCounters, IORING_OP_READ_FIXED, IORING_OP_READV, IORING_OP_READV_FIXED, IOSQE_FIXED_FILE, IoUring, IovecArray, O_DIRECT, O_RDWR, openFile } from "../src/native";
 import { fileBytes, PAGE, randomBytes, scratchDir } from "./helpers";
 
 const dir = scratchDir("engines");
@@ -197,6 +197,84 @@ describe("the io_uring ring", () => {
       for (const array of iovecs) array.release();
     }
   });
+});
+
+describe("the io_uring ring's options, each with real reads", () => {
+  /** Reads pages 0..count-1 of the disk with `prepare`'s arguments from `args(slot)`, reaps them all, returns the results. */
+  function readAll(ring: IoUring, count: number, args: (slot: number) => Parameters<IoUring["prepare"]>): number[] {
+    const results = new Int32Array(count);
+    const tags = new Int32Array(count);
+    for (let slot = 0; slot < count; slot++) ring.prepare(...args(slot));
+    ring.submitAndWait(count);
+    const got: number[] = new Array(count).fill(NaN);
+    let reaped = 0;
+    while (reaped < count) {
+      const n = ring.takeCompletions(tags, results, count - reaped);
+      for (let i = 0; i < n; i++) got[tags[i]!] = results[i]!;
+      reaped += n;
+      if (reaped < count) ring.submitAndWait(1);
+    }
+    return got;
+  }
+
+  test("registered buffers and files: READ_FIXED into the registered memory, the disk named by its index", () => {
+    using ring = new IoUring(4);
+    using buffers = new BounceBuffer(4 * PAGE);
+    ring.registerBuffers([{ address: buffers.address() as number, length: 4 * PAGE }]);
+    ring.registerFiles([fd]);
+    const results = readAll(ring, 4, (slot) => [IORING_OP_READ_FIXED, 0, ((buffers.address() as number) + slot * PAGE) as never, PAGE, (8 + slot) * PAGE, 0, slot, IOSQE_FIXED_FILE, 0]);
+    expect(results).toEqual([PAGE, PAGE, PAGE, PAGE]);
+    expect(buffers.bytes.subarray(0, 4 * PAGE)).toEqual(DATA.subarray(8 * PAGE, 12 * PAGE));
+    // Outside the registered buffer, the kernel refuses a fixed read (EFAULT), and reads nothing.
+    using other = new BounceBuffer(PAGE);
+    expect(readAll(ring, 1, () => [IORING_OP_READ_FIXED, 0, other.address(), PAGE, 0, 0, 0, IOSQE_FIXED_FILE, 0])).toEqual([-14]);
+  });
+
+  test("READV_FIXED, where the kernel has it: two iovecs inside one registered buffer", () => {
+    using ring = new IoUring(2);
+    if (!ring.supports(IORING_OP_READV_FIXED)) {
+      console.log("skipped READV_FIXED: this kernel's io_uring does not have it");
+      expect(ring.supports(IORING_OP_READV)).toBe(true);
+      return;
+    }
+    using buffers = new BounceBuffer(4 * PAGE);
+    ring.registerBuffers([{ address: buffers.address() as number, length: 4 * PAGE }]);
+    using iovecs = new IovecArray(2);
+    iovecs.push((buffers.address() as number) + 3 * PAGE, PAGE);
+    iovecs.push(buffers.address(), PAGE);
+    expect(readAll(ring, 1, () => [IORING_OP_READV_FIXED, fd, iovecs.address(), 2, 20 * PAGE, 0, 0, 0, 0])).toEqual([2 * PAGE]);
+    expect(buffers.bytes.subarray(3 * PAGE, 4 * PAGE)).toEqual(DATA.subarray(20 * PAGE, 21 * PAGE));
+    expect(buffers.bytes.subarray(0, PAGE)).toEqual(DATA.subarray(21 * PAGE, 22 * PAGE));
+    expect(ring.supports(255)).toBe(false);
+  });
+
+  test("SQPOLL with DEFER_TASKRUN is refused before the kernel is asked", () => {
+    expect(() => new IoUring(4, { sqpoll: true, deferTaskrun: true })).toThrow(expect.objectContaining({ code: "RING_FEATURE", message: expect.stringContaining("cannot be combined") }));
+  });
+
+  for (const setup of [{ sqpoll: true }, { deferTaskrun: true }]) {
+    test(`${JSON.stringify(setup)}: reads land, every completion reaped`, () => {
+      let ring: IoUring;
+      try {
+        ring = new IoUring(4, setup);
+      } catch (error) {
+        // Refused only with the catalogue's code, naming what was asked.
+        expect(error).toMatchObject({ code: "RING_FEATURE" });
+        console.log(`skipped ${JSON.stringify(setup)}: ${(error as Error).message}`);
+        return;
+      }
+      using _ = ring;
+      using buffers = new BounceBuffer(4 * PAGE);
+      const iovecs = pagePerSlot(buffers, 4);
+      try {
+        expect(readAll(ring, 4, (slot) => [IORING_OP_READV, fd, iovecs[slot]!.address(), 1, (30 + slot) * PAGE, 0, slot, 0, 0])).toEqual([PAGE, PAGE, PAGE, PAGE]);
+        expect(buffers.bytes.subarray(0, 4 * PAGE)).toEqual(DATA.subarray(30 * PAGE, 34 * PAGE));
+        expect(ring.inFlight).toBe(0);
+      } finally {
+        for (const array of iovecs) array.release();
+      }
+    });
+  }
 });
 
 describe("engine null", () => {

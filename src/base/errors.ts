@@ -36,6 +36,7 @@ export const ERROR_CATALOGUE = {
   SCENARIO_FORMAT: { kind: "input", means: "a scenario file is malformed or does not fit its own sizes" },
   SLOT_BUSY: { kind: "input", means: "an executor slot was started while still running" },
   RING_FULL: { kind: "input", means: "an IO queued on an io_uring that already has as many in flight as it has room for" },
+  RING_FEATURE: { kind: "input", means: "an io_uring feature asked for (SQPOLL, DEFER_TASKRUN, an opcode) that this kernel refuses" },
   BOUNCE_TOO_SMALL: { kind: "input", means: "bounce memory handed to a prepared IO is too small for its plan, or not aligned for the disk" },
   BENCH_REGION: { kind: "input", means: "a benchmark job's disk region is not made of whole blocks" },
   GUEST_BACKING_UNAVAILABLE: { kind: "input", means: "a guest memory backing this machine cannot give (THP off, no reserved huge pages)" },

@@ -7,7 +7,17 @@ export { IovecArray } from "./iovec";
 export { monotonicNs } from "./clock";
 export { tryLockRange, unlockRange } from "./file-locks";
 export { CHUNK_BYTES, NativeRegion } from "./region";
-export { IoUring, IORING_OP_READV, IORING_OP_WRITEV } from "./uring";
+export {
+  IoUring,
+  IORING_OP_READ_FIXED,
+  IORING_OP_READV,
+  IORING_OP_READV_FIXED,
+  IORING_OP_WRITE_FIXED,
+  IORING_OP_WRITEV,
+  IORING_OP_WRITEV_FIXED,
+  IOSQE_FIXED_FILE,
+  type RingSetup,
+} from "./uring";
 export {
   allocateFd,
   allocateFdOnce,
