@@ -25,7 +25,6 @@ export interface CaptureCounts {
   ringDecoded: number;
   ringSubmitted: number;
   maxInFlight: number;
-  ios: number;
 }
 
 export class CaptureAssembler {
@@ -36,7 +35,7 @@ export class CaptureAssembler {
   readonly #lastOf = new Map<number, Open>();
   readonly #early = new Map<string, { result: number; end: number }>();
   readonly #emit: (io: TraceIo) => void;
-  readonly counts: CaptureCounts = { missed: {}, ringDecoded: 0, ringSubmitted: 0, maxInFlight: 0, ios: 0 };
+  readonly counts: CaptureCounts = { missed: {}, ringDecoded: 0, ringSubmitted: 0, maxInFlight: 0 };
 
   constructor(emit: (io: TraceIo) => void) {
     this.#emit = emit;
@@ -145,7 +144,6 @@ export class CaptureAssembler {
 
   #deliver(open: Open): void {
     if (open.io.iovecs.length === 0) return; // an E line whose V lines were lost: counted by bpftrace
-    this.counts.ios++;
     this.#emit(open.io);
   }
 

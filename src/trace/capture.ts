@@ -129,12 +129,20 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
   const ours: TraceIo[] = [];
   let written = 0;
   let inFlightMax = 0;
+  // Lines are gathered and written 64 KiB at a time: a write per IO would slow the reading of
+  // bpftrace's output at high rates, and what it cannot keep up with it loses.
+  let pending = "";
+  const flush = () => {
+    file.write(pending);
+    pending = "";
+  };
   const assembler = new CaptureAssembler((io) => {
     if (io.pid === process.pid) {
       ours.push(io);
       return;
     }
-    file.write(traceLine(io));
+    pending += traceLine(io);
+    if (pending.length >= 1 << 16) flush();
     written++;
   });
   const bpftrace = Bun.spawn(
@@ -192,16 +200,19 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
       stops.push(processGone(options.pid!));
       await Promise.race(stops);
     }
-    // Every event before this read has reached us once the read itself has.
+    // Every event before this read has reached us once the read itself has; if it never
+    // comes, that is said (the end line), not assumed.
     const fence = canaryReads(canaryPath, alignment, false);
-    await until(() => canaryProblem(fence, ours) === null, exited, 10_000);
+    const drained = (await until(() => canaryProblem(fence, ours) === null, exited, 30_000)) === "ok";
     bpftrace.kill("SIGINT");
     await bpftrace.exited;
     await reading;
     await stderrDone;
     assembler.finish();
     inFlightMax = assembler.counts.maxInFlight;
-    const end: TraceEnd = { type: "end", ios: written, missed: assembler.counts.missed, maxInFlight: inFlightMax };
+    const missed = { ...assembler.counts.missed, ...(drained ? {} : { "drain-unconfirmed": 1 }) };
+    const end: TraceEnd = { type: "end", ios: written, missed, maxInFlight: inFlightMax };
+    flush();
     file.write(traceLine(end));
     file.finish();
     return { output: options.output, ios: written, missed: end.missed, maxInFlight: end.maxInFlight, commandExit, header };
