@@ -44,6 +44,10 @@ describe("engines move the right bytes (verified IO by IO)", () => {
     ["uring qd 8", { engine: "uring", qd: 8, memOffsets: [0, 100], modes: ["auto", "bounce"], ops: ["read", "write", "randread"], bs: [4096, 65536] }],
     ["buffered", { engine: "uring", qd: 4, modes: ["buffered"], memOffsets: [7], ops: ["read", "write"] }],
     ["two threads", { engine: "uring", qd: 4, threads: 2, memOffsets: [512], modes: ["auto", "bounce"], ops: ["write", "read"] }],
+    // io_uring's options, as fio names them (the ring's own tests check each against the kernel).
+    ["uring qd 8, registered file", { engine: "uring", qd: 8, uring: { registerFiles: true }, memOffsets: [0, 100], modes: ["auto"], ops: ["randread", "randwrite"] }],
+    ["uring qd 8, SQPOLL", { engine: "uring", qd: 8, uring: { sqpoll: true }, memOffsets: [0, 100], modes: ["auto"], ops: ["randread", "write"] }],
+    ["uring qd 8, DEFER_TASKRUN, two threads", { engine: "uring", qd: 8, threads: 2, uring: { deferTaskrun: true, registerFiles: true }, memOffsets: [0], modes: ["auto", "bounce"], ops: ["read", "randwrite"] }],
   ];
   for (const [name, overrides] of cases) {
     test(name, async () => {
@@ -415,6 +419,28 @@ describe("bench performs exactly the plan it reports", () => {
     const measuring = doc.host.kernelChecks.reads;
     expect(measuring).toBeGreaterThan(0);
     expect({ preadv: calls("preadv"), pwritev: calls("pwritev") + calls("pwritev2") }).toEqual({ preadv: 800 + measuring, pwritev: 400 });
+  });
+
+  test.skipIf(strace === null)(`--sqthread_poll: the kernel's thread takes the submissions, so io_uring_enter is called only to wait, fewer times than there are IOs${strace === null ? " (skipped: strace is not installed)" : ""}`, () => {
+    const enters = (...flags: string[]) => {
+      const counts = join(dir, `strace-uring${flags.join("")}.txt`);
+      const run = Bun.spawnSync(
+        [strace!, "-f", "-qq", "-c", "-o", counts, "-e", "trace=io_uring_enter", process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--engine", "uring", "--qd", "8", ...flags, "--bs", "4k", "--op", "randread", "--ios", "2000", "--repeat", "1", "--mem-offset", "0", "--mode", "auto", "--json"],
+        { cwd: dir },
+      );
+      expect(run.exitCode).toBe(0);
+      const doc = JSON.parse(run.stdout.toString());
+      expect(doc.results[0].ios).toBe(2000);
+      const rows = readFileSync(counts, "utf8").split("\n").map((line) => line.trim().split(/\s+/));
+      return { calls: Number(rows.find((row) => row[row.length - 1] === "io_uring_enter")?.[3] ?? 0), options: doc.options.uring ?? null };
+    };
+    // Without it, one call per submission (and more to wait); with it, none to submit.
+    const plain = enters();
+    expect(plain.options).toBeNull();
+    expect(plain.calls).toBeGreaterThanOrEqual(2000);
+    const polled = enters("--sqthread_poll");
+    expect(polled.options).toEqual({ sqpoll: true });
+    expect(polled.calls).toBeLessThan(2000);
   });
 });
 

@@ -74,6 +74,9 @@ const MUTANTS: Mutant[] = [
   { name: "budget: an oversize request waits", file: "src/bounce/bounce-tracker.ts", from: "if (pages > this.maxPagesPerThread) {", to: "if (pages > this.maxPagesPerThread * 2) {", tests: ["test/bounce.test.ts", "test/executor.test.ts"] },
   { name: "ring: one more in flight than its entries", file: "src/native/uring.ts", from: "if (this.#inFlight >= this.entries) {", to: "if (this.#inFlight > this.entries) {", tests: ["test/engines.test.ts"] },
   { name: "ring: reaped completions not counted", file: "src/native/uring.ts", from: "    this.#inFlight -= n;\n", to: "\n", tests: ["test/engines.test.ts"] },
+  { name: "ring: SQPOLL submissions entered like any others", file: "src/native/uring.ts", from: "    if (this.sqpoll) {\n", to: "    if (this.sqpoll && flags === -1) {\n", tests: ["test/bench.test.ts"] },
+  { name: "uring: a registered file named by its descriptor", file: "src/io/engines.ts", from: "fixed ? 0 : fd, iovecs", to: "fd, iovecs", tests: ["test/bench.test.ts"] },
+  { name: "ring: fixed buffers without their index", file: "src/native/uring.ts", from: "sqes[at + 10] = bufIndex;", to: "sqes[at + 10] = bufIndex + 1;", tests: ["test/engines.test.ts"] },
   // traces: replay's verdicts, the converters, the capture's assembly of lines
   { name: "replay: needless counts IOs that copied nothing", file: "src/trace/replay.ts", from: "if (decided.copied > 0 && verdict.takesDirect[k]) {", to: "if (verdict.takesDirect[k]) {", tests: ["test/trace.test.ts"] },
   { name: "replay: shapes keyed without the disk offset", file: "src/trace/replay.ts", from: "let key = `${io.op} ${io.offset % unit}`;", to: "let key = `${io.op}`;", tests: ["test/trace.test.ts"] },

@@ -17,7 +17,7 @@ import type { BenchCaseResult, BenchReport } from "../../src/bench/bench-results
 import { describeHost, type HostInfo } from "../../src/bench/host-info";
 import { formatBytes } from "../../src/base/value-parsers";
 import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
-import { ENGINE_NAMES, type EngineName } from "../../src/io/engines";
+import { ENGINE_NAMES, uringOptionNames, type EngineName } from "../../src/io/engines";
 import { BounceBenchError, InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
 import { parseDuration, parseSegment, parseSize } from "../../src/base/value-parsers";
@@ -39,6 +39,9 @@ interface BenchFlags {
   memOffset: string;
   mode: string;
   engine: string;
+  registerfiles?: boolean;
+  sqthread_poll?: boolean;
+  deferTaskrun?: boolean;
   qd: string;
   threads: string;
   budget: string;
@@ -104,6 +107,9 @@ export function registerBench(program: Command, context: Context): void {
     )
     .addOption(new Option("--engine <name>", "sync: preadv/pwritev; uring: io_uring at --qd; null: no IO (the tool's own cost)").choices(ENGINE_NAMES as string[]).default(DEFAULT_BENCH.engine))
     .option("--qd <n>", "IOs in flight per thread (uring and null engines)", String(DEFAULT_BENCH.qd))
+    .option("--registerfiles", "uring: register the disk's descriptor once, name it by index in every SQE (fio's registerfiles)")
+    .option("--sqthread_poll", "uring: a kernel thread takes submissions from the ring, no system call to submit (fio's sqthread_poll; its CPU is the process's)")
+    .option("--defer-taskrun", "uring: IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN, completions run when the thread asks for them")
     .option("--threads <n>", "IO threads (Bun Workers), each with its own engine and bounce budget slot", String(DEFAULT_BENCH.threads))
     .option("--budget <pages>", "bounce budget per thread, in 4096-byte pages", String(DEFAULT_BOUNCE_PAGES_PER_THREAD))
     .option("--runtime <duration>", `time per run of a case: seconds, or with ms, s, m, h (default ${DEFAULT_BENCH.runtimeSeconds})`)
@@ -168,6 +174,7 @@ ${columnsHelp()}
 Examples:
   $ bounce-bench bench                                        the default sweep (about a minute)
   $ bounce-bench bench --op randread --bs 64k --engine uring --qd 16 --runtime 2s
+  $ bounce-bench bench --op randread --bs 4k --engine uring --qd 32 --registerfiles --sqthread_poll
   $ bounce-bench bench --bs 64k --mem-offset 0,8 --copy memcpy   show memcpy's slow path
   $ bounce-bench bench --guest-backing thp --bs 1m --repeat 5 --columns +segs,thcpu
   $ bounce-bench bench --bs 64k --mode auto,bounce --ramp 1s --repeat 9 --columns +segs,gsegs
@@ -323,6 +330,9 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     memOffsets: list(flags.memOffset).map((item) => parseSize(item, "--mem-offset")),
     modes: choose<IoMode>("--mode", flags.mode, IO_MODES),
     engine: flags.engine as EngineName,
+    ...(flags.registerfiles || flags.sqthread_poll || flags.deferTaskrun
+      ? { uring: { ...(flags.registerfiles ? { registerFiles: true } : {}), ...(flags.sqthread_poll ? { sqpoll: true } : {}), ...(flags.deferTaskrun ? { deferTaskrun: true } : {}) } }
+      : {}),
     qd: count("--qd", flags.qd),
     threads: count("--threads", flags.threads),
     budget: count("--budget", flags.budget),
@@ -372,7 +382,7 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
     `disk ${host.scratch ? `a scratch ${host.diskKind}${host.sector === null ? "" : ` (${host.sector}-byte sectors)`}` : host.disk} (${formatBytes(host.diskSize)}), alignment: ${describeAlignment(host.diskAlignment)}` +
       (host.planAlignment.source === "override" ? `, planned as ${describeAlignment(host.planAlignment)}` : ""),
     ...(overwritesDevice(host, options) ? [`OVERWRITES the block device ${host.disk}: what it held is lost (--overwrite-device)`] : []),
-    `engine ${options.engine}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} run${(options.repeat ?? 1) === 1 ? "" : "s"} of ${perRun}${ramp} per case, ` +
+    `engine ${options.engine}${uringOptionNames(options.uring).length === 0 ? "" : ` (${uringOptionNames(options.uring).join(", ")})`}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} run${(options.repeat ?? 1) === 1 ? "" : "s"} of ${perRun}${ramp} per case, ` +
       `bounce budget ${options.budget} pages per thread`,
     `guest memory ${GUEST_BACKING_TEXT[host.guestBacking]}`,
     `bounce buffers on ${host.bounceHugePages ? "transparent huge pages" : "4 KiB pages"}` +

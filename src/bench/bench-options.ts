@@ -11,7 +11,7 @@ import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { checkSegment, formatBytes, formatGpnList, type SegmentSpec } from "../base/value-parsers";
 import type { CopyMethod } from "../bounce/copy-placement";
 import { scratchDiskUnavailable } from "../host/scratch-disks";
-import { MAX_QUEUE_DEPTH, type EngineName } from "../io/engines";
+import { MAX_QUEUE_DEPTH, uringOptionNames, type EngineName, type UringOptions } from "../io/engines";
 import type { IoMode } from "../io/planner";
 import type { BenchCaseResult } from "./bench-results";
 import type { BouncePages, GuestBacking } from "./guest-backing";
@@ -32,6 +32,8 @@ export interface BenchOptions {
   shape?: SegmentSpec[];
   modes: IoMode[];
   engine: EngineName;
+  /** io_uring's options (`--registerfiles`, `--sqthread_poll`, `--defer-taskrun`); uring engine only. */
+  uring?: UringOptions;
   qd: number;
   threads: number;
   budget: number;
@@ -173,6 +175,9 @@ function validate(options: BenchOptions): void {
   if (!(Number.isInteger(options.qd) && options.qd >= 1 && options.qd <= MAX_QUEUE_DEPTH)) {
     throw new InvalidInputError(`--qd: ${options.qd} is not in 1 .. ${MAX_QUEUE_DEPTH}`);
   }
+  const uring = uringOptionNames(options.uring);
+  if (options.engine !== "uring" && uring.length > 0) throw new InvalidInputError(`--${uring[0]} is an io_uring option: use --engine uring`);
+  if (options.uring?.sqpoll && options.uring.deferTaskrun) throw new InvalidInputError("--sqthread_poll and --defer-taskrun cannot be combined (deferred task work runs in the submitter, which under SQPOLL is the kernel's thread)");
   if (options.engine === "sync" && options.qd !== 1) {
     throw new InvalidInputError(`--qd ${options.qd}: the sync engine does one IO at a time; use --engine uring for a queue`);
   }

@@ -34,7 +34,7 @@ import type { CopyMethod } from "../bounce/copy-placement";
 import { BounceBufferTracker } from "../bounce/bounce-tracker";
 import { BounceSlots } from "./bounce-slots";
 import { Disk, type SharedDisk } from "../disk/disk";
-import type { EngineName } from "../io/engines";
+import type { EngineName, UringOptions } from "../io/engines";
 import { Executor } from "../io/executor";
 import { plan, type Decision, type IoMode } from "../io/planner";
 import { PreparedIo } from "../io/prepared-io";
@@ -77,6 +77,8 @@ export interface JobSpec {
   mode: IoMode;
   rules: RuleSet;
   engine: EngineName;
+  /** io_uring's options (`--registerfiles`, `--sqthread_poll`, `--defer-taskrun`). */
+  uring?: UringOptions;
   qd: number;
   /**
    * A scatter-gather request shape instead of one segment of `bs` bytes at `memOffset`: its
@@ -363,7 +365,7 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
     error ??= { code: failure.code, message: failure.message };
   };
 
-  executor = new Executor(spec.engine, qd, onSettled);
+  executor = new Executor(spec.engine, qd, onSettled, spec.uring);
   const countersBefore = ioCounters.slice();
   const startNs = monotonicNs();
   const startCpu = threadCpuNs();

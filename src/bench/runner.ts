@@ -135,6 +135,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
                 mode: item.mode,
                 rules: options.rules ?? "kernel",
                 engine: options.engine,
+                uring: options.uring,
                 qd: options.qd,
                 thread,
                 trackerShared: tracker.shared,

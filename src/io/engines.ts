@@ -21,7 +21,25 @@
  * delivered; `close` reaps whatever is still in flight first.
  */
 import { InvalidInputError } from "../base/errors";
-import { IORING_OP_READV, IORING_OP_WRITEV, IoUring, preadvOnce, pwritevOnce, type Address } from "../native";
+import { IORING_OP_READV, IORING_OP_WRITEV, IOSQE_FIXED_FILE, IoUring, preadvOnce, pwritevOnce, type Address } from "../native";
+
+/**
+ * How the uring engine sets up and uses its ring, as fio names the options: `registerFiles`
+ * (`registerfiles`: the disk's descriptor registered once, named by index in every SQE),
+ * `sqpoll` (`sqthread_poll`: a kernel thread takes submissions), `deferTaskrun`
+ * (IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN). Each is refused (`RING_FEATURE`) where the
+ * kernel refuses it.
+ */
+export interface UringOptions {
+  registerFiles?: boolean;
+  sqpoll?: boolean;
+  deferTaskrun?: boolean;
+}
+
+/** The options in force, as a list of fio's names (empty: none), for headers and JSON. */
+export function uringOptionNames(options: UringOptions | undefined): string[] {
+  return [options?.registerFiles ? "registerfiles" : null, options?.sqpoll ? "sqthread_poll" : null, options?.deferTaskrun ? "defer_taskrun" : null].filter((name): name is string => name !== null);
+}
 
 export type EngineName = "sync" | "uring" | "null";
 export const ENGINE_NAMES: readonly EngineName[] = ["sync", "uring", "null"];
@@ -65,7 +83,7 @@ export function engineCapabilities(name: EngineName): EngineCapabilities {
   return CAPABILITIES[name];
 }
 
-export function createEngine(name: EngineName, queueDepth: number, onComplete: CompletionCallback): Engine {
+export function createEngine(name: EngineName, queueDepth: number, onComplete: CompletionCallback, uring: UringOptions = {}): Engine {
   const capabilities = CAPABILITIES[name];
   if (capabilities === undefined) throw new InvalidInputError(`engine ${JSON.stringify(name)} is not one of ${ENGINE_NAMES.join(", ")}`);
   if (!(Number.isInteger(queueDepth) && queueDepth >= 1 && queueDepth <= MAX_QUEUE_DEPTH)) {
@@ -74,11 +92,13 @@ export function createEngine(name: EngineName, queueDepth: number, onComplete: C
   if (queueDepth > capabilities.maxQueueDepth) {
     throw new InvalidInputError(`--qd ${queueDepth}: the ${name} engine does one IO at a time; use --engine uring for a queue`);
   }
+  const asked = uringOptionNames(uring);
+  if (name !== "uring" && asked.length > 0) throw new InvalidInputError(`--${asked[0]} is an io_uring option: use --engine uring`);
   switch (name) {
     case "sync":
       return new SyncEngine(onComplete);
     case "uring":
-      return new UringEngine(queueDepth, onComplete);
+      return new UringEngine(queueDepth, onComplete, uring);
     case "null":
       return new NullEngine(queueDepth, onComplete);
   }
@@ -168,10 +188,14 @@ class UringEngine extends QueuedEngine {
   readonly #ring: IoUring;
   readonly #tags: Int32Array;
   readonly #results: Int32Array;
+  readonly #registerFiles: boolean;
+  /** The descriptor registered (index 0), once the first call named it; -1 before. */
+  #fixedFd = -1;
 
-  constructor(queueDepth: number, onComplete: CompletionCallback) {
+  constructor(queueDepth: number, onComplete: CompletionCallback, uring: UringOptions) {
     super(queueDepth, onComplete);
-    this.#ring = new IoUring(queueDepth);
+    this.#ring = new IoUring(queueDepth, { sqpoll: uring.sqpoll, deferTaskrun: uring.deferTaskrun });
+    this.#registerFiles = uring.registerFiles === true;
     this.#tags = new Int32Array(queueDepth);
     this.#results = new Int32Array(queueDepth);
   }
@@ -184,7 +208,13 @@ class UringEngine extends QueuedEngine {
    */
   submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
     const ring = this.#ring;
-    ring.prepare(write ? IORING_OP_WRITEV : IORING_OP_READV, fd, iovecs, iovecCount, offset, rwFlags, tag);
+    // A job's calls all go to its one disk: registered at the first, named by index after.
+    if (this.#registerFiles && this.#fixedFd < 0) {
+      ring.registerFiles([fd]);
+      this.#fixedFd = fd;
+    }
+    const fixed = fd === this.#fixedFd;
+    ring.prepare(write ? IORING_OP_WRITEV : IORING_OP_READV, fixed ? 0 : fd, iovecs, iovecCount, offset, rwFlags, tag, fixed ? IOSQE_FIXED_FILE : 0);
     this.pending++;
     ring.submitAndWait(0);
   }

@@ -32,7 +32,7 @@ import { BounceBenchError } from "../base/errors";
 import type { Disk } from "../disk/disk";
 import type { GuestMemory } from "../memory/guest-memory";
 import { EINTR, monotonicNs, OsError, tryLockRange, unlockRange, type Address, type IovecArray } from "../native";
-import { createEngine, type Engine, type EngineName } from "./engines";
+import { createEngine, type Engine, type EngineName, type UringOptions } from "./engines";
 import { PreparedIo, type RunOptions } from "./prepared-io";
 import type { Plan } from "./planner";
 
@@ -111,8 +111,8 @@ export class Executor implements Disposable {
   budgetStallNs = 0;
   readonly #parkedAt: Float64Array;
 
-  constructor(engine: EngineName, queueDepth: number, onSettled: SettledCallback) {
-    this.engine = createEngine(engine, queueDepth, (slot, result) => this.#completed(slot, result));
+  constructor(engine: EngineName, queueDepth: number, onSettled: SettledCallback, uring: UringOptions = {}) {
+    this.engine = createEngine(engine, queueDepth, (slot, result) => this.#completed(slot, result), uring);
     this.queueDepth = queueDepth;
     this.#onSettled = onSettled;
     this.#io = new Array(queueDepth).fill(null);
@@ -535,8 +535,9 @@ export class IoQueue implements Disposable {
   constructor(
     readonly queueDepth: number,
     engine: EngineName = "uring",
+    uring: UringOptions = {},
   ) {
-    this.#executor = new Executor(engine, queueDepth, (slot, error) => this.#settle[slot]!(error));
+    this.#executor = new Executor(engine, queueDepth, (slot, error) => this.#settle[slot]!(error), uring);
     this.#settle = new Array(queueDepth).fill(() => {});
     this.#taken = new Uint8Array(queueDepth);
   }
