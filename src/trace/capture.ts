@@ -208,6 +208,8 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     await bpftrace.exited;
     await reading;
     await stderrDone;
+    // bpftrace says what its buffers dropped ("Lost N events") on one stream or the other.
+    for (const line of stderr.split("\n")) if (/^Lost \d+ events/.test(line.trim())) assembler.feed(line.trim());
     assembler.finish();
     inFlightMax = assembler.counts.maxInFlight;
     const missed = { ...assembler.counts.missed, ...(drained ? {} : { "drain-unconfirmed": 1 }) };
