@@ -96,7 +96,6 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
   const why = captureUnavailable();
   if (why !== null) throw new BounceBenchError("TRACE_UNAVAILABLE", why);
   const alignment: DiskAlignment | null = options.disk === undefined ? null : discoverAlignment(options.disk, status!);
-  const file = NewTextFile.create(options.output, { force: options.force }, "--output");
   const log = options.log ?? (() => {});
   using scratch = ScratchDir.make("trace");
   const canaryPath = options.disk ?? join(scratch.path, "canary");
@@ -125,6 +124,8 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     synthetic: null,
   });
 
+  // Made last: nothing that can fail stands between it and the try that removes it on failure.
+  const file = NewTextFile.create(options.output, { force: options.force }, "--output");
   file.write(traceLine(header));
   const ours: TraceIo[] = [];
   let written = 0;
@@ -145,28 +146,26 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     if (pending.length >= 1 << 16) flush();
     written++;
   });
-  const bpftrace = Bun.spawn(
-    [findProgram("unshare")!, "--mount", "--propagation", "private", "sh", "-c", TRACEFS_THEN_EXEC, "sh", findProgram("bpftrace")!, programPath],
-    {
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-      env: { ...process.env, BPFTRACE_PERF_RB_PAGES: "1024", BPFTRACE_MAP_KEYS_MAX: "65536", BPFTRACE_STRLEN: "64" },
-    },
-  );
+  let bpftrace: ReturnType<typeof spawnBpftrace>;
+  try {
+    bpftrace = spawnBpftrace(programPath);
+  } catch (error) {
+    file.abort();
+    throw new BounceBenchError("TRACE_UNAVAILABLE", `bpftrace could not be started: ${(error as Error).message}`, { cause: error });
+  }
   let stderr = "";
   const stderrDone = (async () => {
     for await (const chunk of bpftrace.stderr.pipeThrough(new TextDecoderStream())) stderr += chunk;
   })();
   const reading = (async () => {
-    let pending = "";
+    let partial = ""; // a line not yet ended
     for await (const chunk of bpftrace.stdout.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      const lines = pending.split("\n");
-      pending = lines.pop()!;
+      partial += chunk;
+      const lines = partial.split("\n");
+      partial = lines.pop()!;
       for (const line of lines) assembler.feed(line);
     }
-    if (pending !== "") assembler.feed(pending);
+    if (partial !== "") assembler.feed(partial);
   })();
   let commandExit: number | null = null;
   try {
@@ -227,6 +226,16 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
       await bpftrace.exited;
     }
   }
+}
+
+/** bpftrace running `programPath` in a mount namespace of its own (see the module doc). */
+function spawnBpftrace(programPath: string) {
+  return Bun.spawn([findProgram("unshare")!, "--mount", "--propagation", "private", "sh", "-c", TRACEFS_THEN_EXEC, "sh", findProgram("bpftrace")!, programPath], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, BPFTRACE_PERF_RB_PAGES: "1024", BPFTRACE_MAP_KEYS_MAX: "65536", BPFTRACE_STRLEN: "64" },
+  });
 }
 
 /** Runs in bpftrace's own mount namespace: tracefs where bpftrace looks, then bpftrace. */
