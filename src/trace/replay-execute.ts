@@ -197,7 +197,8 @@ export async function executeReplay(ios: Iterable<TraceIo>, options: ExecuteRepl
         m.kernelCalls += result.calls;
         decisions[decided.decision]++;
         if (options.verify) {
-          const overlapped = [...inFlight.entries()].some(([other, range]) => other !== index && range.start < at + len && at < range.end);
+          let overlapped = false;
+          for (const [other, range] of inFlight) if (other !== index && range.start < at + len && at < range.end) overlapped = true;
           if (overlapped || sharesMemory(io)) m.unverifiedOverlap++;
           else {
             const mismatch = compareDiskWithGuest(disk.path, at, memory, segments);

@@ -6,7 +6,7 @@
  * the same safety as bench: an existing file written only with `force`, a block device only
  * with `overwriteDevice`, a scratch disk made, filled and removed).
  */
-import { DEFAULT_ALIGNMENT, RULE_SETS, type DiskAlignment, type RuleSet } from "../base/alignment-rules";
+import { DEFAULT_ALIGNMENT, isPowerOfTwo, MAX_SIMULATED_ALIGNMENT, RULE_SETS, type DiskAlignment, type RuleSet } from "../base/alignment-rules";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import type { DiskKind, SectorSize } from "../base/disk-kinds";
 import { PAGE_SIZE } from "../base/constants";
@@ -70,7 +70,7 @@ function openTrace(path: string) {
 function headerAlignment(header: TraceHeader): DiskAlignment | null {
   const a = header.disk?.alignment as Partial<DiskAlignment> | undefined;
   if (a === undefined || a === null || typeof a !== "object") return null;
-  const ok = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 1 && n <= 2 ** 20 && (n & (n - 1)) === 0;
+  const ok = (n: unknown) => typeof n === "number" && isPowerOfTwo(n) && n <= MAX_SIMULATED_ALIGNMENT;
   if (!ok(a.memAlign) || !ok(a.offsetAlign) || !ok(a.readOffsetAlign) || a.directIo !== true) return null;
   const recorded = "the trace's header (probed when it was captured)";
   return {
