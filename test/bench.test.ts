@@ -15,6 +15,7 @@ import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { LatencyHistogram } from "../src/bench/histogram";
 import { VERSION } from "../cli/version";
 import { runBench } from "../src/bench/runner";
+import { vectoredFixedBuffers } from "../src/io/engines";
 import type { BenchOptions } from "../src/bench/bench-options";
 import { parseSegment } from "../src/base/value-parsers";
 import { fileBytes, randomBytes, ROOT, runCliIn, scratchDir } from "./helpers";
@@ -48,6 +49,8 @@ describe("engines move the right bytes (verified IO by IO)", () => {
     ["uring qd 8, registered file", { engine: "uring", qd: 8, uring: { registerFiles: true }, memOffsets: [0, 100], modes: ["auto"], ops: ["randread", "randwrite"] }],
     ["uring qd 8, SQPOLL", { engine: "uring", qd: 8, uring: { sqpoll: true }, memOffsets: [0, 100], modes: ["auto"], ops: ["randread", "write"] }],
     ["uring qd 8, DEFER_TASKRUN, two threads", { engine: "uring", qd: 8, threads: 2, uring: { deferTaskrun: true, registerFiles: true }, memOffsets: [0], modes: ["auto", "bounce"], ops: ["read", "randwrite"] }],
+    // Guest pages and bounce memory registered: every call goes with a registered buffer.
+    ["uring qd 8, fixed buffers, two threads", { engine: "uring", qd: 8, threads: 2, uring: { fixedBuffers: true }, memOffsets: [0, 100], modes: ["auto", "bounce"], ops: ["randread", "randwrite", "write"], bs: [4096, 65536] }],
   ];
   for (const [name, overrides] of cases) {
     test(name, async () => {
@@ -62,6 +65,7 @@ describe("engines move the right bytes (verified IO by IO)", () => {
           expect(result.decision).toBe("bounce");
           expect(result.bounce.acquired).toBe(result.ios);
         }
+        expect(result.fixedBuffers).toEqual(overrides.uring?.fixedBuffers ? { calls: result.ios, notFixed: 0 } : null);
       }
     });
   }
@@ -351,6 +355,29 @@ describe("bench performs exactly the plan it reports", () => {
       }
     }
   }, 120_000);
+
+  test("--fixedbufs with scatter-gather shapes: a call inside one registered buffer goes fixed (READV_FIXED where the kernel has it); one mixing guest pages and bounce memory cannot, and is counted", async () => {
+    const readvFixed = vectoredFixedBuffers();
+    const run = async (seg: string[], op: "read" | "write") => {
+      const shape = seg.map((text) => parseSegment(text, "--seg"));
+      const [result] = (await runBench(options({ engine: "uring", qd: 8, shape, alignOverride: 4096, ops: [op], ios: 48, verify: true, force: true, uring: { fixedBuffers: true } }))).results;
+      expect({ seg, error: result!.error, ios: result!.ios }).toEqual({ seg, error: null, ios: 48 });
+      return result!.fixedBuffers;
+    };
+    // Direct, three iovecs in guest memory.
+    expect(await run(["3", "0-1", "7@512+1024"], "read")).toEqual(readvFixed ? { calls: 48, notFixed: 0 } : { calls: 0, notFixed: 48 });
+    // Bounced in part: one call of guest pages and bounce memory.
+    expect(await run(["0@512+3584", "2@0+512", "4-5"], "write")).toEqual({ calls: 0, notFixed: 48 });
+    // Bounced whole: the bounce memory alone.
+    expect(await run(["1@8+1000", "2-3"], "read")).toEqual({ calls: 48, notFixed: 0 });
+  }, 120_000);
+
+  test("--fixedbufs where the kernel will not register the guest memory (a file on a disk filesystem): refused before any IO, with why", async () => {
+    let cases = 0;
+    const refused = runBench(options({ engine: "uring", qd: 4, guestBacking: "file", uring: { fixedBuffers: true }, onCase: () => cases++ }));
+    await expect(refused).rejects.toMatchObject({ code: "RING_FEATURE", message: expect.stringContaining("will not pin this memory") });
+    expect(cases).toBe(0);
+  });
 
   // The same request through `io --json` and through a bench case: the same calls, disk bytes and copies per IO.
   const kinds: { kind: string; op: "read" | "write"; bs: number; memOffset: number; mode: "auto" | "direct"; align?: number; decision: string; seg?: string[] }[] = [

@@ -7,7 +7,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BounceBuffer } from "../src/bounce/bounce-buffer";
 import { createEngine, type EngineName } from "../src/io/engines";
-import { closeFd, IO_SQES, ioCounters, IORING_OP_READ_FIXED, IORING_OP_READV, IORING_OP_READV_FIXED, IOSQE_FIXED_FILE, IoUring, IovecArray, O_DIRECT, O_RDWR, openFile, type RingSetup } from "../src/native";
+import { closeFd, NativeRegion, IO_SQES, ioCounters, IORING_OP_READ_FIXED, IORING_OP_READV, IORING_OP_READV_FIXED, IOSQE_FIXED_FILE, IoUring, IovecArray, O_DIRECT, O_RDWR, openFile, type RingSetup } from "../src/native";
+import { GuestMemory } from "../src/memory/guest-memory";
+import { mapAnonymous, movePages, reserveAddresses, unmap, type Address } from "../src/native/os";
 import { fileBytes, PAGE, randomBytes, scratchDir } from "./helpers";
 
 const dir = scratchDir("engines");
@@ -58,7 +60,7 @@ for (const [name, qd] of IO_ENGINES) {
         for (let round = 0; round < 3; round++) {
           completions.length = 0;
           for (let slot = 0; slot < qd; slot++) {
-            engine.submit(slot, false, fd, iovecs[slot]!.address(), 1, (round * qd + slot) * PAGE, 0, PAGE);
+            engine.submit(slot, false, fd, iovecs[slot]!, 0, iovecs[slot]!.address(), 1, (round * qd + slot) * PAGE, 0, PAGE);
             if (name === "sync") drain(engine, completions, slot + 1);
           }
           drain(engine, completions, qd);
@@ -82,7 +84,7 @@ for (const [name, qd] of IO_ENGINES) {
       using iovecs = new IovecArray(3);
       // Pages 2, 0, 1 of the buffer, in that order.
       for (const page of [2, 0, 1]) iovecs.push((source.address() as number) + page * PAGE, PAGE);
-      engine.submit(0, true, fd, iovecs.address(), 3, 40 * PAGE, 0, 3 * PAGE);
+      engine.submit(0, true, fd, iovecs, 0, iovecs.address(), 3, 40 * PAGE, 0, 3 * PAGE);
       drain(engine, completions, 1);
       engine.close();
       expect(completions).toEqual([{ slot: 0, result: 3 * PAGE }]);
@@ -95,7 +97,8 @@ for (const [name, qd] of IO_ENGINES) {
     test("kernel refusal turned into a crash: a misaligned direct IO completes with -EINVAL", () => {
       const { engine, completions } = engineWith(name, qd);
       using buffer = new BounceBuffer(PAGE);
-      engine.submit(0, false, fd, buffer.iovecs().address(), 1, 100, 0, PAGE); // offset 100: not a block multiple
+      const iovecs = buffer.iovecs();
+      engine.submit(0, false, fd, iovecs, 0, iovecs.address(), 1, 100, 0, PAGE); // offset 100: not a block multiple
       drain(engine, completions, 1);
       engine.close();
       expect(completions).toEqual([{ slot: 0, result: -22 }]);
@@ -122,7 +125,7 @@ for (const [name, qd] of ALL_ENGINES) {
       try {
         let thrown = 0;
         for (let slot = 0; slot < qd; slot++) {
-          engine.submit(slot, false, fd, iovecs[slot]!.address(), 1, slot * PAGE, 0, PAGE);
+          engine.submit(slot, false, fd, iovecs[slot]!, 0, iovecs[slot]!.address(), 1, slot * PAGE, 0, PAGE);
           if (name === "sync") {
             try {
               engine.reap();
@@ -289,7 +292,7 @@ describe("engine null", () => {
   test("does no IO at all and completes every submission with its full size", () => {
     const before = fileBytes(path);
     const { engine, completions } = engineWith("null", 4);
-    for (let slot = 0; slot < 4; slot++) engine.submit(slot, true, -1, 0 as never, 1, slot * PAGE, 0, PAGE);
+    for (let slot = 0; slot < 4; slot++) engine.submit(slot, true, -1, null as never, 0, 0 as never, 1, slot * PAGE, 0, PAGE);
     expect(engine.reap()).toBe(4);
     expect(completions).toEqual([0, 1, 2, 3].map((slot) => ({ slot, result: PAGE })));
     expect(fileBytes(path)).toEqual(before);
@@ -300,5 +303,150 @@ describe("engine creation", () => {
   test("a queue depth the engine cannot have is a clear error", () => {
     expect(() => createEngine("sync", 4, () => {})).toThrow("the sync engine does one IO at a time");
     expect(() => createEngine("uring", 0, () => {})).toThrow("queue depth 0");
+  });
+});
+
+describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
+  /**
+   * Memory the kernel and this process see differently, which tells a fixed-buffer call from a
+   * vectored one by where the bytes land: `registered` (2 pages) is registered, then its first
+   * page is moved to `pinned` and a fresh page mapped in its place. A fixed call into that first
+   * page writes the page the kernel pinned (seen at `pinned`); a vectored one writes the fresh
+   * page (seen at `registered`).
+   */
+  function splitView() {
+    const registered = NativeRegion.anonymous(2 * PAGE, "registered");
+    registered.fill(0, 2 * PAGE, 0xee);
+    const base = registered.address(0) as number;
+    const pinned = reserveAddresses(PAGE);
+    let pinnedView: NativeRegion | null = null;
+    return {
+      base,
+      /** Moves the first page away (to `pinned`) and maps a fresh one (zeros) in its place: after registering. */
+      swap() {
+        const fresh = mapAnonymous(PAGE); // before the move, or it could be mapped where the page was
+        movePages(base as Address, PAGE, pinned);
+        movePages(fresh, PAGE, base as Address);
+        pinnedView = NativeRegion.borrow(pinned as number, PAGE, "the pinned page");
+      },
+      atRegistered: () => registered.view(0, PAGE),
+      atPinned: () => pinnedView!.view(0, PAGE),
+      secondPage: () => registered.view(PAGE, PAGE),
+      release() {
+        pinnedView?.release();
+        registered.release();
+        unmap(pinned, PAGE);
+      },
+    };
+  }
+
+  function uringFixed(qd = 2) {
+    const completions: Completion[] = [];
+    const engine = createEngine("uring", qd, (slot, result) => completions.push({ slot, result }), { fixedBuffers: true });
+    return { engine, completions };
+  }
+
+  test("one iovec in registered memory goes as READ_FIXED: the bytes land in the page the kernel pinned, and the call is counted fixed", () => {
+    const view = splitView();
+    const { engine, completions } = uringFixed();
+    try {
+      engine.registerMemory([{ address: view.base, length: 2 * PAGE }]);
+      view.swap();
+      using iovecs = new IovecArray(1);
+      iovecs.push(view.base, PAGE);
+      engine.submit(0, false, fd, iovecs, 0, iovecs.address(), 1, 5 * PAGE, 0, PAGE);
+      drain(engine, completions, 1);
+      expect(completions).toEqual([{ slot: 0, result: PAGE }]);
+      expect(view.atPinned()).toEqual(DATA.subarray(5 * PAGE, 6 * PAGE));
+      expect(view.atRegistered().every((byte) => byte === 0)).toBe(true); // the fresh page: untouched zeros
+      expect({ fixed: engine.fixedCalls, unfixed: engine.unfixedCalls }).toEqual({ fixed: 1, unfixed: 0 });
+    } finally {
+      engine.close();
+      view.release();
+    }
+  });
+
+  test.skipIf(!readvFixed)(`several iovecs in one registered buffer go as READV_FIXED${readvFixed ? "" : " (skipped: this kernel's io_uring has no READV_FIXED)"}`, () => {
+    const view = splitView();
+    const { engine, completions } = uringFixed();
+    try {
+      engine.registerMemory([{ address: view.base, length: 2 * PAGE }]);
+      view.swap();
+      expect(engine.vectoredFixed).toBe(true);
+      using iovecs = new IovecArray(2);
+      iovecs.push(view.base + PAGE, PAGE);
+      iovecs.push(view.base, PAGE);
+      engine.submit(0, false, fd, iovecs, 0, iovecs.address(), 2, 10 * PAGE, 0, 2 * PAGE);
+      drain(engine, completions, 1);
+      expect(completions).toEqual([{ slot: 0, result: 2 * PAGE }]);
+      expect(view.secondPage()).toEqual(DATA.subarray(10 * PAGE, 11 * PAGE));
+      expect(view.atPinned()).toEqual(DATA.subarray(11 * PAGE, 12 * PAGE));
+      expect({ fixed: engine.fixedCalls, unfixed: engine.unfixedCalls }).toEqual({ fixed: 1, unfixed: 0 });
+    } finally {
+      engine.close();
+      view.release();
+    }
+  });
+
+  test("a call with an iovec outside the registered memory goes as READV, and is counted as not fixed", () => {
+    const view = splitView();
+    const { engine, completions } = uringFixed();
+    using other = new BounceBuffer(PAGE);
+    try {
+      engine.registerMemory([{ address: view.base, length: 2 * PAGE }]);
+      view.swap();
+      using iovecs = new IovecArray(2);
+      iovecs.push(view.base, PAGE);
+      iovecs.push(other.address(), PAGE);
+      engine.submit(0, false, fd, iovecs, 0, iovecs.address(), 2, 12 * PAGE, 0, 2 * PAGE);
+      // An iovec reaching one byte past the registered memory: not inside it either.
+      using edge = new IovecArray(1);
+      edge.push(view.base + PAGE + 512, PAGE);
+      engine.submit(1, false, fd, edge, 0, edge.address(), 1, 14 * PAGE, 0, PAGE);
+      drain(engine, completions, 2);
+      expect(completions.map((c) => c.result).sort()).toEqual([PAGE, 2 * PAGE].sort());
+      expect(view.atRegistered()).toEqual(DATA.subarray(12 * PAGE, 13 * PAGE)); // the process's page: a vectored read
+      expect(other.bytes.subarray(0, PAGE)).toEqual(DATA.subarray(13 * PAGE, 14 * PAGE));
+      expect({ fixed: engine.fixedCalls, unfixed: engine.unfixedCalls }).toEqual({ fixed: 0, unfixed: 2 });
+    } finally {
+      engine.close();
+      view.release();
+    }
+  });
+
+  test("a write from registered memory lands from the pinned page (WRITE_FIXED)", () => {
+    const view = splitView();
+    const { engine, completions } = uringFixed();
+    try {
+      engine.registerMemory([{ address: view.base, length: 2 * PAGE }]);
+      view.swap();
+      const pinnedBytes = randomBytes(PAGE, 99);
+      view.atRegistered().fill(0x11);
+      view.atPinned().set(pinnedBytes);
+      using iovecs = new IovecArray(1);
+      iovecs.push(view.base, PAGE);
+      engine.submit(0, true, fd, iovecs, 0, iovecs.address(), 1, 50 * PAGE, 0, PAGE);
+      drain(engine, completions, 1);
+      expect(completions).toEqual([{ slot: 0, result: PAGE }]);
+      expect(fileBytes(path).subarray(50 * PAGE, 51 * PAGE)).toEqual(pinnedBytes);
+    } finally {
+      engine.close();
+      view.release();
+    }
+  });
+
+  test("memory the kernel will not pin (a shared mapping of a file on a disk filesystem) is refused with the reason; other engines register nothing", () => {
+    const { engine } = uringFixed();
+    using guest = GuestMemory.create(join(dir, "guest-file.img"), 4 * PAGE);
+    try {
+      expect(() => engine.registerMemory([{ address: guest.hostAddress(0) as number, length: 4 * PAGE }])).toThrow(
+        expect.objectContaining({ code: "RING_FEATURE", message: expect.stringContaining("will not pin this memory") }),
+      );
+    } finally {
+      engine.close();
+    }
+    const sync = createEngine("sync", 1, () => {});
+    expect(() => sync.registerMemory([])).toThrow("fixed buffers are an io_uring option");
+    expect(() => createEngine("sync", 1, () => {}, { fixedBuffers: true })).toThrow("--fixedbufs is an io_uring option");
   });
 });

@@ -40,6 +40,7 @@ interface BenchFlags {
   mode: string;
   engine: string;
   registerfiles?: boolean;
+  fixedbufs?: boolean;
   sqthread_poll?: boolean;
   deferTaskrun?: boolean;
   qd: string;
@@ -108,6 +109,7 @@ export function registerBench(program: Command, context: Context): void {
     .addOption(new Option("--engine <name>", "sync: preadv/pwritev; uring: io_uring at --qd; null: no IO (the tool's own cost)").choices(ENGINE_NAMES as string[]).default(DEFAULT_BENCH.engine))
     .option("--qd <n>", "IOs in flight per thread (uring and null engines)", String(DEFAULT_BENCH.qd))
     .option("--registerfiles", "uring: register the disk's descriptor once, name it by index in every SQE (fio's registerfiles)")
+    .option("--fixedbufs", "uring: register guest memory and the bounce buffers once; IOs inside them go as READ_FIXED/READV_FIXED (fio's fixedbufs)")
     .option("--sqthread_poll", "uring: a kernel thread takes submissions from the ring, no system call to submit (fio's sqthread_poll; its CPU is the process's)")
     .option("--defer-taskrun", "uring: IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN, completions run when the thread asks for them")
     .option("--threads <n>", "IO threads (Bun Workers), each with its own engine and bounce budget slot", String(DEFAULT_BENCH.threads))
@@ -175,6 +177,7 @@ Examples:
   $ bounce-bench bench                                        the default sweep (about a minute)
   $ bounce-bench bench --op randread --bs 64k --engine uring --qd 16 --runtime 2s
   $ bounce-bench bench --op randread --bs 4k --engine uring --qd 32 --registerfiles --sqthread_poll
+  $ bounce-bench bench --op randread --bs 64k --engine uring --qd 16 --fixedbufs --mode auto,bounce
   $ bounce-bench bench --bs 64k --mem-offset 0,8 --copy memcpy   show memcpy's slow path
   $ bounce-bench bench --guest-backing thp --bs 1m --repeat 5 --columns +segs,thcpu
   $ bounce-bench bench --bs 64k --mode auto,bounce --ramp 1s --repeat 9 --columns +segs,gsegs
@@ -330,8 +333,15 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     memOffsets: list(flags.memOffset).map((item) => parseSize(item, "--mem-offset")),
     modes: choose<IoMode>("--mode", flags.mode, IO_MODES),
     engine: flags.engine as EngineName,
-    ...(flags.registerfiles || flags.sqthread_poll || flags.deferTaskrun
-      ? { uring: { ...(flags.registerfiles ? { registerFiles: true } : {}), ...(flags.sqthread_poll ? { sqpoll: true } : {}), ...(flags.deferTaskrun ? { deferTaskrun: true } : {}) } }
+    ...(flags.registerfiles || flags.fixedbufs || flags.sqthread_poll || flags.deferTaskrun
+      ? {
+          uring: {
+            ...(flags.registerfiles ? { registerFiles: true } : {}),
+            ...(flags.fixedbufs ? { fixedBuffers: true } : {}),
+            ...(flags.sqthread_poll ? { sqpoll: true } : {}),
+            ...(flags.deferTaskrun ? { deferTaskrun: true } : {}),
+          },
+        }
       : {}),
     qd: count("--qd", flags.qd),
     threads: count("--threads", flags.threads),
@@ -384,6 +394,7 @@ export function formatHeader(host: HostInfo, options: BenchOptions): string {
     ...(overwritesDevice(host, options) ? [`OVERWRITES the block device ${host.disk}: what it held is lost (--overwrite-device)`] : []),
     `engine ${options.engine}${uringOptionNames(options.uring).length === 0 ? "" : ` (${uringOptionNames(options.uring).join(", ")})`}, qd ${options.qd}, threads ${options.threads}, ${options.repeat ?? 1} run${(options.repeat ?? 1) === 1 ? "" : "s"} of ${perRun}${ramp} per case, ` +
       `bounce budget ${options.budget} pages per thread`,
+    ...(options.uring?.fixedBuffers && !host.readvFixed ? ["this kernel's io_uring has no READV_FIXED/WRITEV_FIXED (6.15+): --fixedbufs sends calls of several iovecs as READV/WRITEV, counted below"] : []),
     `guest memory ${GUEST_BACKING_TEXT[host.guestBacking]}`,
     `bounce buffers on ${host.bounceHugePages ? "transparent huge pages" : "4 KiB pages"}` +
       (host.bounceHugePages === guestOnHugePages(host.guestBacking) ? " (like the guest's)" : " (NOT like the guest's: --bounce-pages)") +
@@ -447,6 +458,17 @@ function formatNotes(report: BenchReport): string {
     text +=
       `more physically contiguous runs than the disk takes in one request (${maxSegments}), so each IO became ` +
       `several requests: ${split.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.physicalSegments}`).join("; ")}\n`;
+  }
+  const fixed = report.results.filter((r) => r.fixedBuffers !== null);
+  if (fixed.length > 0) {
+    const calls = fixed.reduce((sum, r) => sum + r.fixedBuffers!.calls, 0);
+    const notFixed = fixed.filter((r) => r.fixedBuffers!.notFixed > 0);
+    text += `--fixedbufs: ${calls} calls went with registered buffers (READ_FIXED, WRITE_FIXED${host.readvFixed ? ", READV_FIXED, WRITEV_FIXED" : ""})`;
+    text +=
+      notFixed.length === 0
+        ? "; every call could\n"
+        : `; these could not and went as READV/WRITEV (${host.readvFixed ? "an iovec outside the registered memory" : "several iovecs, or an iovec outside the registered memory"}): ` +
+          `${notFixed.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.fixedBuffers!.notFixed}`).join("; ")}\n`;
   }
   if (report.interrupted) text += "(interrupted: the last case is partial, later cases did not run)\n";
   return text;

@@ -68,6 +68,12 @@ export interface BenchCaseResult {
    * through a bounce buffer (`copiedBytesPerIo`). The null engine asks nothing of the kernel.
    */
   callsPerIo: number;
+  /**
+   * Under `--fixedbufs` (null otherwise): calls sent with registered buffers (READ_FIXED,
+   * WRITE_FIXED, READV_FIXED, WRITEV_FIXED), and calls that could not be and went as READV or
+   * WRITEV, over every run.
+   */
+  fixedBuffers: { calls: number; notFixed: number } | null;
   diskBytesPerIo: number;
   copiedBytesPerIo: number;
   /**
@@ -192,6 +198,7 @@ export function summarizeCase(item: { op: BenchOp; bs: number; memOffset: number
       cpuNsPerIo: Math.round(run.cpuNsPerIo),
     })),
     callsPerIo: perIo(jobs, (job) => job.kernelCalls),
+    fixedBuffers: options.uring?.fixedBuffers ? { calls: jobs.reduce((sum, job) => sum + job.fixedCalls, 0), notFixed: jobs.reduce((sum, job) => sum + job.unfixedCalls, 0) } : null,
     diskBytesPerIo: perIo(jobs, (job) => job.diskBytes),
     copiedBytesPerIo: perIo(jobs, (job) => job.copiedBytes),
     physicalSegments: ios > 0 ? (runs[runs.length - 1]![0]?.physicalSegments ?? null) : null,

@@ -58,6 +58,11 @@ export class BounceSlots implements Disposable {
     return { address: (buffer.address() as number) + start, bytes: buffer.bytes.subarray(start, start + this.bytesPerSlot) };
   }
 
+  /** The buffers the slots are slices of, for registering with io_uring (`--fixedbufs`). */
+  regions(): { address: number; length: number }[] {
+    return this.#buffers.map((buffer) => ({ address: buffer.address() as number, length: buffer.size }));
+  }
+
   hugePageBytes(): number {
     return this.#buffers.reduce((sum, buffer) => sum + buffer.hugePageBytes(), 0);
   }

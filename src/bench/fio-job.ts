@@ -68,6 +68,7 @@ export function fioJobFile(options: BenchOptions, report: BenchReport, alignment
     options.engine === "sync" ? "; bounce-bench's sync engine is vectored (preadv/pwritev): fio's pvsync" : null,
     `iodepth=${options.qd}`,
     options.uring?.registerFiles ? "registerfiles=1" : null,
+    options.uring?.fixedBuffers ? "fixedbufs=1" : null,
     options.uring?.sqpoll ? "sqthread_poll=1" : null,
     options.uring?.deferTaskrun ? "; --defer-taskrun: fio 3.33 has no option for IORING_SETUP_DEFER_TASKRUN" : null,
     `numjobs=${options.threads}`,

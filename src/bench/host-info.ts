@@ -7,6 +7,7 @@ import { cpus, release } from "node:os";
 import type { DiskKind, SectorSize } from "../base/disk-kinds";
 import { blockLimits } from "../disk/block-limits";
 import type { MeasuredKernelChecks } from "../disk/direct-io-probe";
+import { vectoredFixedBuffers } from "../io/engines";
 import { alignmentJson, type AlignmentJson } from "../io/json-documents";
 import { statx } from "../native";
 import type { CopyRate } from "./copy-rates";
@@ -49,6 +50,8 @@ export interface HostInfo {
   kernelChecks: MeasuredKernelChecks | null;
   /** Whether writes took cross-process locks on the disk file, and why (`fileLocks`). */
   fileLocks: { on: boolean; why: string };
+  /** Whether this kernel's io_uring has READV_FIXED/WRITEV_FIXED (`--fixedbufs` with several iovecs). */
+  readvFixed: boolean;
 }
 
 /** Where a run happens: the machine, the disk and its alignment. */
@@ -76,6 +79,7 @@ export function describeHost(workspace: BenchWorkspace, bouncePages: BouncePages
     copyRates: null,
     kernelChecks: disk.alignment.source === "override" ? disk.kernelChecks : null,
     fileLocks: fileLocksOf(workspace, fileLocks),
+    readvFixed: vectoredFixedBuffers(),
   };
 }
 

@@ -34,7 +34,7 @@ import type { CopyMethod } from "../bounce/copy-placement";
 import { BounceBufferTracker } from "../bounce/bounce-tracker";
 import { BounceSlots } from "./bounce-slots";
 import { Disk, type SharedDisk } from "../disk/disk";
-import type { EngineName, UringOptions } from "../io/engines";
+import { createEngine, type EngineName, type MemoryRegion, type UringOptions } from "../io/engines";
 import { Executor } from "../io/executor";
 import { plan, type Decision, type IoMode } from "../io/planner";
 import { PreparedIo } from "../io/prepared-io";
@@ -77,7 +77,7 @@ export interface JobSpec {
   mode: IoMode;
   rules: RuleSet;
   engine: EngineName;
-  /** io_uring's options (`--registerfiles`, `--sqthread_poll`, `--defer-taskrun`). */
+  /** io_uring's options (`--registerfiles`, `--fixedbufs`, `--sqthread_poll`, `--defer-taskrun`). */
   uring?: UringOptions;
   qd: number;
   /**
@@ -150,6 +150,12 @@ export interface JobResult {
   copyNs: number;
   /** Guest bytes copied through bounce buffers. */
   copiedBytes: number;
+  /**
+   * Under `--fixedbufs`: calls sent with registered buffers, and calls that could not be (an
+   * iovec outside the registered memory; several iovecs where the kernel has no READV_FIXED).
+   */
+  fixedCalls: number;
+  unfixedCalls: number;
   /** What the kernel was asked, counted at the native boundary: vectored calls or SQEs, and bytes moved to or from the disk. */
   kernelCalls: number;
   diskBytes: number;
@@ -175,7 +181,7 @@ export interface JobResult {
 
 export async function runJob(spec: JobSpec): Promise<JobResult> {
   const write = spec.op === "write" || spec.op === "randwrite";
-  using memory = "path" in spec.guest ? GuestMemory.open(spec.guest.path) : GuestMemory.borrow(spec.guest.address, spec.guest.size, "(transparent huge pages)");
+  using memory = openGuest(spec.guest);
   using disk = Disk.adopt(spec.disk); // the main thread's descriptor, opened once for the whole run
   const tracker = BounceBufferTracker.attach(spec.trackerShared);
   const op = write ? "write" : "read";
@@ -228,6 +234,8 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       bounces: slotZero.map((decided) => decided.bounceBytes > 0),
       bounceCount,
       prepared,
+      // What --fixedbufs registers: the guest pages this job's slots use, and its bounce memory.
+      registered: [{ address: memory.hostAddress(spec.firstGpn) as number, length: spec.qd * slotPages * PAGE_SIZE }, ...(bounceSlots?.regions() ?? [])],
       prepare(slot, position, bounceSlot) {
         const decided = slot === 0 ? slotZero[position]! : planFor(slot, position);
         const bounce = decided.bounceBytes > 0 ? bounceSlots!.slot(bounceSlot) : undefined;
@@ -264,6 +272,24 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     };
   } finally {
     for (const io of prepared) io?.release();
+  }
+}
+
+function openGuest(guest: GuestSource): GuestMemory {
+  return "path" in guest ? GuestMemory.open(guest.path) : GuestMemory.borrow(guest.address, guest.size, "(transparent huge pages)");
+}
+
+/**
+ * Refuses `--fixedbufs` before any IO where the kernel will not register this guest memory
+ * (`RING_FEATURE`, naming why): asked of the kernel itself, with the memory's first page.
+ */
+export function checkGuestRegistrable(guest: GuestSource): void {
+  using memory = openGuest(guest);
+  const engine = createEngine("uring", 1, () => {}, { fixedBuffers: true });
+  try {
+    engine.registerMemory([{ address: memory.hostAddress(0) as number, length: PAGE_SIZE }]);
+  } finally {
+    engine.close();
   }
 }
 
@@ -313,6 +339,8 @@ interface Slots {
   bounceCount: number;
   /** Indexed `(slot * bounceCount + bounceSlot) * positions + position`. */
   prepared: (PreparedIo | null)[];
+  /** Memory registered with the ring under `--fixedbufs`. */
+  registered: MemoryRegion[];
   prepare(slot: number, position: number, bounceSlot: number): PreparedIo;
 }
 
@@ -366,6 +394,14 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
   };
 
   executor = new Executor(spec.engine, qd, onSettled, spec.uring);
+  if (spec.uring?.fixedBuffers) {
+    try {
+      executor.engine.registerMemory(slots.registered); // once, before the clock starts
+    } catch (thrown) {
+      executor.close();
+      throw thrown;
+    }
+  }
   const countersBefore = ioCounters.slice();
   const startNs = monotonicNs();
   const startCpu = threadCpuNs();
@@ -462,6 +498,8 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
     bouncePeakPages: 0,
     copyNs: executor.copyNs,
     copiedBytes: executor.copiedBytes,
+    fixedCalls: executor.engine.fixedCalls,
+    unfixedCalls: executor.engine.unfixedCalls,
     kernelCalls: delta(IO_PREADV) + delta(IO_PWRITEV) + delta(IO_SQES),
     diskBytes: delta(IO_BYTES_READ) + delta(IO_BYTES_WRITTEN),
     settled: issued,

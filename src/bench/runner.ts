@@ -29,7 +29,7 @@ import { measureCopyRates } from "./copy-rates";
 import { bounceOnHugePages } from "./guest-backing";
 import { LatencyHistogram } from "./histogram";
 import { describeHost } from "./host-info";
-import { errorJson, shapePages, threadRegionBytes, type JobResult, type JobSpec } from "./job";
+import { checkGuestRegistrable, errorJson, shapePages, threadRegionBytes, type JobResult, type JobSpec } from "./job";
 import { BenchWorkspace } from "./workspace";
 
 const PROGRESS_INTERVAL_MS = 200;
@@ -62,6 +62,13 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
     guestBacking: options.guestBacking,
     resourceCheck: options.resourceCheck,
   });
+  try {
+    // Asked of the kernel before anything is printed or run.
+    if (options.uring?.fixedBuffers) checkGuestRegistrable(workspace.guest);
+  } catch (error) {
+    workspace.cleanup();
+    throw error;
+  }
   options.onWorkspace?.(workspace);
   // The runner owns teardown: what a caller must run to leave nothing behind, if it cannot wait
   // for this function's own cleanup (a second signal), it is handed here.
@@ -217,6 +224,8 @@ function failedJob(thread: number, error: { code: string; message: string }): Jo
     copyNs: 0,
     copiedBytes: 0,
     kernelCalls: 0,
+    fixedCalls: 0,
+    unfixedCalls: 0,
     diskBytes: 0,
     settled: 0,
     bounceHugePageBytes: 0,

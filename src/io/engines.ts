@@ -19,27 +19,75 @@
  * for the next `reap`. The callback is given once, at creation, so the hot path allocates
  * nothing. The iovec array and buffers of a call must stay alive until its completion has been
  * delivered; `close` reaps whatever is still in flight first.
+ *
+ * Registered (fixed) buffers (`fixedBuffers`, fio's `fixedbufs`): memory handed to
+ * `registerMemory` once is pinned by the kernel for the ring's life, and a call whose iovecs all
+ * lie in one registered buffer is sent as READ_FIXED/WRITE_FIXED (one iovec) or
+ * READV_FIXED/WRITEV_FIXED (several, where the kernel has them): the kernel then looks up no
+ * user page per IO. A call that cannot (an iovec outside every registered buffer, or across two;
+ * several iovecs on a kernel without the vectored opcodes) goes as READV/WRITEV and is counted
+ * (`unfixedCalls`), never silently.
  */
-import { InvalidInputError } from "../base/errors";
-import { IORING_OP_READV, IORING_OP_WRITEV, IOSQE_FIXED_FILE, IoUring, preadvOnce, pwritevOnce, type Address } from "../native";
+import { BounceBenchError, InvalidInputError } from "../base/errors";
+import {
+  IORING_OP_READ_FIXED,
+  IORING_OP_READV,
+  IORING_OP_READV_FIXED,
+  IORING_OP_WRITE_FIXED,
+  IORING_OP_WRITEV,
+  IORING_OP_WRITEV_FIXED,
+  IOSQE_FIXED_FILE,
+  IoUring,
+  OsError,
+  preadvOnce,
+  pwritevOnce,
+  type Address,
+  type IovecArray,
+} from "../native";
 
 /**
  * How the uring engine sets up and uses its ring, as fio names the options: `registerFiles`
  * (`registerfiles`: the disk's descriptor registered once, named by index in every SQE),
  * `sqpoll` (`sqthread_poll`: a kernel thread takes submissions), `deferTaskrun`
- * (IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN). Each is refused (`RING_FEATURE`) where the
- * kernel refuses it.
+ * (IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN), `fixedBuffers` (`fixedbufs`: memory registered
+ * with `registerMemory` sent by index, see the module doc). Each is refused (`RING_FEATURE`)
+ * where the kernel refuses it.
  */
 export interface UringOptions {
   registerFiles?: boolean;
   sqpoll?: boolean;
   deferTaskrun?: boolean;
+  fixedBuffers?: boolean;
 }
 
 /** The options in force, as a list of fio's names (empty: none), for headers and JSON. */
 export function uringOptionNames(options: UringOptions | undefined): string[] {
-  return [options?.registerFiles ? "registerfiles" : null, options?.sqpoll ? "sqthread_poll" : null, options?.deferTaskrun ? "defer_taskrun" : null].filter((name): name is string => name !== null);
+  return [
+    options?.registerFiles ? "registerfiles" : null,
+    options?.fixedBuffers ? "fixedbufs" : null,
+    options?.sqpoll ? "sqthread_poll" : null,
+    options?.deferTaskrun ? "defer_taskrun" : null,
+  ].filter((name): name is string => name !== null);
 }
+
+/** Whether this kernel's io_uring has READV_FIXED and WRITEV_FIXED (6.15+), asked of a ring. */
+export function vectoredFixedBuffers(): boolean {
+  using ring = new IoUring(1);
+  return hasVectoredFixed(ring);
+}
+
+function hasVectoredFixed(ring: IoUring): boolean {
+  return ring.supports(IORING_OP_READV_FIXED) && ring.supports(IORING_OP_WRITEV_FIXED);
+}
+
+/** Memory to register: `length` bytes at `address`, mapped for as long as the engine lives. */
+export interface MemoryRegion {
+  address: number;
+  length: number;
+}
+
+/** The kernel's limit on one registered buffer (io_uring: 1 GiB); longer regions are registered in pieces. */
+export const MAX_REGISTERED_BUFFER = 2 ** 30;
 
 export type EngineName = "sync" | "uring" | "null";
 export const ENGINE_NAMES: readonly EngineName[] = ["sync", "uring", "null"];
@@ -61,8 +109,22 @@ export interface Engine {
   readonly capabilities: EngineCapabilities;
   /** Calls that may be in flight at once on this instance. */
   readonly queueDepth: number;
-  /** Starts one vectored call; `bytes` is its total length (what the null engine reports). */
-  submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, bytes: number): void;
+  /**
+   * Starts one vectored call of iovecs `first .. first+count-1` of `iovecs`, whose address is
+   * `address` (`iovecs.addressOf(first)`, computed once by the caller); `bytes` is its total
+   * length (what the null engine reports).
+   */
+  submit(tag: number, write: boolean, fd: number, iovecs: IovecArray, first: number, address: Address, count: number, offset: number, rwFlags: number, bytes: number): void;
+  /**
+   * Registers memory for fixed-buffer calls (uring with `fixedBuffers` only; once). Each region
+   * must stay mapped while the engine lives.
+   */
+  registerMemory(regions: readonly MemoryRegion[]): void;
+  /** Calls sent with registered buffers, and calls that could not be (see the module doc). */
+  readonly fixedCalls: number;
+  readonly unfixedCalls: number;
+  /** Whether several iovecs in one registered buffer go as one call (READV_FIXED: the kernel has it); null without `fixedBuffers`. */
+  readonly vectoredFixed: boolean | null;
   /** Delivers at least one completion if any call is in flight; returns how many it delivered. */
   reap(): number;
   /** Calls submitted and not yet delivered. */
@@ -133,7 +195,17 @@ abstract class QueuedEngine implements Engine {
     return this.pending + this.#queued;
   }
 
-  abstract submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number, bytes: number): void;
+  fixedCalls = 0;
+  unfixedCalls = 0;
+  get vectoredFixed(): boolean | null {
+    return null;
+  }
+
+  abstract submit(tag: number, write: boolean, fd: number, iovecs: IovecArray, first: number, address: Address, count: number, offset: number, rwFlags: number, bytes: number): void;
+
+  registerMemory(_regions: readonly MemoryRegion[]): void {
+    throw new InvalidInputError(`the ${this.name} engine registers no memory: fixed buffers are an io_uring option (--engine uring --fixedbufs)`);
+  }
 
   /** Moves completions the kernel holds into the queue, waiting for one when none is queued. */
   protected collect(): void {}
@@ -170,15 +242,15 @@ class SyncEngine extends QueuedEngine {
     super(1, onComplete);
   }
 
-  submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
-    this.complete(tag, write ? pwritevOnce(fd, iovecs, iovecCount, offset, rwFlags) : preadvOnce(fd, iovecs, iovecCount, offset));
+  submit(tag: number, write: boolean, fd: number, _iovecs: IovecArray, _first: number, address: Address, count: number, offset: number, rwFlags: number): void {
+    this.complete(tag, write ? pwritevOnce(fd, address, count, offset, rwFlags) : preadvOnce(fd, address, count, offset));
   }
 }
 
 class NullEngine extends QueuedEngine {
   readonly name = "null";
 
-  submit(tag: number, _write: boolean, _fd: number, _iovecs: Address, _count: number, _offset: number, _flags: number, bytes: number): void {
+  submit(tag: number, _write: boolean, _fd: number, _iovecs: IovecArray, _first: number, _address: Address, _count: number, _offset: number, _flags: number, bytes: number): void {
     this.complete(tag, bytes);
   }
 }
@@ -191,13 +263,55 @@ class UringEngine extends QueuedEngine {
   readonly #registerFiles: boolean;
   /** The descriptor registered (index 0), once the first call named it; -1 before. */
   #fixedFd = -1;
+  readonly #fixedBuffers: boolean;
+  readonly #vectoredFixed: boolean | null;
+  /** Registered buffers, by index: where each starts and ends (empty until `registerMemory`). */
+  #bufferStart = new Float64Array(0);
+  #bufferEnd = new Float64Array(0);
 
   constructor(queueDepth: number, onComplete: CompletionCallback, uring: UringOptions) {
     super(queueDepth, onComplete);
     this.#ring = new IoUring(queueDepth, { sqpoll: uring.sqpoll, deferTaskrun: uring.deferTaskrun });
     this.#registerFiles = uring.registerFiles === true;
+    this.#fixedBuffers = uring.fixedBuffers === true;
+    try {
+      this.#vectoredFixed = this.#fixedBuffers ? hasVectoredFixed(this.#ring) : null;
+    } catch (error) {
+      this.#ring.close();
+      throw error;
+    }
     this.#tags = new Int32Array(queueDepth);
     this.#results = new Int32Array(queueDepth);
+  }
+
+  override get vectoredFixed(): boolean | null {
+    return this.#vectoredFixed;
+  }
+
+  override registerMemory(regions: readonly MemoryRegion[]): void {
+    if (!this.#fixedBuffers) throw new InvalidInputError("registering memory needs the fixedBuffers option (--fixedbufs)");
+    if (this.#bufferStart.length > 0) throw new BounceBenchError("RING_FEATURE", "io_uring: memory is registered once per ring");
+    const buffers: MemoryRegion[] = [];
+    for (const region of regions) {
+      for (let at = 0; at < region.length; at += MAX_REGISTERED_BUFFER) buffers.push({ address: region.address + at, length: Math.min(MAX_REGISTERED_BUFFER, region.length - at) });
+    }
+    try {
+      this.#ring.registerBuffers(buffers);
+    } catch (error) {
+      if (error instanceof OsError && (error.code === "EFAULT" || error.code === "EOPNOTSUPP")) {
+        throw new BounceBenchError(
+          "RING_FEATURE",
+          `io_uring_register(BUFFERS): ${error.code}: this kernel will not pin this memory for the ring's life (a shared mapping of a file on a disk filesystem is refused; memfd, anonymous and huge-page memory are taken)`,
+          { cause: error },
+        );
+      }
+      if (error instanceof OsError && error.code === "ENOMEM") {
+        throw new BounceBenchError("RING_FEATURE", "io_uring_register(BUFFERS): ENOMEM: registered buffers count against RLIMIT_MEMLOCK (ulimit -l), which is too low for this memory", { cause: error });
+      }
+      throw error;
+    }
+    this.#bufferStart = Float64Array.from(buffers, (buffer) => buffer.address);
+    this.#bufferEnd = Float64Array.from(buffers, (buffer) => buffer.address + buffer.length);
   }
 
   /**
@@ -206,17 +320,49 @@ class UringEngine extends QueuedEngine {
    * next wait saves that system call but, on the virtio disk measured, made 64 KiB random reads
    * at depth 16 about 30% slower (p50 latency 330 against 230 us): docs/performance.md.
    */
-  submit(tag: number, write: boolean, fd: number, iovecs: Address, iovecCount: number, offset: number, rwFlags: number): void {
+  submit(tag: number, write: boolean, fd: number, iovecs: IovecArray, first: number, address: Address, count: number, offset: number, rwFlags: number): void {
     const ring = this.#ring;
     // A job's calls all go to its one disk: registered at the first, named by index after.
     if (this.#registerFiles && this.#fixedFd < 0) {
       ring.registerFiles([fd]);
       this.#fixedFd = fd;
     }
-    const fixed = fd === this.#fixedFd;
-    ring.prepare(write ? IORING_OP_WRITEV : IORING_OP_READV, fixed ? 0 : fd, iovecs, iovecCount, offset, rwFlags, tag, fixed ? IOSQE_FIXED_FILE : 0);
+    const fixedFile = fd === this.#fixedFd;
+    const target = fixedFile ? 0 : fd;
+    const sqeFlags = fixedFile ? IOSQE_FIXED_FILE : 0;
+    const buffer = this.#fixedBuffers ? this.#registeredBuffer(iovecs, first, count) : -1;
+    if (buffer >= 0 && count === 1) {
+      ring.prepare(write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED, target, iovecs.base(first) as Address, iovecs.length(first), offset, rwFlags, tag, sqeFlags, buffer);
+      this.fixedCalls++;
+    } else if (buffer >= 0 && this.#vectoredFixed === true) {
+      ring.prepare(write ? IORING_OP_WRITEV_FIXED : IORING_OP_READV_FIXED, target, address, count, offset, rwFlags, tag, sqeFlags, buffer);
+      this.fixedCalls++;
+    } else {
+      ring.prepare(write ? IORING_OP_WRITEV : IORING_OP_READV, target, address, count, offset, rwFlags, tag, sqeFlags);
+      if (this.#fixedBuffers) this.unfixedCalls++;
+    }
     this.pending++;
     ring.submitAndWait(0);
+  }
+
+  /** The registered buffer that holds every iovec of the call, or -1 when none does. */
+  #registeredBuffer(iovecs: IovecArray, first: number, count: number): number {
+    const starts = this.#bufferStart;
+    const ends = this.#bufferEnd;
+    const base = iovecs.base(first);
+    let buffer = -1;
+    for (let k = 0; k < starts.length; k++) {
+      if (base >= starts[k]! && base + iovecs.length(first) <= ends[k]!) {
+        buffer = k;
+        break;
+      }
+    }
+    if (buffer < 0) return -1;
+    for (let i = first + 1; i < first + count; i++) {
+      const at = iovecs.base(i);
+      if (at < starts[buffer]! || at + iovecs.length(i) > ends[buffer]!) return -1;
+    }
+    return buffer;
   }
 
   protected override collect(): void {

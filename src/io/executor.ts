@@ -32,7 +32,7 @@ import { BounceBenchError } from "../base/errors";
 import type { Disk } from "../disk/disk";
 import type { GuestMemory } from "../memory/guest-memory";
 import { EINTR, monotonicNs, OsError, tryLockRange, unlockRange, type Address, type IovecArray } from "../native";
-import { createEngine, type Engine, type EngineName, type UringOptions } from "./engines";
+import { createEngine, type Engine, type EngineName, type MemoryRegion, type UringOptions } from "./engines";
 import { PreparedIo, type RunOptions } from "./prepared-io";
 import type { Plan } from "./planner";
 
@@ -284,7 +284,7 @@ export class Executor implements Disposable {
     this.#position[slot] = position;
     this.#expected[slot] = bytes;
     this.calls[slot]!++;
-    this.engine.submit(slot, write, io.fd, io.transferAddress[t]! as Address, count, position, write ? io.rwFlags : 0, bytes);
+    this.engine.submit(slot, write, io.fd, io.iovecs, first, io.transferAddress[t]! as Address, count, position, write ? io.rwFlags : 0, bytes);
   }
 
   /** Submits what remains of the current transfer (after a short transfer or EINTR). */
@@ -295,7 +295,7 @@ export class Executor implements Disposable {
     const write = io.transferWrites[t] === 1;
     this.#expected[slot] = bytes;
     this.calls[slot]!++;
-    this.engine.submit(slot, write, io.fd, io.iovecs.addressOf(first), this.#iovecEnd[slot]! - first, this.#position[slot]!, write ? io.rwFlags : 0, bytes);
+    this.engine.submit(slot, write, io.fd, io.iovecs, first, io.iovecs.addressOf(first), this.#iovecEnd[slot]! - first, this.#position[slot]!, write ? io.rwFlags : 0, bytes);
   }
 
   #completed(slot: number, result: number): void {
@@ -553,6 +553,16 @@ export class IoQueue implements Disposable {
     this.#giveSlot(slot);
     if (error !== null) throw error;
     return result;
+  }
+
+  /** The engine the queue's IOs go through (its counters: `fixedCalls`, `unfixedCalls`). */
+  get engine(): Engine {
+    return this.#executor.engine;
+  }
+
+  /** Registers memory for fixed-buffer calls (`UringOptions.fixedBuffers`): see `Engine.registerMemory`. */
+  registerMemory(regions: readonly MemoryRegion[]): void {
+    this.#executor.engine.registerMemory(regions);
   }
 
   /** Settles like `Promise.allSettled(work)` (the queue drives itself; kept for scripts). */
