@@ -10,9 +10,20 @@ import { alignmentSources, blockSize, type DiskAlignment } from "../../src/base/
 import { BounceBenchError } from "../../src/base/errors";
 import { discoverAlignment, probeAlignment } from "../../src/disk/alignment";
 import { blockLimits } from "../../src/disk/block-limits";
-import { alignmentFromProbe, measureKernelChecks, probeDirectIo, wasProbed, type DirectIoProbe, type MeasuredKernelChecks } from "../../src/disk/direct-io-probe";
+import {
+  alignmentFromProbe,
+  dataToProbe,
+  measureAlignment,
+  measureKernelChecks,
+  probeDirectIo,
+  SUBMISSION_METHOD_TEXT,
+  wasProbed,
+  withDirect,
+  type DirectIoProbe,
+  type MeasuredKernelChecks,
+} from "../../src/disk/direct-io-probe";
 import { filesystemType, openUserFile, statusOrNull } from "../../src/host/files";
-import { closeFd, O_NONBLOCK, O_RDONLY } from "../../src/native";
+import { closeFd, O_NONBLOCK, O_RDONLY, OsError, type FileStatus } from "../../src/native";
 import { keyValues } from "../format";
 import type { Context } from "../main";
 import { alignmentJson } from "../../src/io/json-documents";
@@ -54,6 +65,7 @@ Examples:
       let alignment: DiskAlignment;
       let measured: DirectIoProbe | null = null;
       let checks: MeasuredKernelChecks;
+      let fixed: FixedBufferRules | { unavailable: string };
       try {
         if (options.empirical) {
           measured = probeDirectIo(path, fd, status);
@@ -64,6 +76,7 @@ Examples:
           alignment = discoverAlignment(fd, status);
         }
         checks = measureKernelChecks(fd, status, alignment);
+        fixed = measureFixedBuffers(fd, status, alignment);
       } finally {
         closeFd(fd);
       }
@@ -127,6 +140,7 @@ Examples:
         blockLimits: limits,
         kernel: release(),
         kernelChecks: checks,
+        fixedBuffers: fixed,
       };
       if (options.json) {
         context.io.stdout(jsonLine("probe", json));
@@ -168,14 +182,51 @@ Examples:
           ["filesystem", fsType ?? "unknown"],
           ["block device", blockDevice],
           ["kernel", json.kernel],
+          ["beyond statx", checkLines(checks)],
           [
-            "beyond statx",
-            [
-              `iovec lengths: ${checks.lengthsByMemory ? "multiples of the memory alignment suffice" : "whole blocks each"}: ${checks.sources.lengthsByMemory}`,
-              `one page, any address: ${checks.onePageAnyAddress ? "taken" : "no"}: ${checks.sources.onePageAnyAddress}`,
-            ],
+            "fixed buffers",
+            "unavailable" in fixed
+              ? [fixed.unavailable]
+              : [
+                  fixed.method,
+                  fixed.reads === null ? "alignment not measured: too little data to read" : `took length ${fixed.reads.offsetAlign} and memory offset ${fixed.reads.memAlign} (reads)`,
+                  ...checkLines(fixed.kernelChecks),
+                ],
           ],
         ]),
       );
     });
+}
+
+/** The kernel's checks beyond statx's rule, a line each. */
+function checkLines(checks: MeasuredKernelChecks): string[] {
+  return [
+    `iovec lengths: ${checks.lengthsByMemory ? "multiples of the memory alignment suffice" : "whole blocks each"}: ${checks.sources.lengthsByMemory}`,
+    `one page, any address: ${checks.onePageAnyAddress ? "taken" : "no"}: ${checks.sources.onePageAnyAddress}`,
+  ];
+}
+
+interface FixedBufferRules {
+  method: string;
+  reads: { offsetAlign: number; memAlign: number } | null;
+  kernelChecks: MeasuredKernelChecks;
+}
+
+/**
+ * The rules for io_uring's registered buffers on this disk, measured with fixed reads of its
+ * data (`SubmissionMethod` "fixed"), or why they cannot be: no direct IO, no io_uring here.
+ */
+function measureFixedBuffers(fd: number, status: FileStatus, alignment: DiskAlignment): FixedBufferRules | { unavailable: string } {
+  if (!alignment.directIo) return { unavailable: "not measured: the disk does no direct IO" };
+  try {
+    const at = dataToProbe(fd, status);
+    return {
+      method: SUBMISSION_METHOD_TEXT.fixed,
+      reads: at === null ? null : withDirect(fd, () => measureAlignment(fd, "read", at, "fixed")),
+      kernelChecks: measureKernelChecks(fd, status, alignment, "fixed"),
+    };
+  } catch (error) {
+    if (error instanceof OsError) return { unavailable: `not measured: ${error.message}` };
+    throw error;
+  }
 }

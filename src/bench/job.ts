@@ -239,7 +239,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       prepare(slot, position, bounceSlot) {
         const decided = slot === 0 ? slotZero[position]! : planFor(slot, position);
         const bounce = decided.bounceBytes > 0 ? bounceSlots!.slot(bounceSlot) : undefined;
-        const io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce, copy: spec.copy, fileLocks: spec.fileLocks });
+        const io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce, copy: spec.copy, fileLocks: spec.fileLocks, fixedBuffers: spec.uring?.fixedBuffers === true });
         prepared[(slot * bounceCount + bounceSlot) * positions + position] = io;
         return io;
       },

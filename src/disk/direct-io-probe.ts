@@ -18,6 +18,12 @@
  * with data first; a block device's writes are not probed (the block layer checks writes as it
  * checks reads). The file's own per-file attributes (shared extents, for one) may make its
  * write rule stricter than the scratch file's; the result names what it measured.
+ *
+ * Per submission method (`SubmissionMethod`): the kernel checks the same iovecs differently
+ * depending on how they reach it. `vectored` is preadv/pwritev (and io_uring's READV/WRITEV: the
+ * same user iovecs); `fixed` is io_uring's registered buffers (READ_FIXED, READV_FIXED, ...),
+ * which reach the block layer as pages already pinned (bio vectors), not user iovecs. Alignment
+ * and the kernel's checks are measured for each, with the probe buffer registered for `fixed`.
  */
 import { dirname } from "node:path";
 import { blockSize, DOCUMENTED_CHECKS, type DiskAlignment, type KernelChecks } from "../base/alignment-rules";
@@ -31,6 +37,11 @@ import {
   EINVAL,
   fileFlags,
   fsyncFd,
+  IORING_OP_READ_FIXED,
+  IORING_OP_READV_FIXED,
+  IORING_OP_WRITE_FIXED,
+  IORING_OP_WRITEV_FIXED,
+  IoUring,
   IovecArray,
   NativeRegion,
   nextData,
@@ -56,6 +67,15 @@ export const PROBE_SPAN = 2 * PROBE_MAX;
 const SECTOR = 512;
 
 export type PageCacheUse = "never" | "misaligned" | "always" | "unknown";
+
+/** How iovecs reach the kernel (see the module doc). */
+export type SubmissionMethod = "vectored" | "fixed";
+export const SUBMISSION_METHODS: readonly SubmissionMethod[] = ["vectored", "fixed"];
+/** What each method is, for people. */
+export const SUBMISSION_METHOD_TEXT: Record<SubmissionMethod, string> = {
+  vectored: "preadv/pwritev and io_uring READV/WRITEV (user iovecs)",
+  fixed: "io_uring registered buffers (READ_FIXED, READV_FIXED, WRITE_FIXED, WRITEV_FIXED)",
+};
 
 export interface DirectionRules {
   /** The smallest IO length (and file offset granularity) the kernel took. */
@@ -146,10 +166,11 @@ export function dataToProbe(fd: number, status: FileStatus): number | null {
  * with `O_DIRECT`, readable, and writable for writes) at file offset `at`, where `PROBE_SPAN`
  * bytes of data are. Writes write whatever the probe buffer holds: only ever a scratch file.
  */
-export function measureAlignment(fd: number, op: "read" | "write", at: number): { offsetAlign: number; memAlign: number } {
-  using probe = new ProbeIo(fd, op, at);
+export function measureAlignment(fd: number, op: "read" | "write", at: number, method: SubmissionMethod = "vectored"): { offsetAlign: number; memAlign: number } {
+  using probe = new ProbeIo(fd, op, at, method);
   const offsetAlign = PROBE_ALIGNMENTS.find((len) => probe.takes(0, len, 1)) ?? PROBE_MAX;
-  const memAlign = PROBE_ALIGNMENTS.find((offset) => probe.takes(offset, offsetAlign, 2)) ?? PROBE_MAX;
+  // Two iovecs, so that a range inside one page proves nothing; one where several cannot go as one fixed call.
+  const memAlign = PROBE_ALIGNMENTS.find((offset) => probe.takes(offset, offsetAlign, probe.vectoredFixed ? 2 : 1)) ?? PROBE_MAX;
   return { offsetAlign, memAlign };
 }
 
@@ -162,9 +183,9 @@ export interface MeasuredKernelChecks extends KernelChecks {
 
 /**
  * What the running kernel checks of direct IO's iovecs on `fd`'s disk beyond the documented
- * rule (`KernelChecks`), measured with direct reads of its data, never writes (writes are
- * assumed alike; they are on every disk kind here). Two reads decide, after an aligned one
- * that must be taken:
+ * rule (`KernelChecks`), for iovecs that reach it by `method`, measured with direct reads of its
+ * data, never writes (writes are assumed alike; they are on every disk kind here). Two reads
+ * decide, after an aligned one that must be taken:
  *
  *   lengthsByMemory    two page-aligned iovecs of the memory alignment and the rest of a block
  *   onePageAnyAddress  one block at memory offset 1, inside one page
@@ -174,7 +195,7 @@ export interface MeasuredKernelChecks extends KernelChecks {
  * is held to the documented rule, and the source says so. `alignment` is the disk's own, as
  * discovered: never a simulated one. `O_DIRECT` is set on `fd` for the reads only.
  */
-export function measureKernelChecks(fd: number, status: FileStatus, alignment: DiskAlignment): MeasuredKernelChecks {
+export function measureKernelChecks(fd: number, status: FileStatus, alignment: DiskAlignment, method: SubmissionMethod = "vectored"): MeasuredKernelChecks {
   const held = (why: string, reads = 0): MeasuredKernelChecks => ({ ...DOCUMENTED_CHECKS, sources: { lengthsByMemory: why, onePageAnyAddress: why }, reads });
   if (!alignment.directIo) return held("not measured: the disk does no direct IO");
   const block = blockSize(alignment, "read");
@@ -182,14 +203,17 @@ export function measureKernelChecks(fd: number, status: FileStatus, alignment: D
   if (block > PROBE_MAX) return held(`not measured: the ${block}-byte block is larger than the probe's ${PROBE_MAX}; held to the documented rule`);
   const at = dataToProbe(fd, status);
   if (at === null) return held("not measured: no data to read (a hole takes any alignment); held to the documented rule");
-  const where = `direct reads of ${status.type === "block-device" ? "the device's blocks" : "the file's data"} at ${at}`;
+  const how = method === "fixed" ? "io_uring fixed-buffer reads" : "direct reads";
+  const where = `${how} of ${status.type === "block-device" ? "the device's blocks" : "the file's data"} at ${at}`;
   return withDirect(fd, () => {
-    using probe = new ProbeIo(fd, "read", at);
+    using probe = new ProbeIo(fd, "read", at, method);
     if (!probe.takes(0, block, 1)) return held(`not measured: an aligned direct read of ${block} bytes was refused; held to the documented rule`, probe.calls);
     const measured = (taken: boolean, what: string) => `${taken ? "took" : "refused"} ${what} (${where})`;
     let lengthsByMemory = false;
     let lengthsSource = `not observable here: the ${block}-byte block is no larger than the memory alignment ${memAlign}; held to the documented rule`;
-    if (memAlign < block) {
+    if (memAlign < block && !probe.vectoredFixed) {
+      lengthsSource = "not measurable: this kernel's io_uring has no READV_FIXED, so several iovecs never go as one fixed call; held to the documented rule";
+    } else if (memAlign < block) {
       lengthsByMemory = probe.takesIovecs([[0, memAlign], [0, block - memAlign]]);
       lengthsSource = measured(lengthsByMemory, `a ${block}-byte block as iovecs of ${memAlign} and ${block - memAlign} bytes`);
     }
@@ -341,12 +365,19 @@ function tracedWrites(fd: number, probe: ProbeIo, offsetAlign: number, memAlign:
 
 /**
  * One probe IO at a time on `fd` at `at`, from page-aligned memory (so a memory offset tried is
- * exactly that offset from a page): `takes` says whether the kernel took it. Owns its buffer
- * and iovecs; both stay alive for each synchronous call.
+ * exactly that offset from a page): `takes` says whether the kernel took it. `vectored`: a
+ * preadv/pwritev; `fixed`: the buffer registered with a ring of its own, one iovec as
+ * READ_FIXED/WRITE_FIXED, two as READV_FIXED/WRITEV_FIXED (where the kernel has them: `vectoredFixed`).
+ * Owns its buffer, iovecs and ring; the buffer and iovecs stay alive until each call has completed.
  */
 class ProbeIo implements Disposable {
   readonly #buffer = NativeRegion.anonymous(2 * PROBE_SPAN, "alignment probe buffer");
   readonly #iovecs = new IovecArray(2);
+  readonly #ring: IoUring | null = null;
+  readonly #tags = new Int32Array(1);
+  readonly #results = new Int32Array(1);
+  /** Whether two iovecs can go as one fixed call (READV_FIXED); true for `vectored`. */
+  readonly vectoredFixed: boolean = true;
   /** Calls made (a call interrupted and retried counts once). */
   calls = 0;
 
@@ -354,7 +385,22 @@ class ProbeIo implements Disposable {
     readonly fd: number,
     readonly op: "read" | "write",
     readonly at: number,
-  ) {}
+    readonly method: SubmissionMethod = "vectored",
+  ) {
+    if (method === "fixed") {
+      const ring = new IoUring(1);
+      try {
+        ring.registerBuffers([{ address: this.#buffer.address(0) as number, length: 2 * PROBE_SPAN }]);
+        this.vectoredFixed = ring.supports(op === "read" ? IORING_OP_READV_FIXED : IORING_OP_WRITEV_FIXED);
+      } catch (error) {
+        ring.close();
+        this.#buffer.release();
+        this.#iovecs.release();
+        throw error;
+      }
+      this.#ring = ring;
+    }
+  }
 
   /** Whether the kernel takes `pieces` iovecs of `len` bytes, each at `memoryOffset` in its own page pair. */
   takes(memoryOffset: number, len: number, pieces: 1 | 2): boolean {
@@ -368,14 +414,36 @@ class ProbeIo implements Disposable {
     const call = this.op === "read" ? preadvOnce : pwritevOnce;
     this.calls++;
     for (;;) {
-      const result = call(this.fd, this.#iovecs.address(), pieces.length, this.at);
+      const result = this.#ring === null ? call(this.fd, this.#iovecs.address(), pieces.length, this.at) : this.#fixedCall(pieces.length);
       if (result >= 0) return true;
       if (result === -EINVAL) return false;
-      if (result !== -EINTR) throw new OsError(-result, this.op === "read" ? "preadv" : "pwritev", `direct-IO probe, fd ${this.fd} at ${this.at}`);
+      if (result !== -EINTR) throw new OsError(-result, this.#callName(pieces.length), `direct-IO probe, fd ${this.fd} at ${this.at}`);
     }
   }
 
+  /** One fixed call of the iovecs in place, waited for: its result. */
+  #fixedCall(count: number): number {
+    const ring = this.#ring!;
+    const write = this.op === "write";
+    if (count === 1) {
+      ring.prepare(write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED, this.fd, this.#iovecs.base(0) as never, this.#iovecs.length(0), this.at, 0, 0, 0, 0);
+    } else {
+      if (!this.vectoredFixed) throw new Error("ProbeIo: several iovecs as one fixed call need READV_FIXED, which this kernel has not");
+      ring.prepare(write ? IORING_OP_WRITEV_FIXED : IORING_OP_READV_FIXED, this.fd, this.#iovecs.address(), count, this.at, 0, 0, 0, 0);
+    }
+    ring.submitAndWait(1);
+    while (ring.takeCompletions(this.#tags, this.#results, 1) === 0) ring.submitAndWait(1);
+    return this.#results[0]!;
+  }
+
+  #callName(count: number): string {
+    if (this.#ring === null) return this.op === "read" ? "preadv" : "pwritev";
+    return `io_uring ${this.op === "read" ? "READ" : "WRITE"}${count > 1 ? "V" : ""}_FIXED`;
+  }
+
   [Symbol.dispose](): void {
+    // The ring first: nothing is in flight (every call is waited for), and its pages are unpinned with it.
+    this.#ring?.close();
     this.#iovecs.release();
     this.#buffer.release();
   }

@@ -23,7 +23,7 @@ import { blockDeviceSize, closeFd, EINVAL, fileFlags, fileIdentity, O_DIRECT, O_
 import { lstatSync } from "node:fs";
 import { filesystemType } from "../host/files";
 import { discoverAlignment } from "./alignment";
-import { measureKernelChecks, type MeasuredKernelChecks } from "./direct-io-probe";
+import { measureKernelChecks, type MeasuredKernelChecks, type SubmissionMethod } from "./direct-io-probe";
 import { requireObject, requireString } from "../base/arguments";
 
 export interface OpenDiskOptions {
@@ -53,13 +53,17 @@ export interface SharedDisk {
   direct: boolean;
   fsType: string | undefined;
   fileId: string;
-  kernelChecks: MeasuredKernelChecks | null;
+  /** The kernel's measured checks, per submission method measured so far. */
+  kernelChecks: KernelChecksByMethod;
 }
+
+/** Measured kernel checks, by how iovecs reach the kernel (`SubmissionMethod`). */
+export type KernelChecksByMethod = Partial<Record<SubmissionMethod, MeasuredKernelChecks>>;
 
 export class Disk implements Disposable {
   #fd: number;
   #direct: boolean;
-  #kernelChecks: MeasuredKernelChecks | null;
+  readonly #kernelChecks: KernelChecksByMethod;
 
   private constructor(
     readonly path: string,
@@ -76,11 +80,11 @@ export class Disk implements Disposable {
     readonly owner: boolean,
     /** Which file this is (`fileIdentity`): to tell it apart from the guest image. */
     readonly fileId: string,
-    kernelChecks: MeasuredKernelChecks | null,
+    kernelChecks: KernelChecksByMethod,
   ) {
     this.#fd = fd;
     this.#direct = direct;
-    this.#kernelChecks = kernelChecks;
+    this.#kernelChecks = { ...kernelChecks };
   }
 
   static open(path: string, options: OpenDiskOptions): Disk {
@@ -128,7 +132,7 @@ export class Disk implements Disposable {
               memAlignOverride === undefined ? undefined : parseAlignment(memAlignOverride, "--mem-align"),
             );
       const size = status.type === "block-device" ? blockDeviceSize(fd) : status.size;
-      const disk = new Disk(path, fd, status.type, size, alignment, discovered, false, filesystemType(status), true, fileIdentity(status), null);
+      const disk = new Disk(path, fd, status.type, size, alignment, discovered, false, filesystemType(status), true, fileIdentity(status), {});
       if (options.direct) disk.setDirect(true);
       return disk;
     } catch (error) {
@@ -156,7 +160,7 @@ export class Disk implements Disposable {
       fileId: this.fileId,
       // A simulated disk's refusals need them: measured here, once, so that no Worker sets
       // O_DIRECT on the shared descriptor to measure them while others do IO on it.
-      kernelChecks: this.alignment.source === "override" ? this.kernelChecks : this.#kernelChecks,
+      kernelChecks: this.alignment.source === "override" ? { vectored: this.kernelChecksFor("vectored"), fixed: this.kernelChecksFor("fixed") } : { ...this.#kernelChecks },
     };
   }
 
@@ -166,8 +170,13 @@ export class Disk implements Disposable {
    * the disk's own alignment, whatever the override. What `--align`'s simulated disk answers.
    */
   get kernelChecks(): MeasuredKernelChecks {
-    this.#kernelChecks ??= measureKernelChecks(this.fd, statx(this.fd), this.discovered);
-    return this.#kernelChecks;
+    return this.kernelChecksFor("vectored");
+  }
+
+  /** The same, for iovecs that reach the kernel by `method` (io_uring's registered buffers: `fixed`). */
+  kernelChecksFor(method: SubmissionMethod): MeasuredKernelChecks {
+    this.#kernelChecks[method] ??= measureKernelChecks(this.fd, statx(this.fd), this.discovered, method);
+    return this.#kernelChecks[method];
   }
 
   /** Whether IO bypasses the page cache (`O_DIRECT`). */

@@ -70,10 +70,15 @@ export function uringOptionNames(options: UringOptions | undefined): string[] {
   ].filter((name): name is string => name !== null);
 }
 
-/** Whether this kernel's io_uring has READV_FIXED and WRITEV_FIXED (6.15+), asked of a ring. */
+let vectoredFixed: boolean | undefined;
+
+/** Whether this kernel's io_uring has READV_FIXED and WRITEV_FIXED (6.15+), asked of a ring once per thread. */
 export function vectoredFixedBuffers(): boolean {
-  using ring = new IoUring(1);
-  return hasVectoredFixed(ring);
+  if (vectoredFixed === undefined) {
+    using ring = new IoUring(1);
+    vectoredFixed = hasVectoredFixed(ring);
+  }
+  return vectoredFixed;
 }
 
 function hasVectoredFixed(ring: IoUring): boolean {
