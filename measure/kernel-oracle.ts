@@ -15,15 +15,18 @@
  * model of the running kernel (`simulatedDiskProblem`, what `--align` answers), each compared
  * with the kernel. Every IO the kernel took is verified byte for byte.
  *
+ * Each IO goes to the kernel twice, once per submission method: as user iovecs (preadv/pwritev)
+ * and as io_uring fixed buffers (guest memory, a memfd, registered with the ring: READ_FIXED or
+ * READV_FIXED), which the kernel checks differently. Both are held to the planner (no unsound
+ * decision) and to the simulated disk's model with that method's measured checks.
+ *
  *   npm run oracle                                  2000 IOs on every disk kind this machine can make
  *   npm run oracle -- --ios 500 --seed 7 --kinds file,loop:4096
  *
  * `test/kernel-oracle.test.ts` runs a smaller sweep and requires zero unsound decisions.
  */
 import { numberFlag, scriptOptions } from "./script-options";
-import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
 import { blockSize, iovecProblem, RULE_SETS, simulatedDiskProblem, type RuleSet } from "../src/base/alignment-rules";
 import type { MeasuredKernelChecks } from "../src/disk/direct-io-probe";
 import { kernelProblem } from "../src/base/kernel-rules";
@@ -33,13 +36,13 @@ import { PageCacheWatch } from "../src/io/page-cache-watch";
 import type { DiskKind, SectorSize } from "../src/base/disk-kinds";
 import { Disk } from "../src/disk/disk";
 import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
-import { executePlan } from "../src/io/executor";
+import { executePlan, IoQueue } from "../src/io/executor";
 import { plan, type IoOp, type Plan } from "../src/io/planner";
 import { compareDiskWithGuest, guestBytes } from "../src/io/verify";
 import { patternBytes } from "../src/base/patterns";
 import { GuestMemory } from "../src/memory/guest-memory";
 import { PagedRange } from "../src/memory/paged-range";
-import { OsError, EINVAL } from "../src/native";
+import { closeFd, createMemfd, OsError, EINVAL, truncateFd } from "../src/native";
 
 const PAGE = 4096;
 const GUEST_PAGES = 64;
@@ -77,6 +80,20 @@ export interface OracleReport {
   documented: { stricterThanKernel: number; looserThanKernel: number };
   /** IOs where the simulated disk's model of this kernel (the measured checks) disagrees with it. */
   model: { refusedButKernelTook: number; tookButKernelRefused: number };
+  /**
+   * The same IOs as io_uring fixed buffers: how many the kernel took, the plans it refused that
+   * each rule set sends directly, where the model with the fixed-buffer checks disagrees, the
+   * IOs it judged otherwise than the vectored calls, and the calls that went fixed (all should).
+   */
+  fixed: {
+    kernelChecks: MeasuredKernelChecks;
+    kernelTook: number;
+    unsound: { kernel: number; seed: number };
+    model: { refusedButKernelTook: number; tookButKernelRefused: number };
+    differsFromVectored: number;
+    calls: number;
+    notFixed: number;
+  };
   /** A few IOs behind the nonzero counts above, for a reader to replay (`bounce-bench io --mode direct ...`). */
   examples: string[];
   /** Of the IOs the kernel took, those served through the page cache after all (not true direct IO), and those nothing could tell. */
@@ -148,118 +165,163 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
   const below = generator(seed);
   const name = under.kind === "file" || under.kind === "tmpfs" ? under.kind : `${under.kind} (${under.sector ?? 512}-byte sectors)`;
   using scratch = ScratchDisk.make({ kind: under.kind, sector: under.sector, size: DISK_BYTES });
-  const dir = mkdtempSync(join(tmpdir(), "bounce-bench-oracle-"));
+  // Data everywhere: reading a hole involves no device IO, so it would accept anything.
+  const fd = openSync(scratch.path, "r+");
   try {
-    // Data everywhere: reading a hole involves no device IO, so it would accept anything.
-    const fd = openSync(scratch.path, "r+");
-    try {
-      for (let at = 0; at < DISK_BYTES; at += 2 ** 20) writeSync(fd, patternBytes("random", seed, at, 2 ** 20), 0, 2 ** 20, at);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    using memory = GuestMemory.create(join(dir, "guest.img"), GUEST_PAGES * PAGE);
-    for (let gpn = 0; gpn < GUEST_PAGES; gpn++) memory.write(gpn * PAGE, new Uint8Array(PAGE).fill(gpn + 1));
-    using disk = Disk.open(scratch.path, { write: true, direct: true });
-    // Whether each IO the kernel took really bypassed the page cache (tracing: root, files).
-    using trace = disk.type === "file" ? PageCacheTrace.tryStart(disk.fd) : null;
-    const alignment = disk.alignment;
-    const kernelChecks = disk.kernelChecks;
-    // The generator's "aligned" lengths and offsets: the larger direction's block, at least a sector.
-    const block = Math.max(alignment.offsetAlign, alignment.readOffsetAlign, 512);
-    const empty = () => ({ sound: 0, unsound: 0, copyRefused: 0, needlessCopy: 0, neededCopy: 0, needlessBytes: 0, copiedBytes: 0, copiedWhereDocumentedTakes: 0 });
-    const report: OracleReport = {
-      disk: name,
-      alignment: `memory ${alignment.memAlign}, offset ${alignment.offsetAlign}, read offset ${alignment.readOffsetAlign} (${alignment.source})`,
-      kernelChecks,
-      ios: 0,
-      kernelTook: 0,
-      rules: Object.fromEntries(RULE_SETS.map((rules) => [rules, empty()])) as OracleReport["rules"],
-      documented: { stricterThanKernel: 0, looserThanKernel: 0 },
-      model: { refusedButKernelTook: 0, tookButKernelRefused: 0 },
-      examples: [],
-      pageCache: { through: 0, unknown: 0, judgedBy: trace !== null ? "the kernel's filemap and writeback tracepoints" : "cachestat (writes it cannot see count as unknown)" },
-    };
-    const example = (why: string, io: { op: IoOp; at: number; segments: PagedRange[] }) => {
-      if (report.examples.length >= 8) return;
-      const segs = io.segments.map((s) => `--seg ${s.gpns().join(",")}@${s.offset}+${s.len}`).join(" ");
-      report.examples.push(`${why}: --op ${io.op} --at ${io.at} ${segs}`);
-    };
-    for (let n = 0; n < ios; n++) {
-      const io = randomIo(below, block);
-      const len = io.segments.reduce((sum, s) => sum + s.len, 0);
-      if (io.at + len + block > DISK_BYTES) continue;
-      const direct = plan({ op: io.op, mode: "direct", at: io.at, segments: io.segments, alignment });
-      if (direct.calls.length !== 1) continue; // more than IOV_MAX iovecs: the kernel's EINVAL would say nothing about alignment
-      const before = io.op === "read" ? guestBytes(memory, io.segments) : null;
-      let took: boolean;
-      try {
-        const watch = new PageCacheWatch(disk, io.op, direct.diskStart, direct.diskEnd - direct.diskStart, trace);
-        await executePlan(direct, memory, disk);
-        const cache = watch.finish();
-        if (cache.used === true) report.pageCache.through++;
-        else if (cache.used === null) report.pageCache.unknown++;
-        took = true;
-      } catch (error) {
-        if (!(error instanceof OsError && error.errno === EINVAL)) throw error;
-        took = false;
-      }
-      report.ios++;
-      if (took) {
-        report.kernelTook++;
-        // What the kernel took, it moved: every byte where it belongs.
-        const mismatch = compareDiskWithGuest(scratch.path, io.at, memory, io.segments);
-        if (mismatch !== null) throw new Error(`${name}: the kernel took a direct ${io.op} and the bytes differ at byte ${mismatch.offset} of the IO`);
-      } else if (before !== null) {
-        restoreGuest(memory, io.segments, before);
-      }
-      const opBlock = blockSize(alignment, io.op);
-      const diskAligned = io.at % opBlock === 0 && len % opBlock === 0;
-      const documentedTakes = diskAligned && direct.guestIovecs.every((iovec) => iovecProblem(iovec.gpa, iovec.len, alignment, io.op) === null);
-      for (const rules of RULE_SETS) {
-        const decided = plan({ op: io.op, mode: "auto", at: io.at, segments: io.segments, alignment, rules });
-        const cell = report.rules[rules];
-        cell.copiedBytes += decided.copiedBytes;
-        if (!copies(decided)) {
-          if (took) cell.sound++;
-          else {
-            cell.unsound++;
-            example(`UNSOUND under ${rules}`, io);
-          }
-        } else if (kernelProblem(kernelCalls(decided), alignment, io.op, kernelChecks) !== null) {
-          // A copy that is itself refused: a VMM policy padding to a block smaller than the
-          // disk's. Judged by the measured model, which the counts below hold to the kernel.
-          cell.unsound++;
-          cell.copyRefused++;
-          example(`UNSOUND under ${rules} (its copy)`, io);
-        } else if (took) {
-          if (documentedTakes) cell.copiedWhereDocumentedTakes++;
-          cell.needlessCopy++;
-          cell.needlessBytes += decided.copiedBytes;
-        } else {
-          cell.neededCopy++;
-        }
-      }
-      if (!documentedTakes && took) report.documented.stricterThanKernel++;
-      if (documentedTakes && !took) {
-        report.documented.looserThanKernel++;
-        example("documented rule takes it, kernel refused", io);
-      }
-      const hostIovecs = direct.guestIovecs.map((iovec) => ({ base: memory.hostAddressOfRange(iovec.gpa, iovec.len, "oracle"), len: iovec.len }));
-      const view = { count: hostIovecs.length, base: (i: number) => hostIovecs[i]!.base, length: (i: number) => hostIovecs[i]!.len };
-      const modelTakes = simulatedDiskProblem(io.at, len, view, 0, alignment, io.op, kernelChecks) === null;
-      if (!modelTakes && took) {
-        report.model.refusedButKernelTook++;
-        example("model refuses, kernel took", io);
-      }
-      if (modelTakes && !took) {
-        report.model.tookButKernelRefused++;
-        example("model takes, kernel refused", io);
-      }
-    }
-    return report;
+    for (let at = 0; at < DISK_BYTES; at += 2 ** 20) writeSync(fd, patternBytes("random", seed, at, 2 ** 20), 0, 2 ** 20, at);
+    fsyncSync(fd);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    closeSync(fd);
+  }
+  using memory = memfdGuest(GUEST_PAGES * PAGE);
+  using fixedQueue = new IoQueue(1, "uring", { fixedBuffers: true });
+  fixedQueue.registerMemory([{ address: memory.hostAddress(0) as number, length: GUEST_PAGES * PAGE }]);
+  for (let gpn = 0; gpn < GUEST_PAGES; gpn++) memory.write(gpn * PAGE, new Uint8Array(PAGE).fill(gpn + 1));
+  using disk = Disk.open(scratch.path, { write: true, direct: true });
+  // Whether each IO the kernel took really bypassed the page cache (tracing: root, files).
+  using trace = disk.type === "file" ? PageCacheTrace.tryStart(disk.fd) : null;
+  const alignment = disk.alignment;
+  const kernelChecks = disk.kernelChecks;
+  const fixedChecks = disk.kernelChecksFor("fixed");
+  // The generator's "aligned" lengths and offsets: the larger direction's block, at least a sector.
+  const block = Math.max(alignment.offsetAlign, alignment.readOffsetAlign, 512);
+  const empty = () => ({ sound: 0, unsound: 0, copyRefused: 0, needlessCopy: 0, neededCopy: 0, needlessBytes: 0, copiedBytes: 0, copiedWhereDocumentedTakes: 0 });
+  const report: OracleReport = {
+    disk: name,
+    alignment: `memory ${alignment.memAlign}, offset ${alignment.offsetAlign}, read offset ${alignment.readOffsetAlign} (${alignment.source})`,
+    kernelChecks,
+    ios: 0,
+    kernelTook: 0,
+    rules: Object.fromEntries(RULE_SETS.map((rules) => [rules, empty()])) as OracleReport["rules"],
+    documented: { stricterThanKernel: 0, looserThanKernel: 0 },
+    model: { refusedButKernelTook: 0, tookButKernelRefused: 0 },
+    fixed: { kernelChecks: fixedChecks, kernelTook: 0, unsound: { kernel: 0, seed: 0 }, model: { refusedButKernelTook: 0, tookButKernelRefused: 0 }, differsFromVectored: 0, calls: 0, notFixed: 0 },
+    examples: [],
+    pageCache: { through: 0, unknown: 0, judgedBy: trace !== null ? "the kernel's filemap and writeback tracepoints" : "cachestat (writes it cannot see count as unknown)" },
+  };
+  const example = (why: string, io: { op: IoOp; at: number; segments: PagedRange[] }) => {
+    if (report.examples.length >= 8) return;
+    const segs = io.segments.map((s) => `--seg ${s.gpns().join(",")}@${s.offset}+${s.len}`).join(" ");
+    report.examples.push(`${why}: --op ${io.op} --at ${io.at} ${segs}`);
+  };
+  for (let n = 0; n < ios; n++) {
+    const io = randomIo(below, block);
+    const len = io.segments.reduce((sum, s) => sum + s.len, 0);
+    if (io.at + len + block > DISK_BYTES) continue;
+    const direct = plan({ op: io.op, mode: "direct", at: io.at, segments: io.segments, alignment });
+    if (direct.calls.length !== 1) continue; // more than IOV_MAX iovecs: the kernel's EINVAL would say nothing about alignment
+    const before = io.op === "read" ? guestBytes(memory, io.segments) : null;
+    let took: boolean;
+    try {
+      const watch = new PageCacheWatch(disk, io.op, direct.diskStart, direct.diskEnd - direct.diskStart, trace);
+      await executePlan(direct, memory, disk);
+      const cache = watch.finish();
+      if (cache.used === true) report.pageCache.through++;
+      else if (cache.used === null) report.pageCache.unknown++;
+      took = true;
+    } catch (error) {
+      if (!(error instanceof OsError && error.errno === EINVAL)) throw error;
+      took = false;
+    }
+    report.ios++;
+    if (took) {
+      report.kernelTook++;
+      // What the kernel took, it moved: every byte where it belongs.
+      const mismatch = compareDiskWithGuest(scratch.path, io.at, memory, io.segments);
+      if (mismatch !== null) throw new Error(`${name}: the kernel took a direct ${io.op} and the bytes differ at byte ${mismatch.offset} of the IO`);
+    } else if (before !== null) {
+      restoreGuest(memory, io.segments, before);
+    }
+    // The same IO as fixed buffers.
+    let tookFixed: boolean;
+    try {
+      await executePlan(direct, memory, disk, { queue: fixedQueue });
+      tookFixed = true;
+    } catch (error) {
+      if (!(error instanceof OsError && error.errno === EINVAL)) throw error;
+      tookFixed = false;
+    }
+    if (tookFixed) {
+      report.fixed.kernelTook++;
+      const mismatch = compareDiskWithGuest(scratch.path, io.at, memory, io.segments);
+      if (mismatch !== null) throw new Error(`${name}: the kernel took a direct ${io.op} as fixed buffers and the bytes differ at byte ${mismatch.offset} of the IO`);
+    } else if (before !== null) {
+      restoreGuest(memory, io.segments, before);
+    }
+    if (tookFixed !== took) {
+      report.fixed.differsFromVectored++;
+      example(`${took ? "preadv/pwritev took it, fixed buffers refused" : "fixed buffers took it, preadv/pwritev refused"}`, io);
+    }
+    const opBlock = blockSize(alignment, io.op);
+    const diskAligned = io.at % opBlock === 0 && len % opBlock === 0;
+    const documentedTakes = diskAligned && direct.guestIovecs.every((iovec) => iovecProblem(iovec.gpa, iovec.len, alignment, io.op) === null);
+    for (const rules of RULE_SETS) {
+      const decided = plan({ op: io.op, mode: "auto", at: io.at, segments: io.segments, alignment, rules });
+      const cell = report.rules[rules];
+      cell.copiedBytes += decided.copiedBytes;
+      if (!copies(decided) && !tookFixed && (rules === "kernel" || rules === "seed")) {
+        report.fixed.unsound[rules]++;
+        example(`UNSOUND under ${rules} as fixed buffers`, io);
+      }
+      if (!copies(decided)) {
+        if (took) cell.sound++;
+        else {
+          cell.unsound++;
+          example(`UNSOUND under ${rules}`, io);
+        }
+      } else if (kernelProblem(kernelCalls(decided), alignment, io.op, kernelChecks) !== null) {
+        // A copy that is itself refused: a VMM policy padding to a block smaller than the
+        // disk's. Judged by the measured model, which the counts below hold to the kernel.
+        cell.unsound++;
+        cell.copyRefused++;
+        example(`UNSOUND under ${rules} (its copy)`, io);
+      } else if (took) {
+        if (documentedTakes) cell.copiedWhereDocumentedTakes++;
+        cell.needlessCopy++;
+        cell.needlessBytes += decided.copiedBytes;
+      } else {
+        cell.neededCopy++;
+      }
+    }
+    if (!documentedTakes && took) report.documented.stricterThanKernel++;
+    if (documentedTakes && !took) {
+      report.documented.looserThanKernel++;
+      example("documented rule takes it, kernel refused", io);
+    }
+    const hostIovecs = direct.guestIovecs.map((iovec) => ({ base: memory.hostAddressOfRange(iovec.gpa, iovec.len, "oracle"), len: iovec.len }));
+    const view = { count: hostIovecs.length, base: (i: number) => hostIovecs[i]!.base, length: (i: number) => hostIovecs[i]!.len };
+    const modelTakes = simulatedDiskProblem(io.at, len, view, 0, alignment, io.op, kernelChecks) === null;
+    if (!modelTakes && took) {
+      report.model.refusedButKernelTook++;
+      example("model refuses, kernel took", io);
+    }
+    if (modelTakes && !took) {
+      report.model.tookButKernelRefused++;
+      example("model takes, kernel refused", io);
+    }
+    const fixedModelTakes = simulatedDiskProblem(io.at, len, view, 0, alignment, io.op, fixedChecks) === null;
+    if (!fixedModelTakes && tookFixed) {
+      report.fixed.model.refusedButKernelTook++;
+      example("model (fixed) refuses, kernel took as fixed buffers", io);
+    }
+    if (fixedModelTakes && !tookFixed) {
+      report.fixed.model.tookButKernelRefused++;
+      example("model (fixed) takes, kernel refused as fixed buffers", io);
+    }
+  }
+  report.fixed.calls = fixedQueue.engine.fixedCalls;
+  report.fixed.notFixed = fixedQueue.engine.unfixedCalls;
+  return report;
+}
+
+/** Guest memory as VMMs back it (a memfd: shmem), which the kernel registers for fixed buffers. */
+function memfdGuest(bytes: number): GuestMemory {
+  const memfd = createMemfd("bounce-bench-oracle-guest");
+  try {
+    truncateFd(memfd, bytes);
+    return GuestMemory.open(`/proc/self/fd/${memfd}`);
+  } finally {
+    closeFd(memfd); // the mapping keeps the memory
   }
 }
 
@@ -313,6 +375,13 @@ export function formatReport(report: OracleReport): string {
   const checks = report.kernelChecks;
   lines.push(`  measured checks: iovec lengths by ${checks.lengthsByMemory ? "the memory alignment" : "the block"} (${checks.sources.lengthsByMemory}); one page ${checks.onePageAnyAddress ? "at any address" : "checked"} (${checks.sources.onePageAnyAddress})`);
   lines.push(`  simulated disk (the measured checks): refuses ${report.model.refusedButKernelTook} the kernel took, takes ${report.model.tookButKernelRefused} it refused`);
+  const fixed = report.fixed;
+  lines.push(
+    `  as fixed buffers: the kernel took ${fixed.kernelTook} (${fixed.differsFromVectored} judged otherwise than preadv/pwritev); REFUSED what --rules kernel sends directly ${fixed.unsound.kernel}, seed ${fixed.unsound.seed}; ` +
+      `${fixed.calls} calls fixed, ${fixed.notFixed} not`,
+  );
+  lines.push(`  fixed-buffer checks: iovec lengths by ${fixed.kernelChecks.lengthsByMemory ? "the memory alignment" : "the block"}; one page ${fixed.kernelChecks.onePageAnyAddress ? "at any address" : "checked"} (${fixed.kernelChecks.sources.onePageAnyAddress})`);
+  lines.push(`  simulated disk (fixed-buffer checks): refuses ${fixed.model.refusedButKernelTook} the kernel took, takes ${fixed.model.tookButKernelRefused} it refused`);
   for (const line of report.examples) lines.push(`    ${line}`);
   return lines.join("\n");
 }

@@ -5,12 +5,16 @@
  * (`measure/kernel-oracle.ts`; the loop-device and filesystem kinds need root and skip, saying
  * why, without it). Every IO the kernel takes is verified byte for byte there.
  *
+ * Each IO goes to the kernel as user iovecs and again as io_uring fixed buffers (the guest memory
+ * registered), which the kernel checks differently: both are held to the same requirements.
+ *
  * Required: no unsound decision under either rule set (planner direct, kernel refuses); under
  * the kernel rule, no copy where the documented rule takes the IO directly; and the simulated
  * disk's model of this kernel (what `--align` answers) agrees with the kernel on every IO.
  */
 import { describe, expect, test } from "bun:test";
 import { availableDisks, formatReport, runOracle } from "../measure/kernel-oracle";
+import { vectoredFixedBuffers } from "../src/io/engines";
 
 const { disks, skipped } = availableDisks();
 
@@ -24,6 +28,14 @@ describe("the kernel as judge of the planner", () => {
       expect({ summary, unsound: [report.rules.kernel.unsound, report.rules.seed.unsound] }).toEqual({ summary, unsound: [0, 0] });
       expect({ summary, copied: report.rules.kernel.copiedWhereDocumentedTakes }).toEqual({ summary, copied: 0 });
       expect({ summary, model: report.model }).toEqual({ summary, model: { refusedButKernelTook: 0, tookButKernelRefused: 0 } });
+      // The same IOs as io_uring fixed buffers, every call fixed: no plan the kernel refuses, and
+      // the model with the fixed-buffer checks gives the kernel's verdict.
+      const fixed = report.fixed;
+      expect({ summary, fixed: { unsound: fixed.unsound, model: fixed.model, notFixed: fixed.notFixed } }).toEqual({
+        summary,
+        fixed: { unsound: { kernel: 0, seed: 0 }, model: { refusedButKernelTook: 0, tookButKernelRefused: 0 }, notFixed: vectoredFixedBuffers() ? 0 : fixed.notFixed },
+      });
+      expect(fixed.calls).toBeGreaterThan(vectoredFixedBuffers() ? report.ios - 1 : 0);
       // The kernel rule never copies more than the seed rule's audit.
       expect(report.rules.kernel.copiedBytes).toBeLessThanOrEqual(report.rules.seed.copiedBytes);
     });
