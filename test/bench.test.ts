@@ -379,6 +379,20 @@ describe("bench performs exactly the plan it reports", () => {
     expect(cases).toBe(0);
   });
 
+  test("--fixedbufs bounce: the bounce memory alone registered (guest memory may then be a file): bounced calls fixed, direct ones not, and said", async () => {
+    const report = await runBench(
+      options({ engine: "uring", qd: 8, guestBacking: "file", uring: { fixedBuffers: true, registeredMemory: "bounce" }, modes: ["direct", "bounce"], ops: ["randread", "randwrite"], ios: 64, verify: true, force: true }),
+    );
+    for (const result of report.results) {
+      expect({ op: result.op, mode: result.mode, error: result.error, fixed: result.fixedBuffers }).toEqual({
+        op: result.op,
+        mode: result.mode,
+        error: null,
+        fixed: result.mode === "bounce" ? { calls: 64, notFixed: 0 } : { calls: 0, notFixed: 64 },
+      });
+    }
+  });
+
   // The same request through `io --json` and through a bench case: the same calls, disk bytes and copies per IO.
   const kinds: { kind: string; op: "read" | "write"; bs: number; memOffset: number; mode: "auto" | "direct"; align?: number; decision: string; seg?: string[] }[] = [
     { kind: "direct", op: "write", bs: 65536, memOffset: 0, mode: "auto", decision: "direct" },

@@ -17,7 +17,7 @@ import type { BenchCaseResult, BenchReport } from "../../src/bench/bench-results
 import { describeHost, type HostInfo } from "../../src/bench/host-info";
 import { formatBytes } from "../../src/base/value-parsers";
 import { DEFAULT_BOUNCE_PAGES_PER_THREAD } from "../../src/base/constants";
-import { ENGINE_NAMES, uringOptionNames, type EngineName } from "../../src/io/engines";
+import { ENGINE_NAMES, REGISTERED_MEMORY, uringOptionNames, type EngineName, type RegisteredMemory } from "../../src/io/engines";
 import { BounceBenchError, InvalidInputError } from "../../src/base/errors";
 import { IO_MODES, type IoMode } from "../../src/io/planner";
 import { parseDuration, parseSegment, parseSize } from "../../src/base/value-parsers";
@@ -40,7 +40,7 @@ interface BenchFlags {
   mode: string;
   engine: string;
   registerfiles?: boolean;
-  fixedbufs?: boolean;
+  fixedbufs?: boolean | string;
   sqthread_poll?: boolean;
   deferTaskrun?: boolean;
   qd: string;
@@ -109,7 +109,10 @@ export function registerBench(program: Command, context: Context): void {
     .addOption(new Option("--engine <name>", "sync: preadv/pwritev; uring: io_uring at --qd; null: no IO (the tool's own cost)").choices(ENGINE_NAMES as string[]).default(DEFAULT_BENCH.engine))
     .option("--qd <n>", "IOs in flight per thread (uring and null engines)", String(DEFAULT_BENCH.qd))
     .option("--registerfiles", "uring: register the disk's descriptor once, name it by index in every SQE (fio's registerfiles)")
-    .option("--fixedbufs", "uring: register guest memory and the bounce buffers once; IOs inside them go as READ_FIXED/READV_FIXED (fio's fixedbufs)")
+    .option(
+      "--fixedbufs [memory]",
+      "uring: register memory once, IOs inside it go as READ_FIXED/READV_FIXED (fio's fixedbufs): all (guest memory and bounce buffers, the default) or bounce (the bounce buffers alone)",
+    )
     .option("--sqthread_poll", "uring: a kernel thread takes submissions from the ring, no system call to submit (fio's sqthread_poll; its CPU is the process's)")
     .option("--defer-taskrun", "uring: IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN, completions run when the thread asks for them")
     .option("--threads <n>", "IO threads (Bun Workers), each with its own engine and bounce budget slot", String(DEFAULT_BENCH.threads))
@@ -178,6 +181,7 @@ Examples:
   $ bounce-bench bench --op randread --bs 64k --engine uring --qd 16 --runtime 2s
   $ bounce-bench bench --op randread --bs 4k --engine uring --qd 32 --registerfiles --sqthread_poll
   $ bounce-bench bench --op randread --bs 64k --engine uring --qd 16 --fixedbufs --mode auto,bounce
+  $ bounce-bench bench --op randread --bs 4k,64k --engine uring --qd 8 --fixedbufs bounce --mode direct,bounce
   $ bounce-bench bench --bs 64k --mem-offset 0,8 --copy memcpy   show memcpy's slow path
   $ bounce-bench bench --guest-backing thp --bs 1m --repeat 5 --columns +segs,thcpu
   $ bounce-bench bench --bs 64k --mode auto,bounce --ramp 1s --repeat 9 --columns +segs,gsegs
@@ -337,7 +341,7 @@ function parseFlags(flags: BenchFlags): BenchOptions {
       ? {
           uring: {
             ...(flags.registerfiles ? { registerFiles: true } : {}),
-            ...(flags.fixedbufs ? { fixedBuffers: true } : {}),
+            ...(flags.fixedbufs !== undefined ? { fixedBuffers: true, registeredMemory: parseRegisteredMemory(flags.fixedbufs) } : {}),
             ...(flags.sqthread_poll ? { sqpoll: true } : {}),
             ...(flags.deferTaskrun ? { deferTaskrun: true } : {}),
           },
@@ -467,9 +471,16 @@ function formatNotes(report: BenchReport): string {
     text +=
       notFixed.length === 0
         ? "; every call could\n"
-        : `; these could not and went as READV/WRITEV (${host.readvFixed ? "an iovec outside the registered memory" : "several iovecs, or an iovec outside the registered memory"}): ` +
+        : `; these could not and went as READV/WRITEV (an iovec outside the registered memory: guest pages under --fixedbufs bounce, or memory of two registered buffers${host.readvFixed ? "" : "; or several iovecs, without READV_FIXED"}): ` +
           `${notFixed.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.fixedBuffers!.notFixed}`).join("; ")}\n`;
   }
   if (report.interrupted) text += "(interrupted: the last case is partial, later cases did not run)\n";
   return text;
+}
+
+/** `--fixedbufs [memory]`: `all` when given bare. */
+function parseRegisteredMemory(value: boolean | string): RegisteredMemory {
+  if (value === true) return "all";
+  if (!(REGISTERED_MEMORY as readonly string[]).includes(String(value))) throw new InvalidInputError(`--fixedbufs: "${value}" is not one of ${REGISTERED_MEMORY.join(", ")}`);
+  return value as RegisteredMemory;
 }

@@ -234,12 +234,15 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       bounces: slotZero.map((decided) => decided.bounceBytes > 0),
       bounceCount,
       prepared,
-      // What --fixedbufs registers: the guest pages this job's slots use, and its bounce memory.
-      registered: [{ address: memory.hostAddress(spec.firstGpn) as number, length: spec.qd * slotPages * PAGE_SIZE }, ...(bounceSlots?.regions() ?? [])],
+      // What --fixedbufs registers: the guest pages this job's slots use (not with `bounce`), and its bounce memory.
+      registered: [
+        ...(spec.uring?.registeredMemory === "bounce" ? [] : [{ address: memory.hostAddress(spec.firstGpn) as number, length: spec.qd * slotPages * PAGE_SIZE }]),
+        ...(bounceSlots?.regions() ?? []),
+      ],
       prepare(slot, position, bounceSlot) {
         const decided = slot === 0 ? slotZero[position]! : planFor(slot, position);
         const bounce = decided.bounceBytes > 0 ? bounceSlots!.slot(bounceSlot) : undefined;
-        const io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce, copy: spec.copy, fileLocks: spec.fileLocks, fixedBuffers: spec.uring?.fixedBuffers === true });
+        const io = PreparedIo.prepare(decided, memory, disk, { fua: spec.fua, locks, budget: { tracker, thread: spec.thread }, bounce, copy: spec.copy, fileLocks: spec.fileLocks, fixedBuffers: spec.uring?.fixedBuffers ? (spec.uring.registeredMemory ?? "all") : undefined });
         prepared[(slot * bounceCount + bounceSlot) * positions + position] = io;
         return io;
       },

@@ -64,7 +64,7 @@ export async function runBench(given: BenchOptions): Promise<BenchReport> {
   });
   try {
     // Asked of the kernel before anything is printed or run.
-    if (options.uring?.fixedBuffers) checkGuestRegistrable(workspace.guest);
+    if (options.uring?.fixedBuffers && options.uring.registeredMemory !== "bounce") checkGuestRegistrable(workspace.guest);
   } catch (error) {
     workspace.cleanup();
     throw error;

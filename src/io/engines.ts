@@ -58,13 +58,22 @@ export interface UringOptions {
   sqpoll?: boolean;
   deferTaskrun?: boolean;
   fixedBuffers?: boolean;
+  /**
+   * With `fixedBuffers`, what the caller registers: guest memory and bounce memory (`all`, the
+   * default), or the bounce memory alone (`bounce`: a VMM that bounces into a registered pool
+   * and sends guest pages as they are). The engine registers whatever it is handed.
+   */
+  registeredMemory?: RegisteredMemory;
 }
+
+export type RegisteredMemory = "all" | "bounce";
+export const REGISTERED_MEMORY: readonly RegisteredMemory[] = ["all", "bounce"];
 
 /** The options in force, as a list of fio's names (empty: none), for headers and JSON. */
 export function uringOptionNames(options: UringOptions | undefined): string[] {
   return [
     options?.registerFiles ? "registerfiles" : null,
-    options?.fixedBuffers ? "fixedbufs" : null,
+    options?.fixedBuffers ? (options.registeredMemory === "bounce" ? "fixedbufs=bounce" : "fixedbufs") : null,
     options?.sqpoll ? "sqthread_poll" : null,
     options?.deferTaskrun ? "defer_taskrun" : null,
   ].filter((name): name is string => name !== null);
@@ -272,6 +281,7 @@ class UringEngine extends QueuedEngine {
   readonly #vectoredFixed: boolean | null;
   /** Registered buffers, by index: where each starts and ends (empty until `registerMemory`). */
   #bufferStart = new Float64Array(0);
+  #registered = false;
   #bufferEnd = new Float64Array(0);
 
   constructor(queueDepth: number, onComplete: CompletionCallback, uring: UringOptions) {
@@ -295,7 +305,9 @@ class UringEngine extends QueuedEngine {
 
   override registerMemory(regions: readonly MemoryRegion[]): void {
     if (!this.#fixedBuffers) throw new InvalidInputError("registering memory needs the fixedBuffers option (--fixedbufs)");
-    if (this.#bufferStart.length > 0) throw new BounceBenchError("RING_FEATURE", "io_uring: memory is registered once per ring");
+    if (this.#registered) throw new BounceBenchError("RING_FEATURE", "io_uring: memory is registered once per ring");
+    this.#registered = true;
+    if (regions.length === 0) return; // nothing to register: every call goes as READV/WRITEV, counted
     const buffers: MemoryRegion[] = [];
     for (const region of regions) {
       for (let at = 0; at < region.length; at += MAX_REGISTERED_BUFFER) buffers.push({ address: region.address + at, length: Math.min(MAX_REGISTERED_BUFFER, region.length - at) });

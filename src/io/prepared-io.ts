@@ -39,7 +39,7 @@ import type { Disk } from "../disk/disk";
 import type { GuestMemory } from "../memory/guest-memory";
 import { PagedRange } from "../memory/paged-range";
 import { EINVAL, IovecArray, OsError, RWF_DSYNC } from "../native";
-import { vectoredFixedBuffers } from "./engines";
+import { vectoredFixedBuffers, type RegisteredMemory } from "./engines";
 import { isPlannerPlan, type BouncePart, type Plan } from "./planner";
 import type { RangeLocks } from "./range-locks";
 
@@ -73,11 +73,12 @@ export interface RunOptions {
   fileLocks?: boolean;
   /**
    * The IO runs on an io_uring engine with fixed buffers (`UringOptions.fixedBuffers`) that has
-   * its guest memory and its bounce memory registered: a call of guest pages alone, or of bounce
-   * memory alone, goes fixed (one iovec, or several where the kernel has READV_FIXED), and a
-   * simulated disk judges it by the kernel's checks of fixed buffers on the real disk.
+   * this memory registered: its guest memory and its bounce memory (`all`), or its bounce memory
+   * alone. A call of registered memory of one kind goes fixed (one iovec, or several where the
+   * kernel has READV_FIXED), and a simulated disk judges it by the kernel's checks of fixed
+   * buffers on the real disk.
    */
-  fixedBuffers?: boolean;
+  fixedBuffers?: RegisteredMemory;
 }
 
 export interface PrepareOptions extends RunOptions {
@@ -266,7 +267,7 @@ export class PreparedIo implements Disposable {
       this.fileLockShared = padding.length === 0;
       this.copyInAt = this.write && this.guestViews.length > 0 ? this.readsBeforeCopy : -1;
       this.plain = this.guestViews.length === 0 && this.lockEnd === 0 && this.fileLockLen === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.onDone === undefined;
-      this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk, options.fixedBuffers === true) : null;
+      this.refusal = disk.direct && disk.alignment.source === "override" ? simulatedRefusal(plan, this.iovecs, disk, options.fixedBuffers ?? null) : null;
       this.ungated = this.lockEnd === 0 && this.fileLockLen === 0 && !(this.bouncePages > 0 && this.budget !== undefined) && this.refusal === null;
       this.gatedByBudgetOnly =
         this.lockEnd === 0 && this.fileLockLen === 0 && this.refusal === null && this.bouncePages > 0 && this.budget !== undefined && this.budget.tracker.fits(this.bouncePages, this.budget.thread);
@@ -402,11 +403,11 @@ function checkDiskRange(plan: Plan, disk: Disk): void {
  * length of the block size (or of the memory alignment, where the kernel is that lax), and the
  * call's offset and length of the block size. Returns the EINVAL that disk would answer, or null.
  */
-function simulatedRefusal(plan: Plan, iovecs: IovecArray, disk: Disk, fixedBuffers: boolean): OsError | null {
+function simulatedRefusal(plan: Plan, iovecs: IovecArray, disk: Disk, registered: RegisteredMemory | null): OsError | null {
   const alignment = disk.alignment;
   for (const call of plan.calls) {
     const callIovecs = { count: call.iovecs, base: (i: number) => iovecs.base(i), length: (i: number) => iovecs.length(i) };
-    const fixed = fixedBuffers && goesFixed(plan, call.firstIovec, call.iovecs);
+    const fixed = registered !== null && goesFixed(plan, call.firstIovec, call.iovecs, registered);
     const checks = disk.kernelChecksFor(fixed ? "fixed" : "vectored");
     const problem = simulatedDiskProblem(call.diskOffset, call.bytes, callIovecs, call.firstIovec, alignment, plan.op, checks);
     if (problem !== null) {
@@ -422,13 +423,14 @@ function simulatedRefusal(plan: Plan, iovecs: IovecArray, disk: Disk, fixedBuffe
 }
 
 /**
- * Whether a call of iovecs `first .. first+count-1` goes with a registered buffer when guest
- * memory and bounce memory are registered (`RunOptions.fixedBuffers`): all guest pages or all
- * bounce memory, and one iovec or a kernel with READV_FIXED. The engine decides the same by
+ * Whether a call of iovecs `first .. first+count-1` goes with a registered buffer when
+ * `registered` memory is (`RunOptions.fixedBuffers`): all guest pages (registered with `all`) or
+ * all bounce memory, and one iovec or a kernel with READV_FIXED. The engine decides the same by
  * address (`Engine.submit`).
  */
-function goesFixed(plan: Plan, first: number, count: number): boolean {
+function goesFixed(plan: Plan, first: number, count: number, registered: RegisteredMemory): boolean {
   const kind = plan.iovecs[first]!.kind;
+  if (kind === "guest" && registered !== "all") return false;
   for (let i = first + 1; i < first + count; i++) if (plan.iovecs[i]!.kind !== kind) return false;
   return count === 1 || vectoredFixedBuffers();
 }
