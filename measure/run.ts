@@ -18,14 +18,28 @@
  * its own over a file; on Linux 6.18 it still submits to that file from the calling thread:
  * `loop_queue_rq` and the virtio notification show up in the process's profile), and with no
  * device. `npm run bench:pairs` measures the same IO by IO.
+ *
+ * The io_uring ladder (`ladder-*`, `--only ladder` runs them alone): 4 KiB random reads at
+ * depth 32 and 64 KiB at depth 16, rung by rung (plain; + registered files; + fixed buffers;
+ * + SQPOLL; DEFER_TASKRUN in place of SQPOLL), each against fio with the same options, on the
+ * disk file, on a loop device over tmpfs (root only: a block device with no device behind it),
+ * and with the null engine (no ring: the floor). CPU per IO is measured alike for both tools,
+ * from outside (`externalCpu`), so that io_uring's SQPOLL thread, which belongs to the process,
+ * counts for both: fio's own figure counts its job thread alone (RUSAGE_THREAD). fio 3.33 has no
+ * DEFER_TASKRUN: that rung is against fio at the fixed-buffers rung.
+ *
+ * Registered bounce (`regbounce-*`): bouncing into a registered pool (`--fixedbufs bounce`)
+ * against direct IO from unregistered guest pages, in one run with interleaved repeats, at
+ * 4 KiB, 16 KiB, 64 KiB and 1 MiB, on the disk file and on the loop device over tmpfs.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { table } from "../cli/format";
 import { spreadOf } from "../src/bench/statistics";
 import { createFilledDisk } from "../src/bench/workspace";
+import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { numberFlag, scriptOptions } from "./script-options";
 
 interface Sample {
@@ -41,22 +55,38 @@ interface Sample {
   physicalSegments?: number | null;
 }
 
+type Command = string[] | (() => string[]);
+const resolve = (command: Command): string[] => (typeof command === "function" ? command() : command);
+
 interface Comparison {
   name: string;
   /** What the comparison is checked against, in words. */
   target: string;
-  bounceBench: string[];
-  fio: string[] | null;
+  /** bounce-bench's arguments, or what makes them when first run (a device made on demand). */
+  bounceBench: Command;
+  fio: Command | null;
   /** A second bounce-bench run to compare with instead of fio. */
   baseline?: string[];
   /** What the baseline is, in the table's "against" column (default: "bounce-bench direct"). */
   baselineName?: string;
+  /** Said beside the comparison (what fio cannot do alike). */
+  note?: string;
   /**
    * Bounce vs direct: `bounceBench` runs both in one process, the rounds as its interleaved
    * repeats after a ramp (see `runBouncePairs`); ours is the bounced case, the other the direct.
    */
   paired?: boolean;
+  /**
+   * CPU per IO measured the same way for both tools, from outside: each process's CPU time (every
+   * thread: io_uring's SQPOLL thread and workers too, which fio's own figure leaves out, as it
+   * counts its job thread alone) from wait4, less that of a run of `CALIBRATION_SECONDS`, over
+   * the IOs the longer run did beyond it. Start-up and teardown cancel out.
+   */
+  externalCpu?: boolean;
 }
+
+/** The short run whose CPU time and IOs are taken off each run's (`externalCpu`). */
+const CALIBRATION_SECONDS = 0.5;
 
 const ROOT = join(import.meta.dir, "..");
 const flags = scriptOptions("bench", {
@@ -68,6 +98,8 @@ const flags = scriptOptions("bench", {
 const rounds = numberFlag("bench", "rounds", flags.rounds, 1);
 const seconds = numberFlag("bench", "seconds", flags.seconds, 0.1);
 const only = flags.only.split(",").filter(Boolean);
+/** `--only`: a case's name, or the start of names (`ladder` runs every `ladder-...`). */
+const selected = (name: string) => only.length === 0 || only.some((item) => name === item || name.startsWith(`${item}-`));
 const asJson = flags.json;
 const DISK_BYTES = 1 << 30;
 /** Loop devices are made by root only. */
@@ -79,6 +111,7 @@ const PAIR_RAMP_SECONDS = 0.5;
 const dir = mkdtempSync(join(tmpdir(), "bounce-bench-compare-"));
 const disk = join(dir, "disk.bin");
 process.on("SIGINT", () => {
+  removeLoopOverTmpfs();
   rmSync(dir, { recursive: true, force: true });
   process.exit(130);
 });
@@ -99,6 +132,132 @@ function fio(options: string[]): string[] {
   return ["--output-format=json", "--name=compare", `--filename=${disk}`, `--size=${DISK_BYTES}`, "--thread", "--time_based", `--runtime=${seconds}`, ...options];
 }
 
+/**
+ * A loop device over a file on tmpfs (root only), made only when a case needs it: a real block
+ * device (the block layer, the loop driver) with no device behind it. Filled with data.
+ */
+const LOOP_TMPFS_BYTES = 128 * 2 ** 20;
+let loopOverTmpfs: { tmpfs: ScratchDisk; loop: ScratchDisk } | null = null;
+function loopTmpfsDevice(): string {
+  if (loopOverTmpfs === null) {
+    const tmpfs = ScratchDisk.make({ kind: "tmpfs", size: LOOP_TMPFS_BYTES + 16 * 2 ** 20 });
+    try {
+      const loop = ScratchDisk.make({ kind: "loop", sector: 512, size: LOOP_TMPFS_BYTES, parent: dirname(tmpfs.path) });
+      loopOverTmpfs = { tmpfs, loop };
+      const fd = openSync(loop.path, "r+");
+      try {
+        const chunk = new Uint8Array(2 ** 20).map((_, i) => (i * 131) & 0xff);
+        for (let at = 0; at < LOOP_TMPFS_BYTES; at += chunk.length) writeSync(fd, chunk, 0, chunk.length, at);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      loopOverTmpfs?.loop.remove();
+      tmpfs.remove();
+      loopOverTmpfs = null;
+      throw error;
+    }
+  }
+  return loopOverTmpfs.loop.path;
+}
+function removeLoopOverTmpfs(): void {
+  loopOverTmpfs?.loop.remove(); // detached before its tmpfs is unmounted
+  loopOverTmpfs?.tmpfs.remove();
+  loopOverTmpfs = null;
+}
+const loopTmpfsWhy = isRoot ? scratchDiskUnavailable("loop") : "not root: loop devices are made by root only";
+
+/** The io_uring ladder's rungs, as bounce-bench and fio name the options. */
+const LADDER_RUNGS: { name: string; ours: string[]; fio: string[]; note?: string }[] = [
+  { name: "plain", ours: [], fio: [] },
+  { name: "regfiles", ours: ["--registerfiles"], fio: ["--registerfiles=1"] },
+  { name: "fixedbufs", ours: ["--registerfiles", "--fixedbufs"], fio: ["--registerfiles=1", "--fixedbufs=1"] },
+  { name: "sqpoll", ours: ["--registerfiles", "--fixedbufs", "--sqthread_poll"], fio: ["--registerfiles=1", "--fixedbufs=1", "--sqthread_poll=1"] },
+  {
+    name: "defer",
+    ours: ["--registerfiles", "--fixedbufs", "--defer-taskrun"],
+    fio: ["--registerfiles=1", "--fixedbufs=1"],
+    note: "fio 3.33 has no DEFER_TASKRUN: against fio at the fixedbufs rung",
+  },
+];
+const LADDER_LOADS = [
+  { bs: "4k", qd: 32 },
+  { bs: "64k", qd: 16 },
+];
+
+/** fio as a process (its CPU time then counts the SQPOLL thread), on `target` of `bytes`. */
+function fioProcess(target: string, bytes: number, options: string[]): string[] {
+  return ["--output-format=json", "--name=ladder", `--filename=${target}`, `--size=${bytes}`, "--time_based", `--runtime=${seconds}`, ...options];
+}
+
+function ladder(): Comparison[] {
+  const targets = [
+    { name: "file", ours: () => ["--disk", disk, "--force"], fio: () => ({ target: disk, bytes: DISK_BYTES }), unavailable: null as string | null },
+    { name: "loop-tmpfs", ours: () => ["--disk", loopTmpfsDevice()], fio: () => ({ target: loopTmpfsDevice(), bytes: LOOP_TMPFS_BYTES }), unavailable: loopTmpfsWhy },
+  ];
+  const rows: Comparison[] = [];
+  for (const target of targets) {
+    for (const load of LADDER_LOADS) {
+      for (const rung of LADDER_RUNGS) {
+        const name = `ladder-${target.name}-${load.bs}-${rung.name}`;
+        if (target.unavailable !== null) {
+          if (selected(name)) process.stderr.write(`${name}: skipped: ${target.unavailable}\n`);
+          continue;
+        }
+        const workload = ["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "uring", "--qd", String(load.qd)];
+        rows.push({
+          name,
+          target: "the io_uring ladder: CPU/IO at most fio's (ratio <= 1.0), IOPS at least fio's",
+          bounceBench: () => ["bench", "--json", "--runtime", String(seconds), "--repeat", "1", ...target.ours(), ...workload, ...rung.ours],
+          fio: () => {
+            const { target: file, bytes } = target.fio();
+            return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, ...rung.fio]);
+          },
+          note: rung.note,
+          externalCpu: true,
+        });
+      }
+    }
+  }
+  // The floor: no ring, no device.
+  for (const load of LADDER_LOADS) {
+    rows.push({
+      name: `ladder-null-${load.bs}-plain`,
+      target: "the floor (null engine, no ring): IOPS at least fio's null engine",
+      bounceBench: bb(["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "null", "--qd", String(load.qd)]),
+      fio: fioProcess(disk, DISK_BYTES, ["--rw=randread", `--bs=${load.bs}`, "--ioengine=null", `--iodepth=${load.qd}`]),
+      externalCpu: true,
+    });
+  }
+  return rows;
+}
+
+/** Registered bounce against unregistered direct, paired in one run (`--fixedbufs bounce`). */
+function registeredBounce(): Comparison[] {
+  const targets = [
+    { name: "file", ours: () => ["--disk", disk, "--force"], unavailable: null as string | null },
+    { name: "loop-tmpfs", ours: () => ["--disk", loopTmpfsDevice()], unavailable: loopTmpfsWhy },
+  ];
+  return targets.flatMap((target) =>
+    ["4k", "16k", "64k", "1m"].flatMap((bs) => {
+      const name = `regbounce-${target.name}-${bs}`;
+      if (target.unavailable !== null) {
+        if (selected(name)) process.stderr.write(`${name}: skipped: ${target.unavailable}\n`);
+        return [];
+      }
+      return [
+        {
+          name,
+          target: "bounce into a registered pool against direct IO from unregistered guest pages, same run",
+          bounceBench: () => ["bench", "--json", "--runtime", String(seconds), ...target.ours(), "--op", "randread", "--bs", bs, "--mem-offset", "0", "--engine", "uring", "--qd", "8", "--fixedbufs", "bounce"],
+          fio: null,
+          paired: true,
+        },
+      ];
+    }),
+  );
+}
 const comparisons: Comparison[] = [
   // bounce-bench's sync engine is vectored (preadv), like fio's pvsync; psync (pread) is the
   // other common baseline.
@@ -171,6 +330,8 @@ const comparisons: Comparison[] = [
       paired: true,
     })),
   ),
+  ...ladder(),
+  ...registeredBounce(),
 ];
 
 /** A bounce-bench run's JSON document, and its peak RSS. */
@@ -213,10 +374,47 @@ function runBouncePairs(command: string[]): { bounced: Sample[]; direct: Sample[
   return { bounced: runs.map((run) => sampleOf(bounced, run)), direct: runs.map((run) => sampleOf(direct, run)) };
 }
 
+/** A whole run's CPU time (every thread of the process and what it waited for) and IOs. */
+interface RunTotals {
+  cpuNs: number;
+  ios: number;
+  sample: Sample;
+}
+
+function bounceBenchTotals(command: string[]): RunTotals {
+  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...command]);
+  if (result.exitCode !== 0) throw new Error(`bounce-bench ${command.join(" ")}: ${result.stderr.toString()}${result.stdout.toString()}`);
+  const r = JSON.parse(result.stdout.toString()).results[0];
+  return { cpuNs: Number(result.resourceUsage.cpuTime.total) * 1000, ios: r.ios, sample: sampleOf(r) };
+}
+
+function fioTotals(command: string[]): RunTotals {
+  const result = Bun.spawnSync(["fio", ...command]);
+  if (result.exitCode !== 0) throw new Error(`fio ${command.join(" ")}: ${result.stderr.toString()}`);
+  const job = JSON.parse(result.stdout.toString()).jobs[0];
+  const side = job.read.io_bytes > 0 ? job.read : job.write;
+  return { cpuNs: Number(result.resourceUsage.cpuTime.total) * 1000, ios: side.total_ios, sample: fioSample(job) };
+}
+
+/** `command` with its run time (`--runtime S` or `--runtime=S`) set to `runtime` seconds. */
+function withRuntime(command: string[], runtime: number): string[] {
+  return command.map((arg, i) => (arg.startsWith("--runtime=") ? `--runtime=${runtime}` : command[i - 1] === "--runtime" ? String(runtime) : arg));
+}
+
+/** A run's sample with CPU per IO measured from outside, less `calibration` (see `externalCpu`). */
+function externalSample(run: RunTotals, calibration: RunTotals): Sample {
+  const ios = run.ios - calibration.ios;
+  return { ...run.sample, cpuNsPerIo: ios > 0 ? (run.cpuNs - calibration.cpuNs) / ios : 0 };
+}
+
 function runFio(command: string[]): Sample {
   const result = spawnSync("fio", command, { encoding: "utf8" });
   if (result.status !== 0) throw new Error(`fio ${command.join(" ")}: ${result.stderr}`);
-  const job = JSON.parse(result.stdout).jobs[0];
+  return fioSample(JSON.parse(result.stdout).jobs[0]);
+}
+
+/** A fio job's figures, its CPU time its own (the job thread's: RUSAGE_THREAD). */
+function fioSample(job: Record<string, any>): Sample {
   const side = job.read.io_bytes > 0 ? job.read : job.write;
   const ios = side.total_ios;
   const runtimeNs = job.job_runtime * 1e6;
@@ -273,20 +471,32 @@ try {
   await createFilledDisk(disk, DISK_BYTES);
   if (!hasFio) progress("fio is not installed (apt-get install fio): bounce-bench figures only");
   for (const comparison of comparisons) {
-    if (only.length > 0 && !only.includes(comparison.name)) continue;
+    if (!selected(comparison.name)) continue;
     const ours: Sample[] = [];
     const theirs: Sample[] = [];
     if (comparison.paired === true) {
       progress(`${comparison.name}: ${rounds} rounds in one run`);
-      const { bounced, direct } = runBouncePairs(comparison.bounceBench);
+      const { bounced, direct } = runBouncePairs(resolve(comparison.bounceBench));
       ours.push(...bounced);
       theirs.push(...direct);
     }
-    for (let round = 0; round < rounds && comparison.paired !== true; round++) {
+    if (comparison.externalCpu === true) {
+      const oursCommand = resolve(comparison.bounceBench);
+      const fioCommand = comparison.fio !== null && hasFio ? resolve(comparison.fio) : null;
+      progress(`${comparison.name}: calibration runs of ${CALIBRATION_SECONDS} s`);
+      const oursCalibration = bounceBenchTotals(withRuntime(oursCommand, CALIBRATION_SECONDS));
+      const fioCalibration = fioCommand === null ? null : fioTotals(withRuntime(fioCommand, CALIBRATION_SECONDS));
+      for (let round = 0; round < rounds; round++) {
+        progress(`${comparison.name}: round ${round + 1}/${rounds}`);
+        ours.push(externalSample(bounceBenchTotals(oursCommand), oursCalibration));
+        if (fioCommand !== null) theirs.push(externalSample(fioTotals(fioCommand), fioCalibration!));
+      }
+    }
+    for (let round = 0; round < rounds && comparison.paired !== true && comparison.externalCpu !== true; round++) {
       progress(`${comparison.name}: round ${round + 1}/${rounds}`);
-      ours.push(runBounceBench(comparison.bounceBench));
+      ours.push(runBounceBench(resolve(comparison.bounceBench)));
       if (comparison.baseline !== undefined) theirs.push(runBounceBench(comparison.baseline));
-      else if (comparison.fio !== null && hasFio) theirs.push(runFio(comparison.fio));
+      else if (comparison.fio !== null && hasFio) theirs.push(runFio(resolve(comparison.fio)));
     }
     const a = medians(ours);
     const b = theirs.length > 0 ? medians(theirs) : null;
@@ -306,6 +516,8 @@ try {
       bounceBench: a,
       other: b,
       ratio: b === null ? null : { mibPerSec: a.mibPerSec / b.mibPerSec, iops: a.iops / b.iops, cpuNsPerIo: a.cpuNsPerIo / b.cpuNsPerIo },
+      note: comparison.note ?? null,
+      cpuMeasured: comparison.externalCpu === true ? "from outside: each process's CPU time (every thread), less a short run's" : "each tool's own figure",
     });
   }
   // Memory: peak RSS of a short and a three times longer run of the same bounced workload.
@@ -317,6 +529,7 @@ try {
   report.push({ name: "peak-rss", runs: rss });
   report.push({ name: "copy-bandwidth", gibPerSec: Object.fromEntries([65536, 2 ** 20].map((bs) => [bs, copyBandwidth(bs)])) });
 } finally {
+  removeLoopOverTmpfs();
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -352,6 +565,64 @@ if (asJson) {
   console.log(
     table(["case", "MiB/s ours", "MiB/s other", "CPU/IO ns ours", "CPU/IO ns other", "calls/IO", "disk bytes/IO"], spreads, ["left", "right", "right", "right", "right", "right", "right"]).trimEnd(),
   );
+  // The io_uring ladder: what each rung gains over plain, ours and fio's, and the ratios.
+  const ladderRows = report.filter((row) => String(row.name).startsWith("ladder-"));
+  if (ladderRows.length > 0) {
+    console.log(
+      "\nthe io_uring ladder: each rung's CPU per IO against plain (ours, fio's), and against fio (goal: CPU ratio <= 1.00, IOPS ratio >= 1.00); " +
+        `CPU per IO measured alike for both, from outside: the process's CPU time, every thread (SQPOLL's too), less a ${CALIBRATION_SECONDS} s run's`,
+    );
+    const lines: string[][] = [];
+    for (const row of ladderRows) {
+      const [, target, bs, rung] = /^ladder-(.+)-(\d+k)-(\w+)$/.exec(String(row.name))!;
+      const plain = report.find((other) => other.name === `ladder-${target}-${bs}-plain`);
+      const a = row.bounceBench as Sample;
+      const b = row.other as Sample | null;
+      const r = row.ratio as Sample | null;
+      const vsPlain = (mine: Sample | null | undefined, base: Sample | null | undefined) => (mine && base ? `${((mine.cpuNsPerIo / base.cpuNsPerIo - 1) * 100).toFixed(0)}%` : "-");
+      lines.push([
+        `${target} ${bs}`,
+        rung!,
+        fmt(a.iops, 0),
+        fmt(b?.iops, 0),
+        fmt(r?.iops, 2),
+        fmt(a.cpuNsPerIo, 0),
+        fmt(b?.cpuNsPerIo, 0),
+        fmt(r?.cpuNsPerIo, 2),
+        vsPlain(a, plain?.bounceBench as Sample | undefined),
+        vsPlain(b, plain?.other as Sample | null | undefined),
+        String(row.note ?? ""),
+      ]);
+    }
+    console.log(
+      table(
+        ["workload", "rung", "IOPS ours", "IOPS fio", "ratio", "CPU/IO ns ours", "CPU/IO ns fio", "ratio", "CPU vs plain, ours", "fio", "note"],
+        lines,
+        ["left", "left", "right", "right", "right", "right", "right", "right", "right", "right", "left"],
+      ).trimEnd(),
+    );
+  }
+  // Bouncing into registered memory against direct IO from unregistered guest pages.
+  const registered = report.filter((row) => String(row.name).startsWith("regbounce-") && row.other !== null);
+  if (registered.length > 0) {
+    console.log("\nbounce into a registered pool (--fixedbufs bounce) against direct IO from unregistered guest pages, uring qd 8, paired runs: CPU per IO and IOPS, median [min .. max]");
+    const lines = registered.map((row) => {
+      const extras = row.extraCpuNsPerIo as number[];
+      const { median: extra, min, max } = spreadOf(extras);
+      const a = row.bounceBench as Sample;
+      const b = row.other as Sample;
+      const spread = row.spread as { cpuNsPerIo: { ours: number[]; other: number[] } };
+      return [
+        String(row.name).replace(/^regbounce-/, ""),
+        `${fmt(b.cpuNsPerIo / 1000, 2)} [${fmt(spread.cpuNsPerIo.other[0]! / 1000, 2)} .. ${fmt(spread.cpuNsPerIo.other[1]! / 1000, 2)}]`,
+        `${fmt(a.cpuNsPerIo / 1000, 2)} [${fmt(spread.cpuNsPerIo.ours[0]! / 1000, 2)} .. ${fmt(spread.cpuNsPerIo.ours[1]! / 1000, 2)}]`,
+        `${extra >= 0 ? "+" : ""}${fmt(extra / 1000, 2)} [${fmt(min / 1000, 2)} .. ${fmt(max / 1000, 2)}]`,
+        fmt(b.iops, 0),
+        fmt(a.iops, 0),
+      ];
+    });
+    console.log(table(["disk, size", "direct us/IO", "registered bounce us/IO", "bounce - direct, paired", "IOPS direct", "IOPS bounce"], lines, ["left", "right", "right", "right", "right", "right"]).trimEnd());
+  }
   // The performance goal: like for like, what bouncing adds to CPU per IO is the copy, within
   // 10% (the copy's own cost: the IO's bytes over the copy rate measured in the same runs).
   const bounceRows = report.filter((row) => /^bounce-\d+[km](-w)?(-loop|-null)?$/.test(String(row.name)) && row.other !== null);
