@@ -33,7 +33,7 @@
  * 4 KiB, 16 KiB, 64 KiB and 1 MiB, on the disk file and on the loop device over tmpfs.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { table } from "../cli/format";
@@ -71,6 +71,8 @@ interface Comparison {
   baselineName?: string;
   /** Said beside the comparison (what fio cannot do alike). */
   note?: string;
+  /** The io_uring setup flags bounce-bench asks for (ladder rows). */
+  ring?: string;
   /**
    * Bounce vs direct: `bounceBench` runs both in one process, the rounds as its interleaved
    * repeats after a ramp (see `runBouncePairs`); ours is the bounced case, the other the direct.
@@ -129,7 +131,7 @@ function bbScratch(options: string[]): string[] {
 }
 
 function fio(options: string[]): string[] {
-  return ["--output-format=json", "--name=compare", `--filename=${disk}`, `--size=${DISK_BYTES}`, "--thread", "--time_based", `--runtime=${seconds}`, ...options];
+  return ["--output-format=json", "--name=compare", `--filename=${disk}`, `--size=${DISK_BYTES}`, "--thread", "--time_based", `--runtime=${Math.round(seconds * 1000)}ms`, ...options];
 }
 
 /**
@@ -168,19 +170,56 @@ function removeLoopOverTmpfs(): void {
 }
 const loopTmpfsWhy = isRoot ? scratchDiskUnavailable("loop") : "not root: loop devices are made by root only";
 
-/** The io_uring ladder's rungs, as bounce-bench and fio name the options. */
-const LADDER_RUNGS: { name: string; ours: string[]; fio: string[]; note?: string }[] = [
-  { name: "plain", ours: [], fio: [] },
-  { name: "regfiles", ours: ["--registerfiles"], fio: ["--registerfiles=1"] },
-  { name: "fixedbufs", ours: ["--registerfiles", "--fixedbufs"], fio: ["--registerfiles=1", "--fixedbufs=1"] },
+/**
+ * The io_uring ladder's rungs, as bounce-bench and fio name the options. fio 3.33 sets up its
+ * ring with SINGLE_ISSUER | DEFER_TASKRUN (and COOP_TASKRUN) by itself unless it polls (measured
+ * with strace: `fioRingSetup`), so its plain, registered-files and fixed-buffer runs are compared
+ * with bounce-bench's with `--defer-taskrun`; the first rungs are bounce-bench's alone.
+ */
+const LADDER_RUNGS: { name: string; ours: string[]; fio: string[] | null }[] = [
+  { name: "plain", ours: [], fio: null },
+  { name: "regfiles", ours: ["--registerfiles"], fio: null },
+  { name: "fixedbufs", ours: ["--registerfiles", "--fixedbufs"], fio: null },
   { name: "sqpoll", ours: ["--registerfiles", "--fixedbufs", "--sqthread_poll"], fio: ["--registerfiles=1", "--fixedbufs=1", "--sqthread_poll=1"] },
-  {
-    name: "defer",
-    ours: ["--registerfiles", "--fixedbufs", "--defer-taskrun"],
-    fio: ["--registerfiles=1", "--fixedbufs=1"],
-    note: "fio 3.33 has no DEFER_TASKRUN: against fio at the fixedbufs rung",
-  },
+  { name: "defer", ours: ["--defer-taskrun"], fio: [] },
+  { name: "defer+regfiles", ours: ["--registerfiles", "--defer-taskrun"], fio: ["--registerfiles=1"] },
+  { name: "defer+fixedbufs", ours: ["--registerfiles", "--fixedbufs", "--defer-taskrun"], fio: ["--registerfiles=1", "--fixedbufs=1"] },
 ];
+/**
+ * The flags fio's io_uring ring was set up with for `command`, as the kernel took them (the
+ * last io_uring_setup that succeeded, under strace in a short run); null without strace.
+ */
+function fioRingSetup(command: string[]): string | null {
+  const trace = join(dir, "fio-setup.strace");
+  const result = spawnSync("strace", ["-f", "-e", "trace=io_uring_setup", "-o", trace, "fio", ...withRuntime(command, 0.2)], { encoding: "utf8" });
+  if (result.error !== undefined || result.status !== 0) return null;
+  const taken = readFileSync(trace, "utf8")
+    .split("\n")
+    .filter((line) => /io_uring_setup\(.*\) = \d+$/.test(line))
+    .pop();
+  const flags = taken === undefined ? undefined : /flags=([^,]*)/.exec(taken)?.[1];
+  if (flags === undefined) return null;
+  // strace 5.x prints flags newer than it as a number: decode the ones io_uring.h names since.
+  const newer: [number, string][] = [[1 << 12, "SINGLE_ISSUER"], [1 << 13, "DEFER_TASKRUN"], [1 << 14, "NO_MMAP"], [1 << 15, "REGISTERED_FD_ONLY"], [1 << 16, "NO_SQARRAY"]];
+  return flags
+    .split("|")
+    .flatMap((token) => {
+      if (!token.startsWith("0x")) return [token.replace(/^IORING_SETUP_/, "")];
+      const bits = Number.parseInt(token, 16);
+      const named = newer.filter(([bit]) => (bits & bit) !== 0);
+      const rest = named.reduce((left, [bit]) => left & ~bit, bits);
+      return [...named.map(([, name]) => name), ...(rest !== 0 ? [`0x${rest.toString(16)}`] : [])];
+    })
+    .join("|");
+}
+
+/** The ring setup flags bounce-bench's uring engine asks for with these options (`IoUring`'s `RingSetup`). */
+function ourRingSetup(options: string[]): string {
+  if (options.includes("--sqthread_poll")) return "SQPOLL";
+  if (options.includes("--defer-taskrun")) return "SINGLE_ISSUER|DEFER_TASKRUN";
+  return "none";
+}
+
 const LADDER_LOADS = [
   { bs: "4k", qd: 32 },
   { bs: "64k", qd: 16 },
@@ -188,7 +227,7 @@ const LADDER_LOADS = [
 
 /** fio as a process (its CPU time then counts the SQPOLL thread), on `target` of `bytes`. */
 function fioProcess(target: string, bytes: number, options: string[]): string[] {
-  return ["--output-format=json", "--name=ladder", `--filename=${target}`, `--size=${bytes}`, "--time_based", `--runtime=${seconds}`, ...options];
+  return ["--output-format=json", "--name=ladder", `--filename=${target}`, `--size=${bytes}`, "--time_based", `--runtime=${Math.round(seconds * 1000)}ms`, ...options];
 }
 
 function ladder(): Comparison[] {
@@ -206,15 +245,19 @@ function ladder(): Comparison[] {
           continue;
         }
         const workload = ["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "uring", "--qd", String(load.qd)];
+        const fioOptions = rung.fio;
         rows.push({
           name,
           target: "the io_uring ladder: CPU/IO at most fio's (ratio <= 1.0), IOPS at least fio's",
           bounceBench: () => ["bench", "--json", "--runtime", String(seconds), "--repeat", "1", ...target.ours(), ...workload, ...rung.ours],
-          fio: () => {
-            const { target: file, bytes } = target.fio();
-            return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, ...rung.fio]);
-          },
-          note: rung.note,
+          ring: ourRingSetup(rung.ours),
+          fio:
+            fioOptions === null
+              ? null
+              : () => {
+                  const { target: file, bytes } = target.fio();
+                  return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, ...fioOptions]);
+                },
           externalCpu: true,
         });
       }
@@ -398,7 +441,8 @@ function fioTotals(command: string[]): RunTotals {
 
 /** `command` with its run time (`--runtime S` or `--runtime=S`) set to `runtime` seconds. */
 function withRuntime(command: string[], runtime: number): string[] {
-  return command.map((arg, i) => (arg.startsWith("--runtime=") ? `--runtime=${runtime}` : command[i - 1] === "--runtime" ? String(runtime) : arg));
+  // fio takes whole seconds unless given a unit.
+  return command.map((arg, i) => (arg.startsWith("--runtime=") ? `--runtime=${Math.round(runtime * 1000)}ms` : command[i - 1] === "--runtime" ? String(runtime) : arg));
 }
 
 /** A run's sample with CPU per IO measured from outside, less `calibration` (see `externalCpu`). */
@@ -465,6 +509,8 @@ function copyBandwidth(bs: number): { warm: number; dram: number } {
 }
 
 const report: Record<string, unknown>[] = [];
+/** Per ladder case, fio's ring setup flags as measured. */
+const fioRings = new Map<string, string>();
 try {
   const progress = (text: string) => process.stderr.write(`${text}\n`);
   progress(`filling a ${DISK_BYTES >> 20} MiB disk file in ${dir} ...`);
@@ -486,6 +532,7 @@ try {
       progress(`${comparison.name}: calibration runs of ${CALIBRATION_SECONDS} s`);
       const oursCalibration = bounceBenchTotals(withRuntime(oursCommand, CALIBRATION_SECONDS));
       const fioCalibration = fioCommand === null ? null : fioTotals(withRuntime(fioCommand, CALIBRATION_SECONDS));
+      if (fioCommand !== null && comparison.ring !== undefined) fioRings.set(comparison.name, fioRingSetup(fioCommand) ?? "not measured (strace missing)");
       for (let round = 0; round < rounds; round++) {
         progress(`${comparison.name}: round ${round + 1}/${rounds}`);
         ours.push(externalSample(bounceBenchTotals(oursCommand), oursCalibration));
@@ -517,6 +564,7 @@ try {
       other: b,
       ratio: b === null ? null : { mibPerSec: a.mibPerSec / b.mibPerSec, iops: a.iops / b.iops, cpuNsPerIo: a.cpuNsPerIo / b.cpuNsPerIo },
       note: comparison.note ?? null,
+      ring: comparison.ring === undefined ? null : { ours: comparison.ring, fio: fioRings.get(comparison.name) ?? null },
       cpuMeasured: comparison.externalCpu === true ? "from outside: each process's CPU time (every thread), less a short run's" : "each tool's own figure",
     });
   }
@@ -565,40 +613,42 @@ if (asJson) {
   console.log(
     table(["case", "MiB/s ours", "MiB/s other", "CPU/IO ns ours", "CPU/IO ns other", "calls/IO", "disk bytes/IO"], spreads, ["left", "right", "right", "right", "right", "right", "right"]).trimEnd(),
   );
-  // The io_uring ladder: what each rung gains over plain, ours and fio's, and the ratios.
+  // The io_uring ladder: what each rung gains over plain (ours), and the ratios against fio
+  // where fio ran with the same ring setup.
   const ladderRows = report.filter((row) => String(row.name).startsWith("ladder-"));
   if (ladderRows.length > 0) {
     console.log(
-      "\nthe io_uring ladder: each rung's CPU per IO against plain (ours, fio's), and against fio (goal: CPU ratio <= 1.00, IOPS ratio >= 1.00); " +
-        `CPU per IO measured alike for both, from outside: the process's CPU time, every thread (SQPOLL's too), less a ${CALIBRATION_SECONDS} s run's`,
+      "\nthe io_uring ladder, 4 KiB random reads at qd 32 and 64 KiB at qd 16: each rung's CPU per IO against plain, and against fio with the same ring setup " +
+        `(goal: CPU ratio <= 1.00, IOPS ratio >= 1.00). CPU per IO is measured alike for both, from outside: the process's CPU time, every thread (SQPOLL's too), less a ${CALIBRATION_SECONDS} s run's`,
     );
     const lines: string[][] = [];
     for (const row of ladderRows) {
-      const [, target, bs, rung] = /^ladder-(.+)-(\d+k)-(\w+)$/.exec(String(row.name))!;
+      const [, target, bs, rung] = /^ladder-(.+)-(\d+k)-([\w+]+)$/.exec(String(row.name))!;
       const plain = report.find((other) => other.name === `ladder-${target}-${bs}-plain`);
       const a = row.bounceBench as Sample;
       const b = row.other as Sample | null;
       const r = row.ratio as Sample | null;
-      const vsPlain = (mine: Sample | null | undefined, base: Sample | null | undefined) => (mine && base ? `${((mine.cpuNsPerIo / base.cpuNsPerIo - 1) * 100).toFixed(0)}%` : "-");
+      const ring = row.ring as { ours: string; fio: string | null } | null;
+      const base = plain?.bounceBench as Sample | undefined;
       lines.push([
         `${target} ${bs}`,
         rung!,
+        ring?.ours ?? "-",
+        ring?.fio ?? "-",
         fmt(a.iops, 0),
         fmt(b?.iops, 0),
         fmt(r?.iops, 2),
         fmt(a.cpuNsPerIo, 0),
         fmt(b?.cpuNsPerIo, 0),
         fmt(r?.cpuNsPerIo, 2),
-        vsPlain(a, plain?.bounceBench as Sample | undefined),
-        vsPlain(b, plain?.other as Sample | null | undefined),
-        String(row.note ?? ""),
+        base === undefined ? "-" : `${a.cpuNsPerIo >= base.cpuNsPerIo ? "+" : ""}${((a.cpuNsPerIo / base.cpuNsPerIo - 1) * 100).toFixed(0)}%`,
       ]);
     }
     console.log(
       table(
-        ["workload", "rung", "IOPS ours", "IOPS fio", "ratio", "CPU/IO ns ours", "CPU/IO ns fio", "ratio", "CPU vs plain, ours", "fio", "note"],
+        ["workload", "rung", "ring ours", "ring fio (strace)", "IOPS ours", "IOPS fio", "ratio", "CPU/IO ns ours", "CPU/IO ns fio", "ratio", "CPU vs plain"],
         lines,
-        ["left", "left", "right", "right", "right", "right", "right", "right", "right", "right", "left"],
+        ["left", "left", "left", "left", "right", "right", "right", "right", "right", "right", "right"],
       ).trimEnd(),
     );
   }
