@@ -30,6 +30,7 @@ import { formatBytes } from "../src/base/value-parsers";
 import type { BenchCaseResult } from "../src/bench/bench-results";
 import type { Comparison } from "../src/bench/compare";
 import { bounceVerdicts } from "../src/bench/verdicts";
+import { uringOptionNames, type UringOptions } from "../src/io/engines";
 import { plan } from "../src/io/planner";
 import { PagedRange } from "../src/memory/paged-range";
 import type { ReplayReport } from "../src/trace/replay-run";
@@ -70,7 +71,12 @@ export async function htmlReport(input: ReportInput): Promise<string> {
   const measured = input.results.filter((r) => r.ios > 0);
   const sections = [
     header(input),
-    section("What bouncing costs", "Per op and block size: direct IO against a forced bounce at the same memory offset (the only difference is the bounce); median of the runs, bar from the least to the most.", await costCharts(measured)),
+    section(
+      "What bouncing costs",
+      "Per op and block size: direct IO against a forced bounce at the same memory offset (the only difference is the bounce); median of the runs, bar from the least to the most." +
+        registeredNote(input.options.uring as UringOptions | undefined),
+      await costCharts(measured),
+    ),
     section("Throughput and CPU per IO", "Median of the runs per block size, bar from the least to the most; a panel per op and mode, a line per memory offset.", await sizeCharts(measured)),
     section("Latency", "p50, p90, p99 and p99.9 per case; cases the kernel refused have none.", await latencyChart(measured)),
     input.comparison === null
@@ -117,10 +123,24 @@ function header(input: ReportInput): string {
     ["disk", host.scratch ? `scratch ${host.diskKind ?? "file"}` : host.disk],
     ["alignment", `memory ${input.alignment.memAlign}, offset ${input.alignment.offsetAlign}, read offset ${input.alignment.readOffsetAlign} (${input.alignment.source})`],
     ["guest memory", `${host.guestBacking ?? "?"}; bounce buffers on ${host.bounceHugePages ? "huge" : "4 KiB"} pages`],
+    ["engine", `${String(input.options.engine ?? "?")}${uringText(input.options.uring as UringOptions | undefined)}, qd ${String(input.options.qd ?? "?")}`],
     ["runs", `${input.options.repeat ?? 1} per case, ${input.options.runtimeSeconds !== null && input.options.runtimeSeconds !== undefined ? `${input.options.runtimeSeconds} s` : `${input.options.ios} IOs`} each`],
   ];
   return `<h1>${escape(input.title)}</h1>
 <table class="facts">${facts.map(([k, v]) => `<tr><td>${escape(k)}</td><td>${escape(String(v ?? "unknown"))}</td></tr>`).join("")}</table>`;
+}
+
+function uringText(uring: UringOptions | undefined): string {
+  const names = uringOptionNames(uring);
+  return names.length > 0 ? ` (${names.join(", ")})` : "";
+}
+
+/** What io_uring's registered buffers change in the bounce-against-direct comparison, if used. */
+function registeredNote(uring: UringOptions | undefined): string {
+  if (uring?.fixedBuffers !== true) return "";
+  return uring.registeredMemory === "bounce"
+    ? " Bounce buffers registered with io_uring (--fixedbufs bounce), guest pages not: bouncing into a registered pool against direct IO from unregistered guest pages."
+    : " Guest pages and bounce buffers both registered with io_uring (--fixedbufs): both sides skip the page lookup per IO.";
 }
 
 function section(title: string, note: string, body: string): string {

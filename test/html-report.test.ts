@@ -57,6 +57,19 @@ describe("the HTML report", () => {
     expect(existsSync(join(dir, "x.html"))).toBe(false);
   });
 
+  test("a run with registered bounce buffers (--fixedbufs bounce) says so where it shows what bouncing costs, and names the engine's options", () => {
+    const registered = join(dir, "registered.json");
+    const out = join(dir, "registered.html");
+    const ran = runCliIn(dir, "bench", "--size", "4m", "--op", "read", "--bs", "4k", "--mode", "direct,bounce", "--engine", "uring", "--qd", "4", "--fixedbufs", "bounce", "--ios", "30", "--repeat", "2", "--format", "json", "--output", registered);
+    expect(ran.code).toBe(0);
+    expect(runCliIn(dir, "report", registered, "--html", out).code).toBe(0);
+    const text = readFileSync(out, "utf8");
+    expect(text).toContain("Bounce buffers registered with io_uring (--fixedbufs bounce), guest pages not");
+    expect(text).toMatch(/<td>engine<\/td><td>uring \(fixedbufs=bounce\), qd 4<\/td>/);
+    // Without --fixedbufs, nothing is said of registration.
+    expect(readFileSync(html, "utf8")).not.toContain("registered with io_uring");
+  });
+
   test("a run that breaks the bench schema is bad input naming the field, exit 2, nothing written; an older schema says rerun", () => {
     const good = JSON.parse(readFileSync(run, "utf8"));
     const cases: [(doc: Record<string, any>) => void, string][] = [
