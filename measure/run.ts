@@ -112,11 +112,13 @@ const PAIR_RAMP_SECONDS = 0.5;
 
 const dir = mkdtempSync(join(tmpdir(), "bounce-bench-compare-"));
 const disk = join(dir, "disk.bin");
-process.on("SIGINT", () => {
-  removeLoopOverTmpfs();
-  rmSync(dir, { recursive: true, force: true });
-  process.exit(130);
-});
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  process.on(signal, () => {
+    removeLoopOverTmpfs();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(code);
+  });
+}
 
 const hasFio = spawnSync("fio", ["--version"]).status === 0;
 

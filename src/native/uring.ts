@@ -211,7 +211,9 @@ export class IoUring implements Disposable {
    */
   submitAndWait(minComplete: number): void {
     this.#checkOpen();
-    let flags = minComplete > 0 ? IORING_ENTER_GETEVENTS : 0;
+    // Under DEFER_TASKRUN completions are posted only when asked for: asking on every call lets
+    // the ones ready by now be reaped without another call to wait for them.
+    let flags = minComplete > 0 || this.deferTaskrun ? IORING_ENTER_GETEVENTS : 0;
     if (this.sqpoll) {
       // The tail store before this load is sequentially consistent (a full fence), as the
       // kernel's check of NEED_WAKEUP needs.
