@@ -262,6 +262,12 @@ describe("the command", () => {
     const again = runCliIn(dir, "bench", "--size", "2m", "--op", "read", "--bs", "4k", "--ios", "10", "--emit-fio", job);
     expect(again.code).toBe(2);
     expect(readFileSync(job, "utf8")).toBe(text);
+    // io_uring's options, by fio's names; what fio cannot do alike is said in a comment.
+    const uringJob = join(dir, "uring.fio");
+    expect(runCliIn(dir, "bench", "--size", "2m", "--op", "randread", "--bs", "4k", "--engine", "uring", "--qd", "4", "--registerfiles", "--fixedbufs", "bounce", "--sqthread_poll", "--ios", "10", "--emit-fio", uringJob).code).toBe(0);
+    const uring = readFileSync(uringJob, "utf8").split("\n");
+    for (const line of ["registerfiles=1", "fixedbufs=1", "sqthread_poll=1"]) expect(uring).toContain(line);
+    expect(uring.some((line) => line.startsWith("; --fixedbufs bounce: fio has no bounce buffers"))).toBe(true);
   });
 
   test("bad values are exit 2 with one line", () => {
