@@ -43,7 +43,8 @@ export {
   type DiskAlignment,
 } from "./base/alignment-rules";
 export { discoverAlignment, probeAlignment } from "./disk/alignment";
-export { Disk, type OpenDiskOptions } from "./disk/disk";
+export { Disk, type KernelChecksByMethod, type OpenDiskOptions } from "./disk/disk";
+export type { SubmissionMethod } from "./disk/direct-io-probe";
 export { executePlan, Executor, IoQueue, type ExecuteOptions, type IoResult, type SettledCallback } from "./io/executor";
 export { PreparedIo, type BounceArea, type PrepareOptions, type RunOptions } from "./io/prepared-io";
 export { RangeLocks } from "./io/range-locks";
@@ -58,4 +59,15 @@ export { LatencyHistogram } from "./bench/histogram";
 export { runBench } from "./bench/runner";
 export { DEFAULT_BENCH, type BenchOptions } from "./bench/bench-options";
 export type { BenchReport, BenchCaseResult } from "./bench/bench-results";
-export { createEngine, engineCapabilities, ENGINE_NAMES, type Engine, type EngineCapabilities, type EngineName } from "./io/engines";
+export {
+  createEngine,
+  engineCapabilities,
+  ENGINE_NAMES,
+  vectoredFixedBuffers,
+  type Engine,
+  type EngineCapabilities,
+  type EngineName,
+  type MemoryRegion,
+  type RegisteredMemory,
+  type UringOptions,
+} from "./io/engines";
