@@ -56,6 +56,7 @@ import { PreparedIo } from "../src/io/prepared-io";
 import { GuestMemory } from "../src/memory/guest-memory";
 import { PagedRange } from "../src/memory/paged-range";
 import { closeFd, createMemfd, threadCpuNs, truncateFd } from "../src/native";
+import { loopOverTmpfs } from "./scratch-devices";
 import { numberFlag, scriptOptions, usage } from "./script-options";
 
 const DISKS = ["file", "loop", "tmpfs-loop"] as const;
@@ -288,17 +289,15 @@ async function makeDisk(): Promise<{ path: string; what: string }> {
     await createFilledDisk(path, engine === "sync" ? DISK_BYTES : 16 * 2 ** 20);
     return { path, what: `a file in ${tmpdir()}` };
   }
-  let parent: string | undefined;
   if (diskChoice === "tmpfs-loop") {
-    // The tmpfs holds the loop device's backing file; its own disk file stays a hole.
-    const tmpfs = ScratchDisk.make({ kind: "tmpfs", size: DISK_BYTES });
-    made.push(tmpfs);
-    parent = tmpfs.mountPoint!;
+    const device = await loopOverTmpfs(DISK_BYTES);
+    made.push(device);
+    return { path: device.path, what: `a loop device (${device.path}) over a file on tmpfs` };
   }
-  const loop = ScratchDisk.make({ kind: "loop", size: DISK_BYTES, parent });
+  const loop = ScratchDisk.make({ kind: "loop", size: DISK_BYTES });
   made.push(loop);
   await fillDisk(loop.path, DISK_BYTES);
-  return { path: loop.path, what: diskChoice === "loop" ? `a loop device (${loop.path}) over a file in ${tmpdir()}` : `a loop device (${loop.path}) over a file on tmpfs` };
+  return { path: loop.path, what: `a loop device (${loop.path}) over a file in ${tmpdir()}` };
 }
 
 const results: PairResult[] = [];

@@ -33,13 +33,14 @@
  * 4 KiB, 16 KiB, 64 KiB and 1 MiB, on the disk file and on the loop device over tmpfs.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { table } from "../cli/format";
 import { spreadOf } from "../src/bench/statistics";
 import { createFilledDisk } from "../src/bench/workspace";
-import { ScratchDisk, scratchDiskUnavailable } from "../src/host/scratch-disks";
+import { scratchDiskUnavailable } from "../src/host/scratch-disks";
+import { loopOverTmpfs, type ScratchDevice } from "./scratch-devices";
 import { numberFlag, scriptOptions } from "./script-options";
 
 interface Sample {
@@ -81,7 +82,7 @@ interface Comparison {
   /**
    * CPU per IO measured the same way for both tools, from outside: each process's CPU time (every
    * thread: io_uring's SQPOLL thread and workers too, which fio's own figure leaves out, as it
-   * counts its job thread alone) from wait4, less that of a run of `CALIBRATION_SECONDS`, over
+   * counts its job thread alone) from wait4, less that of a run of `calibrationSeconds`, over
    * the IOs the longer run did beyond it. Start-up and teardown cancel out.
    */
   externalCpu?: boolean;
@@ -99,6 +100,8 @@ const flags = scriptOptions("bench", {
 });
 const rounds = numberFlag("bench", "rounds", flags.rounds, 1);
 const seconds = numberFlag("bench", "seconds", flags.seconds, 0.1);
+/** The calibration run (`externalCpu`): half a second, or a quarter of a shorter run. */
+const calibrationSeconds = Math.min(CALIBRATION_SECONDS, seconds / 4);
 const only = flags.only.split(",").filter(Boolean);
 /** `--only`: a case's name, or the start of names (`ladder` runs every `ladder-...`). */
 const selected = (name: string) => only.length === 0 || only.some((item) => name === item || name.startsWith(`${item}-`));
@@ -136,41 +139,18 @@ function fio(options: string[]): string[] {
   return ["--output-format=json", "--name=compare", `--filename=${disk}`, `--size=${DISK_BYTES}`, "--thread", "--time_based", `--runtime=${Math.round(seconds * 1000)}ms`, ...options];
 }
 
-/**
- * A loop device over a file on tmpfs (root only), made only when a case needs it: a real block
- * device (the block layer, the loop driver) with no device behind it. Filled with data.
- */
+/** The loop device over tmpfs (root only), made before the first case that needs it. */
 const LOOP_TMPFS_BYTES = 128 * 2 ** 20;
-let loopOverTmpfs: { tmpfs: ScratchDisk; loop: ScratchDisk } | null = null;
+let loopTmpfs: ScratchDevice | null = null;
 function loopTmpfsDevice(): string {
-  if (loopOverTmpfs === null) {
-    const tmpfs = ScratchDisk.make({ kind: "tmpfs", size: LOOP_TMPFS_BYTES + 16 * 2 ** 20 });
-    try {
-      const loop = ScratchDisk.make({ kind: "loop", sector: 512, size: LOOP_TMPFS_BYTES, parent: dirname(tmpfs.path) });
-      loopOverTmpfs = { tmpfs, loop };
-      const fd = openSync(loop.path, "r+");
-      try {
-        const chunk = new Uint8Array(2 ** 20).map((_, i) => (i * 131) & 0xff);
-        for (let at = 0; at < LOOP_TMPFS_BYTES; at += chunk.length) writeSync(fd, chunk, 0, chunk.length, at);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    } catch (error) {
-      loopOverTmpfs?.loop.remove();
-      tmpfs.remove();
-      loopOverTmpfs = null;
-      throw error;
-    }
-  }
-  return loopOverTmpfs.loop.path;
+  if (loopTmpfs === null) throw new Error("the loop device over tmpfs was not made");
+  return loopTmpfs.path;
 }
 function removeLoopOverTmpfs(): void {
-  loopOverTmpfs?.loop.remove(); // detached before its tmpfs is unmounted
-  loopOverTmpfs?.tmpfs.remove();
-  loopOverTmpfs = null;
+  loopTmpfs?.remove();
+  loopTmpfs = null;
 }
-const loopTmpfsWhy = isRoot ? scratchDiskUnavailable("loop") : "not root: loop devices are made by root only";
+const loopTmpfsWhy = isRoot ? (scratchDiskUnavailable("loop") ?? scratchDiskUnavailable("tmpfs")) : "not root: loop devices are made by root only";
 
 /**
  * The io_uring ladder's rungs, as bounce-bench and fio name the options. fio 3.33 sets up its
@@ -517,6 +497,10 @@ try {
   const progress = (text: string) => process.stderr.write(`${text}\n`);
   progress(`filling a ${DISK_BYTES >> 20} MiB disk file in ${dir} ...`);
   await createFilledDisk(disk, DISK_BYTES);
+  if (loopTmpfsWhy === null && comparisons.some((comparison) => selected(comparison.name) && comparison.name.includes("-loop-tmpfs-"))) {
+    progress(`making a loop device over tmpfs (${LOOP_TMPFS_BYTES >> 20} MiB) ...`);
+    loopTmpfs = await loopOverTmpfs(LOOP_TMPFS_BYTES);
+  }
   if (!hasFio) progress("fio is not installed (apt-get install fio): bounce-bench figures only");
   for (const comparison of comparisons) {
     if (!selected(comparison.name)) continue;
@@ -531,9 +515,9 @@ try {
     if (comparison.externalCpu === true) {
       const oursCommand = resolve(comparison.bounceBench);
       const fioCommand = comparison.fio !== null && hasFio ? resolve(comparison.fio) : null;
-      progress(`${comparison.name}: calibration runs of ${CALIBRATION_SECONDS} s`);
-      const oursCalibration = bounceBenchTotals(withRuntime(oursCommand, CALIBRATION_SECONDS));
-      const fioCalibration = fioCommand === null ? null : fioTotals(withRuntime(fioCommand, CALIBRATION_SECONDS));
+      progress(`${comparison.name}: calibration runs of ${calibrationSeconds} s`);
+      const oursCalibration = bounceBenchTotals(withRuntime(oursCommand, calibrationSeconds));
+      const fioCalibration = fioCommand === null ? null : fioTotals(withRuntime(fioCommand, calibrationSeconds));
       if (fioCommand !== null && comparison.ring !== undefined) fioRings.set(comparison.name, fioRingSetup(fioCommand) ?? "not measured (strace missing)");
       for (let round = 0; round < rounds; round++) {
         progress(`${comparison.name}: round ${round + 1}/${rounds}`);
@@ -621,7 +605,7 @@ if (asJson) {
   if (ladderRows.length > 0) {
     console.log(
       "\nthe io_uring ladder, 4 KiB random reads at qd 32 and 64 KiB at qd 16: each rung's CPU per IO against plain, and against fio with the same ring setup " +
-        `(goal: CPU ratio <= 1.00, IOPS ratio >= 1.00). CPU per IO is measured alike for both, from outside: the process's CPU time, every thread (SQPOLL's too), less a ${CALIBRATION_SECONDS} s run's`,
+        `(goal: CPU ratio <= 1.00, IOPS ratio >= 1.00). CPU per IO is measured alike for both, from outside: the process's CPU time, every thread (SQPOLL's too), less a ${calibrationSeconds} s run's`,
     );
     const lines: string[][] = [];
     for (const row of ladderRows) {
