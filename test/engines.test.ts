@@ -414,6 +414,25 @@ describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
     }
   });
 
+  test("a call whose later iovec runs past the registered memory goes as READV, and is counted as not fixed", () => {
+    using memory = NativeRegion.anonymous(3 * PAGE, "two pages registered of three");
+    const base = memory.address(0) as number;
+    const { engine, completions } = uringFixed();
+    try {
+      engine.registerMemory([{ address: base, length: 2 * PAGE }]);
+      using iovecs = new IovecArray(2);
+      iovecs.push(base, PAGE);
+      iovecs.push(base + PAGE + 512, PAGE); // starts inside, ends 512 bytes past
+      engine.submit(0, false, fd, iovecs, 0, iovecs.address(), 2, 16 * PAGE, 0, 2 * PAGE);
+      drain(engine, completions, 1);
+      expect(completions).toEqual([{ slot: 0, result: 2 * PAGE }]);
+      expect(memory.view(PAGE + 512, PAGE)).toEqual(DATA.subarray(17 * PAGE, 18 * PAGE));
+      expect({ fixed: engine.fixedCalls, unfixed: engine.unfixedCalls }).toEqual({ fixed: 0, unfixed: 1 });
+    } finally {
+      engine.close();
+    }
+  });
+
   test("a write from registered memory lands from the pinned page (WRITE_FIXED)", () => {
     const view = splitView();
     const { engine, completions } = uringFixed();
