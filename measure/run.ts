@@ -83,7 +83,9 @@ interface Comparison {
    * CPU per IO measured the same way for both tools, from outside: each process's CPU time (every
    * thread: io_uring's SQPOLL thread and workers too, which fio's own figure leaves out, as it
    * counts its job thread alone) from wait4, less that of a run of `calibrationSeconds`, over
-   * the IOs the longer run did beyond it. Start-up and teardown cancel out.
+   * the IOs the longer run did beyond it. Start-up, teardown and a warm-up of `LADDER_RAMP` that
+   * both runs make (bench's `--ramp`, fio's `ramp_time`: Bun's JIT compiles the hot path then)
+   * cancel out.
    */
   externalCpu?: boolean;
 }
@@ -202,6 +204,9 @@ function ourRingSetup(options: string[]): string {
   return "none";
 }
 
+/** The warm-up both tools make before each ladder run (`externalCpu` takes it off with the calibration). */
+const LADDER_RAMP = "1s";
+
 const LADDER_LOADS = [
   { bs: "4k", qd: 32 },
   { bs: "64k", qd: 16 },
@@ -226,7 +231,7 @@ function ladder(): Comparison[] {
           if (selected(name)) process.stderr.write(`${name}: skipped: ${target.unavailable}\n`);
           continue;
         }
-        const workload = ["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "uring", "--qd", String(load.qd)];
+        const workload = ["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "uring", "--qd", String(load.qd), "--ramp", LADDER_RAMP];
         const fioOptions = rung.fio;
         rows.push({
           name,
@@ -238,7 +243,7 @@ function ladder(): Comparison[] {
               ? null
               : () => {
                   const { target: file, bytes } = target.fio();
-                  return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, ...fioOptions]);
+                  return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, `--ramp_time=${LADDER_RAMP}`, ...fioOptions]);
                 },
           externalCpu: true,
         });
@@ -250,8 +255,8 @@ function ladder(): Comparison[] {
     rows.push({
       name: `ladder-null-${load.bs}-plain`,
       target: "the floor (null engine, no ring): IOPS at least fio's null engine",
-      bounceBench: bb(["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "null", "--qd", String(load.qd)]),
-      fio: fioProcess(disk, DISK_BYTES, ["--rw=randread", `--bs=${load.bs}`, "--ioengine=null", `--iodepth=${load.qd}`]),
+      bounceBench: bb(["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "null", "--qd", String(load.qd), "--ramp", LADDER_RAMP]),
+      fio: fioProcess(disk, DISK_BYTES, ["--rw=randread", `--bs=${load.bs}`, "--ioengine=null", `--iodepth=${load.qd}`, `--ramp_time=${LADDER_RAMP}`]),
       externalCpu: true,
     });
   }
