@@ -206,7 +206,15 @@ export function measureKernelChecks(fd: number, status: FileStatus, alignment: D
   const how = method === "fixed" ? "io_uring fixed-buffer reads" : "direct reads";
   const where = `${how} of ${status.type === "block-device" ? "the device's blocks" : "the file's data"} at ${at}`;
   return withDirect(fd, () => {
-    using probe = new ProbeIo(fd, "read", at, method);
+    let opened: ProbeIo;
+    try {
+      opened = new ProbeIo(fd, "read", at, method);
+    } catch (error) {
+      // No io_uring here (disabled, or too old to register buffers): nothing to measure by.
+      if (method === "fixed" && error instanceof OsError) return held(`not measured: io_uring cannot register a buffer here (${error.message}); held to the documented rule`);
+      throw error;
+    }
+    using probe = opened;
     if (!probe.takes(0, block, 1)) return held(`not measured: an aligned direct read of ${block} bytes was refused; held to the documented rule`, probe.calls);
     const measured = (taken: boolean, what: string) => `${taken ? "took" : "refused"} ${what} (${where})`;
     let lengthsByMemory = false;

@@ -81,11 +81,19 @@ export function uringOptionNames(options: UringOptions | undefined): string[] {
 
 let vectoredFixed: boolean | undefined;
 
-/** Whether this kernel's io_uring has READV_FIXED and WRITEV_FIXED (6.15+), asked of a ring once per thread. */
+/**
+ * Whether this kernel's io_uring has READV_FIXED and WRITEV_FIXED (6.15+), asked of a ring once
+ * per thread; false where no ring can be set up (io_uring disabled).
+ */
 export function vectoredFixedBuffers(): boolean {
   if (vectoredFixed === undefined) {
-    using ring = new IoUring(1);
-    vectoredFixed = hasVectoredFixed(ring);
+    try {
+      using ring = new IoUring(1);
+      vectoredFixed = hasVectoredFixed(ring);
+    } catch (error) {
+      if (!(error instanceof OsError)) throw error;
+      vectoredFixed = false; // no ring, or no opcode probe (before 5.6)
+    }
   }
   return vectoredFixed;
 }
