@@ -271,7 +271,8 @@ describe("the command", () => {
   });
 
   test("bad values are exit 2 with one line", () => {
-    for (const args of [["--bs", "1000"], ["--mem-offset", "5000"], ["--op", "readwrite"], ["--qd", "4"], ["--runtime", "-1"], ["--runtime", "1", "--ios", "5"], ["--threads", "0"]]) {
+    const uringMisuse = [["--fixedbufs"], ["--engine", "uring", "--fixedbufs", "nope"], ["--engine", "null", "--fixedbufs", "bounce"], ["--engine", "uring", "--sqthread_poll", "--defer-taskrun"]];
+    for (const args of [["--bs", "1000"], ["--mem-offset", "5000"], ["--op", "readwrite"], ["--qd", "4"], ["--runtime", "-1"], ["--runtime", "1", "--ios", "5"], ["--threads", "0"], ...uringMisuse]) {
       const result = runCliIn(dir, "bench", "--size", "1m", ...args);
       expect(result.code).toBe(2);
       expect(result.stderr).toMatch(/^bounce-bench: [^\n]+\n$/);
