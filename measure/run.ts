@@ -37,7 +37,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { table } from "../cli/format";
-import { spreadOf } from "../src/bench/statistics";
+import { difference, spreadOf } from "../src/bench/statistics";
 import { createFilledDisk } from "../src/bench/workspace";
 import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { loopOverTmpfs, type ScratchDevice } from "./scratch-devices";
@@ -554,6 +554,14 @@ try {
       bounceBench: a,
       other: b,
       ratio: b === null ? null : { mibPerSec: a.mibPerSec / b.mibPerSec, iops: a.iops / b.iops, cpuNsPerIo: a.cpuNsPerIo / b.cpuNsPerIo },
+      // Whether ours differs from the other beyond the noise of the runs (bench's rank test).
+      beyondNoise:
+        theirs.length === 0
+          ? null
+          : {
+              cpuNsPerIo: difference(theirs.map((x) => x.cpuNsPerIo), ours.map((x) => x.cpuNsPerIo)).beyondNoise,
+              iops: difference(theirs.map((x) => x.iops), ours.map((x) => x.iops)).beyondNoise,
+            },
       note: comparison.note ?? null,
       ring: comparison.ring === undefined ? null : { ours: comparison.ring, fio: fioRings.get(comparison.name) ?? null },
       cpuMeasured: comparison.externalCpu === true ? "from outside: each process's CPU time (every thread), less a short run's" : "each tool's own figure",
@@ -621,6 +629,9 @@ if (asJson) {
       const r = row.ratio as Sample | null;
       const ring = row.ring as { ours: string; fio: string | null } | null;
       const base = plain?.bounceBench as Sample | undefined;
+      const judged = row.beyondNoise as { cpuNsPerIo: boolean; iops: boolean } | null;
+      // "~": within the noise of the runs (rank test, p >= 0.05), as bench marks it.
+      const noise = (beyond: boolean | undefined) => (beyond === false ? " ~" : "");
       lines.push([
         `${target} ${bs}`,
         rung!,
@@ -628,10 +639,10 @@ if (asJson) {
         ring?.fio ?? "-",
         fmt(a.iops, 0),
         fmt(b?.iops, 0),
-        fmt(r?.iops, 2),
+        `${fmt(r?.iops, 2)}${noise(judged?.iops)}`,
         fmt(a.cpuNsPerIo, 0),
         fmt(b?.cpuNsPerIo, 0),
-        fmt(r?.cpuNsPerIo, 2),
+        `${fmt(r?.cpuNsPerIo, 2)}${noise(judged?.cpuNsPerIo)}`,
         base === undefined ? "-" : `${a.cpuNsPerIo >= base.cpuNsPerIo ? "+" : ""}${((a.cpuNsPerIo / base.cpuNsPerIo - 1) * 100).toFixed(0)}%`,
       ]);
     }
@@ -641,6 +652,17 @@ if (asJson) {
         lines,
         ["left", "left", "left", "left", "right", "right", "right", "right", "right", "right", "right"],
       ).trimEnd(),
+    );
+    console.log("  ~: within the noise of the runs (a rank test of the two tools' runs gives p >= 0.05)");
+    const behind = ladderRows.filter((row) => {
+      const judged = row.beyondNoise as { cpuNsPerIo: boolean; iops: boolean } | null;
+      const r = row.ratio as Sample | null;
+      return judged !== null && r !== null && ((judged.cpuNsPerIo && r.cpuNsPerIo > 1) || (judged.iops && r.iops < 1));
+    });
+    console.log(
+      behind.length === 0
+        ? "  goal: no rung is behind fio beyond the noise"
+        : `  goal NOT met, behind fio beyond the noise: ${behind.map((row) => String(row.name).replace(/^ladder-/, "")).join(", ")}`,
     );
   }
   // Bouncing into registered memory against direct IO from unregistered guest pages.
