@@ -70,8 +70,6 @@ interface Comparison {
   baseline?: string[];
   /** What the baseline is, in the table's "against" column (default: "bounce-bench direct"). */
   baselineName?: string;
-  /** Said beside the comparison (what fio cannot do alike). */
-  note?: string;
   /** The io_uring setup flags bounce-bench asks for (ladder rows). */
   ring?: string;
   /**
@@ -562,7 +560,6 @@ try {
               cpuNsPerIo: difference(theirs.map((x) => x.cpuNsPerIo), ours.map((x) => x.cpuNsPerIo)).beyondNoise,
               iops: difference(theirs.map((x) => x.iops), ours.map((x) => x.iops)).beyondNoise,
             },
-      note: comparison.note ?? null,
       ring: comparison.ring === undefined ? null : { ours: comparison.ring, fio: fioRings.get(comparison.name) ?? null },
       cpuMeasured: comparison.externalCpu === true ? "from outside: each process's CPU time (every thread), less a short run's" : "each tool's own figure",
     });

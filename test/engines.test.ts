@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BounceBuffer } from "../src/bounce/bounce-buffer";
-import { createEngine, type EngineName } from "../src/io/engines";
+import { createEngine, type Engine, type EngineName } from "../src/io/engines";
 import { closeFd, NativeRegion, IO_SQES, ioCounters, IORING_OP_READ_FIXED, IORING_OP_READV, IORING_OP_READV_FIXED, IOSQE_FIXED_FILE, IoUring, IovecArray, O_DIRECT, O_RDWR, openFile, type RingSetup } from "../src/native";
 import { GuestMemory } from "../src/memory/guest-memory";
 import { mapAnonymous, movePages, reserveAddresses, unmap, type Address } from "../src/native/os";
@@ -309,14 +309,15 @@ describe("engine creation", () => {
 describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
   /**
    * Memory the kernel and this process see differently, which tells a fixed-buffer call from a
-   * vectored one by where the bytes land: `registered` (2 pages) is registered, then its first
-   * page is moved to `pinned` and a fresh page mapped in its place. A fixed call into that first
-   * page writes the page the kernel pinned (seen at `pinned`); a vectored one writes the fresh
-   * page (seen at `registered`).
+   * vectored one by where the bytes land: the first 2 pages of `registered` are registered, then
+   * its first page is moved to `pinned` and a fresh page mapped in its place. A fixed call into
+   * that first page writes the page the kernel pinned (seen at `pinned`); a vectored one writes
+   * the fresh page (seen at `registered`). A third page, not registered, is there for calls that
+   * run past the registered memory to land in memory of this test's own.
    */
   function splitView() {
-    const registered = NativeRegion.anonymous(2 * PAGE, "registered");
-    registered.fill(0, 2 * PAGE, 0xee);
+    const registered = NativeRegion.anonymous(3 * PAGE, "registered");
+    registered.fill(0, 3 * PAGE, 0xee);
     const base = registered.address(0) as number;
     const pinned = reserveAddresses(PAGE);
     let pinnedView: NativeRegion | null = null;
@@ -332,6 +333,7 @@ describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
       atRegistered: () => registered.view(0, PAGE),
       atPinned: () => pinnedView!.view(0, PAGE),
       secondPage: () => registered.view(PAGE, PAGE),
+      bytes: (offset: number, len: number) => registered.view(offset, len),
       release() {
         pinnedView?.release();
         registered.release();
@@ -346,12 +348,25 @@ describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
     return { engine, completions };
   }
 
-  test("one iovec in registered memory goes as READ_FIXED: the bytes land in the page the kernel pinned, and the call is counted fixed", () => {
+  /**
+   * Runs `body` with a split view registered with a uring engine with fixed buffers, its first
+   * page swapped after registering; the engine reaps and closes before the memory goes.
+   */
+  function withSplitView(body: (view: ReturnType<typeof splitView>, engine: Engine, completions: Completion[]) => void): void {
     const view = splitView();
     const { engine, completions } = uringFixed();
     try {
       engine.registerMemory([{ address: view.base, length: 2 * PAGE }]);
       view.swap();
+      body(view, engine, completions);
+    } finally {
+      engine.close();
+      view.release();
+    }
+  }
+
+  test("one iovec in registered memory goes as READ_FIXED: the bytes land in the page the kernel pinned, and the call is counted fixed", () => {
+    withSplitView((view, engine, completions) => {
       using iovecs = new IovecArray(1);
       iovecs.push(view.base, PAGE);
       engine.submit(0, false, fd, iovecs, 0, iovecs.address(), 1, 5 * PAGE, 0, PAGE);
@@ -360,18 +375,11 @@ describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
       expect(view.atPinned()).toEqual(DATA.subarray(5 * PAGE, 6 * PAGE));
       expect(view.atRegistered().every((byte) => byte === 0)).toBe(true); // the fresh page: untouched zeros
       expect({ fixed: engine.fixedCalls, unfixed: engine.unfixedCalls }).toEqual({ fixed: 1, unfixed: 0 });
-    } finally {
-      engine.close();
-      view.release();
-    }
+    });
   });
 
   test.skipIf(!readvFixed)(`several iovecs in one registered buffer go as READV_FIXED${readvFixed ? "" : " (skipped: this kernel's io_uring has no READV_FIXED)"}`, () => {
-    const view = splitView();
-    const { engine, completions } = uringFixed();
-    try {
-      engine.registerMemory([{ address: view.base, length: 2 * PAGE }]);
-      view.swap();
+    withSplitView((view, engine, completions) => {
       expect(engine.vectoredFixed).toBe(true);
       using iovecs = new IovecArray(2);
       iovecs.push(view.base + PAGE, PAGE);
@@ -382,19 +390,12 @@ describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
       expect(view.secondPage()).toEqual(DATA.subarray(10 * PAGE, 11 * PAGE));
       expect(view.atPinned()).toEqual(DATA.subarray(11 * PAGE, 12 * PAGE));
       expect({ fixed: engine.fixedCalls, unfixed: engine.unfixedCalls }).toEqual({ fixed: 1, unfixed: 0 });
-    } finally {
-      engine.close();
-      view.release();
-    }
+    });
   });
 
   test("a call with an iovec outside the registered memory goes as READV, and is counted as not fixed", () => {
-    const view = splitView();
-    const { engine, completions } = uringFixed();
     using other = new BounceBuffer(PAGE);
-    try {
-      engine.registerMemory([{ address: view.base, length: 2 * PAGE }]);
-      view.swap();
+    withSplitView((view, engine, completions) => {
       using iovecs = new IovecArray(2);
       iovecs.push(view.base, PAGE);
       iovecs.push(other.address(), PAGE);
@@ -407,11 +408,9 @@ describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
       expect(completions.map((c) => c.result).sort()).toEqual([PAGE, 2 * PAGE].sort());
       expect(view.atRegistered()).toEqual(DATA.subarray(12 * PAGE, 13 * PAGE)); // the process's page: a vectored read
       expect(other.bytes.subarray(0, PAGE)).toEqual(DATA.subarray(13 * PAGE, 14 * PAGE));
+      expect(view.bytes(PAGE + 512, PAGE)).toEqual(DATA.subarray(14 * PAGE, 15 * PAGE)); // into the unregistered third page
       expect({ fixed: engine.fixedCalls, unfixed: engine.unfixedCalls }).toEqual({ fixed: 0, unfixed: 2 });
-    } finally {
-      engine.close();
-      view.release();
-    }
+    });
   });
 
   test("a call whose later iovec runs past the registered memory goes as READV, and is counted as not fixed", () => {
@@ -434,11 +433,7 @@ describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
   });
 
   test("a write from registered memory lands from the pinned page (WRITE_FIXED)", () => {
-    const view = splitView();
-    const { engine, completions } = uringFixed();
-    try {
-      engine.registerMemory([{ address: view.base, length: 2 * PAGE }]);
-      view.swap();
+    withSplitView((view, engine, completions) => {
       const pinnedBytes = randomBytes(PAGE, 99);
       view.atRegistered().fill(0x11);
       view.atPinned().set(pinnedBytes);
@@ -448,10 +443,7 @@ describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
       drain(engine, completions, 1);
       expect(completions).toEqual([{ slot: 0, result: PAGE }]);
       expect(fileBytes(path).subarray(50 * PAGE, 51 * PAGE)).toEqual(pinnedBytes);
-    } finally {
-      engine.close();
-      view.release();
-    }
+    });
   });
 
   test("memory the kernel will not pin (a shared mapping of a file on a disk filesystem) is refused with the reason; other engines register nothing", () => {
