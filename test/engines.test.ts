@@ -461,3 +461,92 @@ describe("engine uring with fixed buffers (fio's fixedbufs)", () => {
     expect(() => createEngine("sync", 1, () => {}, { fixedBuffers: true })).toThrow("--fixedbufs is an io_uring option");
   });
 });
+
+describe("engine uring, non-vectored (fio's nonvectored)", () => {
+  /**
+   * Tells READ from READV by where the bytes land: the call's iovec (`iovecs`, entry 0) names
+   * page 0 of `buffers`, while the iovec array the engine is handed as the call's address (a
+   * decoy) names page 1. READ takes the buffer from the iovec itself; READV reads the array at
+   * the address. (A real caller passes `iovecs.address()`: the two agree.)
+   */
+  function withDecoy(options: { nonvectored?: boolean; fixedBuffers?: boolean }, body: (engine: Engine, completions: Completion[], buffers: BounceBuffer, iovecs: IovecArray, decoy: IovecArray) => void): void {
+    const completions: Completion[] = [];
+    const engine = createEngine("uring", 2, (slot, result) => completions.push({ slot, result }), options);
+    using buffers = new BounceBuffer(3 * PAGE);
+    buffers.bytes.fill(0xee, 0, 3 * PAGE);
+    using iovecs = new IovecArray(1);
+    iovecs.push(buffers.address(), PAGE);
+    using decoy = new IovecArray(1);
+    decoy.push((buffers.address() as number) + PAGE, PAGE);
+    try {
+      body(engine, completions, buffers, iovecs, decoy);
+    } finally {
+      engine.close();
+    }
+  }
+
+  test("a call of one iovec goes as READ: the bytes land in the iovec's buffer, not where an iovec array would say, and the call is counted", () => {
+    withDecoy({ nonvectored: true }, (engine, completions, buffers, iovecs, decoy) => {
+      engine.submit(0, false, fd, iovecs, 0, decoy.address(), 1, 5 * PAGE, 0, PAGE);
+      drain(engine, completions, 1);
+      expect(completions).toEqual([{ slot: 0, result: PAGE }]);
+      expect(buffers.bytes.subarray(0, PAGE)).toEqual(DATA.subarray(5 * PAGE, 6 * PAGE));
+      expect(buffers.bytes.subarray(PAGE, 2 * PAGE).every((byte) => byte === 0xee)).toBe(true);
+      expect(engine.nonvectoredCalls).toBe(1);
+    });
+    // Without the option, the same call goes as READV: into the page the array names.
+    withDecoy({}, (engine, completions, buffers, iovecs, decoy) => {
+      engine.submit(0, false, fd, iovecs, 0, decoy.address(), 1, 5 * PAGE, 0, PAGE);
+      drain(engine, completions, 1);
+      expect(buffers.bytes.subarray(PAGE, 2 * PAGE)).toEqual(DATA.subarray(5 * PAGE, 6 * PAGE));
+      expect(buffers.bytes.subarray(0, PAGE).every((byte) => byte === 0xee)).toBe(true);
+      expect(engine.nonvectoredCalls).toBe(0);
+    });
+  });
+
+  test("a write of one iovec goes as WRITE, from the iovec's buffer", () => {
+    withDecoy({ nonvectored: true }, (engine, completions, buffers, iovecs, decoy) => {
+      const written = randomBytes(PAGE, 7);
+      buffers.bytes.set(written, 0);
+      engine.submit(0, true, fd, iovecs, 0, decoy.address(), 1, 52 * PAGE, 0, PAGE);
+      drain(engine, completions, 1);
+      expect(completions).toEqual([{ slot: 0, result: PAGE }]);
+      expect(fileBytes(path).subarray(52 * PAGE, 53 * PAGE)).toEqual(written);
+      expect(engine.nonvectoredCalls).toBe(1);
+    });
+  });
+
+  test("a call of several iovecs still goes as READV, not counted", () => {
+    withDecoy({ nonvectored: true }, (engine, completions, buffers) => {
+      using two = new IovecArray(2);
+      two.push((buffers.address() as number) + 2 * PAGE, PAGE);
+      two.push(buffers.address(), PAGE);
+      engine.submit(0, false, fd, two, 0, two.address(), 2, 6 * PAGE, 0, 2 * PAGE);
+      drain(engine, completions, 1);
+      expect(completions).toEqual([{ slot: 0, result: 2 * PAGE }]);
+      expect(buffers.bytes.subarray(2 * PAGE, 3 * PAGE)).toEqual(DATA.subarray(6 * PAGE, 7 * PAGE));
+      expect(buffers.bytes.subarray(0, PAGE)).toEqual(DATA.subarray(7 * PAGE, 8 * PAGE));
+      expect(engine.nonvectoredCalls).toBe(0);
+    });
+  });
+
+  test("with fixed buffers: a call in registered memory goes fixed, one outside goes as READ, counted as both not fixed and non-vectored", () => {
+    withDecoy({ nonvectored: true, fixedBuffers: true }, (engine, completions, buffers, iovecs, decoy) => {
+      engine.registerMemory([{ address: (buffers.address() as number) + 2 * PAGE, length: PAGE }]);
+      using inside = new IovecArray(1);
+      inside.push((buffers.address() as number) + 2 * PAGE, PAGE);
+      engine.submit(0, false, fd, inside, 0, inside.address(), 1, 9 * PAGE, 0, PAGE);
+      engine.submit(1, false, fd, iovecs, 0, decoy.address(), 1, 10 * PAGE, 0, PAGE);
+      drain(engine, completions, 2);
+      expect(completions.map((c) => c.result)).toEqual([PAGE, PAGE]);
+      expect(buffers.bytes.subarray(2 * PAGE, 3 * PAGE)).toEqual(DATA.subarray(9 * PAGE, 10 * PAGE));
+      expect(buffers.bytes.subarray(0, PAGE)).toEqual(DATA.subarray(10 * PAGE, 11 * PAGE));
+      expect([engine.fixedCalls, engine.unfixedCalls, engine.nonvectoredCalls]).toEqual([1, 1, 1]);
+    });
+  });
+
+  test("is an io_uring option: other engines refuse it", () => {
+    expect(() => createEngine("sync", 1, () => {}, { nonvectored: true })).toThrow("--nonvectored is an io_uring option");
+    expect(() => createEngine("null", 4, () => {}, { nonvectored: true })).toThrow("--nonvectored is an io_uring option");
+  });
+});

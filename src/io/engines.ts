@@ -27,12 +27,21 @@
  * user page per IO. A call that cannot (an iovec outside every registered buffer, or across two;
  * several iovecs on a kernel without the vectored opcodes) goes as READV/WRITEV and is counted
  * (`unfixedCalls`), never silently.
+ *
+ * Non-vectored calls (`nonvectored`, fio's name, and fio's default where the kernel has the
+ * opcodes): a call of one iovec in user memory goes as READ/WRITE of that buffer, not as
+ * READV/WRITEV of a one-entry iovec array, so the kernel copies no iovec in. Counted too
+ * (`nonvectoredCalls`); a call of several iovecs still goes as READV/WRITEV. The kernel's
+ * alignment checks for it are preadv's (user memory either way): the kernel-oracle test holds
+ * that to the kernel on every disk kind.
  */
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import {
+  IORING_OP_READ,
   IORING_OP_READ_FIXED,
   IORING_OP_READV,
   IORING_OP_READV_FIXED,
+  IORING_OP_WRITE,
   IORING_OP_WRITE_FIXED,
   IORING_OP_WRITEV,
   IORING_OP_WRITEV_FIXED,
@@ -50,8 +59,9 @@ import {
  * (`registerfiles`: the disk's descriptor registered once, named by index in every SQE),
  * `sqpoll` (`sqthread_poll`: a kernel thread takes submissions), `deferTaskrun`
  * (IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN), `fixedBuffers` (`fixedbufs`: memory registered
- * with `registerMemory` sent by index, see the module doc). Each is refused (`RING_FEATURE`)
- * where the kernel refuses it.
+ * with `registerMemory` sent by index, see the module doc), `nonvectored` (`nonvectored`: a call
+ * of one iovec sent as READ/WRITE, see the module doc). Each is refused (`RING_FEATURE`) where
+ * the kernel refuses it.
  */
 export interface UringOptions {
   registerFiles?: boolean;
@@ -64,6 +74,7 @@ export interface UringOptions {
    * and sends guest pages as they are). The engine registers whatever it is handed.
    */
   registeredMemory?: RegisteredMemory;
+  nonvectored?: boolean;
 }
 
 export type RegisteredMemory = "all" | "bounce";
@@ -76,6 +87,7 @@ export function uringOptionNames(options: UringOptions | undefined): string[] {
     options?.fixedBuffers ? (options.registeredMemory === "bounce" ? "fixedbufs=bounce" : "fixedbufs") : null,
     options?.sqpoll ? "sqthread_poll" : null,
     options?.deferTaskrun ? "defer_taskrun" : null,
+    options?.nonvectored ? "nonvectored" : null,
   ].filter((name): name is string => name !== null);
 }
 
@@ -141,6 +153,8 @@ export interface Engine {
   /** Calls sent with registered buffers, and calls that could not be (see the module doc). */
   readonly fixedCalls: number;
   readonly unfixedCalls: number;
+  /** Under `nonvectored`: calls of one iovec sent as READ/WRITE (the rest went as READV/WRITEV, or fixed). */
+  readonly nonvectoredCalls: number;
   /** Whether several iovecs in one registered buffer go as one call (READV_FIXED: the kernel has it); null without `fixedBuffers`. */
   readonly vectoredFixed: boolean | null;
   /** Delivers at least one completion if any call is in flight; returns how many it delivered. */
@@ -215,6 +229,7 @@ abstract class QueuedEngine implements Engine {
 
   fixedCalls = 0;
   unfixedCalls = 0;
+  nonvectoredCalls = 0;
   get vectoredFixed(): boolean | null {
     return null;
   }
@@ -283,6 +298,7 @@ class UringEngine extends QueuedEngine {
   #fixedFd = -1;
   readonly #fixedBuffers: boolean;
   readonly #vectoredFixed: boolean | null;
+  readonly #nonvectored: boolean;
   /** Registered buffers, by index: where each starts and ends (empty until `registerMemory`). */
   #bufferStart = new Float64Array(0);
   #registered = false;
@@ -295,12 +311,26 @@ class UringEngine extends QueuedEngine {
     this.#fixedBuffers = uring.fixedBuffers === true;
     // The one answer, asked once per thread: what a simulated disk judges calls by (`PreparedIo`) too.
     this.#vectoredFixed = this.#fixedBuffers ? vectoredFixedBuffers() : null;
+    this.#nonvectored = uring.nonvectored === true;
+    if (this.#nonvectored && !this.#hasNonvectored()) {
+      this.#ring.close();
+      throw new BounceBenchError("RING_FEATURE", "io_uring: this kernel has no IORING_OP_READ/WRITE (5.6+), which --nonvectored sends");
+    }
     this.#tags = new Int32Array(queueDepth);
     this.#results = new Int32Array(queueDepth);
   }
 
   override get vectoredFixed(): boolean | null {
     return this.#vectoredFixed;
+  }
+
+  #hasNonvectored(): boolean {
+    try {
+      return this.#ring.supports(IORING_OP_READ) && this.#ring.supports(IORING_OP_WRITE);
+    } catch (error) {
+      if (error instanceof OsError) return false; // no opcode probe: before 5.6, which has no READ either
+      throw error;
+    }
   }
 
   override registerMemory(regions: readonly MemoryRegion[]): void {
@@ -355,8 +385,13 @@ class UringEngine extends QueuedEngine {
       ring.prepare(write ? IORING_OP_WRITEV_FIXED : IORING_OP_READV_FIXED, target, address, count, offset, rwFlags, tag, sqeFlags, buffer);
       this.fixedCalls++;
     } else {
-      ring.prepare(write ? IORING_OP_WRITEV : IORING_OP_READV, target, address, count, offset, rwFlags, tag, sqeFlags);
       if (this.#fixedBuffers) this.unfixedCalls++;
+      if (count === 1 && this.#nonvectored) {
+        ring.prepare(write ? IORING_OP_WRITE : IORING_OP_READ, target, iovecs.base(first) as Address, iovecs.length(first), offset, rwFlags, tag, sqeFlags);
+        this.nonvectoredCalls++;
+      } else {
+        ring.prepare(write ? IORING_OP_WRITEV : IORING_OP_READV, target, address, count, offset, rwFlags, tag, sqeFlags);
+      }
     }
     this.pending++;
     ring.submitAndWait(0);

@@ -9,9 +9,11 @@ export { tryLockRange, unlockRange } from "./file-locks";
 export { CHUNK_BYTES, NativeRegion } from "./region";
 export {
   IoUring,
+  IORING_OP_READ,
   IORING_OP_READ_FIXED,
   IORING_OP_READV,
   IORING_OP_READV_FIXED,
+  IORING_OP_WRITE,
   IORING_OP_WRITE_FIXED,
   IORING_OP_WRITEV,
   IORING_OP_WRITEV_FIXED,

@@ -54,13 +54,16 @@ const IORING_FEAT_SINGLE_MMAP = 1;
 const IORING_ENTER_GETEVENTS = 1;
 export const IORING_OP_READV = 1;
 export const IORING_OP_WRITEV = 2;
+/** One buffer of user memory (`addr`, `len` bytes): no iovec array to copy in (5.6 and later). */
+export const IORING_OP_READ = 22;
+export const IORING_OP_WRITE = 23;
 /** One buffer inside a registered one (`addr`, `len` bytes, `buf_index`). */
 export const IORING_OP_READ_FIXED = 4;
 export const IORING_OP_WRITE_FIXED = 5;
 /** Vectored, every iovec inside the registered buffer `buf_index` (6.15 and later). */
 export const IORING_OP_READV_FIXED = 60;
 export const IORING_OP_WRITEV_FIXED = 61;
-const WRITES = new Set([IORING_OP_WRITEV, IORING_OP_WRITE_FIXED, IORING_OP_WRITEV_FIXED]);
+const WRITES = new Set([IORING_OP_WRITEV, IORING_OP_WRITE, IORING_OP_WRITE_FIXED, IORING_OP_WRITEV_FIXED]);
 
 /** How a ring is set up (see the module doc). */
 export interface RingSetup {
@@ -166,7 +169,7 @@ export class IoUring implements Disposable {
   /**
    * Queues a read or write at file `offset`, tagged `tag` (a non-negative 32-bit integer) for
    * its completion: vectored (`addr` an iovec array of `len` iovecs) or of one buffer (`addr`,
-   * `len` bytes: READ_FIXED, WRITE_FIXED). `sqeFlags` may name `fd` as a registered file
+   * `len` bytes: READ, WRITE, READ_FIXED, WRITE_FIXED). `sqeFlags` may name `fd` as a registered file
    * (`IOSQE_FIXED_FILE`); `bufIndex` names the registered buffer of a fixed opcode. Refused
    * (`RING_FULL`, nothing queued) when `entries` IOs are already in flight: the submission ring
    * would wrap onto entries the kernel has not read, or completions outrun the completion ring.
