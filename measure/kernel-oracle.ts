@@ -18,7 +18,9 @@
  * Each IO goes to the kernel twice, once per submission method: as user iovecs (preadv/pwritev)
  * and as io_uring fixed buffers (guest memory, a memfd, registered with the ring: READ_FIXED or
  * READV_FIXED), which the kernel checks differently. Both are held to the planner (no unsound
- * decision) and to the simulated disk's model with that method's measured checks.
+ * decision) and to the simulated disk's model with that method's measured checks. An IO of one
+ * iovec goes a third time, as io_uring READ/WRITE of that buffer (`--nonvectored`), which the
+ * simulated disk judges by preadv's checks: the kernel must judge it as it judged preadv.
  *
  *   npm run oracle                                  2000 IOs on every disk kind this machine can make
  *   npm run oracle -- --ios 500 --seed 7 --kinds file,loop:4096
@@ -94,6 +96,12 @@ export interface OracleReport {
     calls: number;
     notFixed: number;
   };
+  /**
+   * The IOs of one iovec again as io_uring READ/WRITE of that buffer (`nonvectored`), which the
+   * simulated disk judges by preadv's checks: how many, how many the kernel took, those it
+   * judged otherwise than preadv/pwritev (none should be), and the calls that went as READ/WRITE.
+   */
+  nonvectored: { ios: number; kernelTook: number; differsFromVectored: number; calls: number };
   /** A few IOs behind the nonzero counts above, for a reader to replay (`bounce-bench io --mode direct ...`). */
   examples: string[];
   /** Of the IOs the kernel took, those served through the page cache after all (not true direct IO), and those nothing could tell. */
@@ -176,6 +184,7 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
   using memory = memfdGuest(GUEST_PAGES * PAGE);
   using fixedQueue = new IoQueue(1, "uring", { fixedBuffers: true });
   fixedQueue.registerMemory([{ address: memory.hostAddress(0) as number, length: GUEST_PAGES * PAGE }]);
+  using nonvectoredQueue = new IoQueue(1, "uring", { nonvectored: true });
   for (let gpn = 0; gpn < GUEST_PAGES; gpn++) memory.write(gpn * PAGE, new Uint8Array(PAGE).fill(gpn + 1));
   using disk = Disk.open(scratch.path, { write: true, direct: true });
   // Whether each IO the kernel took really bypassed the page cache (tracing: root, files).
@@ -196,6 +205,7 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
     documented: { stricterThanKernel: 0, looserThanKernel: 0 },
     model: { refusedButKernelTook: 0, tookButKernelRefused: 0 },
     fixed: { kernelChecks: fixedChecks, kernelTook: 0, unsound: { kernel: 0, seed: 0 }, model: { refusedButKernelTook: 0, tookButKernelRefused: 0 }, differsFromVectored: 0, calls: 0, notFixed: 0 },
+    nonvectored: { ios: 0, kernelTook: 0, differsFromVectored: 0, calls: 0 },
     examples: [],
     pageCache: { through: 0, unknown: 0, judgedBy: trace !== null ? "the kernel's filemap and writeback tracepoints" : "cachestat (writes it cannot see count as unknown)" },
   };
@@ -251,6 +261,29 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
     if (tookFixed !== took) {
       report.fixed.differsFromVectored++;
       example(`${took ? "preadv/pwritev took it, fixed buffers refused" : "fixed buffers took it, preadv/pwritev refused"}`, io);
+    }
+    // An IO of one iovec once more, as READ/WRITE of its buffer.
+    if (direct.guestIovecs.length === 1) {
+      report.nonvectored.ios++;
+      let tookNonvectored: boolean;
+      try {
+        await executePlan(direct, memory, disk, { queue: nonvectoredQueue });
+        tookNonvectored = true;
+      } catch (error) {
+        if (!(error instanceof OsError && error.errno === EINVAL)) throw error;
+        tookNonvectored = false;
+      }
+      if (tookNonvectored) {
+        report.nonvectored.kernelTook++;
+        const mismatch = compareDiskWithGuest(scratch.path, io.at, memory, io.segments);
+        if (mismatch !== null) throw new Error(`${name}: the kernel took a direct ${io.op} as io_uring ${io.op === "read" ? "READ" : "WRITE"} and the bytes differ at byte ${mismatch.offset} of the IO`);
+      } else if (before !== null) {
+        restoreGuest(memory, io.segments, before);
+      }
+      if (tookNonvectored !== took) {
+        report.nonvectored.differsFromVectored++;
+        example(`${took ? "preadv/pwritev took it, io_uring READ/WRITE refused" : "io_uring READ/WRITE took it, preadv/pwritev refused"}`, io);
+      }
     }
     const opBlock = blockSize(alignment, io.op);
     const diskAligned = io.at % opBlock === 0 && len % opBlock === 0;
@@ -311,6 +344,7 @@ export async function runOracle(under: DiskUnderTest, ios: number, seed: number)
   }
   report.fixed.calls = fixedQueue.engine.fixedCalls;
   report.fixed.notFixed = fixedQueue.engine.unfixedCalls;
+  report.nonvectored.calls = nonvectoredQueue.engine.nonvectoredCalls;
   return report;
 }
 
@@ -382,6 +416,8 @@ export function formatReport(report: OracleReport): string {
   );
   lines.push(`  fixed-buffer checks: iovec lengths by ${fixed.kernelChecks.lengthsByMemory ? "the memory alignment" : "the block"}; one page ${fixed.kernelChecks.onePageAnyAddress ? "at any address" : "checked"} (${fixed.kernelChecks.sources.onePageAnyAddress})`);
   lines.push(`  simulated disk (fixed-buffer checks): refuses ${fixed.model.refusedButKernelTook} the kernel took, takes ${fixed.model.tookButKernelRefused} it refused`);
+  const single = report.nonvectored;
+  lines.push(`  one iovec as io_uring READ/WRITE: ${single.ios} IOs (${single.calls} calls), the kernel took ${single.kernelTook}, ${single.differsFromVectored} judged otherwise than preadv/pwritev`);
   for (const line of report.examples) lines.push(`    ${line}`);
   return lines.join("\n");
 }

@@ -25,8 +25,10 @@
  * disk file, on a loop device over tmpfs (root only: a block device with no device behind it),
  * and with the null engine (no ring: the floor). CPU per IO is measured alike for both tools,
  * from outside (`externalCpu`), so that io_uring's SQPOLL thread, which belongs to the process,
- * counts for both: fio's own figure counts its job thread alone (RUSAGE_THREAD). fio 3.33 has no
- * DEFER_TASKRUN: that rung is against fio at the fixed-buffers rung.
+ * counts for both: fio's own figure counts its job thread alone (RUSAGE_THREAD). fio 3.33 sets
+ * up its ring with DEFER_TASKRUN by itself (`LADDER_RUNGS`), and sends one buffer as
+ * IORING_OP_READ by default (its `nonvectored`): bounce-bench runs every rung with
+ * `--nonvectored`, so that both send the same opcodes.
  *
  * Registered bounce (`regbounce-*`): bouncing into a registered pool (`--fixedbufs bounce`)
  * against direct IO from unregistered guest pages, in one run with interleaved repeats, at
@@ -229,7 +231,8 @@ function ladder(): Comparison[] {
           if (selected(name)) process.stderr.write(`${name}: skipped: ${target.unavailable}\n`);
           continue;
         }
-        const workload = ["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "uring", "--qd", String(load.qd), "--ramp", LADDER_RAMP];
+        // --nonvectored: IORING_OP_READ, as fio sends by default.
+        const workload = ["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "uring", "--qd", String(load.qd), "--ramp", LADDER_RAMP, "--nonvectored"];
         const fioOptions = rung.fio;
         rows.push({
           name,
@@ -615,7 +618,7 @@ if (asJson) {
   if (ladderRows.length > 0) {
     console.log(
       "\nthe io_uring ladder, 4 KiB random reads at qd 32 and 64 KiB at qd 16: each rung's CPU per IO against plain, and against fio with the same ring setup " +
-        `(goal: CPU ratio <= 1.00, IOPS ratio >= 1.00). CPU per IO is measured alike for both, from outside: the process's CPU time, every thread (SQPOLL's too), less a ${calibrationSeconds} s run's`,
+        `(goal: CPU ratio <= 1.00, IOPS ratio >= 1.00). Both send one buffer as IORING_OP_READ (fio's default nonvectored, bounce-bench's --nonvectored). CPU per IO is measured alike for both, from outside: the process's CPU time, every thread (SQPOLL's too), less a ${calibrationSeconds} s run's`,
     );
     const lines: string[][] = [];
     for (const row of ladderRows) {

@@ -266,12 +266,15 @@ describe("the command", () => {
     const uringJob = join(dir, "uring.fio");
     expect(runCliIn(dir, "bench", "--size", "2m", "--op", "randread", "--bs", "4k", "--engine", "uring", "--qd", "4", "--registerfiles", "--fixedbufs", "bounce", "--sqthread_poll", "--ios", "10", "--emit-fio", uringJob).code).toBe(0);
     const uring = readFileSync(uringJob, "utf8").split("\n");
-    for (const line of ["registerfiles=1", "fixedbufs=1", "sqthread_poll=1"]) expect(uring).toContain(line);
+    for (const line of ["registerfiles=1", "fixedbufs=1", "sqthread_poll=1", "nonvectored=0"]) expect(uring).toContain(line);
     expect(uring.some((line) => line.startsWith("; --fixedbufs bounce: fio has no bounce buffers"))).toBe(true);
+    // fio sends one buffer as READ by default: the job says which bounce-bench did.
+    expect(runCliIn(dir, "bench", "--size", "2m", "--op", "randread", "--bs", "4k", "--engine", "uring", "--qd", "4", "--nonvectored", "--ios", "10", "--emit-fio", uringJob, "--force").code).toBe(0);
+    expect(readFileSync(uringJob, "utf8").split("\n")).toContain("nonvectored=1");
   });
 
   test("bad values are exit 2 with one line", () => {
-    const uringMisuse = [["--fixedbufs"], ["--engine", "uring", "--fixedbufs", "nope"], ["--engine", "null", "--fixedbufs", "bounce"], ["--engine", "uring", "--sqthread_poll", "--defer-taskrun"]];
+    const uringMisuse = [["--fixedbufs"], ["--engine", "uring", "--fixedbufs", "nope"], ["--engine", "null", "--fixedbufs", "bounce"], ["--engine", "uring", "--sqthread_poll", "--defer-taskrun"], ["--engine", "sync", "--nonvectored"]];
     for (const args of [["--bs", "1000"], ["--mem-offset", "5000"], ["--op", "readwrite"], ["--qd", "4"], ["--runtime", "-1"], ["--runtime", "1", "--ios", "5"], ["--threads", "0"], ...uringMisuse]) {
       const result = runCliIn(dir, "bench", "--size", "1m", ...args);
       expect(result.code).toBe(2);
@@ -378,6 +381,21 @@ describe("bench performs exactly the plan it reports", () => {
     expect(await run(["0@512+3584", "2@0+512", "4-5"], "write")).toEqual({ calls: 0, notFixed: 48 });
     // Bounced whole: the bounce memory alone.
     expect(await run(["1@8+1000", "2-3"], "read")).toEqual({ calls: 48, notFixed: 0 });
+  }, 120_000);
+
+  test("--nonvectored: calls of one iovec go as READ/WRITE, bytes verified IO by IO; a call of several goes as READV/WRITEV, counted; with --fixedbufs, fixed calls are in neither", async () => {
+    const run = async (seg: string[] | null, op: "read" | "randwrite", uring: { nonvectored: true; fixedBuffers?: true }) => {
+      const shape = seg?.map((text) => parseSegment(text, "--seg"));
+      const [result] = (await runBench(options({ engine: "uring", qd: 8, ...(shape ? { shape } : { bs: [65536] }), alignOverride: 4096, ops: [op], ios: 48, verify: true, force: true, uring }))).results;
+      expect({ seg, op, error: result!.error, ios: result!.ios }).toEqual({ seg, op, error: null, ios: 48 });
+      return { nonvectored: result!.nonvectored, fixed: result!.fixedBuffers };
+    };
+    expect(await run(null, "randwrite", { nonvectored: true })).toEqual({ nonvectored: { calls: 48, vectored: 0 }, fixed: null });
+    expect(await run(null, "read", { nonvectored: true })).toEqual({ nonvectored: { calls: 48, vectored: 0 }, fixed: null });
+    expect(await run(["3", "0-1"], "read", { nonvectored: true })).toEqual({ nonvectored: { calls: 0, vectored: 48 }, fixed: null });
+    // Bounced whole into one buffer: one iovec. Under --fixedbufs it goes fixed, so in neither count.
+    expect(await run(["1@8+1000", "2-3"], "read", { nonvectored: true })).toEqual({ nonvectored: { calls: 48, vectored: 0 }, fixed: null });
+    expect(await run(["1@8+1000", "2-3"], "read", { nonvectored: true, fixedBuffers: true })).toEqual({ nonvectored: { calls: 0, vectored: 0 }, fixed: { calls: 48, notFixed: 0 } });
   }, 120_000);
 
   test("--fixedbufs where the kernel will not register the guest memory (a file on a disk filesystem): refused before any IO, with why", async () => {

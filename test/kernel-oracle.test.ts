@@ -6,7 +6,9 @@
  * why, without it). Every IO the kernel takes is verified byte for byte there.
  *
  * Each IO goes to the kernel as user iovecs and again as io_uring fixed buffers (the guest memory
- * registered), which the kernel checks differently: both are held to the same requirements.
+ * registered), which the kernel checks differently: both are held to the same requirements. An
+ * IO of one iovec goes a third time as io_uring READ/WRITE of that buffer (`--nonvectored`),
+ * which must be judged as preadv/pwritev judged it.
  *
  * Required: no unsound decision under either rule set (planner direct, kernel refuses); under
  * the kernel rule, no copy where the documented rule takes the IO directly; and the simulated
@@ -36,6 +38,12 @@ describe("the kernel as judge of the planner", () => {
         fixed: { unsound: { kernel: 0, seed: 0 }, model: { refusedButKernelTook: 0, tookButKernelRefused: 0 }, notFixed: vectoredFixedBuffers() ? 0 : fixed.notFixed },
       });
       expect(fixed.calls).toBeGreaterThan(vectoredFixedBuffers() ? report.ios - 1 : 0);
+      // The IOs of one iovec as io_uring READ/WRITE: judged as preadv/pwritev judged them, which
+      // is how the simulated disk judges --nonvectored calls.
+      const single = report.nonvectored;
+      expect({ summary, differs: single.differsFromVectored }).toEqual({ summary, differs: 0 });
+      expect(single.ios).toBeGreaterThan(50);
+      expect(single.calls).toBeGreaterThanOrEqual(single.ios);
       // The kernel rule never copies more than the seed rule's audit.
       expect(report.rules.kernel.copiedBytes).toBeLessThanOrEqual(report.rules.seed.copiedBytes);
     });

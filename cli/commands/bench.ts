@@ -40,6 +40,7 @@ interface BenchFlags {
   mode: string;
   engine: string;
   registerfiles?: boolean;
+  nonvectored?: boolean;
   fixedbufs?: boolean | string;
   sqthread_poll?: boolean;
   deferTaskrun?: boolean;
@@ -115,6 +116,7 @@ export function registerBench(program: Command, context: Context): void {
     )
     .option("--sqthread_poll", "uring: a kernel thread takes submissions from the ring, no system call to submit (fio's sqthread_poll; its CPU is the process's)")
     .option("--defer-taskrun", "uring: IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN, completions run when the thread asks for them")
+    .option("--nonvectored", "uring: a call of one iovec goes as READ/WRITE of its buffer, not READV/WRITEV, so the kernel copies no iovec in (fio's nonvectored, fio's default)")
     .option("--threads <n>", "IO threads (Bun Workers), each with its own engine and bounce budget slot", String(DEFAULT_BENCH.threads))
     .option("--budget <pages>", "bounce budget per thread, in 4096-byte pages", String(DEFAULT_BOUNCE_PAGES_PER_THREAD))
     .option("--runtime <duration>", `time per run of a case: seconds, or with ms, s, m, h (default ${DEFAULT_BENCH.runtimeSeconds})`)
@@ -337,13 +339,14 @@ function parseFlags(flags: BenchFlags): BenchOptions {
     memOffsets: list(flags.memOffset).map((item) => parseSize(item, "--mem-offset")),
     modes: choose<IoMode>("--mode", flags.mode, IO_MODES),
     engine: flags.engine as EngineName,
-    ...(flags.registerfiles || flags.fixedbufs || flags.sqthread_poll || flags.deferTaskrun
+    ...(flags.registerfiles || flags.fixedbufs || flags.sqthread_poll || flags.deferTaskrun || flags.nonvectored
       ? {
           uring: {
             ...(flags.registerfiles ? { registerFiles: true } : {}),
             ...(flags.fixedbufs !== undefined ? { fixedBuffers: true, registeredMemory: parseRegisteredMemory(flags.fixedbufs) } : {}),
             ...(flags.sqthread_poll ? { sqpoll: true } : {}),
             ...(flags.deferTaskrun ? { deferTaskrun: true } : {}),
+            ...(flags.nonvectored ? { nonvectored: true } : {}),
           },
         }
       : {}),
@@ -473,6 +476,16 @@ function formatNotes(report: BenchReport): string {
         ? "; every call could\n"
         : `; these could not and went as READV/WRITEV (an iovec outside the registered memory: guest pages under --fixedbufs bounce, or memory of two registered buffers${host.readvFixed ? "" : "; or several iovecs, without READV_FIXED"}): ` +
           `${notFixed.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.fixedBuffers!.notFixed}`).join("; ")}\n`;
+  }
+  const nonvectored = report.results.filter((r) => r.nonvectored !== null);
+  if (nonvectored.length > 0) {
+    const calls = nonvectored.reduce((sum, r) => sum + r.nonvectored!.calls, 0);
+    const vectored = nonvectored.filter((r) => r.nonvectored!.vectored > 0);
+    text += `--nonvectored: ${calls} calls of one iovec went as READ/WRITE`;
+    text +=
+      vectored.length === 0
+        ? "; no call had several\n"
+        : `; these had several iovecs and went as READV/WRITEV: ${vectored.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.nonvectored!.vectored}`).join("; ")}\n`;
   }
   if (report.interrupted) text += "(interrupted: the last case is partial, later cases did not run)\n";
   return text;

@@ -32,7 +32,7 @@ export interface BenchOptions {
   shape?: SegmentSpec[];
   modes: IoMode[];
   engine: EngineName;
-  /** io_uring's options (`--registerfiles`, `--fixedbufs`, `--sqthread_poll`, `--defer-taskrun`); uring engine only. */
+  /** io_uring's options (`--registerfiles`, `--fixedbufs`, `--sqthread_poll`, `--defer-taskrun`, `--nonvectored`); uring engine only. */
   uring?: UringOptions;
   qd: number;
   threads: number;

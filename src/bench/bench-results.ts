@@ -74,6 +74,11 @@ export interface BenchCaseResult {
    * WRITEV, over every run.
    */
   fixedBuffers: { calls: number; notFixed: number } | null;
+  /**
+   * Under `--nonvectored` (null otherwise): calls of one iovec sent as READ or WRITE, and calls
+   * of several iovecs that went as READV or WRITEV, over every run (fixed calls are in neither).
+   */
+  nonvectored: { calls: number; vectored: number } | null;
   diskBytesPerIo: number;
   copiedBytesPerIo: number;
   /**
@@ -199,6 +204,7 @@ export function summarizeCase(item: { op: BenchOp; bs: number; memOffset: number
     })),
     callsPerIo: perIo(jobs, (job) => job.kernelCalls),
     fixedBuffers: options.uring?.fixedBuffers ? { calls: jobs.reduce((sum, job) => sum + job.fixedCalls, 0), notFixed: jobs.reduce((sum, job) => sum + job.unfixedCalls, 0) } : null,
+    nonvectored: options.uring?.nonvectored ? { calls: jobs.reduce((sum, job) => sum + job.nonvectoredCalls, 0), vectored: jobs.reduce((sum, job) => sum + job.vectoredCalls, 0) } : null,
     diskBytesPerIo: perIo(jobs, (job) => job.diskBytes),
     copiedBytesPerIo: perIo(jobs, (job) => job.copiedBytes),
     physicalSegments: ios > 0 ? (runs[runs.length - 1]![0]?.physicalSegments ?? null) : null,

@@ -71,6 +71,7 @@ export function fioJobFile(options: BenchOptions, report: BenchReport, alignment
     options.uring?.fixedBuffers ? "fixedbufs=1" : null,
     options.uring?.registeredMemory === "bounce" ? "; --fixedbufs bounce: fio has no bounce buffers; fixedbufs=1 registers the buffers it does IO from" : null,
     options.uring?.sqpoll ? "sqthread_poll=1" : null,
+    options.engine === "uring" ? `nonvectored=${options.uring?.nonvectored ? 1 : 0}` : null,
     options.uring?.deferTaskrun ? "; --defer-taskrun: fio 3.33 has no option for IORING_SETUP_DEFER_TASKRUN" : null,
     `numjobs=${options.threads}`,
     "thread=1",

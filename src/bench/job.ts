@@ -77,7 +77,7 @@ export interface JobSpec {
   mode: IoMode;
   rules: RuleSet;
   engine: EngineName;
-  /** io_uring's options (`--registerfiles`, `--fixedbufs`, `--sqthread_poll`, `--defer-taskrun`). */
+  /** io_uring's options (`--registerfiles`, `--fixedbufs`, `--sqthread_poll`, `--defer-taskrun`, `--nonvectored`). */
   uring?: UringOptions;
   qd: number;
   /**
@@ -156,6 +156,9 @@ export interface JobResult {
    */
   fixedCalls: number;
   unfixedCalls: number;
+  /** Under `--nonvectored`: calls of one iovec sent as READ/WRITE, and calls of several that went as READV/WRITEV. */
+  nonvectoredCalls: number;
+  vectoredCalls: number;
   /** What the kernel was asked, counted at the native boundary: vectored calls or SQEs, and bytes moved to or from the disk. */
   kernelCalls: number;
   diskBytes: number;
@@ -503,6 +506,8 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
     copiedBytes: executor.copiedBytes,
     fixedCalls: executor.engine.fixedCalls,
     unfixedCalls: executor.engine.unfixedCalls,
+    nonvectoredCalls: executor.engine.nonvectoredCalls,
+    vectoredCalls: executor.engine.vectoredCalls,
     kernelCalls: delta(IO_PREADV) + delta(IO_PWRITEV) + delta(IO_SQES),
     diskBytes: delta(IO_BYTES_READ) + delta(IO_BYTES_WRITTEN),
     settled: issued,

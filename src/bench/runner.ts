@@ -226,6 +226,8 @@ function failedJob(thread: number, error: { code: string; message: string }): Jo
     kernelCalls: 0,
     fixedCalls: 0,
     unfixedCalls: 0,
+    nonvectoredCalls: 0,
+    vectoredCalls: 0,
     diskBytes: 0,
     settled: 0,
     bounceHugePageBytes: 0,

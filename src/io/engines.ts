@@ -153,8 +153,12 @@ export interface Engine {
   /** Calls sent with registered buffers, and calls that could not be (see the module doc). */
   readonly fixedCalls: number;
   readonly unfixedCalls: number;
-  /** Under `nonvectored`: calls of one iovec sent as READ/WRITE (the rest went as READV/WRITEV, or fixed). */
+  /**
+   * Under `nonvectored`: calls of one iovec sent as READ/WRITE, and calls of several iovecs
+   * that went as READV/WRITEV (calls sent with registered buffers are in neither).
+   */
   readonly nonvectoredCalls: number;
+  readonly vectoredCalls: number;
   /** Whether several iovecs in one registered buffer go as one call (READV_FIXED: the kernel has it); null without `fixedBuffers`. */
   readonly vectoredFixed: boolean | null;
   /** Delivers at least one completion if any call is in flight; returns how many it delivered. */
@@ -230,6 +234,7 @@ abstract class QueuedEngine implements Engine {
   fixedCalls = 0;
   unfixedCalls = 0;
   nonvectoredCalls = 0;
+  vectoredCalls = 0;
   get vectoredFixed(): boolean | null {
     return null;
   }
@@ -391,6 +396,7 @@ class UringEngine extends QueuedEngine {
         this.nonvectoredCalls++;
       } else {
         ring.prepare(write ? IORING_OP_WRITEV : IORING_OP_READV, target, address, count, offset, rwFlags, tag, sqeFlags);
+        if (this.#nonvectored) this.vectoredCalls++;
       }
     }
     this.pending++;
