@@ -5,7 +5,7 @@
  * files themselves.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { Disk } from "../src/disk/disk";
@@ -159,6 +159,21 @@ describe("refusals change nothing", () => {
   });
 });
 
+describe("a disk only read keeps its access time", () => {
+  // Under relatime the kernel updates an access time older than the modification time: a read
+  // that touched atime would move it. Nothing to see where the filesystem keeps no atime.
+  const noatime = /(^|,)noatime(,|$)/.test(mountOptions(dir));
+  test.skipIf(noatime)(`direct and buffered reads leave the file's atime as it was${noatime ? " (skipped: the scratch filesystem is mounted noatime)" : ""}`, async () => {
+    for (const mode of ["direct", "buffered"] as IoMode[]) {
+      reset(31);
+      const old = new Date("2001-02-03T04:05:06Z");
+      utimesSync(diskPath, old, new Date());
+      await doIo("read", mode, PAGE, [seg([3])]);
+      expect({ mode, atime: statSync(diskPath).atime.toISOString() }).toEqual({ mode, atime: old.toISOString() });
+    }
+  });
+});
+
 describe("random round trips", () => {
   const arbitrarySegments = (firstGpn: number) =>
     fc
@@ -225,3 +240,14 @@ describe("short transfers continue where they stopped", () => {
     expect(advance(iovecs, 2, 3, 300)).toBe(3);
   });
 });
+
+/** The mount options of the filesystem `path` is on (the longest mount point that holds it). */
+function mountOptions(path: string): string {
+  let best = { point: "", options: "" };
+  for (const line of readFileSync("/proc/self/mounts", "utf8").split("\n")) {
+    const [, point, , options] = line.split(" ");
+    if (point === undefined || options === undefined) continue;
+    if ((path === point || path.startsWith(point.endsWith("/") ? point : `${point}/`)) && point.length >= best.point.length) best = { point, options };
+  }
+  return best.options;
+}

@@ -90,6 +90,7 @@ const MUTANTS: Mutant[] = [
   { name: "uring: nonvectored writes sent as READ", file: "src/io/engines.ts", from: "ring.prepare(write ? IORING_OP_WRITE : IORING_OP_READ,", to: "ring.prepare(IORING_OP_READ,", tests: ["test/engines.test.ts"] },
   { name: "bench: nonvectored calls of several iovecs not counted", file: "src/io/engines.ts", from: "if (this.#nonvectored) this.vectoredCalls++;", to: "", tests: ["test/bench.test.ts"] },
   { name: "fio: --nonvectored not in the job", file: "src/bench/fio-job.ts", from: "`nonvectored=${options.uring?.nonvectored ? 1 : 0}`", to: "`nonvectored=0`", tests: ["test/bench.test.ts"] },
+  { name: "disk: reads update the disk's access time", file: "src/disk/disk.ts", from: "      keepAccessTime(fd);\n", to: "\n", tests: ["test/io.test.ts"] },
   { name: "ring: fixed buffers without their index", file: "src/native/uring.ts", from: "sqes[at + 10] = bufIndex;", to: "sqes[at + 10] = bufIndex + 1;", tests: ["test/engines.test.ts"] },
   // traces: replay's verdicts, the converters, the capture's assembly of lines
   { name: "replay: needless counts IOs that copied nothing", file: "src/trace/replay.ts", from: "if (decided.copied > 0 && verdict.takesDirect[k]) {", to: "if (verdict.takesDirect[k]) {", tests: ["test/trace.test.ts"] },

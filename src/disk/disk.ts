@@ -19,7 +19,7 @@ import { deviceInUse } from "../host/block-devices";
 import { overrideAlignment, parseAlignment, type DiskAlignment } from "../base/alignment-rules";
 import { BounceBenchError, InvalidInputError } from "../base/errors";
 import { openUserFile } from "../host/files";
-import { blockDeviceSize, closeFd, EINVAL, fileFlags, fileIdentity, O_DIRECT, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
+import { blockDeviceSize, closeFd, EINVAL, fileFlags, fileIdentity, O_DIRECT, O_NOATIME, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR, OsError, setFileFlags, statx, type FileType } from "../native";
 import { lstatSync } from "node:fs";
 import { filesystemType } from "../host/files";
 import { discoverAlignment } from "./alignment";
@@ -121,6 +121,7 @@ export class Disk implements Disposable {
         if (inUse !== null) throw new InvalidInputError(`disk ${path}: not overwritten, even with --overwrite-device: ${inUse}`);
       }
       setFileFlags(fd, fileFlags(fd) & ~O_NONBLOCK);
+      keepAccessTime(fd);
       const discovered = discoverAlignment(fd, status);
       const { alignOverride, memAlignOverride } = options;
       const alignment =
@@ -232,4 +233,17 @@ function isSymlink(path: string): boolean {
 
 function notADisk(path: string, type: FileType): InvalidInputError {
   return new InvalidInputError(`disk ${path}: is a ${type}, not a regular file or block device`);
+}
+
+/**
+ * Reads through `fd` leave the disk's access time as it was (O_NOATIME, as fio opens block
+ * devices): the tool changes nothing of a disk it only reads, and the kernel skips the atime
+ * check on every IO. Where only the owner may ask it (EPERM), reads update atime as usual.
+ */
+function keepAccessTime(fd: number): void {
+  try {
+    setFileFlags(fd, fileFlags(fd) | O_NOATIME);
+  } catch (error) {
+    if (!(error instanceof OsError && error.code === "EPERM")) throw error;
+  }
 }

@@ -35,6 +35,7 @@ export {
   setFileFlags,
   setParentDeathSignal,
   O_NONBLOCK,
+  O_NOATIME,
   O_NOFOLLOW,
   fsyncFd,
   HUGE_PAGE_SIZE,

@@ -37,6 +37,8 @@ export const O_NOFOLLOW = isArm64 ? 0o100000 : 0o400000;
 const O_TMPFILE = isArm64 ? 0o20040000 : 0o20200000;
 /** Opening a FIFO or a device does not wait for it (bounce-bench checks the type first, then clears it). */
 export const O_NONBLOCK = 0o4000;
+/** Reads do not update the file's access time (the owner's or CAP_FOWNER's to set: EPERM otherwise). */
+export const O_NOATIME = 0o1000000;
 const F_GETFL = 3;
 const F_SETFL = 4;
 
