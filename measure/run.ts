@@ -500,20 +500,26 @@ const report: Record<string, unknown>[] = [];
 /** Per ladder case, fio's ring setup flags as measured. */
 const fioRings = new Map<string, string>();
 try {
-  const progress = (text: string) => process.stderr.write(`${text}\n`);
-  progress(`filling a ${DISK_BYTES >> 20} MiB disk file in ${dir} ...`);
+  // Runs are made with spawnSync, which keeps the event loop from turning: a signal sent to this
+  // script alone (kill PID) would wait for the whole run. Each progress line gives the loop a
+  // turn first, so that the handlers above clean up and exit between runs.
+  const progress = async (text: string) => {
+    await new Promise((resolve) => setImmediate(resolve));
+    process.stderr.write(`${text}\n`);
+  };
+  await progress(`filling a ${DISK_BYTES >> 20} MiB disk file in ${dir} ...`);
   await createFilledDisk(disk, DISK_BYTES);
   if (loopTmpfsWhy === null && comparisons.some((comparison) => selected(comparison.name) && comparison.name.includes("-loop-tmpfs-"))) {
-    progress(`making a loop device over tmpfs (${LOOP_TMPFS_BYTES >> 20} MiB) ...`);
+    await progress(`making a loop device over tmpfs (${LOOP_TMPFS_BYTES >> 20} MiB) ...`);
     loopTmpfs = await loopOverTmpfs(LOOP_TMPFS_BYTES);
   }
-  if (!hasFio) progress("fio is not installed (apt-get install fio): bounce-bench figures only");
+  if (!hasFio) await progress("fio is not installed (apt-get install fio): bounce-bench figures only");
   for (const comparison of comparisons) {
     if (!selected(comparison.name)) continue;
     const ours: Sample[] = [];
     const theirs: Sample[] = [];
     if (comparison.paired === true) {
-      progress(`${comparison.name}: ${rounds} rounds in one run`);
+      await progress(`${comparison.name}: ${rounds} rounds in one run`);
       const { bounced, direct } = runBouncePairs(resolve(comparison.bounceBench));
       ours.push(...bounced);
       theirs.push(...direct);
@@ -521,18 +527,18 @@ try {
     if (comparison.externalCpu === true) {
       const oursCommand = resolve(comparison.bounceBench);
       const fioCommand = comparison.fio !== null && hasFio ? resolve(comparison.fio) : null;
-      progress(`${comparison.name}: calibration runs of ${calibrationSeconds} s`);
+      await progress(`${comparison.name}: calibration runs of ${calibrationSeconds} s`);
       const oursCalibration = bounceBenchTotals(withRuntime(oursCommand, calibrationSeconds));
       const fioCalibration = fioCommand === null ? null : fioTotals(withRuntime(fioCommand, calibrationSeconds));
       if (fioCommand !== null && comparison.ring !== undefined) fioRings.set(comparison.name, fioRingSetup(fioCommand) ?? "not measured (strace missing)");
       for (let round = 0; round < rounds; round++) {
-        progress(`${comparison.name}: round ${round + 1}/${rounds}`);
+        await progress(`${comparison.name}: round ${round + 1}/${rounds}`);
         ours.push(externalSample(bounceBenchTotals(oursCommand), oursCalibration));
         if (fioCommand !== null) theirs.push(externalSample(fioTotals(fioCommand), fioCalibration!));
       }
     }
     for (let round = 0; round < rounds && comparison.paired !== true && comparison.externalCpu !== true; round++) {
-      progress(`${comparison.name}: round ${round + 1}/${rounds}`);
+      await progress(`${comparison.name}: round ${round + 1}/${rounds}`);
       ours.push(runBounceBench(resolve(comparison.bounceBench)));
       if (comparison.baseline !== undefined) theirs.push(runBounceBench(comparison.baseline));
       else if (comparison.fio !== null && hasFio) theirs.push(runFio(resolve(comparison.fio)));
