@@ -91,10 +91,6 @@ const MUTANTS: Mutant[] = [
   { name: "bench: nonvectored calls of several iovecs not counted", file: "src/io/engines.ts", from: "if (this.#nonvectored) this.vectoredCalls++;", to: "", tests: ["test/bench.test.ts"] },
   { name: "fio: --nonvectored not in the job", file: "src/bench/fio-job.ts", from: "`nonvectored=${options.uring?.nonvectored ? 1 : 0}`", to: "`nonvectored=0`", tests: ["test/bench.test.ts"] },
   { name: "disk: reads update the disk's access time", file: "src/disk/disk.ts", from: "      keepAccessTime(fd);\n", to: "\n", tests: ["test/io.test.ts"] },
-  { name: "ring: its descriptor never registered", file: "src/native/uring.ts", from: "      this.#registerRing();\n", to: "\n", tests: ["test/engines.test.ts"] },
-  { name: "ring: its registration not given back at close", file: "src/native/uring.ts", from: '        rawSyscall(SYS_IO_URING_REGISTER, "io_uring_register(UNREGISTER_RING_FDS)"', to: '        if (update[0] === -1) rawSyscall(SYS_IO_URING_REGISTER, "io_uring_register(UNREGISTER_RING_FDS)"', tests: ["test/engines.test.ts"] },
-  { name: "ring: entered by index without saying so", file: "src/native/uring.ts", from: "    this.#enterFlags = IORING_ENTER_REGISTERED_RING;\n", to: "\n", tests: ["test/engines.test.ts"] },
-  { name: "ring: entered by descriptor with the registered flag", file: "src/native/uring.ts", from: "    this.#enterFd = this.#ringIndex;\n", to: "\n", tests: ["test/engines.test.ts"] },
   { name: "ring: fixed buffers without their index", file: "src/native/uring.ts", from: "sqes[at + 10] = bufIndex;", to: "sqes[at + 10] = bufIndex + 1;", tests: ["test/engines.test.ts"] },
   // traces: replay's verdicts, the converters, the capture's assembly of lines
   { name: "replay: needless counts IOs that copied nothing", file: "src/trace/replay.ts", from: "if (decided.copied > 0 && verdict.takesDirect[k]) {", to: "if (verdict.takesDirect[k]) {", tests: ["test/trace.test.ts"] },
