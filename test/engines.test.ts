@@ -516,7 +516,7 @@ describe("engine uring, non-vectored (fio's nonvectored)", () => {
     });
   });
 
-  test("a call of several iovecs still goes as READV, not counted", () => {
+  test("a call of several iovecs still goes as READV, counted as vectored", () => {
     withDecoy({ nonvectored: true }, (engine, completions, buffers) => {
       using two = new IovecArray(2);
       two.push((buffers.address() as number) + 2 * PAGE, PAGE);

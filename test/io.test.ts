@@ -5,10 +5,11 @@
  * files themselves.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { Disk } from "../src/disk/disk";
+import { mountTable } from "../src/host/block-devices";
 import { advance, executePlan } from "../src/io/executor";
 import { GuestMemory, IovecArray, PagedRange } from "../src";
 import { plan, type IoMode, type IoOp } from "../src/io/planner";
@@ -243,11 +244,6 @@ describe("short transfers continue where they stopped", () => {
 
 /** The mount options of the filesystem `path` is on (the longest mount point that holds it). */
 function mountOptions(path: string): string {
-  let best = { point: "", options: "" };
-  for (const line of readFileSync("/proc/self/mounts", "utf8").split("\n")) {
-    const [, point, , options] = line.split(" ");
-    if (point === undefined || options === undefined) continue;
-    if ((path === point || path.startsWith(point.endsWith("/") ? point : `${point}/`)) && point.length >= best.point.length) best = { point, options };
-  }
-  return best.options;
+  const holding = mountTable().filter(({ point }) => path === point || path.startsWith(point.endsWith("/") ? point : `${point}/`));
+  return holding.reduce((best, mount) => (mount.point.length >= best.point.length ? mount : best), { point: "", options: "" }).options;
 }

@@ -65,18 +65,21 @@ function mountPointsOf(devices: Set<string>): string[] {
     .map((mount) => mount.point);
 }
 
-/** Every mount this process sees: its source device ("major:minor") and its mount point (from /proc/self/mountinfo, octal escapes undone). */
-export function mountTable(): { device: string; point: string }[] {
+/**
+ * Every mount this process sees: its source device ("major:minor"), its mount point (octal
+ * escapes undone) and its per-mount options (`rw,relatime`), from /proc/self/mountinfo.
+ */
+export function mountTable(): { device: string; point: string; options: string }[] {
   let text = "";
   try {
     text = readFileSync("/proc/self/mountinfo", "utf8");
   } catch {
     return [];
   }
-  const mounts: { device: string; point: string }[] = [];
+  const mounts: { device: string; point: string; options: string }[] = [];
   for (const line of text.split("\n")) {
     const fields = line.split(" ");
-    if (fields.length > 4) mounts.push({ device: fields[2]!, point: fields[4]!.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))) });
+    if (fields.length > 5) mounts.push({ device: fields[2]!, point: fields[4]!.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))), options: fields[5]! });
   }
   return mounts;
 }

@@ -104,7 +104,7 @@ export function vectoredFixedBuffers(): boolean {
       vectoredFixed = ring.supports(IORING_OP_READV_FIXED) && ring.supports(IORING_OP_WRITEV_FIXED);
     } catch (error) {
       if (!(error instanceof OsError)) throw error;
-      vectoredFixed = false; // no ring, or no opcode probe (before 5.6)
+      vectoredFixed = false; // no ring (io_uring disabled)
     }
   }
   return vectoredFixed;
@@ -317,7 +317,7 @@ class UringEngine extends QueuedEngine {
     // The one answer, asked once per thread: what a simulated disk judges calls by (`PreparedIo`) too.
     this.#vectoredFixed = this.#fixedBuffers ? vectoredFixedBuffers() : null;
     this.#nonvectored = uring.nonvectored === true;
-    if (this.#nonvectored && !this.#hasNonvectored()) {
+    if (this.#nonvectored && !(this.#ring.supports(IORING_OP_READ) && this.#ring.supports(IORING_OP_WRITE))) {
       this.#ring.close();
       throw new BounceBenchError("RING_FEATURE", "io_uring: this kernel has no IORING_OP_READ/WRITE (5.6+), which --nonvectored sends");
     }
@@ -327,15 +327,6 @@ class UringEngine extends QueuedEngine {
 
   override get vectoredFixed(): boolean | null {
     return this.#vectoredFixed;
-  }
-
-  #hasNonvectored(): boolean {
-    try {
-      return this.#ring.supports(IORING_OP_READ) && this.#ring.supports(IORING_OP_WRITE);
-    } catch (error) {
-      if (error instanceof OsError) return false; // no opcode probe: before 5.6, which has no READ either
-      throw error;
-    }
   }
 
   override registerMemory(regions: readonly MemoryRegion[]): void {

@@ -30,6 +30,7 @@
  */
 import { ptr } from "bun:ffi";
 import { BounceBenchError, ReleasedError } from "../base/errors";
+import { OsError } from "./errno";
 import { closeFd, IO_BYTES_READ, IO_BYTES_WRITTEN, IO_SQES, ioCounters, rawSyscall, type Address } from "./os";
 import { NativeRegion } from "./region";
 
@@ -257,11 +258,20 @@ export class IoUring implements Disposable {
     rawSyscall(SYS_IO_URING_REGISTER, "io_uring_register(BUFFERS)", this.#fd, IORING_REGISTER_BUFFERS, ptr(iovecs), buffers.length);
   }
 
-  /** Whether this kernel's io_uring has `opcode` (`IORING_REGISTER_PROBE`). */
+  /**
+   * Whether this kernel's io_uring has `opcode` (`IORING_REGISTER_PROBE`). False where the kernel
+   * has no opcode probe (before 5.6: EINVAL), which has none of the opcodes asked about here
+   * either (READ, WRITE, the vectored fixed ones: 5.6 and later).
+   */
   supports(opcode: number): boolean {
     this.#checkOpen();
     const probe = new Uint8Array(16 + 256 * 8); // struct io_uring_probe, then 256 io_uring_probe_op
-    rawSyscall(SYS_IO_URING_REGISTER, "io_uring_register(PROBE)", this.#fd, IORING_REGISTER_PROBE, ptr(probe), 256);
+    try {
+      rawSyscall(SYS_IO_URING_REGISTER, "io_uring_register(PROBE)", this.#fd, IORING_REGISTER_PROBE, ptr(probe), 256);
+    } catch (error) {
+      if (error instanceof OsError && error.code === "EINVAL") return false;
+      throw error;
+    }
     const lastOp = probe[0]!;
     if (opcode > lastOp) return false;
     const op = 16 + opcode * 8;
