@@ -249,6 +249,18 @@ describe("the io_uring ring's options, each with real reads", () => {
     expect(readAll(ring, 1, () => [IORING_OP_READ_FIXED, 0, other.address(), PAGE, 0, 0, 0, IOSQE_FIXED_FILE, 0])).toEqual([-14]);
   });
 
+  test("the ring's descriptor is registered with its thread, and given back at close: 20 rings one after another each get an index (a thread has 16)", () => {
+    for (let n = 0; n < 20; n++) {
+      using ring = new IoUring(2);
+      expect({ n, registered: ring.registeredRing }).toEqual({ n, registered: true });
+      using buffers = new BounceBuffer(PAGE);
+      using iovecs = new IovecArray(1);
+      iovecs.push(buffers.address(), PAGE);
+      expect(readAll(ring, 1, () => [IORING_OP_READV, fd, iovecs.address(), 1, 12 * PAGE, 0, 0, 0, 0])).toEqual([PAGE]);
+      expect(buffers.bytes.subarray(0, PAGE)).toEqual(DATA.subarray(12 * PAGE, 13 * PAGE));
+    }
+  });
+
   test("the opcode probe: READV is there, an opcode past the last is not", () => {
     using ring = new IoUring(2);
     expect(ring.supports(IORING_OP_READV)).toBe(true);

@@ -91,6 +91,10 @@ const MUTANTS: Mutant[] = [
   { name: "bench: nonvectored calls of several iovecs not counted", file: "src/io/engines.ts", from: "if (this.#nonvectored) this.vectoredCalls++;", to: "", tests: ["test/bench.test.ts"] },
   { name: "fio: --nonvectored not in the job", file: "src/bench/fio-job.ts", from: "`nonvectored=${options.uring?.nonvectored ? 1 : 0}`", to: "`nonvectored=0`", tests: ["test/bench.test.ts"] },
   { name: "disk: reads update the disk's access time", file: "src/disk/disk.ts", from: "      keepAccessTime(fd);\n", to: "\n", tests: ["test/io.test.ts"] },
+  { name: "ring: its descriptor never registered", file: "src/native/uring.ts", from: "      this.#registerRing();\n", to: "\n", tests: ["test/engines.test.ts"] },
+  { name: "ring: its registration not given back at close", file: "src/native/uring.ts", from: '        rawSyscall(SYS_IO_URING_REGISTER, "io_uring_register(UNREGISTER_RING_FDS)"', to: '        if (update[0] === -1) rawSyscall(SYS_IO_URING_REGISTER, "io_uring_register(UNREGISTER_RING_FDS)"', tests: ["test/engines.test.ts"] },
+  { name: "ring: entered by index without saying so", file: "src/native/uring.ts", from: "    this.#enterFlags = IORING_ENTER_REGISTERED_RING;\n", to: "\n", tests: ["test/engines.test.ts"] },
+  { name: "ring: entered by descriptor with the registered flag", file: "src/native/uring.ts", from: "    this.#enterFd = this.#ringIndex;\n", to: "\n", tests: ["test/engines.test.ts"] },
   { name: "ring: fixed buffers without their index", file: "src/native/uring.ts", from: "sqes[at + 10] = bufIndex;", to: "sqes[at + 10] = bufIndex + 1;", tests: ["test/engines.test.ts"] },
   // traces: replay's verdicts, the converters, the capture's assembly of lines
   { name: "replay: needless counts IOs that copied nothing", file: "src/trace/replay.ts", from: "if (decided.copied > 0 && verdict.takesDirect[k]) {", to: "if (verdict.takesDirect[k]) {", tests: ["test/trace.test.ts"] },
@@ -105,6 +109,8 @@ const MUTANTS: Mutant[] = [
   { name: "capture: an IO complete before its iovecs", file: "src/trace/capture-lines.ts", from: "if (open.expect > 0 || open.done === null) return;", to: "if (open.done === null) return;", tests: ["test/trace.test.ts"] },
   { name: "capture: an early end line forgotten", file: "src/trace/capture-lines.ts", from: "done: this.#early.get(key) ?? null", to: "done: null", tests: ["test/trace.test.ts"] },
   { name: "capture: io_uring offsets as the file position", file: "src/trace/capture-program.ts", from: "(int64)$sqe->off, $sqe->len, $op", to: "(int64)$f->f_pos, $sqe->len, $op", tests: ["test/trace-capture.test.ts"] },
+  { name: "capture: a registered ring looked up one slot off", file: "src/trace/capture-program.ts", from: "if (${index} == ${slot})", to: "if (${index} == ${slot} + 1)", tests: ["test/trace-capture.test.ts"] },
+  { name: "capture: every registered ring taken for the first", file: "src/trace/capture-program.ts", from: "curtask->io_uring->registered_rings[${slot}]", to: "curtask->io_uring->registered_rings[0]", tests: ["test/trace-capture.test.ts"] },
   { name: "capture: read and write by the file position", file: "src/trace/capture-program.ts", from: 'call.offset === "none" ? "$f->f_pos"', to: 'call.offset === "none" ? "0"', tests: ["test/trace-capture.test.ts"] },
   // values and safety
   { name: "parse: k is 1000", file: "src/base/value-parsers.ts", from: "k: 2 ** 10,", to: "k: 1000,", tests: ["test/value-parsers.test.ts"] },

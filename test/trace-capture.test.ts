@@ -232,6 +232,18 @@ describe("capture of io_uring against fio's own log", () => {
   });
 });
 
+describe("capture of io_uring on registered rings", () => {
+  test.skipIf(why !== null)(title("two rings of one thread entered by their registered index (0 and 1): each ring's read, none missed", why), () => {
+    const captured = capture("registered-rings", [process.execPath, join(ROOT, "test/fixtures/registered-rings.ts"), disk]);
+    expect(captured.stdout.split("\n").filter((line) => line.startsWith("ring "))).toEqual(["ring 0: registered true, read 4096", "ring 1: registered true, read 4096"]);
+    expect(captured.end.missed).toEqual({});
+    expect(captured.ios.map((io) => [io.call, io.op, io.offset, io.lens, io.result])).toEqual([
+      ["io_uring READ", "read", 3 * 4096, [4096], 4096],
+      ["io_uring READ", "read", 5 * 4096, [4096], 4096],
+    ]);
+  });
+});
+
 describe("replays of captured traces, by hand", () => {
   const fio = needs("fio");
   const loop = fio ?? scratchDiskUnavailable("loop");

@@ -11,6 +11,13 @@
  *   io_uring_register(fd, op, arg, n): files and buffers registered once (then named by index
  *   in an SQE: IOSQE_FIXED_FILE, buf_index), and the probe of the opcodes this kernel has.
  *
+ * The ring's own descriptor is registered with the thread that made it (IORING_REGISTER_RING_FDS,
+ * 5.18+, as fio's t/io_uring does): io_uring_enter then names the ring by that index with
+ * IORING_ENTER_REGISTERED_RING, and the kernel takes and drops no reference to the ring's file
+ * on every call. The registration belongs to the thread (a Worker's ring is its own), is undone
+ * by `close`, and is skipped where the kernel cannot (older kernels; a thread with 16 rings
+ * registered already): `registeredRing` says which.
+ *
  * Setup options (`RingSetup`), each refused by the kernel that lacks it (`RING_FEATURE`):
  *   sqpoll        IORING_SETUP_SQPOLL: a kernel thread of this process takes submissions from
  *                 the ring; io_uring_enter is needed only to wake it (IORING_SQ_NEED_WAKEUP)
@@ -45,6 +52,9 @@ const IORING_ENTER_SQ_WAKEUP = 2;
 const IORING_REGISTER_BUFFERS = 0;
 const IORING_REGISTER_FILES = 2;
 const IORING_REGISTER_PROBE = 8;
+const IORING_REGISTER_RING_FDS = 20;
+const IORING_UNREGISTER_RING_FDS = 21;
+const IORING_ENTER_REGISTERED_RING = 1 << 4;
 const IO_URING_OP_SUPPORTED = 1;
 /** `sqe.flags`: `fd` is an index into the registered files. */
 export const IOSQE_FIXED_FILE = 1;
@@ -105,6 +115,11 @@ export class IoUring implements Disposable {
   readonly #sqFlags: number;
   readonly sqpoll: boolean;
   readonly deferTaskrun: boolean;
+  /** What io_uring_enter names the ring by: its registered index (with `#enterFlags`), else its descriptor. */
+  #enterFd: number;
+  #enterFlags = 0;
+  /** The ring's index among this thread's registered rings, or -1. */
+  #ringIndex = -1;
 
   /** A ring with room for at least `entries` IOs in flight (rounded up to a power of two). */
   constructor(entries: number, setup: RingSetup = {}) {
@@ -156,6 +171,8 @@ export class IoUring implements Disposable {
       this.#cqMask = this.#cqRing[cq.mask / 4]!;
       this.#cqes = cq.cqes / 4;
       this.#localTail = Atomics.load(this.#sqRing, this.#sqTail);
+      this.#enterFd = this.#fd;
+      this.#registerRing();
     } catch (error) {
       this.close();
       throw error;
@@ -223,10 +240,10 @@ export class IoUring implements Disposable {
       // kernel's check of NEED_WAKEUP needs.
       if ((Atomics.load(this.#sqRing, this.#sqFlags) & IORING_SQ_NEED_WAKEUP) !== 0) flags |= IORING_ENTER_SQ_WAKEUP;
       this.#unsubmitted = 0;
-      if (flags !== 0) rawSyscall(SYS_IO_URING_ENTER, "io_uring_enter", this.#fd, 0, minComplete, flags, 0, 0);
+      if (flags !== 0) rawSyscall(SYS_IO_URING_ENTER, "io_uring_enter", this.#enterFd, 0, minComplete, flags | this.#enterFlags, 0, 0);
       return;
     }
-    const submitted = rawSyscall(SYS_IO_URING_ENTER, "io_uring_enter", this.#fd, this.#unsubmitted, minComplete, flags, 0, 0);
+    const submitted = rawSyscall(SYS_IO_URING_ENTER, "io_uring_enter", this.#enterFd, this.#unsubmitted, minComplete, flags | this.#enterFlags, 0, 0);
     this.#unsubmitted -= Math.min(submitted, this.#unsubmitted);
   }
 
@@ -304,15 +321,49 @@ export class IoUring implements Disposable {
     return n;
   }
 
-  /** Unmaps the rings and closes the descriptor. Idempotent. In-flight IOs must have completed. */
+  /** Whether io_uring_enter names this ring by its registered index (see the module doc). */
+  get registeredRing(): boolean {
+    return this.#ringIndex >= 0;
+  }
+
+  /**
+   * Unregisters the ring from its thread, unmaps the rings and closes the descriptor.
+   * Idempotent. In-flight IOs must have completed.
+   */
   close(): void {
-    for (const region of this.#regions) region.release();
-    this.#regions.length = 0;
-    if (this.#fd >= 0) {
-      const fd = this.#fd;
-      this.#fd = -1;
-      closeFd(fd);
+    try {
+      if (this.#ringIndex >= 0) {
+        // A registered ring holds a reference to its file until unregistered: without this, closing
+        // the descriptor would leave the ring (and any pinned buffers) alive until the thread exits.
+        const update = ringUpdate(this.#ringIndex, 0);
+        this.#ringIndex = -1;
+        this.#enterFd = this.#fd;
+        this.#enterFlags = 0;
+        rawSyscall(SYS_IO_URING_REGISTER, "io_uring_register(UNREGISTER_RING_FDS)", this.#fd, IORING_UNREGISTER_RING_FDS, ptr(update), 1);
+      }
+    } finally {
+      for (const region of this.#regions) region.release();
+      this.#regions.length = 0;
+      if (this.#fd >= 0) {
+        const fd = this.#fd;
+        this.#fd = -1;
+        closeFd(fd);
+      }
     }
+  }
+
+  /** Registers the ring's descriptor with this thread where the kernel can (see the module doc). */
+  #registerRing(): void {
+    const update = ringUpdate(0xffffffff, this.#fd); // any free index: the kernel writes back the one it took
+    try {
+      rawSyscall(SYS_IO_URING_REGISTER, "io_uring_register(RING_FDS)", this.#fd, IORING_REGISTER_RING_FDS, ptr(update), 1);
+    } catch (error) {
+      if (error instanceof OsError) return; // EINVAL before 5.18; EBUSY with every index in use
+      throw error;
+    }
+    this.#ringIndex = update[0]!;
+    this.#enterFd = this.#ringIndex;
+    this.#enterFlags = IORING_ENTER_REGISTERED_RING;
   }
 
   [Symbol.dispose](): void {
@@ -328,6 +379,14 @@ export class IoUring implements Disposable {
   #checkOpen(): void {
     if (this.#fd < 0) throw new ReleasedError("io_uring");
   }
+}
+
+/** A `struct io_uring_rsrc_update` {u32 offset, u32 resv, u64 data}: alive for the call it is passed to. */
+function ringUpdate(offset: number, fd: number): Uint32Array {
+  const update = new Uint32Array(4);
+  update[0] = offset;
+  update[2] = fd;
+  return update;
 }
 
 function words(region: NativeRegion): Uint32Array {

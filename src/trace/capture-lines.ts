@@ -100,7 +100,7 @@ export class CaptureAssembler {
     }
     this.#open.clear();
     if (this.counts.ringSubmitted > this.counts.ringDecoded) {
-      // Submitted without an io_uring_enter whose SQEs were read: SQPOLL, or a registered ring.
+      // Submitted without an io_uring_enter whose SQEs were read: SQPOLL.
       this.#miss("io_uring-submissions-not-read", this.counts.ringSubmitted - this.counts.ringDecoded);
     }
   }

@@ -11,13 +11,15 @@
  *               number) when one is named; then one E line and a V line per iovec
  *        exit:  an X line with the result, for the calls an E line was printed for
  *   io_uring_enter
- *        the SQEs the call will submit (between the ring's cached head and the tail the
+ *        the ring named by descriptor, or by index among the calling thread's registered
+ *        rings (IORING_ENTER_REGISTERED_RING, as VMMs and fio's t/io_uring register them); the
+ *        SQEs the call will submit (between the ring's cached head and the tail the
  *        caller wrote, at most `to_submit`), read from the ring in the kernel: every read and
  *        write opcode on a direct file gives a U line and its V lines
  *   io_uring:io_uring_complete
  *        a C line for each submission a U line was printed for
  *   io_uring:io_uring_submit_req, io_submit
- *        counted, so that what was not read (SQPOLL, registered rings, Linux AIO) is reported
+ *        counted, so that what was not read (SQPOLL, Linux AIO) is reported
  *        rather than missed silently
  *
  * Lines (fields separated by one space; numbers decimal, `nsecs` is CLOCK_MONOTONIC):
@@ -55,6 +57,8 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFBLK = 0o060000;
 const IORING_ENTER_REGISTERED_RING = 1 << 4;
+/** A task's registered ring slots (the kernel's IO_RINGFD_REG_MAX). */
+const REGISTERED_RING_SLOTS = 16;
 const IORING_SETUP_SQE128 = 1 << 10;
 const IORING_SETUP_NO_SQARRAY = 1 << 16;
 const IOSQE_FIXED_FILE = 1;
@@ -92,6 +96,18 @@ const SYSCALLS: readonly { name: string; op: "r" | "w"; vectored: boolean; offse
 ];
 
 export const CAPTURED_SYSCALLS: readonly string[] = SYSCALLS.map((call) => call.name);
+
+/**
+ * The ring the current task registered at `index` (IORING_REGISTER_RING_FDS) as `$var`, 0 when
+ * there is none: what io_uring_enter with IORING_ENTER_REGISTERED_RING names by `fd`. The table
+ * is the task's own (`io_uring_task.registered_rings`, IO_RINGFD_REG_MAX = 16 slots; the kernel
+ * refuses a higher index); bpftrace indexes arrays by literals only, hence one branch per slot.
+ */
+function registeredRingOf(variable: string, index: string): string {
+  const slots = Array.from({ length: REGISTERED_RING_SLOTS }, (_, slot) => `if (${index} == ${slot}) { ${variable} = curtask->io_uring->registered_rings[${slot}]; }`);
+  return `${variable} = (struct file *)0;
+  if (curtask->io_uring != 0) { ${slots.join(" else ")} }`;
+}
 
 /** The descriptor `fd` of the current task as `$var` (0 when out of range or closed). */
 function fileOf(variable: string, fd: string): string {
@@ -162,10 +178,13 @@ function ringProbes(target: CaptureTarget): string {
       .join(" || ");
   return `tracepoint:syscalls:sys_enter_io_uring_enter /@follow[pid]/ {
   if ((args->flags & ${IORING_ENTER_REGISTERED_RING}) != 0) {
-    printf("M registered-ring-enter %d 1\\n", pid);
+    ${registeredRingOf("$r", "args->fd")}
   } else {
     ${fileOf("$r", "args->fd")}
-    if ($r != 0 && str($r->f_path.dentry->d_name.name) == "[io_uring]") {
+  }
+  // A descriptor or index naming no ring: the kernel refuses the call, so there is nothing to miss.
+  if ($r != 0) {
+    if (str($r->f_path.dentry->d_name.name) == "[io_uring]") {
       $ctx = (struct io_ring_ctx *)$r->private_data;
       $head = (uint64)$ctx->cached_sq_head;
       $n = (uint64)(uint32)($ctx->rings->sq.tail - $ctx->cached_sq_head);

@@ -114,7 +114,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
       notCaptured: [
         "IO on files opened without O_DIRECT",
         "Linux AIO (io_submit): counted in the end line, not recorded",
-        "io_uring submissions made without io_uring_enter reading them (SQPOLL, registered ring descriptors) or on registered files: counted, not recorded",
+        "io_uring submissions made without io_uring_enter reading them (SQPOLL) or on registered files: counted, not recorded",
         `iovecs beyond ${MAX_IOVECS} a call (${MAX_RING_IOVECS} an io_uring SQE) and SQEs beyond ${MAX_SQES} an io_uring_enter: the IO is recorded with iovecsTotal`,
         "IO by processes not descended from the one followed",
       ],
