@@ -82,10 +82,10 @@ interface Comparison {
   /**
    * CPU per IO measured the same way for both tools, from outside: each process's CPU time (every
    * thread: io_uring's SQPOLL thread and workers too, which fio's own figure leaves out, as it
-   * counts its job thread alone) from wait4, less that of a run of `calibrationSeconds`, over
-   * the IOs the longer run did beyond it. Start-up, teardown and a warm-up of `LADDER_RAMP` that
-   * both runs make (bench's `--ramp`, fio's `ramp_time`: Bun's JIT compiles the hot path then)
-   * cancel out.
+   * counts its job thread alone) from wait4, less that of a run of `calibrationSeconds` made
+   * with each run (in every round), over the IOs the longer run did beyond it. Start-up,
+   * teardown and a warm-up of `LADDER_RAMP` that both runs make (bench's `--ramp`, fio's
+   * `ramp_time`: Bun's JIT compiles the hot path then) cancel out.
    */
   externalCpu?: boolean;
 }
@@ -527,14 +527,13 @@ try {
     if (comparison.externalCpu === true) {
       const oursCommand = resolve(comparison.bounceBench);
       const fioCommand = comparison.fio !== null && hasFio ? resolve(comparison.fio) : null;
-      await progress(`${comparison.name}: calibration runs of ${calibrationSeconds} s`);
-      const oursCalibration = bounceBenchTotals(withRuntime(oursCommand, calibrationSeconds));
-      const fioCalibration = fioCommand === null ? null : fioTotals(withRuntime(fioCommand, calibrationSeconds));
       if (fioCommand !== null && comparison.ring !== undefined) fioRings.set(comparison.name, fioRingSetup(fioCommand) ?? "not measured (strace missing)");
+      // A calibration run of its own for every run: one per case would carry its error into
+      // every round alike, a bias of the whole row that the rank test cannot see.
       for (let round = 0; round < rounds; round++) {
-        await progress(`${comparison.name}: round ${round + 1}/${rounds}`);
-        ours.push(externalSample(bounceBenchTotals(oursCommand), oursCalibration));
-        if (fioCommand !== null) theirs.push(externalSample(fioTotals(fioCommand), fioCalibration!));
+        await progress(`${comparison.name}: round ${round + 1}/${rounds} (each run with a calibration run of ${calibrationSeconds} s)`);
+        ours.push(externalSample(bounceBenchTotals(oursCommand), bounceBenchTotals(withRuntime(oursCommand, calibrationSeconds))));
+        if (fioCommand !== null) theirs.push(externalSample(fioTotals(fioCommand), fioTotals(withRuntime(fioCommand, calibrationSeconds))));
       }
     }
     for (let round = 0; round < rounds && comparison.paired !== true && comparison.externalCpu !== true; round++) {

@@ -350,6 +350,12 @@ interface Slots {
   prepare(slot: number, position: number, bounceSlot: number): PreparedIo;
 }
 
+/** What a pass of the job's loop leaves to do: pass again, wait for the executor to be woken, or stop. */
+const AGAIN = 0;
+const WAIT = 1;
+const DONE = 2;
+type Pass = typeof AGAIN | typeof WAIT | typeof DONE;
+
 async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: PagedRange[][], block: number): Promise<Measured> {
   const { positions, positionUnit, bounces, bounceCount, prepared } = slots;
   // Read once: `spec` came through postMessage, and a hot loop should not look fields up in it.
@@ -415,69 +421,78 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
   const deadline = spec.runtimeNs === null ? Number.POSITIVE_INFINITY : startNs + spec.runtimeNs;
   let publishAtNs = startNs;
   const limit = spec.ios ?? Number.POSITIVE_INFINITY;
-  try {
-    for (;;) {
-      // The IOs of a pass start at the time the last completions were seen (no clock reading
-      // of their own: io_uring hands them to the kernel together at the next reap anyway); a
-      // copy made while starting one moves the time on for the next, read only if one follows.
-      let now = executor.now();
-      let copies = executor.copies;
-      // The count the progress line shows, published by time (a count-based rule left slow
-      // cases at 0 IOs for their whole run).
-      if (progress !== undefined && now >= publishAtNs) {
-        progress[thread] = completed;
-        publishAtNs = now + PROGRESS_PUBLISH_NS;
+  // One pass of the loop: start IOs into the free slots, then reap. A function of its own, called
+  // once a pass, so that the JIT optimizes it on entry, early in the warm-up; as the body of a
+  // loop that never returns it could only be entered mid-loop (OSR), which Bun's JIT did seconds
+  // into the measured run, compiling then on another thread (docs/performance.md).
+  const pass = (): Pass => {
+    // The IOs of a pass start at the time the last completions were seen (no clock reading
+    // of their own: io_uring hands them to the kernel together at the next reap anyway); a
+    // copy made while starting one moves the time on for the next, read only if one follows.
+    let now = executor!.now();
+    let copies = executor!.copies;
+    // The count the progress line shows, published by time (a count-based rule left slow
+    // cases at 0 IOs for their whole run).
+    if (progress !== undefined && now >= publishAtNs) {
+      progress[thread] = completed;
+      publishAtNs = now + PROGRESS_PUBLISH_NS;
+    }
+    while (freeCount > 0 && !stopIssuing) {
+      if (executor!.copies !== copies) {
+        now = executor!.now();
+        copies = executor!.copies;
       }
-      while (freeCount > 0 && !stopIssuing) {
-        if (executor.copies !== copies) {
-          now = executor.now();
-          copies = executor.copies;
+      if (issued >= limit || now >= deadline || Atomics.load(stop, 0) !== 0) {
+        stopIssuing = true;
+        break;
+      }
+      if (pendingIndex < 0) {
+        if (random) {
+          rng ^= rng << 13;
+          rng ^= rng >>> 17;
+          rng ^= rng << 5;
+          pendingIndex = (rng >>> 0) % blocks;
+        } else {
+          pendingIndex = cursor;
+          cursor = cursor + 1 === blocks ? 0 : cursor + 1;
         }
-        if (issued >= limit || now >= deadline || Atomics.load(stop, 0) !== 0) {
-          stopIssuing = true;
+      }
+      const index = pendingIndex;
+      const position = positionUnit === block ? 0 : ((index * bs) % block) / positionUnit;
+      let bounceSlot = 0;
+      let startNs = now;
+      if (bounces[position]) {
+        if (freeBounceCount === 0) {
+          if (waitingSince < 0) waitingSince = now; // every bounce slot in use: the budget's limit
           break;
         }
-        if (pendingIndex < 0) {
-          if (random) {
-            rng ^= rng << 13;
-            rng ^= rng >>> 17;
-            rng ^= rng << 5;
-            pendingIndex = (rng >>> 0) % blocks;
-          } else {
-            pendingIndex = cursor;
-            cursor = cursor + 1 === blocks ? 0 : cursor + 1;
-          }
+        bounceSlot = freeBounce[--freeBounceCount]!;
+        if (waitingSince >= 0) {
+          bounceWaits++;
+          bounceWaitNs += now - waitingSince;
+          startNs = waitingSince;
+          waitingSince = -1;
         }
-        const index = pendingIndex;
-        const position = positionUnit === block ? 0 : ((index * bs) % block) / positionUnit;
-        let bounceSlot = 0;
-        let startNs = now;
-        if (bounces[position]) {
-          if (freeBounceCount === 0) {
-            if (waitingSince < 0) waitingSince = now; // every bounce slot in use: the budget's limit
-            break;
-          }
-          bounceSlot = freeBounce[--freeBounceCount]!;
-          if (waitingSince >= 0) {
-            bounceWaits++;
-            bounceWaitNs += now - waitingSince;
-            startNs = waitingSince;
-            waitingSince = -1;
-          }
-        }
-        pendingIndex = -1;
-        const slot = freeSlots[--freeCount]!;
-        slotBounce[slot] = bounces[position] ? bounceSlot : -1;
-        const io = prepared[(slot * bounceCount + bounceSlot) * positions + position] ?? slots.prepare(slot, position, bounceSlot);
-        const offset = regionStart + index * bs;
-        slotOffset[slot] = offset;
-        issued++;
-        // Latency runs from the start: a wait for bounce memory and a bounced write's copy are
-        // part of what the guest waits for.
-        executor.start(slot, io, offset - io.at, startNs);
       }
-      if (executor.active === 0) break;
-      if (!executor.poll()) await executor.wake();
+      pendingIndex = -1;
+      const slot = freeSlots[--freeCount]!;
+      slotBounce[slot] = bounces[position] ? bounceSlot : -1;
+      const io = prepared[(slot * bounceCount + bounceSlot) * positions + position] ?? slots.prepare(slot, position, bounceSlot);
+      const offset = regionStart + index * bs;
+      slotOffset[slot] = offset;
+      issued++;
+      // Latency runs from the start: a wait for bounce memory and a bounced write's copy are
+      // part of what the guest waits for.
+      executor!.start(slot, io, offset - io.at, startNs);
+    }
+    if (executor!.active === 0) return DONE;
+    return executor!.poll() ? AGAIN : WAIT;
+  };
+  try {
+    for (;;) {
+      const next = pass();
+      if (next === DONE) break;
+      if (next === WAIT) await executor.wake();
     }
   } catch (thrown) {
     error = errorJson(thrown);
