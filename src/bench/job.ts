@@ -350,7 +350,7 @@ interface Slots {
   prepare(slot: number, position: number, bounceSlot: number): PreparedIo;
 }
 
-/** What a pass of the job's loop leaves to do: pass again, wait for the executor to be woken, or stop. */
+// What a pass of the job's loop leaves to do: pass again, wait for the executor to be woken, or stop.
 const AGAIN = 0;
 const WAIT = 1;
 const DONE = 2;
