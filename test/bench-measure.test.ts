@@ -71,6 +71,29 @@ describe("repeats, spread, ramp", () => {
     expect(result!.histogram!.counts.reduce((a, b) => a + b, 0)).toBe(20);
   });
 
+  test("the warm-up runs on the measured run's own ring, and leaves nothing in its counts: every per-IO figure is as without one", async () => {
+    // Bounced and direct cases, fixed buffers, single-iovec opcodes: each count the run keeps.
+    const run = async (rampSeconds: number) =>
+      (
+        await runBench(
+          options({ engine: "uring", qd: 8, memOffsets: [0, 100], modes: ["auto", "bounce"], ops: ["randread", "write"], ios: 40, rampSeconds, verify: true, force: true, uring: { fixedBuffers: true, nonvectored: true } }),
+        )
+      ).results.map((r) => ({
+        case: `${r.op} ${r.memOffset} ${r.mode}`,
+        ios: r.ios,
+        latencies: r.histogram!.counts.reduce((a, b) => a + b, 0),
+        calls: r.callsPerIo,
+        diskBytes: r.diskBytesPerIo,
+        copied: r.copiedBytesPerIo,
+        fixed: r.fixedBuffers,
+        nonvectored: r.nonvectored,
+      }));
+    const cold = await run(0);
+    expect(cold.every((r) => r.ios === 40 && r.latencies === 40)).toBe(true);
+    expect(cold.some((r) => r.copied > 0) && cold.some((r) => r.copied === 0)).toBe(true);
+    expect(await run(0.05)).toEqual(cold);
+  });
+
   test("spreadOf is the sorted values' median, extremes and (from 4) quartiles; a difference is judged by its runs", () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 9 }), (values) => {

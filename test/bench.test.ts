@@ -530,6 +530,23 @@ describe("bench performs exactly the plan it reports", () => {
     expect(polled.options).toEqual({ sqpoll: true });
     expect(polled.calls).toBeLessThan(2000);
   });
+
+  test.skipIf(strace === null)(`--ramp warms up on the measured run's own ring: as many rings are set up with a warm-up as without${strace === null ? " (skipped: strace is not installed)" : ""}`, () => {
+    const setups = (ramp: string) => {
+      const counts = join(dir, `strace-setup-${ramp}.txt`);
+      const run = Bun.spawnSync(
+        [strace!, "-f", "-qq", "-c", "-o", counts, "-e", "trace=io_uring_setup", process.execPath, join(ROOT, "cli/bounce-bench.ts"), "bench", "--engine", "uring", "--qd", "4", "--ramp", ramp, "--bs", "4k", "--op", "randread", "--ios", "200", "--repeat", "2", "--mem-offset", "0", "--mode", "auto", "--json"],
+        { cwd: dir },
+      );
+      expect(run.exitCode).toBe(0);
+      expect(JSON.parse(run.stdout.toString()).results[0].ios).toBe(400); // two runs of 200
+      const rows = readFileSync(counts, "utf8").split("\n").map((line) => line.trim().split(/\s+/));
+      return Number(rows.find((row) => row[row.length - 1] === "io_uring_setup")?.[3] ?? 0);
+    };
+    const cold = setups("0");
+    expect(cold).toBeGreaterThanOrEqual(2); // a ring per run, besides any the host checks make
+    expect(setups("50ms")).toBe(cold);
+  });
 });
 
 test.skipIf(Bun.which("strace") === null)(`the disk's path is opened once for a whole run, by every thread together${Bun.which("strace") === null ? " (skipped: strace is not installed)" : ""}`, () => {

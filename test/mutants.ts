@@ -48,6 +48,10 @@ const MUTANTS: Mutant[] = [
   { name: "figure: percentile floor instead of ceil", file: "src/bench/histogram.ts", from: "Math.max(1, Math.ceil((p / 100) * this.count))", to: "Math.max(1, Math.floor((p / 100) * this.count))", tests: ["test/bench.test.ts"] },
   { name: "figure: thread regions in pages", file: "src/bench/job.ts", from: "const unit = Math.max(PAGE_SIZE, alignment.offsetAlign, alignment.readOffsetAlign);", to: "const unit = PAGE_SIZE;", tests: ["test/fio-job.test.ts"] },
   { name: "figure: progress published by count", file: "src/bench/job.ts", from: "if (progress !== undefined && now >= publishAtNs) {", to: "if (progress !== undefined && now >= publishAtNs && (completed & 4095) === 0) {", tests: ["test/bench-measure.test.ts"] },
+  { name: "warm-up: the measured run counts the warm-up's calls and copies", file: "src/bench/job.ts", from: "    run.resetCounts();\n", to: "", tests: ["test/bench-measure.test.ts"] },
+  { name: "warm-up: the engine's call counts kept", file: "src/io/executor.ts", from: "    this.engine.resetCounts();\n", to: "", tests: ["test/bench-measure.test.ts"] },
+  { name: "warm-up: its latencies kept", file: "src/bench/job.ts", from: "    histogram.clear();\n", to: "", tests: ["test/bench-measure.test.ts"] },
+  { name: "warm-up: on a ring of its own", file: "src/bench/job.ts", from: "      const warmUp = await phase(spec.rampNs!, null, undefined);", to: "      const warmUp = await (await import(\"../io/engines\")).createEngine(spec.engine, qd, () => {}, spec.uring).close() ?? (await phase(spec.rampNs!, null, undefined));", tests: ["test/bench.test.ts"] },
   { name: "figure: repeats not interleaved", file: "src/bench/runner.ts", from: "const repeat = options.repeat ?? 1;", to: "const repeat = 1;", tests: ["test/bench-measure.test.ts"] },
   // verdicts and compare
   { name: "verdict: the wrong direct peer", file: "src/bench/verdicts.ts", from: "peers.find((other) => other.memOffset === result.memOffset) ??", to: "peers.find((other) => other.memOffset !== result.memOffset) ??", tests: ["test/bench-measure.test.ts", "test/bench.test.ts"] },

@@ -41,6 +41,15 @@ export class LatencyHistogram {
     return { counts: this.counts, count: this.count, maxNs: this.maxNs, sumNs: this.sumNs, sumSquaresNs: this.sumSquaresNs };
   }
 
+  /** Empties it in place (`data()` handed out before shares its counts). */
+  clear(): void {
+    this.counts.fill(0);
+    this.count = 0;
+    this.maxNs = 0;
+    this.sumNs = 0;
+    this.sumSquaresNs = 0;
+  }
+
   record(ns: number): void {
     const value = ns < 0 ? 0 : ns >= 0xffffffff ? 0xffffffff : ns >>> 0;
     this.counts[bucketOf(value)]!++;

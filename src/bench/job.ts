@@ -251,14 +251,10 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       },
     };
     slots.prepare(0, 0, 0); // fails here, before the clock starts, on anything preparing can refuse
-    if ((spec.rampNs ?? 0) > 0) {
-      // The warm-up: the same IOs, to the same slots, for `rampNs`; its figures are dropped.
-      const ramp = await loop({ ...spec, runtimeNs: spec.rampNs!, ios: null, progress: undefined }, slots, memory, requests, block);
-      if (ramp.error !== null) {
-        return { ...ramp, decision: first.decision, reasons: first.reasons, bounceHugePageBytes: 0, bounceArenaBytes: 0, physicalSegments: null, guestSegments: null, bounceLayoutMatched: null, slowCopyBytes: 0, bounceShift: 0 };
-      }
+    const { measured, warmUpFailed } = await loop(spec, slots, memory, requests, block);
+    if (warmUpFailed) {
+      return { ...measured, decision: first.decision, reasons: first.reasons, bounceHugePageBytes: 0, bounceArenaBytes: 0, physicalSegments: null, guestSegments: null, bounceLayoutMatched: null, slowCopyBytes: 0, bounceShift: 0 };
     }
-    const measured = await loop(spec, slots, memory, requests, block);
     // Read after the run: guest pages are faulted in by the first IOs, and the kernel may
     // collapse base pages into huge ones while it runs.
     const firstRun = requests[0]![0]!.runs()[0]!;
@@ -356,10 +352,18 @@ const WAIT = 1;
 const DONE = 2;
 type Pass = typeof AGAIN | typeof WAIT | typeof DONE;
 
-async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: PagedRange[][], block: number): Promise<Measured> {
+/**
+ * The job's IO loop over one executor (one ring): the warm-up (`rampNs`), whose figures are
+ * dropped, then the measured run, each from the same first offset and drained to the last
+ * completion before the next begins. One executor and one set of closures serve both, as fio's
+ * ramp uses its one ring: a second instance of each made when the measured run began undid the
+ * JIT's work on the first, which Bun then compiled again inside the measured run
+ * (docs/performance.md). `warmUpFailed`: the error in the result came from the warm-up.
+ */
+async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: PagedRange[][], block: number): Promise<{ measured: Measured; warmUpFailed: boolean }> {
   const { positions, positionUnit, bounces, bounceCount, prepared } = slots;
   // Read once: `spec` came through postMessage, and a hot loop should not look fields up in it.
-  const { bs, qd, thread, stop, progress, regionStart } = spec;
+  const { bs, qd, thread, stop, regionStart } = spec;
   const verify = spec.verify === true;
   const random = spec.op === "randread" || spec.op === "randwrite";
   const blocks = Math.floor(spec.regionBytes / bs);
@@ -373,7 +377,9 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
   let freeBounceCount = bounceCount;
   for (let i = 0; i < bounceCount; i++) freeBounce[i] = bounceCount - 1 - i;
   const slotBounce = new Int32Array(qd).fill(-1);
-  // The next IO's block, drawn but not issued yet (it waits for a bounce slot), or -1.
+  // A phase's state (warm-up or measured run), set by `begin`: declared with a value and set
+  // again before the first pass, so that the JIT never takes them for constants it must later
+  // throw away. The next IO's block, drawn but not issued yet (it waits for a bounce slot), or -1.
   let pendingIndex = -1;
   // Since when the next IO has waited for a bounce slot (-1: it has not), and the waits so far.
   let waitingSince = -1;
@@ -382,9 +388,13 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
   let issued = 0;
   let completed = 0;
   let cursor = 0;
-  let rng = spec.seed | 0 || 1;
+  let rng = 1;
   let stopIssuing = false;
   let error: { code: string; message: string } | null = null;
+  let deadline = Number.POSITIVE_INFINITY;
+  let limit = Number.POSITIVE_INFINITY;
+  let progress: Float64Array | undefined = undefined;
+  let publishAtNs = 0;
 
   // Declared before the callback that reads it, so that reading it costs no initialisation check.
   let executor: Executor | undefined;
@@ -414,13 +424,12 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
       throw thrown;
     }
   }
-  const countersBefore = ioCounters.slice();
-  const startNs = monotonicNs();
-  const startCpu = threadCpuNs();
-  const processCpuStartNs = processCpuNs();
-  const deadline = spec.runtimeNs === null ? Number.POSITIVE_INFINITY : startNs + spec.runtimeNs;
-  let publishAtNs = startNs;
-  const limit = spec.ios ?? Number.POSITIVE_INFINITY;
+  let closed = false;
+  const closeExecutor = (): void => {
+    if (closed) return;
+    closed = true;
+    executor!.close();
+  };
   // One pass of the loop: start IOs into the free slots, then reap. A function of its own, called
   // once a pass, so that the JIT optimizes it on entry, early in the warm-up; as the body of a
   // loop that never returns it could only be entered mid-loop (OSR), which Bun's JIT did seconds
@@ -488,46 +497,80 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
     if (executor!.active === 0) return DONE;
     return executor!.poll() ? AGAIN : WAIT;
   };
-  try {
-    for (;;) {
-      const next = pass();
-      if (next === DONE) break;
-      if (next === WAIT) await executor.wake();
+
+  /** Runs one phase: for `runtimeNs` (null: no limit) or `ios` IOs, whichever ends first. */
+  const phase = async (runtimeNs: number | null, ios: number | null, shown: Float64Array | undefined): Promise<Measured> => {
+    const run = executor!;
+    // Every phase from the same first offset; counters from zero.
+    pendingIndex = -1;
+    waitingSince = -1;
+    bounceWaits = 0;
+    bounceWaitNs = 0;
+    issued = 0;
+    completed = 0;
+    cursor = 0;
+    rng = spec.seed | 0 || 1;
+    stopIssuing = false;
+    histogram.clear();
+    run.resetCounts();
+    const countersBefore = ioCounters.slice();
+    const startNs = monotonicNs();
+    const startCpu = threadCpuNs();
+    const processCpuStartNs = processCpuNs();
+    deadline = runtimeNs === null ? Number.POSITIVE_INFINITY : startNs + runtimeNs;
+    limit = ios ?? Number.POSITIVE_INFINITY;
+    progress = shown;
+    publishAtNs = startNs;
+    try {
+      for (;;) {
+        const next = pass();
+        if (next === DONE) break;
+        if (next === WAIT) await run.wake();
+      }
+    } catch (thrown) {
+      error = errorJson(thrown);
+      closeExecutor(); // reaps the calls still in flight; no phase follows a failed one
     }
-  } catch (thrown) {
-    error = errorJson(thrown);
-  } finally {
-    executor.close();
-  }
-  const elapsedNs = monotonicNs() - startNs;
-  const cpuNs = threadCpuNs() - startCpu;
-  const processCpuEndNs = processCpuNs();
-  if (progress !== undefined) progress[thread] = completed;
-  const delta = (i: number) => ioCounters[i]! - countersBefore[i]!;
-  return {
-    thread,
-    ios: completed,
-    bytes: completed * bs,
-    elapsedNs,
-    cpuNs,
-    processCpuStartNs,
-    processCpuEndNs,
-    histogram: histogram.data(),
-    budgetStalls: executor.budgetStalls + bounceWaits,
-    budgetStallNs: executor.budgetStallNs + bounceWaitNs,
-    bounceAcquired: 0,
-    bouncePeakPages: 0,
-    copyNs: executor.copyNs,
-    copiedBytes: executor.copiedBytes,
-    fixedCalls: executor.engine.fixedCalls,
-    unfixedCalls: executor.engine.unfixedCalls,
-    nonvectoredCalls: executor.engine.nonvectoredCalls,
-    vectoredCalls: executor.engine.vectoredCalls,
-    kernelCalls: delta(IO_PREADV) + delta(IO_PWRITEV) + delta(IO_SQES),
-    diskBytes: delta(IO_BYTES_READ) + delta(IO_BYTES_WRITTEN),
-    settled: issued,
-    error,
+    const elapsedNs = monotonicNs() - startNs;
+    const cpuNs = threadCpuNs() - startCpu;
+    const processCpuEndNs = processCpuNs();
+    if (shown !== undefined) shown[thread] = completed;
+    const delta = (i: number) => ioCounters[i]! - countersBefore[i]!;
+    return {
+      thread,
+      ios: completed,
+      bytes: completed * bs,
+      elapsedNs,
+      cpuNs,
+      processCpuStartNs,
+      processCpuEndNs,
+      histogram: histogram.data(),
+      budgetStalls: run.budgetStalls + bounceWaits,
+      budgetStallNs: run.budgetStallNs + bounceWaitNs,
+      bounceAcquired: 0,
+      bouncePeakPages: 0,
+      copyNs: run.copyNs,
+      copiedBytes: run.copiedBytes,
+      fixedCalls: run.engine.fixedCalls,
+      unfixedCalls: run.engine.unfixedCalls,
+      nonvectoredCalls: run.engine.nonvectoredCalls,
+      vectoredCalls: run.engine.vectoredCalls,
+      kernelCalls: delta(IO_PREADV) + delta(IO_PWRITEV) + delta(IO_SQES),
+      diskBytes: delta(IO_BYTES_READ) + delta(IO_BYTES_WRITTEN),
+      settled: issued,
+      error,
+    };
   };
+
+  try {
+    if ((spec.rampNs ?? 0) > 0) {
+      const warmUp = await phase(spec.rampNs!, null, undefined);
+      if (warmUp.error !== null) return { measured: warmUp, warmUpFailed: true };
+    }
+    return { measured: await phase(spec.runtimeNs, spec.ios, spec.progress), warmUpFailed: false };
+  } finally {
+    closeExecutor();
+  }
 }
 
 /** Verify mode: the disk bytes just transferred equal the slot's guest bytes (read independently). */

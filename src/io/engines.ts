@@ -159,6 +159,8 @@ export interface Engine {
    */
   readonly nonvectoredCalls: number;
   readonly vectoredCalls: number;
+  /** Sets the four call counts above to zero (a job's measured run counts its own). */
+  resetCounts(): void;
   /** Whether several iovecs in one registered buffer go as one call (READV_FIXED: the kernel has it); null without `fixedBuffers`. */
   readonly vectoredFixed: boolean | null;
   /** Delivers at least one completion if any call is in flight; returns how many it delivered. */
@@ -235,6 +237,13 @@ abstract class QueuedEngine implements Engine {
   unfixedCalls = 0;
   nonvectoredCalls = 0;
   vectoredCalls = 0;
+  resetCounts(): void {
+    this.fixedCalls = 0;
+    this.unfixedCalls = 0;
+    this.nonvectoredCalls = 0;
+    this.vectoredCalls = 0;
+  }
+
   get vectoredFixed(): boolean | null {
     return null;
   }

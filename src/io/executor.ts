@@ -111,6 +111,17 @@ export class Executor implements Disposable {
   budgetStallNs = 0;
   readonly #parkedAt: Float64Array;
 
+  /** Sets the totals above (and the engine's call counts) to zero: a phase of a job counts its own. */
+  resetCounts(): void {
+    this.copies = 0;
+    this.#timedCopyNs = 0;
+    this.#timedCopyBytes = 0;
+    this.copiedBytes = 0;
+    this.budgetStalls = 0;
+    this.budgetStallNs = 0;
+    this.engine.resetCounts();
+  }
+
   constructor(engine: EngineName, queueDepth: number, onSettled: SettledCallback, uring: UringOptions = {}) {
     this.engine = createEngine(engine, queueDepth, (slot, result) => this.#completed(slot, result), uring);
     this.queueDepth = queueDepth;
