@@ -532,8 +532,17 @@ try {
       // every round alike, a bias of the whole row that the rank test cannot see.
       for (let round = 0; round < rounds; round++) {
         await progress(`${comparison.name}: round ${round + 1}/${rounds} (each run with a calibration run of ${calibrationSeconds} s)`);
-        ours.push(externalSample(bounceBenchTotals(oursCommand), bounceBenchTotals(withRuntime(oursCommand, calibrationSeconds))));
-        if (fioCommand !== null) theirs.push(externalSample(fioTotals(fioCommand), fioTotals(withRuntime(fioCommand, calibrationSeconds))));
+        const oursRun = () => ours.push(externalSample(bounceBenchTotals(oursCommand), bounceBenchTotals(withRuntime(oursCommand, calibrationSeconds))));
+        const fioRun = () => fioCommand !== null && theirs.push(externalSample(fioTotals(fioCommand), fioTotals(withRuntime(fioCommand, calibrationSeconds))));
+        // Each tool goes first in every other round: whatever the previous run leaves behind
+        // (the device's queue, caches, the host's scheduling) falls on both alike.
+        if (round % 2 === 0) {
+          oursRun();
+          fioRun();
+        } else {
+          fioRun();
+          oursRun();
+        }
       }
     }
     for (let round = 0; round < rounds && comparison.paired !== true && comparison.externalCpu !== true; round++) {
