@@ -564,6 +564,8 @@ try {
       against: comparison.paired === true ? "bounce-bench direct, same run" : comparison.baseline !== undefined ? (comparison.baselineName ?? "bounce-bench direct") : hasFio ? "fio" : null,
       // Bounced minus direct CPU per IO, round by round (paired comparisons).
       extraCpuNsPerIo: comparison.paired === true ? ours.map((sample, i) => sample.cpuNsPerIo - theirs[i]!.cpuNsPerIo) : null,
+      // Each run's figures, in the order the rounds ran (the two tools' runs of a round adjacent).
+      runs: { ours: ours.map(({ iops, cpuNsPerIo }) => ({ iops, cpuNsPerIo })), other: theirs.map(({ iops, cpuNsPerIo }) => ({ iops, cpuNsPerIo })) },
       rounds,
       seconds,
       bounceBench: a,
