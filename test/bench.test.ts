@@ -562,6 +562,65 @@ test.skipIf(Bun.which("strace") === null)(`the disk's path is opened once for a 
   expect(opens).toHaveLength(1); // 8 cases x 2 threads, alignment discovery and the probe: one open
 });
 
+describe("how each ring was entered", () => {
+  test("by its registered index with uring, in the notes and each case's JSON; null with sync", () => {
+    const run = (...flags: string[]) => runCliIn(dir, "bench", ...flags, "--ios", "40", "--bs", "4k", "--op", "randread", "--mem-offset", "0", "--mode", "auto", "--repeat", "2");
+    const uring = run("--engine", "uring", "--qd", "4", "--json");
+    expect(uring.code).toBe(0);
+    expect(JSON.parse(uring.stdout).results.map((r: { registeredRing: boolean | null }) => r.registeredRing)).toEqual([true]);
+    expect(run("--engine", "uring", "--qd", "4").stdout).toContain("every ring was entered by its index among its thread's registered rings (IORING_REGISTER_RING_FDS)");
+    const sync = run("--engine", "sync", "--json");
+    expect(JSON.parse(sync.stdout).results.map((r: { registeredRing: boolean | null }) => r.registeredRing)).toEqual([null]);
+    expect(run("--engine", "sync").stdout).not.toContain("registered rings");
+  });
+
+  test("by its descriptor where the thread's 16 registered rings are taken, and the job says so: its IOs verified all the same", async () => {
+    const { runJob } = await import("../src/bench/job");
+    const { BounceBufferTracker } = await import("../src/bounce/bounce-tracker");
+    const { IoUring } = await import("../src/native");
+    const guest = join(dir, "ring-guest.img");
+    const disk = join(dir, "ring-disk.bin");
+    writeFileSync(guest, new Uint8Array(64 * 4096));
+    writeFileSync(disk, randomBytes(2 ** 20, 21));
+    const tracker = new BounceBufferTracker(64, 1);
+    using opened = Disk.open(disk, { write: false, direct: true });
+    const job = () =>
+      runJob({
+        guest: { path: guest },
+        diskPath: disk,
+        disk: opened.shared(),
+        op: "randread",
+        bs: 4096,
+        memOffset: 0,
+        mode: "auto",
+        rules: "kernel",
+        engine: "uring",
+        qd: 4,
+        thread: 0,
+        trackerShared: tracker.shared,
+        regionStart: 0,
+        regionBytes: 2 ** 20,
+        firstGpn: 0,
+        runtimeNs: null,
+        ios: 32,
+        hugePages: false,
+        seed: 1,
+        verify: true,
+        stop: new Int32Array(new SharedArrayBuffer(4)),
+      });
+    const free = await job();
+    expect({ error: free.error, ios: free.ios, registeredRing: free.registeredRing }).toEqual({ error: null, ios: 32, registeredRing: true });
+    const held = Array.from({ length: 16 }, () => new IoUring(2)); // this thread's every slot
+    try {
+      expect(held.every((ring) => ring.registeredRing)).toBe(true);
+      const taken = await job();
+      expect({ error: taken.error, ios: taken.ios, registeredRing: taken.registeredRing }).toEqual({ error: null, ios: 32, registeredRing: false });
+    } finally {
+      for (const ring of held) ring.close();
+    }
+  });
+});
+
 describe("bench's page acquisition", () => {
   test("a request larger than the thread's whole budget fails at once, naming both, instead of waiting forever", async () => {
     const { runJob } = await import("../src/bench/job");

@@ -261,6 +261,24 @@ describe("the io_uring ring's options, each with real reads", () => {
     }
   });
 
+  test("a thread's 17th ring open at once is refused a registered index and is entered by its descriptor, which works as well", () => {
+    const rings: IoUring[] = [];
+    try {
+      for (let n = 0; n < 17; n++) rings.push(new IoUring(2));
+      expect(rings.map((ring) => ring.registeredRing)).toEqual([...new Array(16).fill(true), false]);
+      using buffers = new BounceBuffer(PAGE);
+      using iovecs = new IovecArray(1);
+      iovecs.push(buffers.address(), PAGE);
+      for (const ring of [rings[16]!, rings[0]!]) {
+        buffers.bytes.fill(0, 0, PAGE);
+        expect(readAll(ring, 1, () => [IORING_OP_READV, fd, iovecs.address(), 1, 5 * PAGE, 0, 0, 0, 0])).toEqual([PAGE]);
+        expect(buffers.bytes.subarray(0, PAGE)).toEqual(DATA.subarray(5 * PAGE, 6 * PAGE));
+      }
+    } finally {
+      for (const ring of rings) ring.close();
+    }
+  });
+
   test("the opcode probe: READV is there, an opcode past the last is not", () => {
     using ring = new IoUring(2);
     expect(ring.supports(IORING_OP_READV)).toBe(true);

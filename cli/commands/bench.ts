@@ -487,6 +487,14 @@ function formatNotes(report: BenchReport): string {
         ? "; no call had several\n"
         : `; these had several iovecs and went as READV/WRITEV: ${vectored.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}: ${r.nonvectored!.vectored}`).join("; ")}\n`;
   }
+  const rings = report.results.filter((r) => r.registeredRing !== null && r.ios > 0);
+  if (rings.length > 0) {
+    const byDescriptor = rings.filter((r) => r.registeredRing === false);
+    text +=
+      byDescriptor.length === 0
+        ? "io_uring: every ring was entered by its index among its thread's registered rings (IORING_REGISTER_RING_FDS)\n"
+        : `io_uring: the kernel did not register these rings with their threads (IORING_REGISTER_RING_FDS: 5.18+, 16 a thread), entered by their descriptor: ${byDescriptor.map((r) => `${r.op} ${formatBytes(r.bs)} +${r.memOffset} ${r.mode}`).join("; ")}\n`;
+  }
   if (report.interrupted) text += "(interrupted: the last case is partial, later cases did not run)\n";
   return text;
 }

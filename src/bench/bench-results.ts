@@ -79,6 +79,13 @@ export interface BenchCaseResult {
    * of several iovecs that went as READV or WRITEV, over every run (fixed calls are in neither).
    */
   nonvectored: { calls: number; vectored: number } | null;
+  /**
+   * With the uring engine (null otherwise): whether every run's rings were entered by their
+   * index among their thread's registered rings (`IORING_REGISTER_RING_FDS`, 5.18+), as fio's
+   * `t/io_uring` does; false when the kernel refused that for any, which were then entered by
+   * their descriptor.
+   */
+  registeredRing: boolean | null;
   diskBytesPerIo: number;
   copiedBytesPerIo: number;
   /**
@@ -205,6 +212,7 @@ export function summarizeCase(item: { op: BenchOp; bs: number; memOffset: number
     callsPerIo: perIo(jobs, (job) => job.kernelCalls),
     fixedBuffers: options.uring?.fixedBuffers ? { calls: jobs.reduce((sum, job) => sum + job.fixedCalls, 0), notFixed: jobs.reduce((sum, job) => sum + job.unfixedCalls, 0) } : null,
     nonvectored: options.uring?.nonvectored ? { calls: jobs.reduce((sum, job) => sum + job.nonvectoredCalls, 0), vectored: jobs.reduce((sum, job) => sum + job.vectoredCalls, 0) } : null,
+    registeredRing: jobs.every((job) => job.registeredRing === null) ? null : jobs.every((job) => job.registeredRing !== false),
     diskBytesPerIo: perIo(jobs, (job) => job.diskBytes),
     copiedBytesPerIo: perIo(jobs, (job) => job.copiedBytes),
     physicalSegments: ios > 0 ? (runs[runs.length - 1]![0]?.physicalSegments ?? null) : null,

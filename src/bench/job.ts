@@ -159,6 +159,8 @@ export interface JobResult {
   /** Under `--nonvectored`: calls of one iovec sent as READ/WRITE, and calls of several that went as READV/WRITEV. */
   nonvectoredCalls: number;
   vectoredCalls: number;
+  /** Whether the job's ring was entered by its registered index (`Engine.registeredRing`); null without a ring. */
+  registeredRing: boolean | null;
   /** What the kernel was asked, counted at the native boundary: vectored calls or SQEs, and bytes moved to or from the disk. */
   kernelCalls: number;
   diskBytes: number;
@@ -555,6 +557,7 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
       unfixedCalls: run.engine.unfixedCalls,
       nonvectoredCalls: run.engine.nonvectoredCalls,
       vectoredCalls: run.engine.vectoredCalls,
+      registeredRing: run.engine.registeredRing,
       kernelCalls: delta(IO_PREADV) + delta(IO_PWRITEV) + delta(IO_SQES),
       diskBytes: delta(IO_BYTES_READ) + delta(IO_BYTES_WRITTEN),
       settled: issued,

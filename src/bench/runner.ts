@@ -228,6 +228,7 @@ function failedJob(thread: number, error: { code: string; message: string }): Jo
     unfixedCalls: 0,
     nonvectoredCalls: 0,
     vectoredCalls: 0,
+    registeredRing: null,
     diskBytes: 0,
     settled: 0,
     bounceHugePageBytes: 0,

@@ -161,6 +161,11 @@ export interface Engine {
   readonly vectoredCalls: number;
   /** Sets the four call counts above to zero (a job's measured run counts its own). */
   resetCounts(): void;
+  /**
+   * Whether the ring is entered by its index in the thread's registered rings
+   * (`IORING_REGISTER_RING_FDS`) rather than by its descriptor; null for an engine without one.
+   */
+  readonly registeredRing: boolean | null;
   /** Whether several iovecs in one registered buffer go as one call (READV_FIXED: the kernel has it); null without `fixedBuffers`. */
   readonly vectoredFixed: boolean | null;
   /** Delivers at least one completion if any call is in flight; returns how many it delivered. */
@@ -245,6 +250,10 @@ abstract class QueuedEngine implements Engine {
   }
 
   get vectoredFixed(): boolean | null {
+    return null;
+  }
+
+  get registeredRing(): boolean | null {
     return null;
   }
 
@@ -336,6 +345,10 @@ class UringEngine extends QueuedEngine {
 
   override get vectoredFixed(): boolean | null {
     return this.#vectoredFixed;
+  }
+
+  override get registeredRing(): boolean {
+    return this.#ring.registeredRing;
   }
 
   override registerMemory(regions: readonly MemoryRegion[]): void {
