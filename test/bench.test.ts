@@ -568,7 +568,7 @@ describe("how each ring was entered", () => {
     const uring = run("--engine", "uring", "--qd", "4", "--json");
     expect(uring.code).toBe(0);
     expect(JSON.parse(uring.stdout).results.map((r: { registeredRing: boolean | null }) => r.registeredRing)).toEqual([true]);
-    expect(run("--engine", "uring", "--qd", "4").stdout).toContain("every ring was entered by its index among its thread's registered rings (IORING_REGISTER_RING_FDS)");
+    expect(run("--engine", "uring", "--qd", "4").stdout.replace(/\s+/g, " ")).toContain("every ring was entered by its index among its thread's registered rings (IORING_REGISTER_RING_FDS)");
     const sync = run("--engine", "sync", "--json");
     expect(JSON.parse(sync.stdout).results.map((r: { registeredRing: boolean | null }) => r.registeredRing)).toEqual([null]);
     expect(run("--engine", "sync").stdout).not.toContain("registered rings");
