@@ -204,8 +204,12 @@ function ourRingSetup(options: string[]): string {
   return "none";
 }
 
-/** The warm-up both tools make before each ladder run (`externalCpu` takes it off with the calibration). */
-const LADDER_RAMP = "1s";
+/**
+ * The warm-up both tools make before each ladder run (`externalCpu` takes it off with the
+ * calibration): long enough for Bun's JIT to have compiled bounce-bench's IO path, which at
+ * 64 KiB it was still doing up to about 1.8 s after the first IO (docs/performance.md).
+ */
+const LADDER_RAMP = "2s";
 
 const LADDER_LOADS = [
   { bs: "4k", qd: 32 },
