@@ -379,7 +379,7 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
   let freeBounceCount = bounceCount;
   for (let i = 0; i < bounceCount; i++) freeBounce[i] = bounceCount - 1 - i;
   const slotBounce = new Int32Array(qd).fill(-1);
-  // A phase's state (warm-up or measured run), set by `begin`: declared with a value and set
+  // A phase's state (warm-up or measured run), set by `phase`: declared with a value and set
   // again before the first pass, so that the JIT never takes them for constants it must later
   // throw away. The next IO's block, drawn but not issued yet (it waits for a bounce slot), or -1.
   let pendingIndex = -1;
