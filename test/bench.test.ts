@@ -18,6 +18,7 @@ import { runBench } from "../src/bench/runner";
 import { vectoredFixedBuffers } from "../src/io/engines";
 import { Disk } from "../src/disk/disk";
 import type { BenchOptions } from "../src/bench/bench-options";
+import type { JobSpec } from "../src/bench/job";
 import { parseSegment } from "../src/base/value-parsers";
 import { fileBytes, randomBytes, ROOT, runCliIn, scratchDir } from "./helpers";
 
@@ -562,6 +563,33 @@ test.skipIf(Bun.which("strace") === null)(`the disk's path is opened once for a 
   expect(opens).toHaveLength(1); // 8 cases x 2 threads, alignment discovery and the probe: one open
 });
 
+/** A job for `runJob` on this thread (as a bench Worker runs it): over the first MiB of `disk`, 4 IOs of 4 KiB by default. */
+function jobSpec(guest: string, disk: string, opened: Disk, tracker: { shared: SharedArrayBuffer }, spec: Partial<JobSpec>): JobSpec {
+  return {
+    guest: { path: guest },
+    diskPath: disk,
+    disk: opened.shared(),
+    op: "read",
+    bs: 4096,
+    memOffset: 0,
+    mode: "auto",
+    rules: "kernel",
+    engine: "sync",
+    qd: 1,
+    thread: 0,
+    trackerShared: tracker.shared,
+    regionStart: 0,
+    regionBytes: 2 ** 20,
+    firstGpn: 0,
+    runtimeNs: null,
+    ios: 4,
+    hugePages: false,
+    seed: 1,
+    stop: new Int32Array(new SharedArrayBuffer(4)),
+    ...spec,
+  };
+}
+
 describe("how each ring was entered", () => {
   test("by its registered index with uring, in the notes and each case's JSON; null with sync", () => {
     const run = (...flags: string[]) => runCliIn(dir, "bench", ...flags, "--ios", "40", "--bs", "4k", "--op", "randread", "--mem-offset", "0", "--mode", "auto", "--repeat", "2");
@@ -584,30 +612,7 @@ describe("how each ring was entered", () => {
     writeFileSync(disk, randomBytes(2 ** 20, 21));
     const tracker = new BounceBufferTracker(64, 1);
     using opened = Disk.open(disk, { write: false, direct: true });
-    const job = () =>
-      runJob({
-        guest: { path: guest },
-        diskPath: disk,
-        disk: opened.shared(),
-        op: "randread",
-        bs: 4096,
-        memOffset: 0,
-        mode: "auto",
-        rules: "kernel",
-        engine: "uring",
-        qd: 4,
-        thread: 0,
-        trackerShared: tracker.shared,
-        regionStart: 0,
-        regionBytes: 2 ** 20,
-        firstGpn: 0,
-        runtimeNs: null,
-        ios: 32,
-        hugePages: false,
-        seed: 1,
-        verify: true,
-        stop: new Int32Array(new SharedArrayBuffer(4)),
-      });
+    const job = () => runJob(jobSpec(guest, disk, opened, tracker, { op: "randread", engine: "uring", qd: 4, ios: 32, verify: true }));
     const free = await job();
     expect({ error: free.error, ios: free.ios, registeredRing: free.registeredRing }).toEqual({ error: null, ios: 32, registeredRing: true });
     const held = Array.from({ length: 16 }, () => new IoUring(2)); // this thread's every slot
@@ -630,30 +635,8 @@ describe("bench's page acquisition", () => {
     writeFileSync(guest, new Uint8Array(64 * 4096));
     writeFileSync(disk, new Uint8Array(2 ** 20));
     const tracker = new BounceBufferTracker(4, 1);
-    const { Disk } = await import("../src/disk/disk");
     using opened = Disk.open(disk, { write: false, direct: true });
-    const result = await runJob({
-      guest: { path: guest },
-      diskPath: disk,
-      disk: opened.shared(),
-      op: "read",
-      bs: 65536,
-      memOffset: 8,
-      mode: "auto",
-      rules: "kernel",
-      engine: "sync",
-      qd: 1,
-      thread: 0,
-      trackerShared: tracker.shared,
-      regionStart: 0,
-      regionBytes: 2 ** 20,
-      firstGpn: 0,
-      runtimeNs: null,
-      ios: 4,
-      hugePages: false,
-      seed: 1,
-      stop: new Int32Array(new SharedArrayBuffer(4)),
-    });
+    const result = await runJob(jobSpec(guest, disk, opened, tracker, { bs: 65536, memOffset: 8 }));
     expect(result.error?.code).toBe("BUDGET_EXCEEDED");
     expect(result.error?.message).toContain("per-thread budget of 4 pages");
     expect(result.ios).toBe(0);
