@@ -206,8 +206,8 @@ function ourRingSetup(options: string[]): string {
 
 /**
  * The warm-up both tools make before each ladder run (`externalCpu` takes it off with the
- * calibration): long enough for Bun's JIT to have compiled bounce-bench's IO path, which at
- * 64 KiB it was still doing up to about 1.8 s after the first IO (docs/performance.md).
+ * calibration): long enough for Bun's JIT to have compiled most of bounce-bench's IO path,
+ * which at 64 KiB it was still doing up to about 1.8 s after the first IO (docs/performance.md).
  */
 const LADDER_RAMP = "2s";
 
@@ -537,7 +537,9 @@ try {
       for (let round = 0; round < rounds; round++) {
         await progress(`${comparison.name}: round ${round + 1}/${rounds} (each run with a calibration run of ${calibrationSeconds} s)`);
         const oursRun = () => ours.push(externalSample(bounceBenchTotals(oursCommand), bounceBenchTotals(withRuntime(oursCommand, calibrationSeconds))));
-        const fioRun = () => fioCommand !== null && theirs.push(externalSample(fioTotals(fioCommand), fioTotals(withRuntime(fioCommand, calibrationSeconds))));
+        const fioRun = () => {
+          if (fioCommand !== null) theirs.push(externalSample(fioTotals(fioCommand), fioTotals(withRuntime(fioCommand, calibrationSeconds))));
+        };
         // Each tool goes first in every other round: whatever the previous run leaves behind
         // (the device's queue, caches, the host's scheduling) falls on both alike.
         if (round % 2 === 0) {

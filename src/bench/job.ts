@@ -379,9 +379,10 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
   let freeBounceCount = bounceCount;
   for (let i = 0; i < bounceCount; i++) freeBounce[i] = bounceCount - 1 - i;
   const slotBounce = new Int32Array(qd).fill(-1);
-  // A phase's state (warm-up or measured run), set by `phase`: declared with a value and set
-  // again before the first pass, so that the JIT never takes them for constants it must later
-  // throw away. The next IO's block, drawn but not issued yet (it waits for a bounce slot), or -1.
+  // From here to `publishAtNs`: a phase's state (warm-up or measured run), set by `phase`. Each
+  // is declared with a value and set again before the first pass, so that the JIT never takes
+  // one for a constant it must later throw away.
+  // The next IO's block, drawn but not issued yet (it waits for a bounce slot), or -1.
   let pendingIndex = -1;
   // Since when the next IO has waited for a bounce slot (-1: it has not), and the waits so far.
   let waitingSince = -1;
