@@ -71,6 +71,15 @@ describe("repeats, spread, ramp", () => {
     expect(result!.histogram!.counts.reduce((a, b) => a + b, 0)).toBe(20);
   });
 
+  test("the progress line shows the measured run's IOs, never the warm-up's: a 1 s warm-up then 20 IOs shows no count above 20", async () => {
+    const seen: number[] = [];
+    const report = await runBench(options({ rampSeconds: 1, ios: 20, onProgress: (status: BenchProgress) => seen.push(status.ios) }));
+    expect(report.results[0]!.ios).toBe(20);
+    // Redrawn every 200 ms: several times within the warm-up, which does far more than 20 IOs.
+    expect(seen.length).toBeGreaterThan(2);
+    expect(Math.max(...seen)).toBeLessThanOrEqual(20);
+  });
+
   test("the warm-up runs on the measured run's own ring, and leaves nothing in its counts: every per-IO figure is as without one", async () => {
     // Bounced and direct cases, fixed buffers, single-iovec opcodes: each count the run keeps.
     const run = async (rampSeconds: number) =>
