@@ -24,11 +24,13 @@
  * + SQPOLL; DEFER_TASKRUN in place of SQPOLL), each against fio with the same options, on the
  * disk file, on a loop device over tmpfs (root only: a block device with no device behind it),
  * and with the null engine (no ring: the floor). CPU per IO is measured alike for both tools,
- * from outside (`externalCpu`), so that io_uring's SQPOLL thread, which belongs to the process,
- * counts for both: fio's own figure counts its job thread alone (RUSAGE_THREAD). fio 3.33 sets
- * up its ring with DEFER_TASKRUN by itself (`LADDER_RUNGS`), and sends one buffer as
- * IORING_OP_READ by default (its `nonvectored`): bounce-bench runs every rung with
- * `--nonvectored`, so that both send the same opcodes.
+ * from outside over each run's steady middle (`externalCpu`, `steady-window.ts`), so that
+ * io_uring's SQPOLL thread, which belongs to the process, counts for both: fio's own figure
+ * counts its job thread alone (RUSAGE_THREAD). fio 3.33 sets up its ring with DEFER_TASKRUN by
+ * itself (`LADDER_RUNGS`), and sends one buffer as IORING_OP_READ by default (its
+ * `nonvectored`): bounce-bench runs every rung with `--nonvectored`, so that both send the same
+ * opcodes. fio's buffers are shared memory (`--iomem=mmapshared`), as bounce-bench's guest
+ * memory is (a memfd): the kernel marks such pages dirty after a read its own way.
  *
  * Registered bounce (`regbounce-*`): bouncing into a registered pool (`--fixedbufs bounce`)
  * against direct IO from unregistered guest pages, in one run with interleaved repeats, at
@@ -43,6 +45,7 @@ import { difference, spreadOf } from "../src/bench/statistics";
 import { createFilledDisk } from "../src/bench/workspace";
 import { scratchDiskUnavailable } from "../src/host/scratch-disks";
 import { loopOverTmpfs, type ScratchDevice } from "./scratch-devices";
+import { deviceStatFile, runInWindow, steadyWindow } from "./steady-window";
 import { numberFlag, scriptOptions } from "./script-options";
 
 interface Sample {
@@ -56,6 +59,8 @@ interface Sample {
   diskBytesPerIo?: number;
   /** Physically contiguous runs of the buffer the device saw (root only). */
   physicalSegments?: number | null;
+  /** IOs per second the device completed in the measuring window (`externalCpu`). */
+  windowIops?: number;
 }
 
 type Command = string[] | (() => string[]);
@@ -80,18 +85,19 @@ interface Comparison {
    */
   paired?: boolean;
   /**
-   * CPU per IO measured the same way for both tools, from outside: each process's CPU time (every
-   * thread: io_uring's SQPOLL thread and workers too, which fio's own figure leaves out, as it
-   * counts its job thread alone) from wait4, less that of a run of `calibrationSeconds` made
-   * with each run (in every round), over the IOs the longer run did beyond it. Start-up,
-   * teardown and a warm-up of `LADDER_RAMP` that both runs make (bench's `--ramp`, fio's
-   * `ramp_time`: Bun's JIT compiles the hot path then) cancel out.
+   * CPU per IO measured the same way for both tools, from outside, over each run's steady middle
+   * (`steady-window.ts`): the process's CPU time (every thread: io_uring's SQPOLL thread and
+   * workers too, which fio's own figure leaves out, as it counts its job thread alone) per IO
+   * the disk's device completed, after a warm-up of `LADDER_RAMP_SECONDS` both tools make
+   * (bench's `--ramp`, fio's `ramp_time`: Bun's JIT compiles the hot path then).
    */
-  externalCpu?: boolean;
+  externalCpu?: {
+    /** The path whose block device counts the IOs (null: none, the tool's IOPS stand in). */
+    device: () => string | null;
+    /** Bytes of one IO. */
+    ioBytes: number;
+  };
 }
-
-/** The short run whose CPU time and IOs are taken off each run's (`externalCpu`). */
-const CALIBRATION_SECONDS = 0.5;
 
 const ROOT = join(import.meta.dir, "..");
 const flags = scriptOptions("bench", {
@@ -102,8 +108,6 @@ const flags = scriptOptions("bench", {
 });
 const rounds = numberFlag("bench", "rounds", flags.rounds, 1);
 const seconds = numberFlag("bench", "seconds", flags.seconds, 0.1);
-/** The calibration run (`externalCpu`): half a second, or a quarter of a shorter run. */
-const calibrationSeconds = Math.min(CALIBRATION_SECONDS, seconds / 4);
 const only = flags.only.split(",").filter(Boolean);
 /** `--only`: a case's name, or the start of names (`ladder` runs every `ladder-...`). */
 const selected = (name: string) => only.length === 0 || only.some((item) => name === item || name.startsWith(`${item}-`));
@@ -205,15 +209,16 @@ function ourRingSetup(options: string[]): string {
 }
 
 /**
- * The warm-up both tools make before each ladder run (`externalCpu` takes it off with the
- * calibration): long enough for Bun's JIT to have compiled most of bounce-bench's IO path,
- * which at 64 KiB it was still doing up to about 1.8 s after the first IO (docs/performance.md).
+ * The warm-up both tools make before each ladder run, outside the measuring window: long enough
+ * for Bun's JIT to have compiled most of bounce-bench's IO path, which at 64 KiB it was still
+ * doing up to about 1.8 s after the first IO (docs/performance.md).
  */
-const LADDER_RAMP = "2s";
+const LADDER_RAMP_SECONDS = 2;
+const LADDER_RAMP = `${LADDER_RAMP_SECONDS}s`;
 
 const LADDER_LOADS = [
-  { bs: "4k", qd: 32 },
-  { bs: "64k", qd: 16 },
+  { bs: "4k", qd: 32, bytes: 4096 },
+  { bs: "64k", qd: 16, bytes: 65536 },
 ];
 
 /** fio as a process (its CPU time then counts the SQPOLL thread), on `target` of `bytes`. */
@@ -223,8 +228,8 @@ function fioProcess(target: string, bytes: number, options: string[]): string[] 
 
 function ladder(): Comparison[] {
   const targets = [
-    { name: "file", ours: () => ["--disk", disk, "--force"], fio: () => ({ target: disk, bytes: DISK_BYTES }), unavailable: null as string | null },
-    { name: "loop-tmpfs", ours: () => ["--disk", loopTmpfsDevice()], fio: () => ({ target: loopTmpfsDevice(), bytes: LOOP_TMPFS_BYTES }), unavailable: loopTmpfsWhy },
+    { name: "file", ours: () => ["--disk", disk, "--force"], fio: () => ({ target: disk, bytes: DISK_BYTES }), device: () => disk, unavailable: null as string | null },
+    { name: "loop-tmpfs", ours: () => ["--disk", loopTmpfsDevice()], fio: () => ({ target: loopTmpfsDevice(), bytes: LOOP_TMPFS_BYTES }), device: () => loopTmpfsDevice(), unavailable: loopTmpfsWhy },
   ];
   const rows: Comparison[] = [];
   for (const target of targets) {
@@ -248,9 +253,9 @@ function ladder(): Comparison[] {
               ? null
               : () => {
                   const { target: file, bytes } = target.fio();
-                  return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, `--ramp_time=${LADDER_RAMP}`, ...fioOptions]);
+                  return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, `--ramp_time=${LADDER_RAMP}`, "--iomem=mmapshared", ...fioOptions]);
                 },
-          externalCpu: true,
+          externalCpu: { device: target.device, ioBytes: load.bytes },
         });
       }
     }
@@ -262,7 +267,7 @@ function ladder(): Comparison[] {
       target: "the floor (null engine, no ring): IOPS at least fio's null engine",
       bounceBench: bb(["--op", "randread", "--bs", load.bs, "--mem-offset", "0", "--mode", "auto", "--engine", "null", "--qd", String(load.qd), "--ramp", LADDER_RAMP]),
       fio: fioProcess(disk, DISK_BYTES, ["--rw=randread", `--bs=${load.bs}`, "--ioengine=null", `--iodepth=${load.qd}`, `--ramp_time=${LADDER_RAMP}`]),
-      externalCpu: true,
+      externalCpu: { device: () => null, ioBytes: load.bytes },
     });
   }
   return rows;
@@ -409,38 +414,23 @@ function runBouncePairs(command: string[]): { bounced: Sample[]; direct: Sample[
   return { bounced: runs.map((run) => sampleOf(bounced, run)), direct: runs.map((run) => sampleOf(direct, run)) };
 }
 
-/** A whole run's CPU time (every thread of the process and what it waited for) and IOs. */
-interface RunTotals {
-  cpuNs: number;
-  ios: number;
-  sample: Sample;
-}
-
-function bounceBenchTotals(command: string[]): RunTotals {
-  const result = Bun.spawnSync([process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...command]);
-  if (result.exitCode !== 0) throw new Error(`bounce-bench ${command.join(" ")}: ${result.stderr.toString()}${result.stdout.toString()}`);
-  const r = JSON.parse(result.stdout.toString()).results[0];
-  return { cpuNs: Number(result.resourceUsage.cpuTime.total) * 1000, ios: r.ios, sample: sampleOf(r) };
-}
-
-function fioTotals(command: string[]): RunTotals {
-  const result = Bun.spawnSync(["fio", ...command]);
-  if (result.exitCode !== 0) throw new Error(`fio ${command.join(" ")}: ${result.stderr.toString()}`);
-  const job = JSON.parse(result.stdout.toString()).jobs[0];
-  const side = job.read.io_bytes > 0 ? job.read : job.write;
-  return { cpuNs: Number(result.resourceUsage.cpuTime.total) * 1000, ios: side.total_ios, sample: fioSample(job) };
+/**
+ * A ladder run's figures: the tool's own, but CPU per IO over the run's steady middle, measured
+ * from outside (`externalCpu`); `windowIops`, the IOs per second the device counted then.
+ */
+async function windowRun(tool: "bounce-bench" | "fio", command: string[], external: NonNullable<Comparison["externalCpu"]>): Promise<Sample> {
+  const argv = tool === "fio" ? ["fio", ...command] : [process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...command];
+  const device = external.device();
+  const sampleFrom = (output: string) => (tool === "fio" ? fioSample(JSON.parse(output).jobs[0]) : sampleOf(JSON.parse(output).results[0]));
+  const window = steadyWindow(LADDER_RAMP_SECONDS, seconds);
+  const measured = await runInWindow(argv, window, device === null ? null : deviceStatFile(device), external.ioBytes, (output) => sampleFrom(output).iops);
+  return { ...sampleFrom(measured.output), cpuNsPerIo: measured.cpuNsPerIo, windowIops: measured.iops };
 }
 
 /** `command` with its run time (`--runtime S` or `--runtime=S`) set to `runtime` seconds. */
 function withRuntime(command: string[], runtime: number): string[] {
   // fio takes whole seconds unless given a unit.
   return command.map((arg, i) => (arg.startsWith("--runtime=") ? `--runtime=${Math.round(runtime * 1000)}ms` : command[i - 1] === "--runtime" ? String(runtime) : arg));
-}
-
-/** A run's sample with CPU per IO measured from outside, less `calibration` (see `externalCpu`). */
-function externalSample(run: RunTotals, calibration: RunTotals): Sample {
-  const ios = run.ios - calibration.ios;
-  return { ...run.sample, cpuNsPerIo: ios > 0 ? (run.cpuNs - calibration.cpuNs) / ios : 0 };
 }
 
 function runFio(command: string[]): Sample {
@@ -528,30 +518,30 @@ try {
       ours.push(...bounced);
       theirs.push(...direct);
     }
-    if (comparison.externalCpu === true) {
+    const external = comparison.externalCpu;
+    if (external !== undefined) {
       const oursCommand = resolve(comparison.bounceBench);
       const fioCommand = comparison.fio !== null && hasFio ? resolve(comparison.fio) : null;
       if (fioCommand !== null && comparison.ring !== undefined) fioRings.set(comparison.name, fioRingSetup(fioCommand) ?? "not measured (strace missing)");
-      // A calibration run of its own for every run: one per case would carry its error into
-      // every round alike, a bias of the whole row that the rank test cannot see.
+      const window = steadyWindow(LADDER_RAMP_SECONDS, seconds);
       for (let round = 0; round < rounds; round++) {
-        await progress(`${comparison.name}: round ${round + 1}/${rounds} (each run with a calibration run of ${calibrationSeconds} s)`);
-        const oursRun = () => ours.push(externalSample(bounceBenchTotals(oursCommand), bounceBenchTotals(withRuntime(oursCommand, calibrationSeconds))));
-        const fioRun = () => {
-          if (fioCommand !== null) theirs.push(externalSample(fioTotals(fioCommand), fioTotals(withRuntime(fioCommand, calibrationSeconds))));
+        await progress(`${comparison.name}: round ${round + 1}/${rounds} (CPU and IOs measured ${window.fromSeconds.toFixed(1)} to ${window.toSeconds.toFixed(1)} s into each run)`);
+        const oursRun = async () => ours.push(await windowRun("bounce-bench", oursCommand, external));
+        const fioRun = async () => {
+          if (fioCommand !== null) theirs.push(await windowRun("fio", fioCommand, external));
         };
         // Each tool goes first in every other round: whatever the previous run leaves behind
         // (the device's queue, caches, the host's scheduling) falls on both alike.
         if (round % 2 === 0) {
-          oursRun();
-          fioRun();
+          await oursRun();
+          await fioRun();
         } else {
-          fioRun();
-          oursRun();
+          await fioRun();
+          await oursRun();
         }
       }
     }
-    for (let round = 0; round < rounds && comparison.paired !== true && comparison.externalCpu !== true; round++) {
+    for (let round = 0; round < rounds && comparison.paired !== true && comparison.externalCpu === undefined; round++) {
       await progress(`${comparison.name}: round ${round + 1}/${rounds}`);
       ours.push(runBounceBench(resolve(comparison.bounceBench)));
       if (comparison.baseline !== undefined) theirs.push(runBounceBench(comparison.baseline));
@@ -571,7 +561,7 @@ try {
       // Bounced minus direct CPU per IO, round by round (paired comparisons).
       extraCpuNsPerIo: comparison.paired === true ? ours.map((sample, i) => sample.cpuNsPerIo - theirs[i]!.cpuNsPerIo) : null,
       // Each run's figures, in the order the rounds ran (the two tools' runs of a round adjacent).
-      runs: { ours: ours.map(({ iops, cpuNsPerIo }) => ({ iops, cpuNsPerIo })), other: theirs.map(({ iops, cpuNsPerIo }) => ({ iops, cpuNsPerIo })) },
+      runs: { ours: ours.map(({ iops, cpuNsPerIo, windowIops }) => ({ iops, cpuNsPerIo, windowIops })), other: theirs.map(({ iops, cpuNsPerIo, windowIops }) => ({ iops, cpuNsPerIo, windowIops })) },
       rounds,
       seconds,
       bounceBench: a,
@@ -586,7 +576,10 @@ try {
               iops: difference(theirs.map((x) => x.iops), ours.map((x) => x.iops)).beyondNoise,
             },
       ring: comparison.ring === undefined ? null : { ours: comparison.ring, fio: fioRings.get(comparison.name) ?? null },
-      cpuMeasured: comparison.externalCpu === true ? "from outside: each process's CPU time (every thread), less a short run's" : "each tool's own figure",
+      cpuMeasured:
+        comparison.externalCpu !== undefined
+          ? `from outside, ${steadyWindow(LADDER_RAMP_SECONDS, seconds).fromSeconds} to ${steadyWindow(LADDER_RAMP_SECONDS, seconds).toSeconds} s into each run: the process tree's CPU time (every thread) per IO its disk's device completed`
+          : "each tool's own figure",
     });
   }
   // Memory: peak RSS of a short and a three times longer run of the same bounced workload.
@@ -640,7 +633,7 @@ if (asJson) {
   if (ladderRows.length > 0) {
     console.log(
       "\nthe io_uring ladder, 4 KiB random reads at qd 32 and 64 KiB at qd 16: each rung's CPU per IO against plain, and against fio with the same ring setup " +
-        `(goal: CPU ratio <= 1.00, IOPS ratio >= 1.00). Both send one buffer as IORING_OP_READ (fio's default nonvectored, bounce-bench's --nonvectored). CPU per IO is measured alike for both, from outside: the process's CPU time, every thread (SQPOLL's too), less a ${calibrationSeconds} s run's`,
+        `(goal: CPU ratio <= 1.00, IOPS ratio >= 1.00). Both send one buffer as IORING_OP_READ (fio's default nonvectored, bounce-bench's --nonvectored). CPU per IO is measured alike for both, from outside, over each run's steady middle: the process's CPU time, every thread (SQPOLL's too), per IO its disk's device completed`,
     );
     const lines: string[][] = [];
     for (const row of ladderRows) {
