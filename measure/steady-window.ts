@@ -47,10 +47,7 @@ export function steadyWindow(rampSeconds: number, seconds: number): Window {
  */
 export function deviceStatFile(path: string): string | null {
   const stat = statSync(path);
-  const dev = BigInt(stat.isBlockDevice() ? stat.rdev : stat.dev);
-  // Linux's dev_t, as glibc's major() and minor() take it apart.
-  const major = ((dev & 0xfff00n) >> 8n) | ((dev & 0xfffff00000000000n) >> 32n);
-  const minor = (dev & 0xffn) | ((dev & 0xffffff00000n) >> 12n);
+  const { major, minor } = deviceNumbers(stat.isBlockDevice() ? stat.rdev : stat.dev);
   const file = `/sys/dev/block/${major}:${minor}/stat`;
   try {
     readFileSync(file);
@@ -58,6 +55,15 @@ export function deviceStatFile(path: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** A device number (`st_dev`, `st_rdev`) taken apart as glibc's `major()` and `minor()` do. */
+export function deviceNumbers(dev: number | bigint): { major: number; minor: number } {
+  const d = BigInt(dev);
+  return {
+    major: Number(((d & 0xfff00n) >> 8n) | ((d & 0xfffff00000000000n) >> 32n)),
+    minor: Number((d & 0xffn) | ((d & 0xffffff00000n) >> 12n)),
+  };
 }
 
 /** Sectors (512 bytes) read and written so far, from a block device's `stat` file. */

@@ -590,6 +590,15 @@ function jobSpec(guest: string, disk: string, opened: Disk, tracker: { shared: S
   };
 }
 
+/** A job's files in the test directory: a guest image of 64 pages of zeros, and a disk of 1 MiB (random with `seed`, else zeros). */
+function jobFiles(name: string, seed?: number): { guest: string; disk: string } {
+  const guest = join(dir, `${name}-guest.img`);
+  const disk = join(dir, `${name}-disk.bin`);
+  writeFileSync(guest, new Uint8Array(64 * 4096));
+  writeFileSync(disk, seed === undefined ? new Uint8Array(2 ** 20) : randomBytes(2 ** 20, seed));
+  return { guest, disk };
+}
+
 describe("how each ring was entered", () => {
   test("by its registered index with uring, in the notes and each case's JSON; null with sync", () => {
     const run = (...flags: string[]) => runCliIn(dir, "bench", ...flags, "--ios", "40", "--bs", "4k", "--op", "randread", "--mem-offset", "0", "--mode", "auto", "--repeat", "2");
@@ -606,10 +615,7 @@ describe("how each ring was entered", () => {
     const { runJob } = await import("../src/bench/job");
     const { BounceBufferTracker } = await import("../src/bounce/bounce-tracker");
     const { IoUring } = await import("../src/native");
-    const guest = join(dir, "ring-guest.img");
-    const disk = join(dir, "ring-disk.bin");
-    writeFileSync(guest, new Uint8Array(64 * 4096));
-    writeFileSync(disk, randomBytes(2 ** 20, 21));
+    const { guest, disk } = jobFiles("ring", 21);
     const tracker = new BounceBufferTracker(64, 1);
     using opened = Disk.open(disk, { write: false, direct: true });
     const job = () => runJob(jobSpec(guest, disk, opened, tracker, { op: "randread", engine: "uring", qd: 4, ios: 32, verify: true }));
@@ -630,16 +636,29 @@ describe("bench's page acquisition", () => {
   test("a request larger than the thread's whole budget fails at once, naming both, instead of waiting forever", async () => {
     const { runJob } = await import("../src/bench/job");
     const { BounceBufferTracker } = await import("../src/bounce/bounce-tracker");
-    const guest = join(dir, "budget-guest.img");
-    const disk = join(dir, "budget-disk.bin");
-    writeFileSync(guest, new Uint8Array(64 * 4096));
-    writeFileSync(disk, new Uint8Array(2 ** 20));
+    const { guest, disk } = jobFiles("budget");
     const tracker = new BounceBufferTracker(4, 1);
     using opened = Disk.open(disk, { write: false, direct: true });
     const result = await runJob(jobSpec(guest, disk, opened, tracker, { bs: 65536, memOffset: 8 }));
     expect(result.error?.code).toBe("BUDGET_EXCEEDED");
     expect(result.error?.message).toContain("per-thread budget of 4 pages");
     expect(result.ios).toBe(0);
+    expect(tracker.stats(0).inUsePages).toBe(0);
+  });
+
+  test("a job whose pages someone else holds waits for them asleep: the holder, a timer on the job's own thread, gets to let go, and the IOs complete", async () => {
+    const { runJob } = await import("../src/bench/job");
+    const { BounceBufferTracker } = await import("../src/bounce/bounce-tracker");
+    const { guest, disk } = jobFiles("asleep", 23);
+    const tracker = new BounceBufferTracker(4, 1);
+    using opened = Disk.open(disk, { write: false, direct: true });
+    // The job's thread's whole budget, held here: its first bounced IO must wait. A job that
+    // polled instead of awaiting would never let this thread run the timer, and hang.
+    const held = await tracker.acquire(4 * 4096, 0);
+    setTimeout(() => held.release(), 20);
+    const result = await runJob(jobSpec(guest, disk, opened, tracker, { mode: "bounce", ios: 8, verify: true }));
+    expect({ error: result.error, ios: result.ios }).toEqual({ error: null, ios: 8 });
+    expect(tracker.stats(0).waits).toBeGreaterThan(0);
     expect(tracker.stats(0).inUsePages).toBe(0);
   });
 });

@@ -501,9 +501,9 @@ async function loop(spec: JobSpec, slots: Slots, memory: GuestMemory, requests: 
     return executor!.poll() ? AGAIN : WAIT;
   };
 
-  // A phase's loop, a function of its own for the same reason as `pass`: as a loop inside
-  // `phase` it made the JIT compile all of `phase` (its set-up and result too) seconds into the
-  // measured run; this one is small, and compiles in a few milliseconds.
+  // A phase's loop, a function of its own: as a loop inside `phase`, the JIT compiled all of
+  // `phase` (its set-up and its result too), entering it mid-loop seconds into the measured run;
+  // this function is small, and quick to compile (docs/performance.md).
   const drive = async (run: Executor): Promise<void> => {
     for (;;) {
       const next = pass();
