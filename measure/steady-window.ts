@@ -4,8 +4,8 @@
  * SQPOLL thread, Bun's JIT and GC threads), and the IOs its disk's block device completed, both
  * read at the window's two ends. Start-up, the warm-up and the end of the run fall outside the
  * window, so nothing has to be taken off: the ladder's earlier way (each run less a short
- * calibration run of its own) carried the calibration run's own noise into every figure, up to
- * about 10% of it (docs/performance.md).
+ * calibration run of its own) carried the calibration run's own noise into every figure
+ * (docs/performance.md).
  *
  * CPU time is the scheduler's (`/proc/PID/task/TID/schedstat`, nanoseconds), summed over the
  * process tree. IOs are the device's sectors read and written (`/sys/dev/block/M:m/stat`) over
