@@ -29,8 +29,9 @@
  * counts its job thread alone (RUSAGE_THREAD). fio 3.33 sets up its ring with DEFER_TASKRUN by
  * itself (`LADDER_RUNGS`), and sends one buffer as IORING_OP_READ by default (its
  * `nonvectored`): bounce-bench runs every rung with `--nonvectored`, so that both send the same
- * opcodes. fio's buffers are shared memory (`--iomem=mmapshared`), as bounce-bench's guest
- * memory is (a memfd): the kernel marks such pages dirty after a read its own way.
+ * opcodes. fio's buffers are shared memory (`--iomem=shm`, SysV shared memory), as
+ * bounce-bench's guest memory is (a memfd): the kernel marks such pages dirty after a read its
+ * own way. (fio 3.33's `--iomem=mmapshared` maps private memory: strace shows MAP_PRIVATE.)
  *
  * Registered bounce (`regbounce-*`): bouncing into a registered pool (`--fixedbufs bounce`)
  * against direct IO from unregistered guest pages, in one run with interleaved repeats, at
@@ -253,7 +254,7 @@ function ladder(): Comparison[] {
               ? null
               : () => {
                   const { target: file, bytes } = target.fio();
-                  return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, `--ramp_time=${LADDER_RAMP}`, "--iomem=mmapshared", ...fioOptions]);
+                  return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, `--ramp_time=${LADDER_RAMP}`, "--iomem=shm", ...fioOptions]);
                 },
           externalCpu: { device: target.device, ioBytes: load.bytes },
         });
