@@ -216,6 +216,8 @@ function ourRingSetup(options: string[]): string {
  */
 const LADDER_RAMP_SECONDS = 2;
 const LADDER_RAMP = `${LADDER_RAMP_SECONDS}s`;
+/** When each ladder run's CPU time and IOs are read (`externalCpu`). */
+const LADDER_WINDOW = steadyWindow(LADDER_RAMP_SECONDS, seconds);
 
 const LADDER_LOADS = [
   { bs: "4k", qd: 32, bytes: 4096 },
@@ -423,8 +425,7 @@ async function windowRun(tool: "bounce-bench" | "fio", command: string[], extern
   const argv = tool === "fio" ? ["fio", ...command] : [process.execPath, join(ROOT, "cli/bounce-bench.ts"), ...command];
   const device = external.device();
   const sampleFrom = (output: string) => (tool === "fio" ? fioSample(JSON.parse(output).jobs[0]) : sampleOf(JSON.parse(output).results[0]));
-  const window = steadyWindow(LADDER_RAMP_SECONDS, seconds);
-  const measured = await runInWindow(argv, window, device === null ? null : deviceStatFile(device), external.ioBytes, (output) => sampleFrom(output).iops);
+  const measured = await runInWindow(argv, LADDER_WINDOW, device === null ? null : deviceStatFile(device), external.ioBytes, (output) => sampleFrom(output).iops);
   return { ...sampleFrom(measured.output), cpuNsPerIo: measured.cpuNsPerIo, windowIops: measured.iops };
 }
 
@@ -524,9 +525,8 @@ try {
       const oursCommand = resolve(comparison.bounceBench);
       const fioCommand = comparison.fio !== null && hasFio ? resolve(comparison.fio) : null;
       if (fioCommand !== null && comparison.ring !== undefined) fioRings.set(comparison.name, fioRingSetup(fioCommand) ?? "not measured (strace missing)");
-      const window = steadyWindow(LADDER_RAMP_SECONDS, seconds);
       for (let round = 0; round < rounds; round++) {
-        await progress(`${comparison.name}: round ${round + 1}/${rounds} (CPU and IOs measured ${window.fromSeconds.toFixed(1)} to ${window.toSeconds.toFixed(1)} s into each run)`);
+        await progress(`${comparison.name}: round ${round + 1}/${rounds} (CPU and IOs measured ${LADDER_WINDOW.fromSeconds.toFixed(1)} to ${LADDER_WINDOW.toSeconds.toFixed(1)} s into each run)`);
         const oursRun = async () => ours.push(await windowRun("bounce-bench", oursCommand, external));
         const fioRun = async () => {
           if (fioCommand !== null) theirs.push(await windowRun("fio", fioCommand, external));
@@ -579,7 +579,7 @@ try {
       ring: comparison.ring === undefined ? null : { ours: comparison.ring, fio: fioRings.get(comparison.name) ?? null },
       cpuMeasured:
         comparison.externalCpu !== undefined
-          ? `from outside, ${steadyWindow(LADDER_RAMP_SECONDS, seconds).fromSeconds} to ${steadyWindow(LADDER_RAMP_SECONDS, seconds).toSeconds} s into each run: the process tree's CPU time (every thread) per IO its disk's device completed`
+          ? `from outside, ${LADDER_WINDOW.fromSeconds} to ${LADDER_WINDOW.toSeconds} s into each run: the process tree's CPU time (every thread) per IO its disk's device completed`
           : "each tool's own figure",
     });
   }
