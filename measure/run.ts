@@ -45,7 +45,7 @@ import { table } from "../cli/format";
 import { difference, spreadOf } from "../src/bench/statistics";
 import { createFilledDisk } from "../src/bench/workspace";
 import { scratchDiskUnavailable } from "../src/host/scratch-disks";
-import { loopOverTmpfs, type ScratchDevice } from "./scratch-devices";
+import { loopOverTmpfs, sharedMemoryFile, type ScratchDevice } from "./scratch-devices";
 import { deviceStatFile, runInWindow, steadyWindow } from "./steady-window";
 import { numberFlag, scriptOptions } from "./script-options";
 
@@ -125,6 +125,7 @@ const disk = join(dir, "disk.bin");
 for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   process.on(signal, () => {
     removeLoopOverTmpfs();
+    removeLadderMemory();
     rmSync(dir, { recursive: true, force: true });
     process.exit(code);
   });
@@ -156,6 +157,25 @@ function loopTmpfsDevice(): string {
 function removeLoopOverTmpfs(): void {
   loopTmpfs?.remove();
   loopTmpfs = null;
+}
+/**
+ * The memory both tools of a ladder row do their IO into (root only): one file on a scratch
+ * tmpfs, bounce-bench's guest (`--guest`) and fio's buffers (`--iomem=mmapshared:FILE`, which
+ * fio maps MAP_SHARED from offset 0), so that the same physical pages back the same slots for
+ * both (slot i at i x bs in both). Without it each tool's memory is its own allocation, and
+ * how fragmented that happens to be changes the IO on a virtual disk (docs/performance.md).
+ */
+const LADDER_MEMORY_BYTES = 8 * 2 ** 20;
+let ladderMemory: ScratchDevice | null = null;
+function removeLadderMemory(): void {
+  ladderMemory?.remove();
+  ladderMemory = null;
+}
+const ladderMemoryWhy = isRoot ? scratchDiskUnavailable("tmpfs") : "not root: the shared memory is a file on a tmpfs of its own";
+/** Each tool's memory options for a ladder row: the shared file, or each its own shared memory. */
+function ladderMemoryOptions(): { ours: string[]; fio: string[] } {
+  if (ladderMemory === null) return { ours: [], fio: ["--iomem=shm"] };
+  return { ours: ["--guest", ladderMemory.path], fio: [`--iomem=mmapshared:${ladderMemory.path}`] };
 }
 const loopTmpfsWhy = isRoot ? (scratchDiskUnavailable("loop") ?? scratchDiskUnavailable("tmpfs")) : "not root: loop devices are made by root only";
 
@@ -249,14 +269,14 @@ function ladder(): Comparison[] {
         rows.push({
           name,
           target: "the io_uring ladder: CPU/IO at most fio's (ratio <= 1.0), IOPS at least fio's",
-          bounceBench: () => ["bench", "--json", "--runtime", String(seconds), "--repeat", "1", ...target.ours(), ...workload, ...rung.ours],
+          bounceBench: () => ["bench", "--json", "--runtime", String(seconds), "--repeat", "1", ...target.ours(), ...workload, ...rung.ours, ...ladderMemoryOptions().ours],
           ring: ourRingSetup(rung.ours),
           fio:
             fioOptions === null
               ? null
               : () => {
                   const { target: file, bytes } = target.fio();
-                  return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, `--ramp_time=${LADDER_RAMP}`, "--iomem=shm", ...fioOptions]);
+                  return fioProcess(file, bytes, ["--rw=randread", `--bs=${load.bs}`, "--direct=1", "--ioengine=io_uring", `--iodepth=${load.qd}`, `--ramp_time=${LADDER_RAMP}`, ...ladderMemoryOptions().fio, ...fioOptions]);
                 },
           externalCpu: { device: target.device, ioBytes: load.bytes },
         });
@@ -509,6 +529,12 @@ try {
     await progress(`making a loop device over tmpfs (${LOOP_TMPFS_BYTES >> 20} MiB) ...`);
     loopTmpfs = await loopOverTmpfs(LOOP_TMPFS_BYTES);
   }
+  if (comparisons.some((comparison) => selected(comparison.name) && comparison.ring !== undefined)) {
+    if (ladderMemoryWhy === null) {
+      await progress(`making the ladder's shared memory: a ${LADDER_MEMORY_BYTES >> 20} MiB file on a tmpfs of its own ...`);
+      ladderMemory = await sharedMemoryFile(LADDER_MEMORY_BYTES);
+    } else await progress(`the ladder: each tool's memory its own shared memory (bounce-bench's memfd, fio's SysV segment), not the same pages: ${ladderMemoryWhy}`);
+  }
   if (!hasFio) await progress("fio is not installed (apt-get install fio): bounce-bench figures only");
   for (const comparison of comparisons) {
     if (!selected(comparison.name)) continue;
@@ -577,6 +603,7 @@ try {
               iops: difference(theirs.map((x) => x.iops), ours.map((x) => x.iops)).beyondNoise,
             },
       ring: comparison.ring === undefined ? null : { ours: comparison.ring, fio: fioRings.get(comparison.name) ?? null },
+      memory: comparison.ring === undefined ? null : ladderMemory !== null ? "the same pages for both: a file on a tmpfs (bounce-bench --guest, fio --iomem=mmapshared:FILE)" : `each its own shared memory (bounce-bench's memfd, fio's SysV segment): ${ladderMemoryWhy}`,
       cpuMeasured:
         comparison.externalCpu !== undefined
           ? `from outside, ${LADDER_WINDOW.fromSeconds} to ${LADDER_WINDOW.toSeconds} s into each run: the process tree's CPU time (every thread) per IO its disk's device completed`
@@ -593,6 +620,7 @@ try {
   report.push({ name: "copy-bandwidth", gibPerSec: Object.fromEntries([65536, 2 ** 20].map((bs) => [bs, copyBandwidth(bs)])) });
 } finally {
   removeLoopOverTmpfs();
+  removeLadderMemory();
   rmSync(dir, { recursive: true, force: true });
 }
 
