@@ -29,9 +29,12 @@
  * counts its job thread alone (RUSAGE_THREAD). fio 3.33 sets up its ring with DEFER_TASKRUN by
  * itself (`LADDER_RUNGS`), and sends one buffer as IORING_OP_READ by default (its
  * `nonvectored`): bounce-bench runs every rung with `--nonvectored`, so that both send the same
- * opcodes. fio's buffers are shared memory (`--iomem=shm`, SysV shared memory), as
- * bounce-bench's guest memory is (a memfd): the kernel marks such pages dirty after a read its
- * own way. (fio 3.33's `--iomem=mmapshared` maps private memory: strace shows MAP_PRIVATE.)
+ * opcodes. As root both read into the same pages, a file on a scratch tmpfs (`ladderMemory`):
+ * shared memory, as a VMM's guest RAM is, whose pages the kernel marks dirty after a read its
+ * own way, and the same physical runs for both, which decide how many DMA segments an IO makes
+ * (separately allocated, fio's 64 KiB buffers fell in 8 to 16 runs and overflowed the virtio
+ * disk's queue, bounce-bench's in one: docs/performance.md). fio 3.33 maps a file given as
+ * `--iomem=mmapshared:FILE` shared; without a file it maps private memory (MAP_PRIVATE).
  *
  * Registered bounce (`regbounce-*`): bouncing into a registered pool (`--fixedbufs bounce`)
  * against direct IO from unregistered guest pages, in one run with interleaved repeats, at
@@ -175,7 +178,8 @@ const ladderMemoryWhy = isRoot ? scratchDiskUnavailable("tmpfs") : "not root: th
 /** Each tool's memory options for a ladder row: the shared file, or each its own shared memory. */
 function ladderMemoryOptions(): { ours: string[]; fio: string[] } {
   if (ladderMemory === null) return { ours: [], fio: ["--iomem=shm"] };
-  return { ours: ["--guest", ladderMemory.path], fio: [`--iomem=mmapshared:${ladderMemory.path}`] };
+  // --force: a read workload stores into an existing guest, which is what the file is for.
+  return { ours: ["--guest", ladderMemory.path, "--force"], fio: [`--iomem=mmapshared:${ladderMemory.path}`] };
 }
 const loopTmpfsWhy = isRoot ? (scratchDiskUnavailable("loop") ?? scratchDiskUnavailable("tmpfs")) : "not root: loop devices are made by root only";
 
