@@ -599,6 +599,26 @@ function jobFiles(name: string, seed?: number): { guest: string; disk: string } 
   return { guest, disk };
 }
 
+describe("where a job's IOs land in guest memory", () => {
+  // The ladder in measure/run.ts gives fio the same file as its buffers (fio puts buffer i at
+  // i x bs from the start of its mapping), so that both tools read into the same pages.
+  test("queue slot i's reads land at i x bs from the guest's start, and nowhere past the last slot", async () => {
+    const guest = join(dir, "slots-guest.img");
+    const disk = join(dir, "slots-disk.img");
+    const bs = 65536;
+    const qd = 4;
+    writeFileSync(guest, new Uint8Array(4 * 2 ** 20));
+    writeFileSync(disk, randomBytes(4 * 2 ** 20, 29));
+    const report = await runBench(options({ guestPath: guest, diskPath: disk, size: 4 * 2 ** 20, engine: "uring", qd, ops: ["randread"], bs: [bs], ios: 64, force: true }));
+    expect(report.results.map((result) => result.error ?? null)).toEqual([null]);
+    const bytes = fileBytes(guest);
+    const pageWritten = (page: number) => bytes.subarray(page * 4096, (page + 1) * 4096).some((byte) => byte !== 0);
+    const pages = bytes.length / 4096;
+    const written = Array.from({ length: pages }, (_, page) => page).filter(pageWritten);
+    expect(written).toEqual(Array.from({ length: (qd * bs) / 4096 }, (_, page) => page));
+  });
+});
+
 describe("how each ring was entered", () => {
   test("by its registered index with uring, in the notes and each case's JSON; null with sync", () => {
     const run = (...flags: string[]) => runCliIn(dir, "bench", ...flags, "--ios", "40", "--bs", "4k", "--op", "randread", "--mem-offset", "0", "--mode", "auto", "--repeat", "2");
