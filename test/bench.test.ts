@@ -590,12 +590,12 @@ function jobSpec(guest: string, disk: string, opened: Disk, tracker: { shared: S
   };
 }
 
-/** A job's files in the test directory: a guest image of 64 pages of zeros, and a disk of 1 MiB (random with `seed`, else zeros). */
-function jobFiles(name: string, seed?: number): { guest: string; disk: string } {
+/** A job's files in the test directory: a guest image of zeros (64 pages), and a disk (1 MiB, random with `seed`, else zeros). */
+function jobFiles(name: string, seed?: number, sizes = { guest: 64 * 4096, disk: 2 ** 20 }): { guest: string; disk: string } {
   const guest = join(dir, `${name}-guest.img`);
   const disk = join(dir, `${name}-disk.bin`);
-  writeFileSync(guest, new Uint8Array(64 * 4096));
-  writeFileSync(disk, seed === undefined ? new Uint8Array(2 ** 20) : randomBytes(2 ** 20, seed));
+  writeFileSync(guest, new Uint8Array(sizes.guest));
+  writeFileSync(disk, seed === undefined ? new Uint8Array(sizes.disk) : randomBytes(sizes.disk, seed));
   return { guest, disk };
 }
 
@@ -603,12 +603,9 @@ describe("where a job's IOs land in guest memory", () => {
   // The ladder in measure/run.ts gives fio the same file as its buffers (fio puts buffer i at
   // i x bs from the start of its mapping), so that both tools read into the same pages.
   test("queue slot i's reads land at i x bs from the guest's start, and nowhere past the last slot", async () => {
-    const guest = join(dir, "slots-guest.img");
-    const disk = join(dir, "slots-disk.img");
+    const { guest, disk } = jobFiles("slots", 29, { guest: 4 * 2 ** 20, disk: 4 * 2 ** 20 });
     const bs = 65536;
     const qd = 4;
-    writeFileSync(guest, new Uint8Array(4 * 2 ** 20));
-    writeFileSync(disk, randomBytes(4 * 2 ** 20, 29));
     const report = await runBench(options({ guestPath: guest, diskPath: disk, size: 4 * 2 ** 20, engine: "uring", qd, ops: ["randread"], bs: [bs], ios: 64, force: true }));
     expect(report.results.map((result) => result.error ?? null)).toEqual([null]);
     const bytes = fileBytes(guest);
